@@ -1,0 +1,1 @@
+"""Work pools, deployments and the `reelroute` command line."""

@@ -1,0 +1,1 @@
+"""Prefect flows: generate_video, dispatch and reconcile."""

@@ -1,0 +1,1 @@
+"""reelroute's data layer: tables, migrations, settings, routing and the item lifecycle."""

@@ -1,0 +1,64 @@
+"""The words of the data model: providers, statuses, group priorities, routing reasons."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class InferenceProvider(StrEnum):
+    """Who generates a video; the values are stored as-is (PostgreSQL type `inference_provider`)."""
+
+    wan_local = "wan_local"
+    runway_gen4_turbo = "runway_gen4_turbo"
+    runway_veo3_1 = "runway_veo3.1"
+
+
+class ItemStatus(StrEnum):
+    """Where an item is in its life (PostgreSQL type `processing_status`)."""
+
+    pending = "pending"
+    processing = "processing"
+    completed = "completed"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+FINAL_STATUSES = frozenset({ItemStatus.completed, ItemStatus.failed, ItemStatus.cancelled})
+
+
+class GroupPriority(StrEnum):
+    """A group's priority; it drives routing and the order in which pending items are taken."""
+
+    normal = "normal"
+    urgent = "urgent"
+    high_quality = "high_quality"
+
+
+class RoutedBy(StrEnum):
+    """Which routing rule chose an item's provider."""
+
+    explicit = "explicit"
+    group_priority = "group_priority"
+    default = "default"
+    fallback = "fallback"
+
+
+class WorkerType(StrEnum):
+    """The seed's worker types; each takes the providers of one work pool."""
+
+    wan = "wan"
+    runway = "runway"
+
+
+WORKER_PROVIDERS: dict[WorkerType, tuple[InferenceProvider, ...]] = {
+    WorkerType.wan: (InferenceProvider.wan_local,),
+    WorkerType.runway: (InferenceProvider.runway_gen4_turbo, InferenceProvider.runway_veo3_1),
+}
+
+AUTO = "auto"
+"""The provider choice that means "apply the routing rules"."""
+
+
+def queue_rank(priority: GroupPriority) -> int:
+    """Order in which pending items are taken: urgent groups first, then everyone by age."""
+    return 0 if priority is GroupPriority.urgent else 1

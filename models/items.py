@@ -1,0 +1,535 @@
+"""The item lifecycle: create, claim, renew, complete, fail, cancel, retry, requeue, statistics,
+queue listing. Plain functions that take a session; the SQL they run lives in models.queries.
+
+Flows, the REST API and the admin pages call these functions; nothing else writes video_items.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
+from sqlmodel import Session, col, select
+from sqlmodel.sql.sqltypes import UTCDateTime
+
+from models import queries
+from models.db import is_postgres
+from models.enums import (
+    AUTO,
+    FINAL_STATUSES,
+    InferenceProvider,
+    ItemStatus,
+    WorkerType,
+    queue_rank,
+)
+from models.errors import InvalidInput, InvalidTransition, NotFound, StaleAttempt
+from models.routing import route
+from models.settings import Settings
+from models.tables import Group, ItemStatusCount, Photo, VideoItem, utcnow
+
+MAX_PROMPT_UTF16_UNITS = 1000  # Runway's limit; applied to every item so it can be re-routed.
+MIN_FRAMES, MAX_FRAMES = 5, 241  # Wan: 4k+1 frames; 241 is 10 s at the 5B model's 24 fps.
+MIN_DURATION_S, MAX_DURATION_S = 1, 10
+MAX_SEED = 2**32 - 1
+MAX_BATCH = 1000
+COMPACT_AFTER_ROWS = 500  # ledger rows read by get_stats before it folds them
+
+_BIND_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
+    "now": UTCDateTime(),
+    "leased_until": UTCDateTime(),
+    "next_attempt_at": UTCDateTime(),
+    "item_id": sa.Uuid(),
+}
+
+
+def _sql(statement: str) -> sa.TextClause:
+    """A text statement whose timestamp and id parameters are typed (SQLite stores them as text)."""
+    binds = [sa.bindparam(name, type_=kind) for name, kind in _BIND_TYPES.items()
+             if f":{name}" in statement]
+    return sa.text(statement).bindparams(*binds)
+
+
+def _returning_items(session: Session, statement: str, **params: Any) -> list[VideoItem]:
+    """Run an UPDATE … RETURNING * and map its rows to (refreshed) VideoItem objects."""
+    query = select(VideoItem).from_statement(_sql(statement))
+    result = session.execute(query.execution_options(populate_existing=True), params)
+    return list(result.scalars().all())
+
+
+# --- creating items -----------------------------------------------------------------------
+
+
+class TaskSpec(BaseModel):
+    """One task of a batch, as the admin gives it (the seed's fields and ours)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    photo_id: uuid.UUID
+    prompt: str
+    frame_num: int | None = None
+    duration_s: int | None = None
+    seed: int | None = None
+    inference_provider: str | None = None
+
+
+def parse_provider(value: str | None) -> InferenceProvider | None:
+    """`None` or `auto` mean "apply the routing rules"; anything else must name a provider."""
+    if value is None or value == AUTO:
+        return None
+    try:
+        return InferenceProvider(value)
+    except ValueError:
+        choices = ", ".join([p.value for p in InferenceProvider] + [AUTO])
+        raise ValueError(f"{value!r} is not a provider; choose one of {choices}") from None
+
+
+def _task_problems(index: int, task: TaskSpec) -> list[str]:
+    where = f"tasks[{index}]"
+    problems = []
+    try:
+        parse_provider(task.inference_provider)
+    except ValueError as error:
+        problems.append(f"{where}.inference_provider: {error}")
+    if not task.prompt.strip():
+        problems.append(f"{where}.prompt: is empty; describe the motion you want")
+    elif (units := len(task.prompt.encode("utf-16-le")) // 2) > MAX_PROMPT_UTF16_UNITS:
+        problems.append(
+            f"{where}.prompt: is {units} UTF-16 units long; shorten it to at most "
+            f"{MAX_PROMPT_UTF16_UNITS}"
+        )
+    if task.frame_num is not None and (
+        task.frame_num % 4 != 1 or not MIN_FRAMES <= task.frame_num <= MAX_FRAMES
+    ):
+        problems.append(
+            f"{where}.frame_num: {task.frame_num} is not a frame count Wan can make; use 4k+1 "
+            f"between {MIN_FRAMES} and {MAX_FRAMES} (e.g. 81 or 121)"
+        )
+    if task.duration_s is not None and not MIN_DURATION_S <= task.duration_s <= MAX_DURATION_S:
+        problems.append(
+            f"{where}.duration_s: {task.duration_s} is out of range; use {MIN_DURATION_S} to "
+            f"{MAX_DURATION_S} seconds"
+        )
+    if task.seed is not None and not 0 <= task.seed <= MAX_SEED:
+        problems.append(f"{where}.seed: {task.seed} is out of range; use 0 to {MAX_SEED}")
+    return problems
+
+
+def create_items(
+    session: Session, *, group_id: uuid.UUID, tasks: Sequence[TaskSpec], settings: Settings
+) -> list[VideoItem]:
+    """Validate every task, then insert all of them routed by the policy, or none.
+
+    Raises InvalidInput listing every problem (and writes nothing) when any task is bad.
+    """
+    group = session.get(Group, group_id)
+    if group is None:
+        raise InvalidInput([f"group_id: no group {group_id}; create the group first"])
+    problems = []
+    if not tasks:
+        problems.append("tasks: is empty; add at least one task")
+    if len(tasks) > MAX_BATCH:
+        problems.append(f"tasks: {len(tasks)} tasks; send at most {MAX_BATCH} per batch")
+    photo_ids = {task.photo_id for task in tasks}
+    photos = {
+        photo.id: photo
+        for photo in session.exec(select(Photo).where(col(Photo.id).in_(photo_ids))).all()
+    }
+    for index, task in enumerate(tasks):
+        problems += _task_problems(index, task)
+        photo = photos.get(task.photo_id)
+        if photo is None:
+            problems.append(f"tasks[{index}].photo_id: no photo {task.photo_id}; upload it first")
+        elif photo.group_id != group_id:
+            problems.append(
+                f"tasks[{index}].photo_id: photo {task.photo_id} belongs to another group"
+            )
+    if problems:
+        raise InvalidInput(problems)
+
+    pending_wan = count_items(session, InferenceProvider.wan_local, ItemStatus.pending)
+    now = utcnow()
+    items = []
+    for index, task in enumerate(tasks):
+        decision = route(
+            requested=parse_provider(task.inference_provider),
+            group_priority=group.priority,
+            group_default=group.default_provider,
+            configured_default=settings.default_provider,
+            pending_wan=pending_wan,
+            fallback_threshold=settings.wan_fallback_threshold,
+        )
+        if decision.provider is InferenceProvider.wan_local:
+            pending_wan += 1  # the batch's own Wan items count towards the fallback
+        items.append(
+            VideoItem(
+                group_id=group_id,
+                photo_id=task.photo_id,
+                prompt=task.prompt.strip(),
+                frame_num=task.frame_num,
+                duration_s=task.duration_s,
+                seed=task.seed,
+                inference_provider=decision.provider,
+                routed_by=decision.routed_by,
+                route_reason=decision.reason,
+                priority=queue_rank(group.priority),
+                # A microsecond apart: the queue takes a batch's items in the order given.
+                created_at=now + timedelta(microseconds=index),
+                updated_at=now,
+            )
+        )
+    session.add_all(items)
+    session.flush()
+    return items
+
+
+# --- claiming and working -----------------------------------------------------------------
+
+
+def claim_next(
+    session: Session,
+    *,
+    worker_type: WorkerType,
+    worker_id: str,
+    settings: Settings,
+    lease_seconds: int | None = None,
+    now: datetime | None = None,
+) -> VideoItem | None:
+    """Atomically lease the next item for a worker type, or None when there is nothing to do.
+
+    An item whose lease ran out comes first (its holder is gone), then pending items by
+    priority and age. The returned item's `retry_count` is the attempt the caller now holds.
+    """
+    now = now or utcnow()
+    params = {
+        "now": now,
+        "leased_until": now + timedelta(seconds=lease_seconds or settings.lease_seconds),
+        "worker_id": worker_id,
+        "max_attempts": settings.max_attempts,
+    }
+    skip_locked = is_postgres(session)
+    for statement in (
+        queries.claim_next_expired(worker_type, skip_locked=skip_locked),
+        queries.claim_next_pending(worker_type, skip_locked=skip_locked),
+    ):
+        claimed = _returning_items(session, statement, **params)
+        if claimed:
+            return claimed[0]
+    return None
+
+
+def claim_item(
+    session: Session,
+    *,
+    item_id: uuid.UUID,
+    attempt: int,
+    worker_id: str,
+    settings: Settings,
+    now: datetime | None = None,
+) -> VideoItem | None:
+    """Lease one item for the run made for `attempt`; None when it is no longer claimable
+    (another attempt took it, it was cancelled or finished, or its attempts are used up)."""
+    now = now or utcnow()
+    claimed = _returning_items(
+        session,
+        queries.CLAIM_BY_ID,
+        item_id=item_id,
+        attempt=attempt,
+        now=now,
+        leased_until=now + timedelta(seconds=settings.lease_seconds),
+        worker_id=worker_id,
+        max_attempts=settings.max_attempts,
+    )
+    return claimed[0] if claimed else None
+
+
+def _fenced(session: Session, statement: str, **params: Any) -> None:
+    result = session.execute(_sql(statement), params)
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise StaleAttempt(
+            f"attempt {params['attempt']} no longer holds item {params['item_id']}"
+        )
+
+
+def renew_lease(
+    session: Session,
+    *,
+    item_id: uuid.UUID,
+    attempt: int,
+    lease_seconds: int,
+    progress: float | None = None,
+    now: datetime | None = None,
+) -> datetime:
+    """Extend the lease of the holder of `attempt` (and store its progress, 0..1).
+
+    Returns the new end of the lease; raises StaleAttempt when the caller lost the item.
+    """
+    now = now or utcnow()
+    leased_until = now + timedelta(seconds=lease_seconds)
+    if progress is not None:
+        progress = min(max(progress, 0.0), 1.0)
+    _fenced(
+        session,
+        queries.RENEW_LEASE,
+        item_id=item_id,
+        attempt=attempt,
+        leased_until=leased_until,
+        progress=progress,
+        now=now,
+    )
+    return leased_until
+
+
+def set_provider_task(
+    session: Session, *, item_id: uuid.UUID, attempt: int, task_id: str
+) -> None:
+    """Store the provider's task id (Runway's) the moment it exists, so a retry resumes it."""
+    _fenced(
+        session,
+        queries.SET_PROVIDER_TASK,
+        item_id=item_id,
+        attempt=attempt,
+        task_id=task_id,
+        now=utcnow(),
+    )
+
+
+def _one_or_stale(items: list[VideoItem], item_id: uuid.UUID, attempt: int) -> VideoItem:
+    if not items:
+        raise StaleAttempt(f"attempt {attempt} no longer holds item {item_id}")
+    return items[0]
+
+
+def complete_item(
+    session: Session,
+    *,
+    item_id: uuid.UUID,
+    attempt: int,
+    output_path: str,
+    cost_credits: int = 0,
+) -> VideoItem:
+    """Mark the item completed with its video and what this attempt cost (fenced)."""
+    items = _returning_items(
+        session,
+        queries.COMPLETE,
+        item_id=item_id,
+        attempt=attempt,
+        output_path=output_path,
+        cost_credits=cost_credits,
+        now=utcnow(),
+    )
+    return _one_or_stale(items, item_id, attempt)
+
+
+def backoff(attempt: int, settings: Settings) -> timedelta:
+    """Wait before the attempt after `attempt`: the base delay, doubled per attempt made."""
+    return timedelta(seconds=settings.retry_backoff_seconds * 2 ** (attempt - 1))
+
+
+def fail_item(
+    session: Session,
+    *,
+    item_id: uuid.UUID,
+    attempt: int,
+    error: str,
+    permanent: bool,
+    settings: Settings,
+    failure_code: str | None = None,
+    cost_credits: int | None = None,
+    keep_provider_task: bool = False,
+) -> VideoItem:
+    """Record a failed attempt (fenced).
+
+    Transient errors send the item back to pending after a backoff while attempts remain;
+    permanent errors, and the last attempt, fail it. `keep_provider_task` keeps the provider's
+    task id for the next attempt to resume (the task itself is still alive, e.g. a poll failed).
+    """
+    now = utcnow()
+    retry = not permanent and attempt < settings.max_attempts
+    items = _returning_items(
+        session,
+        queries.fail("pending" if retry else "failed"),
+        item_id=item_id,
+        attempt=attempt,
+        error=error,
+        failure_code=failure_code,
+        cost_credits=cost_credits,
+        keep_task=keep_provider_task,
+        next_attempt_at=now + backoff(attempt, settings) if retry else None,
+        now=now,
+    )
+    return _one_or_stale(items, item_id, attempt)
+
+
+# --- admin actions and housekeeping -------------------------------------------------------
+
+
+def _transition(session: Session, statement: str, item_id: uuid.UUID, action: str) -> VideoItem:
+    items = _returning_items(session, statement, item_id=item_id, now=utcnow())
+    if items:
+        return items[0]
+    item = session.get(VideoItem, item_id, populate_existing=True)
+    if item is None:
+        raise NotFound(f"no item {item_id}")
+    raise InvalidTransition(f"cannot {action} item {item_id}: it is {item.status.value}")
+
+
+def cancel_item(session: Session, *, item_id: uuid.UUID) -> VideoItem:
+    """Cancel a pending or processing item. The caller stops its flow run and provider task."""
+    return _transition(session, queries.CANCEL, item_id, "cancel")
+
+
+def retry_item(session: Session, *, item_id: uuid.UUID) -> VideoItem:
+    """Send a failed or cancelled item back to pending with its attempts reset."""
+    return _transition(session, queries.ADMIN_RETRY, item_id, "retry")
+
+
+@dataclass(frozen=True)
+class RequeueResult:
+    """What requeue_expired did."""
+
+    requeued: int
+    failed: int
+
+
+def requeue_expired(
+    session: Session, *, settings: Settings, now: datetime | None = None
+) -> RequeueResult:
+    """Items whose lease ran out go back to pending, or fail after their last attempt."""
+    params = {"now": now or utcnow(), "max_attempts": settings.max_attempts}
+    requeued = session.execute(_sql(queries.REQUEUE_EXPIRED), params).rowcount  # type: ignore[attr-defined]
+    failed = session.execute(_sql(queries.FAIL_EXPIRED), params).rowcount  # type: ignore[attr-defined]
+    return RequeueResult(requeued=requeued, failed=failed)
+
+
+# --- statistics ---------------------------------------------------------------------------
+
+STAT_STATUSES = tuple(ItemStatus)
+
+
+def get_stats(session: Session) -> dict[str, dict[str, int]]:
+    """Per provider: `total` and a count per status (the seed's shape, plus `cancelled`), and
+    `credits` spent. Read from the count ledger: the cost does not grow with the table."""
+    stats = {
+        provider.value: {"total": 0, **{s.value: 0 for s in STAT_STATUSES}, "credits": 0}
+        for provider in InferenceProvider
+    }
+    ledger_rows = 0
+    for provider, status, items, credits, rows in session.execute(sa.text(queries.COUNTS)):
+        entry = stats[InferenceProvider(provider).value]
+        entry[ItemStatus(status).value] += int(items)
+        entry["total"] += int(items)
+        entry["credits"] += int(credits)
+        ledger_rows += int(rows)
+    if ledger_rows > COMPACT_AFTER_ROWS:
+        compact_counts(session)
+    return stats
+
+
+def count_items(session: Session, provider: InferenceProvider, status: ItemStatus) -> int:
+    """How many items of `provider` are in `status`, from the count ledger."""
+    total = session.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(ItemStatusCount.items), 0)).where(
+            ItemStatusCount.inference_provider == provider, ItemStatusCount.status == status
+        )
+    ).scalar_one()
+    return int(total)
+
+
+def compact_counts(session: Session) -> None:
+    """Fold the count ledger to one row per (provider, status)."""
+    if is_postgres(session):
+        # One compaction at a time; a concurrent caller skips (the ledger stays correct).
+        if session.execute(sa.text("SELECT pg_try_advisory_xact_lock(7246001)")).scalar_one():
+            session.execute(sa.text(queries.COMPACT_COUNTS_PG))
+        return
+    sums: dict[tuple[str, str], list[int]] = {}
+    for provider, status, items, credits in session.execute(
+        sa.text(queries.COMPACT_COUNTS_DELETE_SQLITE)
+    ):
+        entry = sums.setdefault((provider, status), [0, 0])
+        entry[0] += items
+        entry[1] += credits
+    rows = [
+        {"provider": p, "status": s, "items": n, "credits": c}
+        for (p, s), (n, c) in sums.items()
+        if n or c
+    ]
+    if rows:
+        session.execute(sa.text(queries.INSERT_COUNT), rows)
+
+
+# --- the queue ----------------------------------------------------------------------------
+
+
+@dataclass
+class QueuePage:
+    """One page of the queue, newest first; `next_cursor` fetches the next (None at the end)."""
+
+    items: list[VideoItem] = field(default_factory=list)
+    next_cursor: str | None = None
+
+
+def _encode_cursor(item: VideoItem) -> str:
+    raw = f"{item.created_at.isoformat()}|{item.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        created, item_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(created), uuid.UUID(item_id)
+    except ValueError:
+        raise InvalidInput([f"cursor: {cursor!r} is not a cursor from a previous page"]) from None
+
+
+def list_queue(
+    session: Session,
+    *,
+    provider: InferenceProvider | None = None,
+    status: ItemStatus | None = None,
+    group_id: uuid.UUID | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> QueuePage:
+    """Items newest first, optionally of one provider, status and group, a page at a time.
+
+    Keyset pagination on (created_at, id): a page costs the same at the end of a million
+    items as at the start (indexes `ix_video_items_*created`).
+    """
+    if not 1 <= limit <= 500:
+        raise InvalidInput([f"limit: {limit} is out of range; use 1 to 500"])
+    query = select(VideoItem)
+    if provider is not None:
+        query = query.where(VideoItem.inference_provider == provider)
+    if status is not None:
+        query = query.where(VideoItem.status == status)
+    if group_id is not None:
+        query = query.where(VideoItem.group_id == group_id)
+    if cursor is not None:
+        created, item_id = _decode_cursor(cursor)
+        query = query.where(
+            sa.tuple_(col(VideoItem.created_at), col(VideoItem.id)) < sa.tuple_(created, item_id)
+        )
+    query = query.order_by(col(VideoItem.created_at).desc(), col(VideoItem.id).desc())
+    items = list(session.exec(query.limit(limit + 1)).all())
+    next_cursor = _encode_cursor(items[limit - 1]) if len(items) > limit else None
+    return QueuePage(items=items[:limit], next_cursor=next_cursor)
+
+
+def get_item(session: Session, item_id: uuid.UUID) -> VideoItem:
+    """The item with this id; NotFound otherwise."""
+    item = session.get(VideoItem, item_id, populate_existing=True)
+    if item is None:
+        raise NotFound(f"no item {item_id}")
+    return item
+
+
+def is_final(item: VideoItem) -> bool:
+    """True once the item will not change without an admin (completed, failed, cancelled)."""
+    return item.status in FINAL_STATUSES

@@ -1,0 +1,191 @@
+"""The SQL that matters, in one place: claims, leases, fenced writes, the count ledger.
+
+Status and provider values are written as literals, never bound: the partial indexes
+(`ix_video_items_claim_*`, `ix_video_items_leases`) are only usable when the planner sees the same
+literal predicate as the index, which a generic plan over bound parameters does not.
+Every fenced write says `retry_count = :attempt`: an older attempt's write matches no row.
+"""
+
+from __future__ import annotations
+
+from models.enums import WorkerType
+
+POOL_PREDICATE: dict[WorkerType, str] = {
+    WorkerType.wan: "inference_provider = 'wan_local'",
+    WorkerType.runway: "inference_provider IN ('runway_gen4_turbo', 'runway_veo3.1')",
+}
+
+_CLAIMED = """
+    status = 'processing',
+    retry_count = retry_count + 1,
+    leased_until = :leased_until,
+    worker_id = :worker_id,
+    started_at = :now,
+    updated_at = :now,
+    next_attempt_at = NULL,
+    progress = 0
+"""
+
+
+def claim_next_pending(worker_type: WorkerType, *, skip_locked: bool) -> str:
+    """Claim the next due pending item of one pool: urgent groups first, then oldest.
+
+    Served by `ix_video_items_claim_<pool>` (priority, created_at WHERE pending AND pool).
+    On PostgreSQL, SKIP LOCKED lets concurrent claimers pass a row another one is taking;
+    SQLite runs one writer at a time, so the single statement is atomic there as it is.
+    """
+    lock = "FOR UPDATE SKIP LOCKED" if skip_locked else ""
+    return f"""
+UPDATE video_items SET {_CLAIMED}
+WHERE id = (
+    SELECT id FROM video_items
+    WHERE status = 'pending' AND {POOL_PREDICATE[worker_type]}
+      AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
+      AND retry_count < :max_attempts
+    ORDER BY priority, created_at
+    LIMIT 1
+    {lock}
+)
+RETURNING *
+"""
+
+
+def claim_next_expired(worker_type: WorkerType, *, skip_locked: bool) -> str:
+    """Claim an item of one pool whose holder's lease ran out (its holder died or hung).
+
+    Served by `ix_video_items_leases` (leased_until WHERE processing): a few rows per worker.
+    """
+    lock = "FOR UPDATE SKIP LOCKED" if skip_locked else ""
+    return f"""
+UPDATE video_items SET {_CLAIMED}
+WHERE id = (
+    SELECT id FROM video_items
+    WHERE status = 'processing' AND leased_until < :now AND {POOL_PREDICATE[worker_type]}
+      AND retry_count < :max_attempts
+    ORDER BY leased_until
+    LIMIT 1
+    {lock}
+)
+RETURNING *
+"""
+
+
+# Claim one item by id for the flow run made for `attempt` (= retry_count + 1 once claimed).
+# Claimable: pending, or processing with an expired lease; an item some other attempt took,
+# or one that was cancelled or finished, matches nothing.
+CLAIM_BY_ID = f"""
+UPDATE video_items SET {_CLAIMED}
+WHERE id = :item_id
+  AND retry_count = :attempt - 1
+  AND retry_count < :max_attempts
+  AND (status = 'pending' OR (status = 'processing' AND leased_until < :now))
+RETURNING *
+"""
+
+# The holder's heartbeat: extend the lease, report progress.
+RENEW_LEASE = """
+UPDATE video_items
+SET leased_until = :leased_until, progress = coalesce(:progress, progress), updated_at = :now
+WHERE id = :item_id AND retry_count = :attempt AND status = 'processing'
+"""
+
+SET_PROVIDER_TASK = """
+UPDATE video_items SET provider_task_id = :task_id, updated_at = :now
+WHERE id = :item_id AND retry_count = :attempt AND status = 'processing'
+"""
+
+# A finished video is kept even when its lease ran out, as long as no other attempt has
+# claimed the item since (status pending with the same retry_count after requeue_expired).
+COMPLETE = """
+UPDATE video_items
+SET status = 'completed', output_path = :output_path,
+    cost_credits = coalesce(cost_credits + :cost_credits, cost_credits, :cost_credits),
+    progress = 1, leased_until = NULL, finished_at = :now, updated_at = :now,
+    error = NULL, failure_code = NULL, next_attempt_at = NULL
+WHERE id = :item_id AND retry_count = :attempt AND status IN ('processing', 'pending')
+RETURNING *
+"""
+
+# `new_status` is decided by the caller from the fenced attempt: pending (retry later) or failed.
+# The literal is chosen in Python to avoid casting text to the enum type on PostgreSQL.
+def fail(new_status: str) -> str:
+    """Record a failed attempt: back to pending with a backoff, or failed for good."""
+    assert new_status in {"pending", "failed"}
+    finished = ":now" if new_status == "failed" else "NULL"
+    return f"""
+UPDATE video_items
+SET status = '{new_status}', error = :error, failure_code = :failure_code,
+    cost_credits = coalesce(cost_credits + :cost_credits, cost_credits, :cost_credits),
+    provider_task_id = CASE WHEN :keep_task THEN provider_task_id ELSE NULL END,
+    next_attempt_at = :next_attempt_at, leased_until = NULL,
+    finished_at = {finished}, updated_at = :now
+WHERE id = :item_id AND retry_count = :attempt AND status = 'processing'
+RETURNING *
+"""
+
+
+CANCEL = """
+UPDATE video_items
+SET status = 'cancelled', leased_until = NULL, finished_at = :now, updated_at = :now,
+    next_attempt_at = NULL
+WHERE id = :item_id AND status IN ('pending', 'processing')
+RETURNING *
+"""
+
+# An admin's retry: a fresh start, with the attempts counted from zero. The Runway task of the
+# failed or cancelled run is forgotten (it ended), so the next attempt submits a new one.
+ADMIN_RETRY = """
+UPDATE video_items
+SET status = 'pending', retry_count = 0, next_attempt_at = NULL, leased_until = NULL,
+    worker_id = NULL, flow_run_id = NULL, provider_task_id = NULL, output_path = NULL,
+    error = NULL, failure_code = NULL, progress = 0, started_at = NULL, finished_at = NULL,
+    updated_at = :now
+WHERE id = :item_id AND status IN ('failed', 'cancelled')
+RETURNING *
+"""
+
+# Expired leases (served by ix_video_items_leases): back to pending while attempts remain ...
+REQUEUE_EXPIRED = """
+UPDATE video_items
+SET status = 'pending', leased_until = NULL, updated_at = :now,
+    error = 'lease expired: the worker stopped renewing it (attempt ' || retry_count || ')'
+WHERE status = 'processing' AND leased_until < :now AND retry_count < :max_attempts
+"""
+# ... and failed after the last one.
+FAIL_EXPIRED = """
+UPDATE video_items
+SET status = 'failed', leased_until = NULL, finished_at = :now, updated_at = :now,
+    failure_code = 'LEASE_EXPIRED',
+    error = 'lease expired on the last attempt (' || retry_count || ')'
+WHERE status = 'processing' AND leased_until < :now AND retry_count >= :max_attempts
+"""
+
+# Statistics: the sums of the count ledger, whatever the size of video_items.
+COUNTS = """
+SELECT inference_provider, status, sum(items) AS items, sum(credits) AS credits,
+       count(*) AS ledger_rows
+FROM item_status_counts
+GROUP BY inference_provider, status
+"""
+
+# Fold the ledger to one row per (provider, status). The CTE deletes and re-adds the same rows in
+# one snapshot, so rows that concurrent transactions add meanwhile are kept as they are.
+COMPACT_COUNTS_PG = """
+WITH folded AS (
+    DELETE FROM item_status_counts
+    RETURNING inference_provider, status, items, credits
+)
+INSERT INTO item_status_counts (inference_provider, status, items, credits)
+SELECT inference_provider, status, sum(items), sum(credits)
+FROM folded
+GROUP BY inference_provider, status
+HAVING sum(items) <> 0 OR sum(credits) <> 0
+"""
+# SQLite has one writer at a time: delete (returning the rows) and re-insert their sums.
+COMPACT_COUNTS_DELETE_SQLITE = (
+    "DELETE FROM item_status_counts RETURNING inference_provider, status, items, credits"
+)
+INSERT_COUNT = """
+INSERT INTO item_status_counts (inference_provider, status, items, credits)
+VALUES (:provider, :status, :items, :credits)
+"""

@@ -1,0 +1,161 @@
+"""Photos and videos in an fsspec store (a local folder by default, s3://… with s3fs).
+
+Paths inside the store are ours alone: `photos/<sha256>` and `videos/<group>/<item>.mp4`;
+a name a user gave is kept in the database, never used as a path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import uuid
+import warnings
+from dataclasses import dataclass
+
+import fsspec
+from PIL import Image, UnidentifiedImageError
+from sqlmodel import Session, select
+
+from models.errors import InvalidInput, NotFound
+from models.settings import Settings
+from models.tables import Group, Photo
+
+ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+MIN_SIDE = 16
+
+
+class Storage:
+    """A store rooted at an fsspec URL; every read and write goes through it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+        self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        self.fs.makedirs(self.root, exist_ok=True)
+
+    def _full(self, path: str) -> str:
+        return f"{self.root}/{path}"
+
+    def write(self, path: str, data: bytes) -> None:
+        """Write `data` at `path` (relative to the root), creating folders; atomic on local disk."""
+        full = self._full(path)
+        self.fs.makedirs(full.rsplit("/", 1)[0], exist_ok=True)
+        temporary = f"{full}.{uuid.uuid4().hex}.part"
+        self.fs.pipe_file(temporary, data)
+        self.fs.mv(temporary, full)
+
+    def read(self, path: str) -> bytes:
+        """The bytes at `path`; NotFound when there is no such file."""
+        try:
+            data: bytes = self.fs.cat_file(self._full(path))
+        except FileNotFoundError:
+            raise NotFound(f"no file {path} in storage {self.url}") from None
+        return data
+
+    def exists(self, path: str) -> bool:
+        """True when a file is stored at `path`."""
+        return bool(self.fs.exists(self._full(path)))
+
+    def local_path(self, path: str) -> str | None:
+        """A filesystem path for `path` when the store is a local folder, else None."""
+        protocol = self.fs.protocol
+        local = "file" in protocol if isinstance(protocol, tuple) else protocol == "file"
+        return self._full(path) if local else None
+
+
+def photo_path(sha256: str) -> str:
+    """Where a photo with this content hash is stored."""
+    return f"photos/{sha256}"
+
+
+def video_path(group_id: uuid.UUID | None, item_id: uuid.UUID) -> str:
+    """Where the video of an item is stored."""
+    return f"videos/{group_id or 'ungrouped'}/{item_id}.mp4"
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What we learnt about an accepted image."""
+
+    format: str
+    content_type: str
+    width: int
+    height: int
+
+
+def inspect_image(data: bytes, settings: Settings) -> ImageInfo:
+    """Check that `data` is a real JPEG, PNG or WebP image within the size limits.
+
+    Raises InvalidInput with a message that says what to fix.
+    """
+    if len(data) > settings.max_upload_bytes:
+        raise InvalidInput(
+            [f"photo: {len(data)} bytes is over the limit of {settings.max_upload_bytes} "
+             "(REELROUTE_MAX_UPLOAD_BYTES); send a smaller file"]
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                image_format, (width, height) = image.format or "", image.size
+                if width * height > settings.max_image_pixels:
+                    raise InvalidInput(
+                        [f"photo: {width}x{height} pixels is over the limit of "
+                         f"{settings.max_image_pixels} (REELROUTE_MAX_IMAGE_PIXELS)"]
+                    )
+                image.verify()
+    except (UnidentifiedImageError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning, OSError, SyntaxError, ValueError) as error:
+        if isinstance(error, InvalidInput):
+            raise
+        raise InvalidInput(
+            ["photo: is not a readable image; upload a JPEG, PNG or WebP file"]
+        ) from None
+    if image_format not in ACCEPTED_FORMATS:
+        raise InvalidInput(
+            [f"photo: {image_format or 'this'} format is not accepted; use JPEG, PNG or WebP"]
+        )
+    if min(width, height) < MIN_SIDE:
+        raise InvalidInput([f"photo: {width}x{height} is too small; use at least {MIN_SIDE} px"])
+    return ImageInfo(image_format, ACCEPTED_FORMATS[image_format], width, height)
+
+
+def store_photo(
+    session: Session,
+    *,
+    storage: Storage,
+    group_id: uuid.UUID,
+    data: bytes,
+    filename: str,
+    settings: Settings,
+    generated_prompt: str | None = None,
+) -> Photo:
+    """Validate an uploaded image, store it by content hash and record it in the group.
+
+    The same image uploaded twice to a group gives back the first photo.
+    """
+    if session.get(Group, group_id) is None:
+        raise NotFound(f"no group {group_id}")
+    info = inspect_image(data, settings)
+    digest = hashlib.sha256(data).hexdigest()
+    existing = session.exec(
+        select(Photo).where(Photo.group_id == group_id, Photo.sha256 == digest)
+    ).first()
+    if existing is not None:
+        return existing
+    path = photo_path(digest)
+    if not storage.exists(path):
+        storage.write(path, data)
+    photo = Photo(
+        group_id=group_id,
+        storage_path=path,
+        original_filename=filename[:255],
+        content_type=info.content_type,
+        width=info.width,
+        height=info.height,
+        bytes=len(data),
+        sha256=digest,
+        generated_prompt=generated_prompt,
+    )
+    session.add(photo)
+    session.flush()
+    return photo

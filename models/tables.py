@@ -1,0 +1,224 @@
+"""SQLModel tables: `groups`, `photos`, `video_items`, and the per-provider count ledger.
+
+The migrations in `models/migrations/` build the same schema (a test checks that autogenerate
+finds no difference); they also install the triggers that keep `item_status_counts` current.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+from sqlmodel.sql.sqltypes import UTCDateTime
+
+from models.enums import GroupPriority, InferenceProvider, ItemStatus, RoutedBy
+
+# Constraint names that are stable across dialects, so migrations can refer to them.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Native enum types on PostgreSQL (the seed's names), VARCHAR with a CHECK constraint on SQLite.
+# Values, not member names, are stored: `runway_veo3.1` is not a Python identifier.
+PROVIDER_TYPE = sa.Enum(
+    InferenceProvider,
+    name="inference_provider",
+    values_callable=lambda enum: [member.value for member in enum],
+    create_constraint=True,
+    validate_strings=True,
+)
+STATUS_TYPE = sa.Enum(
+    ItemStatus,
+    name="processing_status",
+    values_callable=lambda enum: [member.value for member in enum],
+    create_constraint=True,
+    validate_strings=True,
+)
+GROUP_PRIORITY_TYPE = sa.Enum(
+    GroupPriority,
+    name="group_priority",
+    native_enum=False,
+    length=20,
+    values_callable=lambda enum: [member.value for member in enum],
+    create_constraint=True,
+    validate_strings=True,
+)
+ROUTED_BY_TYPE = sa.Enum(
+    RoutedBy,
+    name="routed_by",
+    native_enum=False,
+    length=20,
+    values_callable=lambda enum: [member.value for member in enum],
+    create_constraint=True,
+    validate_strings=True,
+)
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def _timestamp(*, nullable: bool = True) -> sa.Column[datetime]:
+    return sa.Column(UTCDateTime(), nullable=nullable)
+
+
+class Group(SQLModel, table=True):
+    """A set of photos an admin works on together, with a priority for routing and ordering."""
+
+    __tablename__ = "groups"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+    priority: GroupPriority = Field(
+        default=GroupPriority.normal,
+        sa_column=sa.Column(GROUP_PRIORITY_TYPE, nullable=False, server_default="normal"),
+    )
+    default_provider: InferenceProvider | None = Field(
+        default=None, sa_column=sa.Column(PROVIDER_TYPE, nullable=True)
+    )
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
+
+
+class Photo(SQLModel, table=True):
+    """An uploaded image, stored content-addressed under `photos/<sha256>`.
+
+    The descriptive columns are nullable because photos of an upgraded seed database lack them;
+    every photo stored by reelroute has them all.
+    """
+
+    __tablename__ = "photos"
+    __table_args__ = (sa.UniqueConstraint("group_id", "sha256"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    group_id: uuid.UUID | None = Field(
+        default=None, sa_column=sa.Column(sa.Uuid, sa.ForeignKey("groups.id"), nullable=True)
+    )
+    storage_path: str = Field(sa_column=sa.Column(sa.String(500), nullable=False))
+    original_filename: str | None = Field(default=None, sa_column=sa.Column(sa.String(255)))
+    content_type: str | None = Field(default=None, sa_column=sa.Column(sa.String(50)))
+    width: int | None = None
+    height: int | None = None
+    bytes: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
+    sha256: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
+    generated_prompt: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
+
+
+# Literal predicates, so that the planner can use the partial indexes with any bind style.
+PENDING = "status = 'pending'"
+WAN_PROVIDERS_SQL = "inference_provider = 'wan_local'"
+RUNWAY_PROVIDERS_SQL = "inference_provider IN ('runway_gen4_turbo', 'runway_veo3.1')"
+
+
+class VideoItem(SQLModel, table=True):
+    """One video to make: a photo, a prompt, a provider and where it is in its life."""
+
+    __tablename__ = "video_items"
+    __table_args__ = (
+        # Claiming and dispatching: the oldest pending item of one pool, urgent groups first.
+        sa.Index(
+            "ix_video_items_claim_wan",
+            "priority",
+            "created_at",
+            postgresql_where=sa.text(f"{PENDING} AND {WAN_PROVIDERS_SQL}"),
+            sqlite_where=sa.text(f"{PENDING} AND {WAN_PROVIDERS_SQL}"),
+        ),
+        sa.Index(
+            "ix_video_items_claim_runway",
+            "priority",
+            "created_at",
+            postgresql_where=sa.text(f"{PENDING} AND {RUNWAY_PROVIDERS_SQL}"),
+            sqlite_where=sa.text(f"{PENDING} AND {RUNWAY_PROVIDERS_SQL}"),
+        ),
+        # Expired leases: only items being processed, a few per worker.
+        sa.Index(
+            "ix_video_items_leases",
+            "leased_until",
+            postgresql_where=sa.text("status = 'processing'"),
+            sqlite_where=sa.text("status = 'processing'"),
+        ),
+        # The queue page: newest first, alone or filtered by one column.
+        sa.Index("ix_video_items_created", "created_at", "id"),
+        sa.Index("ix_video_items_status_created", "status", "created_at", "id"),
+        sa.Index("ix_video_items_provider_created", "inference_provider", "created_at", "id"),
+        sa.Index("ix_video_items_group_created", "group_id", "created_at", "id"),
+        sa.CheckConstraint("progress >= 0 AND progress <= 1", name="progress"),
+        sa.CheckConstraint("retry_count >= 0", name="retry_count"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    group_id: uuid.UUID | None = Field(
+        default=None, sa_column=sa.Column(sa.Uuid, sa.ForeignKey("groups.id"), nullable=True)
+    )
+    photo_id: uuid.UUID | None = Field(
+        default=None, sa_column=sa.Column(sa.Uuid, sa.ForeignKey("photos.id"), nullable=True)
+    )
+    prompt: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    frame_num: int | None = None
+    duration_s: int | None = None
+    ratio: str | None = Field(default=None, sa_column=sa.Column(sa.String(20)))
+    seed: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
+    inference_provider: InferenceProvider = Field(
+        default=InferenceProvider.runway_gen4_turbo,
+        sa_column=sa.Column(PROVIDER_TYPE, nullable=False, server_default="runway_gen4_turbo"),
+    )
+    status: ItemStatus = Field(
+        default=ItemStatus.pending,
+        sa_column=sa.Column(STATUS_TYPE, nullable=False, server_default="pending"),
+    )
+    priority: int = Field(
+        default=1, sa_column=sa.Column(sa.SmallInteger, nullable=False, server_default="1")
+    )
+    retry_count: int = Field(
+        default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0")
+    )
+    leased_until: datetime | None = Field(default=None, sa_column=_timestamp())
+    worker_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(200)))
+    flow_run_id: uuid.UUID | None = Field(default=None, sa_column=sa.Column(sa.Uuid))
+    provider_task_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(100)))
+    progress: float = Field(
+        default=0.0, sa_column=sa.Column(sa.Float, nullable=False, server_default="0")
+    )
+    output_path: str | None = Field(default=None, sa_column=sa.Column(sa.String(500)))
+    error: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    failure_code: str | None = Field(default=None, sa_column=sa.Column(sa.String(100)))
+    cost_credits: int | None = None
+    routed_by: RoutedBy | None = Field(default=None, sa_column=sa.Column(ROUTED_BY_TYPE))
+    route_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
+    started_at: datetime | None = Field(default=None, sa_column=_timestamp())
+    finished_at: datetime | None = Field(default=None, sa_column=_timestamp())
+    next_attempt_at: datetime | None = Field(default=None, sa_column=_timestamp())
+
+
+class ItemStatusCount(SQLModel, table=True):
+    """A ledger of changes to the number (and credits) of items per provider and status.
+
+    Triggers on `video_items` append one row per (provider, status) a statement changed; the
+    statistics are the sums, and `compact_counts` folds the ledger back to one row per pair. So
+    statistics cost the same for a thousand items or ten million, and no writer waits on a shared
+    counter row.
+    """
+
+    __tablename__ = "item_status_counts"
+
+    id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True
+        ),
+    )
+    inference_provider: InferenceProvider = Field(
+        sa_column=sa.Column(PROVIDER_TYPE, nullable=False)
+    )
+    status: ItemStatus = Field(sa_column=sa.Column(STATUS_TYPE, nullable=False))
+    items: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    credits: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))

@@ -1,0 +1,1 @@
+"""Providers turn one photo and prompt into one video (Runway's cloud, local Wan)."""

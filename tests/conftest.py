@@ -1,0 +1,115 @@
+"""Databases for the tests: every data test runs on SQLite and on PostgreSQL.
+
+PostgreSQL is required in CI (`CI=true`); on a laptop without it those tests are skipped with
+the reason. Each session migrates one PostgreSQL database and one SQLite file once; each test
+gets them emptied (PostgreSQL) or a fresh copy (SQLite).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from models.db import make_engine
+from models.migrate import upgrade
+from models.settings import Settings, load_settings
+
+PG_ADMIN = os.environ.get("REELROUTE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def pg_unavailable_reason() -> str | None:
+    """Why PostgreSQL tests cannot run here, or None when they can."""
+    try:
+        psycopg.connect(PG_ADMIN, connect_timeout=3).close()
+    except psycopg.OperationalError as error:
+        return f"PostgreSQL at {PG_ADMIN} is not reachable ({str(error).strip()[:120]})"
+    return None
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """The admin URL of the PostgreSQL server (skips locally, fails in CI, when it is down)."""
+    reason = pg_unavailable_reason()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI needs it (.ci/run starts it)")
+        pytest.skip(f"{reason}; start it with: pg_ctlcluster <version> main start")
+    return PG_ADMIN
+
+
+def new_pg_database(admin_url: str, prefix: str = "reelroute_test") -> str:
+    """Create an empty database and return its SQLAlchemy URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    return f"{base}/{name}"
+
+
+def drop_pg_database(admin_url: str, url: str) -> None:
+    """Drop a database made by new_pg_database."""
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_migrated(pg_server: str) -> Iterator[str]:
+    url = new_pg_database(pg_server)
+    upgrade(url)
+    yield url
+    drop_pg_database(pg_server, url)
+
+
+@pytest.fixture(scope="session")
+def sqlite_migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+TABLES = "item_status_counts, video_items, photos, groups"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database of each kind."""
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("pg_migrated")
+        engine = make_engine(url)
+        with engine.begin() as connection:
+            connection.execute(sa.text(f"TRUNCATE {TABLES}"))
+        engine.dispose()
+        return url
+    template: Path = request.getfixturevalue("sqlite_migrated")
+    path = tmp_path / "reelroute.db"
+    shutil.copy(template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[sa.Engine]:
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(engine: sa.Engine) -> Iterator[Session]:
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return load_settings(
+        _env_file=None, database_url=db_url, storage_url=str(tmp_path / "storage")
+    )

@@ -1,0 +1,50 @@
+"""Small builders for data tests."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+from PIL import Image
+from sqlmodel import Session
+
+from models.enums import GroupPriority, InferenceProvider
+from models.groups import create_group
+from models.items import TaskSpec, create_items
+from models.settings import Settings
+from models.tables import Photo, VideoItem
+
+
+def image_bytes(width: int = 64, height: int = 48, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 120, 40)).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def add_group_with_photos(
+    session: Session, count: int = 1, priority: GroupPriority = GroupPriority.normal
+) -> tuple[uuid.UUID, list[uuid.UUID]]:
+    group = create_group(session, name="test group", priority=priority)
+    photos = [
+        Photo(group_id=group.id, storage_path=f"photos/{uuid.uuid4().hex}") for _ in range(count)
+    ]
+    session.add_all(photos)
+    session.commit()
+    return group.id, [photo.id for photo in photos]
+
+
+def add_items(
+    session: Session,
+    settings: Settings,
+    count: int,
+    provider: InferenceProvider | str | None = InferenceProvider.runway_gen4_turbo,
+    priority: GroupPriority = GroupPriority.normal,
+) -> list[VideoItem]:
+    group_id, photo_ids = add_group_with_photos(session, 1, priority)
+    tasks = [
+        TaskSpec(photo_id=photo_ids[0], prompt=f"task {n}", inference_provider=provider)
+        for n in range(count)
+    ]
+    items = create_items(session, group_id=group_id, tasks=tasks, settings=settings)
+    session.commit()
+    return items

@@ -1,0 +1,329 @@
+"""The item lifecycle: every transition, fencing, leases and attempts, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import select
+
+from models import items as ops
+from models.enums import GroupPriority, InferenceProvider, ItemStatus, RoutedBy, WorkerType
+from models.errors import InvalidInput, InvalidTransition, NotFound, StaleAttempt
+from models.items import TaskSpec
+from models.tables import VideoItem, utcnow
+from tests.models.helpers import add_group_with_photos, add_items
+
+WAN, TURBO, VEO = (
+    InferenceProvider.wan_local,
+    InferenceProvider.runway_gen4_turbo,
+    InferenceProvider.runway_veo3_1,
+)
+
+
+def item_count(session) -> int:
+    return session.execute(sa.select(sa.func.count()).select_from(VideoItem)).scalar_one()
+
+
+def claim(session, settings, worker_type=WorkerType.runway, now=None):
+    item = ops.claim_next(
+        session, worker_type=worker_type, worker_id="w1", settings=settings, now=now
+    )
+    session.commit()
+    return item
+
+
+# --- creating ----------------------------------------------------------------------------
+
+
+def test_create_stores_each_provider_exactly(session, settings):
+    group_id, photos = add_group_with_photos(session, 4)
+    tasks = [
+        TaskSpec(photo_id=photos[0], prompt="a", inference_provider="wan_local", frame_num=121),
+        TaskSpec(photo_id=photos[1], prompt="b", inference_provider="runway_gen4_turbo"),
+        TaskSpec(photo_id=photos[2], prompt="c", inference_provider="runway_veo3.1", duration_s=8),
+        TaskSpec(photo_id=photos[3], prompt="d", inference_provider="auto"),
+    ]
+    created = ops.create_items(session, group_id=group_id, tasks=tasks, settings=settings)
+    session.commit()
+    stored = {i.prompt: i for i in session.exec(select(VideoItem)).all()}
+    assert [stored[p].inference_provider for p in "abcd"] == [WAN, TURBO, VEO, TURBO]
+    assert [stored[p].routed_by for p in "abcd"] == [RoutedBy.explicit] * 3 + [RoutedBy.default]
+    assert stored["a"].frame_num == 121 and stored["c"].duration_s == 8
+    assert all(i.status is ItemStatus.pending and i.retry_count == 0 for i in created)
+    raw = session.execute(sa.text("SELECT inference_provider FROM video_items")).scalars().all()
+    assert sorted(raw) == sorted(["wan_local", "runway_gen4_turbo", "runway_veo3.1",
+                                  "runway_gen4_turbo"])
+
+
+def test_urgent_group_items_route_to_turbo_and_go_first(session, settings):
+    normal = add_items(session, settings, 2, provider=None)
+    urgent = add_items(session, settings, 1, provider=None, priority=GroupPriority.urgent)
+    assert urgent[0].routed_by is RoutedBy.group_priority
+    assert claim(session, settings).id == urgent[0].id
+    assert claim(session, settings).id == normal[0].id
+
+
+def test_fallback_counts_pending_wan_items_in_the_database_and_the_batch(session, settings):
+    settings = settings.model_copy(update={"default_provider": WAN, "wan_fallback_threshold": 2})
+    first = add_items(session, settings, 2, provider=None)
+    assert [i.inference_provider for i in first] == [WAN, WAN]
+    batch = add_items(session, settings, 2, provider=None)
+    # 2 pending: the third Wan item is allowed (not more than 2) ... the fourth is not.
+    assert [i.inference_provider for i in batch] == [WAN, TURBO]
+    assert batch[1].routed_by is RoutedBy.fallback
+    assert "3 Wan items are pending" in (batch[1].route_reason or "")
+
+
+@pytest.mark.parametrize(
+    ("task", "message"),
+    [
+        ({"inference_provider": "runway_veo3"}, "'runway_veo3' is not a provider; choose one of"),
+        ({"prompt": "   "}, "prompt: is empty"),
+        ({"prompt": "😀" * 501}, "is 1002 UTF-16 units long; shorten it to at most 1000"),
+        ({"frame_num": 120}, "frame_num: 120 is not a frame count Wan can make; use 4k+1"),
+        ({"frame_num": 1}, "frame_num: 1 is not a frame count"),
+        ({"duration_s": 30}, "duration_s: 30 is out of range"),
+        ({"photo_id": uuid.UUID(int=7)}, "no photo 00000000-0000-0000-0000-000000000007"),
+    ],
+)
+def test_a_batch_with_one_bad_task_writes_nothing(session, settings, task, message):
+    group_id, photos = add_group_with_photos(session, 2)
+    good = TaskSpec(photo_id=photos[0], prompt="fine")
+    bad = TaskSpec(**{"photo_id": photos[1], "prompt": "fine", **task})
+    with pytest.raises(InvalidInput) as error:
+        ops.create_items(session, group_id=group_id, tasks=[good, good, bad], settings=settings)
+    session.rollback()
+    assert message in str(error.value) and "tasks[2]" in str(error.value)
+    assert item_count(session) == 0
+    assert ops.get_stats(session)[TURBO.value]["total"] == 0
+
+
+def test_photo_from_another_group_and_unknown_group_are_refused(session, settings):
+    _, photos = add_group_with_photos(session, 1)
+    other_group, _ = add_group_with_photos(session, 1)
+    with pytest.raises(InvalidInput, match="belongs to another group"):
+        ops.create_items(session, group_id=other_group,
+                         tasks=[TaskSpec(photo_id=photos[0], prompt="x")], settings=settings)
+    with pytest.raises(InvalidInput, match="no group"):
+        ops.create_items(session, group_id=uuid.uuid4(),
+                         tasks=[TaskSpec(photo_id=photos[0], prompt="x")], settings=settings)
+    session.rollback()
+    assert item_count(session) == 0
+
+
+def test_prompt_exactly_at_the_limit_is_accepted(session, settings):
+    group_id, photos = add_group_with_photos(session, 1)
+    task = TaskSpec(photo_id=photos[0], prompt="é" * 1000)
+    assert ops.create_items(session, group_id=group_id, tasks=[task], settings=settings)
+
+
+# --- claiming -----------------------------------------------------------------------------
+
+
+def test_worker_types_only_get_their_providers(session, settings):
+    wan = add_items(session, settings, 2, WAN)
+    turbo = add_items(session, settings, 2, TURBO)
+    veo = add_items(session, settings, 2, VEO)
+    wan_claims = [claim(session, settings, WorkerType.wan) for _ in range(3)]
+    runway_claims = [claim(session, settings, WorkerType.runway) for _ in range(5)]
+    assert [i.id for i in wan_claims[:2]] == [i.id for i in wan] and wan_claims[2] is None
+    assert [i.id for i in runway_claims[:4]] == [i.id for i in turbo + veo]
+    assert runway_claims[4] is None
+
+
+def test_claim_leases_and_counts_the_attempt(session, settings):
+    (item,) = add_items(session, settings, 1)
+    before = utcnow()
+    claimed = claim(session, settings)
+    assert claimed.status is ItemStatus.processing and claimed.retry_count == 1
+    assert claimed.worker_id == "w1" and claimed.started_at >= before
+    assert claimed.leased_until == pytest.approx(
+        claimed.started_at + timedelta(seconds=settings.lease_seconds), abs=timedelta(seconds=1)
+    )
+    assert claimed.leased_until.tzinfo is not None
+
+
+def test_claim_by_id_is_fenced_by_the_attempt(session, settings):
+    (item,) = add_items(session, settings, 1)
+    assert ops.claim_item(session, item_id=item.id, attempt=2, worker_id="w",
+                          settings=settings) is None
+    claimed = ops.claim_item(session, item_id=item.id, attempt=1, worker_id="w",
+                             settings=settings)
+    assert claimed is not None and claimed.retry_count == 1
+    # A second run for the same attempt finds it taken.
+    assert ops.claim_item(session, item_id=item.id, attempt=1, worker_id="w2",
+                          settings=settings) is None
+
+
+def test_an_expired_lease_makes_the_item_claimable_again(session, settings):
+    add_items(session, settings, 1)
+    first = claim(session, settings)
+    assert claim(session, settings) is None  # leased
+    later = utcnow() + timedelta(seconds=settings.lease_seconds + 1)
+    second = claim(session, settings, now=later)
+    assert second.id == first.id and second.retry_count == 2
+    # The first attempt is now stale: it can neither complete, fail nor renew.
+    with pytest.raises(StaleAttempt):
+        ops.complete_item(session, item_id=first.id, attempt=1, output_path="x.mp4")
+    with pytest.raises(StaleAttempt):
+        ops.fail_item(session, item_id=first.id, attempt=1, error="boom", permanent=True,
+                      settings=settings)
+    with pytest.raises(StaleAttempt):
+        ops.renew_lease(session, item_id=first.id, attempt=1, lease_seconds=60)
+    session.rollback()
+    current = ops.get_item(session, first.id)
+    assert current.status is ItemStatus.processing and current.retry_count == 2
+
+
+def test_claim_by_id_takes_an_expired_item(session, settings):
+    (item,) = add_items(session, settings, 1)
+    claim(session, settings)
+    later = utcnow() + timedelta(seconds=settings.lease_seconds + 1)
+    again = ops.claim_item(session, item_id=item.id, attempt=2, worker_id="w2",
+                           settings=settings, now=later)
+    assert again is not None and again.worker_id == "w2"
+
+
+def test_renewal_keeps_the_item_from_expiring(session, settings):
+    (item,) = add_items(session, settings, 1)
+    claimed = claim(session, settings)
+    soon = utcnow() + timedelta(seconds=settings.lease_seconds - 5)
+    until = ops.renew_lease(session, item_id=item.id, attempt=1, lease_seconds=600,
+                            progress=0.4, now=soon)
+    session.commit()
+    assert until > claimed.leased_until
+    assert claim(session, settings, now=soon + timedelta(seconds=10)) is None
+    assert ops.get_item(session, item.id).progress == pytest.approx(0.4)
+
+
+def test_items_waiting_for_their_backoff_are_not_claimed(session, settings):
+    (item,) = add_items(session, settings, 1)
+    claim(session, settings)
+    failed = ops.fail_item(session, item_id=item.id, attempt=1, error="503", permanent=False,
+                           settings=settings)
+    session.commit()
+    assert failed.status is ItemStatus.pending
+    assert failed.next_attempt_at - utcnow() > timedelta(seconds=25)
+    assert claim(session, settings) is None
+    retried = claim(session, settings, now=failed.next_attempt_at + timedelta(seconds=1))
+    assert retried.id == item.id and retried.retry_count == 2
+
+
+# --- finishing ----------------------------------------------------------------------------
+
+
+def test_complete_records_output_and_cost(session, settings):
+    (item,) = add_items(session, settings, 1)
+    claim(session, settings)
+    done = ops.complete_item(session, item_id=item.id, attempt=1,
+                             output_path="videos/g/i.mp4", cost_credits=25)
+    session.commit()
+    assert done.status is ItemStatus.completed and done.progress == 1
+    assert (done.output_path, done.cost_credits) == ("videos/g/i.mp4", 25)
+    assert done.finished_at is not None and done.leased_until is None
+    with pytest.raises(StaleAttempt):
+        ops.complete_item(session, item_id=item.id, attempt=1, output_path="again.mp4")
+
+
+def test_a_finished_video_is_kept_after_its_lease_expired_if_nobody_took_over(session, settings):
+    (item,) = add_items(session, settings, 1)
+    claim(session, settings)
+    later = utcnow() + timedelta(seconds=settings.lease_seconds + 1)
+    assert ops.requeue_expired(session, settings=settings, now=later).requeued == 1
+    done = ops.complete_item(session, item_id=item.id, attempt=1, output_path="v.mp4")
+    assert done.status is ItemStatus.completed
+
+
+def test_transient_failures_back_off_exponentially_then_fail_at_max_attempts(session, settings):
+    (item,) = add_items(session, settings, 1)
+    now = utcnow()
+    delays = []
+    for attempt in (1, 2, 3):
+        claimed = claim(session, settings, now=now)
+        assert claimed.retry_count == attempt
+        failed = ops.fail_item(session, item_id=item.id, attempt=attempt, error="HTTP 503",
+                               failure_code="HTTP_503", permanent=False, settings=settings)
+        session.commit()
+        if failed.next_attempt_at:
+            delays.append(round((failed.next_attempt_at - failed.updated_at).total_seconds()))
+            now = failed.next_attempt_at + timedelta(seconds=1)
+    assert delays == [30, 60]
+    assert failed.status is ItemStatus.failed and failed.failure_code == "HTTP_503"
+    assert claim(session, settings, now=now + timedelta(hours=1)) is None
+
+
+def test_permanent_failure_fails_at_once_and_keeps_the_code(session, settings):
+    (item,) = add_items(session, settings, 1)
+    claim(session, settings)
+    ops.set_provider_task(session, item_id=item.id, attempt=1, task_id="task-1")
+    failed = ops.fail_item(session, item_id=item.id, attempt=1, permanent=True,
+                           error="moderation", failure_code="SAFETY.INPUT.TEXT",
+                           cost_credits=5, settings=settings)
+    assert failed.status is ItemStatus.failed and failed.failure_code == "SAFETY.INPUT.TEXT"
+    assert failed.cost_credits == 5 and failed.provider_task_id is None
+
+
+def test_provider_task_is_kept_for_the_next_attempt_when_asked(session, settings):
+    (item,) = add_items(session, settings, 1)
+    claim(session, settings)
+    ops.set_provider_task(session, item_id=item.id, attempt=1, task_id="task-1")
+    failed = ops.fail_item(session, item_id=item.id, attempt=1, permanent=False,
+                           error="poll timed out", keep_provider_task=True, settings=settings)
+    assert failed.provider_task_id == "task-1"
+    with pytest.raises(StaleAttempt):
+        ops.set_provider_task(session, item_id=item.id, attempt=1, task_id="task-2")
+
+
+def test_requeue_expired_requeues_then_fails_after_the_last_attempt(session, settings):
+    (item,) = add_items(session, settings, 1)
+    now = utcnow()
+    for attempt in range(1, settings.max_attempts + 1):
+        assert claim(session, settings, now=now).retry_count == attempt
+        now += timedelta(seconds=settings.lease_seconds + 1)
+        result = ops.requeue_expired(session, settings=settings, now=now)
+        session.commit()
+    assert result == ops.RequeueResult(requeued=0, failed=1)
+    final = ops.get_item(session, item.id)
+    assert final.status is ItemStatus.failed and final.failure_code == "LEASE_EXPIRED"
+    assert "lease expired" in final.error
+
+
+def test_cancel_and_retry(session, settings):
+    pending, processing = add_items(session, settings, 2)
+    claim(session, settings)
+    for item in (pending, processing):
+        cancelled = ops.cancel_item(session, item_id=item.id)
+        assert cancelled.status is ItemStatus.cancelled and cancelled.finished_at is not None
+    session.commit()
+    with pytest.raises(StaleAttempt):
+        ops.complete_item(session, item_id=processing.id, attempt=1, output_path="v.mp4")
+    with pytest.raises(InvalidTransition, match="cannot cancel .* it is cancelled"):
+        ops.cancel_item(session, item_id=pending.id)
+    retried = ops.retry_item(session, item_id=processing.id)
+    assert retried.status is ItemStatus.pending and retried.retry_count == 0
+    assert retried.worker_id is None and retried.error is None
+    with pytest.raises(InvalidTransition, match="cannot retry .* it is pending"):
+        ops.retry_item(session, item_id=processing.id)
+    with pytest.raises(NotFound):
+        ops.cancel_item(session, item_id=uuid.uuid4())
+
+
+def test_retry_a_failed_item_starts_its_attempts_again(session, settings):
+    (item,) = add_items(session, settings, 1)
+    claim(session, settings)
+    ops.fail_item(session, item_id=item.id, attempt=1, permanent=True, error="x",
+                  settings=settings)
+    ops.retry_item(session, item_id=item.id)
+    session.commit()
+    assert claim(session, settings).retry_count == 1
+
+
+def test_completed_items_cannot_be_cancelled(session, settings):
+    (item,) = add_items(session, settings, 1)
+    claim(session, settings)
+    ops.complete_item(session, item_id=item.id, attempt=1, output_path="v.mp4")
+    with pytest.raises(InvalidTransition):
+        ops.cancel_item(session, item_id=item.id)

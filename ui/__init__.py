@@ -1,0 +1,1 @@
+"""The admin web app: REST API and Gradio pages."""
