@@ -14,8 +14,9 @@ from sqlmodel import Session
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def make_engine(url: str, **kwargs: Any) -> sa.Engine:
-    """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout."""
+def make_engine(url: str, *, sqlite_foreign_keys: bool = True, **kwargs: Any) -> sa.Engine:
+    """An engine for `url`; SQLite gets WAL, foreign keys (unless turned off for migrations,
+    which rebuild tables) and a busy timeout."""
     if url.startswith("sqlite"):
         database = sa.make_url(url).database
         if database and database != ":memory:":
@@ -23,19 +24,23 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
         engine = sa.create_engine(
             url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs
         )
-        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(
+            engine,
+            "connect",
+            lambda connection, _record: _sqlite_on_connect(connection, sqlite_foreign_keys),
+        )
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return sa.create_engine(url, **kwargs)
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_on_connect(dbapi_connection: Any, foreign_keys: bool) -> None:
     # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin (see _on_begin).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
 
@@ -60,5 +65,9 @@ def session_scope(engine: sa.Engine) -> Iterator[Session]:
 
 def is_postgres(session_or_engine: Session | sa.Engine | sa.Connection) -> bool:
     """True when the database behind the argument is PostgreSQL."""
-    bind = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else session_or_engine
+    bind = (
+        session_or_engine.get_bind()
+        if isinstance(session_or_engine, Session)
+        else session_or_engine
+    )
     return bind.dialect.name == "postgresql"

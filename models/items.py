@@ -50,8 +50,11 @@ _BIND_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
 
 def _sql(statement: str) -> sa.TextClause:
     """A text statement whose timestamp and id parameters are typed (SQLite stores them as text)."""
-    binds = [sa.bindparam(name, type_=kind) for name, kind in _BIND_TYPES.items()
-             if f":{name}" in statement]
+    binds = [
+        sa.bindparam(name, type_=kind)
+        for name, kind in _BIND_TYPES.items()
+        if f":{name}" in statement
+    ]
     return sa.text(statement).bindparams(*binds)
 
 
@@ -251,9 +254,7 @@ def claim_item(
 def _fenced(session: Session, statement: str, **params: Any) -> None:
     result = session.execute(_sql(statement), params)
     if result.rowcount == 0:  # type: ignore[attr-defined]
-        raise StaleAttempt(
-            f"attempt {params['attempt']} no longer holds item {params['item_id']}"
-        )
+        raise StaleAttempt(f"attempt {params['attempt']} no longer holds item {params['item_id']}")
 
 
 def renew_lease(
@@ -285,9 +286,7 @@ def renew_lease(
     return leased_until
 
 
-def set_provider_task(
-    session: Session, *, item_id: uuid.UUID, attempt: int, task_id: str
-) -> None:
+def set_provider_task(session: Session, *, item_id: uuid.UUID, attempt: int, task_id: str) -> None:
     """Store the provider's task id (Runway's) the moment it exists, so a retry resumes it."""
     _fenced(
         session,
@@ -435,7 +434,8 @@ def count_items(session: Session, provider: InferenceProvider, status: ItemStatu
     """How many items of `provider` are in `status`, from the count ledger."""
     total = session.execute(
         sa.select(sa.func.coalesce(sa.func.sum(ItemStatusCount.items), 0)).where(
-            ItemStatusCount.inference_provider == provider, ItemStatusCount.status == status
+            col(ItemStatusCount.inference_provider) == provider,
+            col(ItemStatusCount.status) == status,
         )
     ).scalar_one()
     return int(total)

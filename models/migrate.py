@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -21,26 +22,30 @@ def alembic_config(connection: sa.Connection) -> Config:
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the database at `url` up to `revision` (the newest by default)."""
-    engine = make_engine(url)
+def _migrate(url: str, action: Callable[[Config], None]) -> None:
+    # SQLite migrations rebuild tables (copy, drop, rename), which foreign keys would refuse
+    # mid-way; they run with the keys off and the result is checked before it is committed.
+    engine = make_engine(url, sqlite_foreign_keys=False)
     try:
         with engine.connect() as connection:
-            command.upgrade(alembic_config(connection), revision)
+            action(alembic_config(connection))
+            if connection.dialect.name == "sqlite":
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"migration left broken foreign keys: {broken[:5]}")
             connection.commit()
     finally:
         engine.dispose()
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Bring the database at `url` up to `revision` (the newest by default)."""
+    _migrate(url, lambda config: command.upgrade(config, revision))
 
 
 def downgrade(url: str, revision: str) -> None:
     """Take the database at `url` back to `revision` ("base" removes everything)."""
-    engine = make_engine(url)
-    try:
-        with engine.connect() as connection:
-            command.downgrade(alembic_config(connection), revision)
-            connection.commit()
-    finally:
-        engine.dispose()
+    _migrate(url, lambda config: command.downgrade(config, revision))
 
 
 def current_revision(url: str) -> str | None:

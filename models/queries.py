@@ -106,6 +106,7 @@ WHERE id = :item_id AND retry_count = :attempt AND status IN ('processing', 'pen
 RETURNING *
 """
 
+
 # `new_status` is decided by the caller from the fenced attempt: pending (retry later) or failed.
 # The literal is chosen in Python to avoid casting text to the enum type on PostgreSQL.
 def fail(new_status: str) -> str:

@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     )
     storage_url: str = Field(
         default="data/storage",
-        description="fsspec URL or local folder for photos and videos (s3://bucket/prefix with s3fs).",
+        description="fsspec URL or local folder for photos and videos (s3://bucket/… with s3fs).",
     )
     default_provider: InferenceProvider = Field(
         default=InferenceProvider.runway_gen4_turbo,
@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     wan_fallback_threshold: int = Field(
         default=50,
         ge=0,
-        description="Default-routed Wan items go to Gen-4 Turbo while more Wan items than this wait.",
+        description="Default-routed Wan items go to Gen-4 Turbo while more than this wait.",
     )
     lease_seconds: int = Field(
         default=300,
@@ -47,11 +47,13 @@ class Settings(BaseSettings):
         le=86_400,
         description="Lease of a claimed item; the holder renews it every third of this.",
     )
-    max_attempts: int = Field(default=3, ge=1, le=20, description="Claims per item before it fails.")
+    max_attempts: int = Field(
+        default=3, ge=1, le=20, description="Claims per item before it fails."
+    )
     retry_backoff_seconds: float = Field(
         default=30.0,
         ge=0,
-        description="Wait before the 2nd attempt after a transient error; doubles for each later one.",
+        description="Wait before the 2nd attempt after a transient error; doubles each time.",
     )
     max_upload_bytes: int = Field(
         default=20 * 1024 * 1024, ge=1024, description="Largest accepted photo file."

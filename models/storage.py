@@ -89,8 +89,10 @@ def inspect_image(data: bytes, settings: Settings) -> ImageInfo:
     """
     if len(data) > settings.max_upload_bytes:
         raise InvalidInput(
-            [f"photo: {len(data)} bytes is over the limit of {settings.max_upload_bytes} "
-             "(REELROUTE_MAX_UPLOAD_BYTES); send a smaller file"]
+            [
+                f"photo: {len(data)} bytes is over the limit of {settings.max_upload_bytes} "
+                "(REELROUTE_MAX_UPLOAD_BYTES); send a smaller file"
+            ]
         )
     try:
         with warnings.catch_warnings():
@@ -99,14 +101,20 @@ def inspect_image(data: bytes, settings: Settings) -> ImageInfo:
                 image_format, (width, height) = image.format or "", image.size
                 if width * height > settings.max_image_pixels:
                     raise InvalidInput(
-                        [f"photo: {width}x{height} pixels is over the limit of "
-                         f"{settings.max_image_pixels} (REELROUTE_MAX_IMAGE_PIXELS)"]
+                        [
+                            f"photo: {width}x{height} pixels is over the limit of "
+                            f"{settings.max_image_pixels} (REELROUTE_MAX_IMAGE_PIXELS)"
+                        ]
                     )
                 image.verify()
-    except (UnidentifiedImageError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning, OSError, SyntaxError, ValueError) as error:
-        if isinstance(error, InvalidInput):
-            raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InvalidInput(
+            [
+                f"photo: its pixels are over the limit of {settings.max_image_pixels} "
+                "(REELROUTE_MAX_IMAGE_PIXELS); send a smaller image"
+            ]
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise InvalidInput(
             ["photo: is not a readable image; upload a JPEG, PNG or WebP file"]
         ) from None

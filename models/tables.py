@@ -212,9 +212,7 @@ class ItemStatusCount(SQLModel, table=True):
 
     id: int | None = Field(
         default=None,
-        sa_column=sa.Column(
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True
-        ),
+        sa_column=sa.Column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
     )
     inference_provider: InferenceProvider = Field(
         sa_column=sa.Column(PROVIDER_TYPE, nullable=False)

@@ -110,6 +110,4 @@ def session(engine: sa.Engine) -> Iterator[Session]:
 
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
-    return load_settings(
-        _env_file=None, database_url=db_url, storage_url=str(tmp_path / "storage")
-    )
+    return load_settings(_env_file=None, database_url=db_url, storage_url=str(tmp_path / "storage"))

@@ -54,8 +54,9 @@ def test_create_stores_each_provider_exactly(session, settings):
     assert stored["a"].frame_num == 121 and stored["c"].duration_s == 8
     assert all(i.status is ItemStatus.pending and i.retry_count == 0 for i in created)
     raw = session.execute(sa.text("SELECT inference_provider FROM video_items")).scalars().all()
-    assert sorted(raw) == sorted(["wan_local", "runway_gen4_turbo", "runway_veo3.1",
-                                  "runway_gen4_turbo"])
+    assert sorted(raw) == sorted(
+        ["wan_local", "runway_gen4_turbo", "runway_veo3.1", "runway_gen4_turbo"]
+    )
 
 
 def test_urgent_group_items_route_to_turbo_and_go_first(session, settings):
@@ -105,11 +106,19 @@ def test_photo_from_another_group_and_unknown_group_are_refused(session, setting
     _, photos = add_group_with_photos(session, 1)
     other_group, _ = add_group_with_photos(session, 1)
     with pytest.raises(InvalidInput, match="belongs to another group"):
-        ops.create_items(session, group_id=other_group,
-                         tasks=[TaskSpec(photo_id=photos[0], prompt="x")], settings=settings)
+        ops.create_items(
+            session,
+            group_id=other_group,
+            tasks=[TaskSpec(photo_id=photos[0], prompt="x")],
+            settings=settings,
+        )
     with pytest.raises(InvalidInput, match="no group"):
-        ops.create_items(session, group_id=uuid.uuid4(),
-                         tasks=[TaskSpec(photo_id=photos[0], prompt="x")], settings=settings)
+        ops.create_items(
+            session,
+            group_id=uuid.uuid4(),
+            tasks=[TaskSpec(photo_id=photos[0], prompt="x")],
+            settings=settings,
+        )
     session.rollback()
     assert item_count(session) == 0
 
@@ -135,7 +144,7 @@ def test_worker_types_only_get_their_providers(session, settings):
 
 
 def test_claim_leases_and_counts_the_attempt(session, settings):
-    (item,) = add_items(session, settings, 1)
+    (_item,) = add_items(session, settings, 1)
     before = utcnow()
     claimed = claim(session, settings)
     assert claimed.status is ItemStatus.processing and claimed.retry_count == 1
@@ -148,14 +157,17 @@ def test_claim_leases_and_counts_the_attempt(session, settings):
 
 def test_claim_by_id_is_fenced_by_the_attempt(session, settings):
     (item,) = add_items(session, settings, 1)
-    assert ops.claim_item(session, item_id=item.id, attempt=2, worker_id="w",
-                          settings=settings) is None
-    claimed = ops.claim_item(session, item_id=item.id, attempt=1, worker_id="w",
-                             settings=settings)
+    assert (
+        ops.claim_item(session, item_id=item.id, attempt=2, worker_id="w", settings=settings)
+        is None
+    )
+    claimed = ops.claim_item(session, item_id=item.id, attempt=1, worker_id="w", settings=settings)
     assert claimed is not None and claimed.retry_count == 1
     # A second run for the same attempt finds it taken.
-    assert ops.claim_item(session, item_id=item.id, attempt=1, worker_id="w2",
-                          settings=settings) is None
+    assert (
+        ops.claim_item(session, item_id=item.id, attempt=1, worker_id="w2", settings=settings)
+        is None
+    )
 
 
 def test_an_expired_lease_makes_the_item_claimable_again(session, settings):
@@ -169,8 +181,9 @@ def test_an_expired_lease_makes_the_item_claimable_again(session, settings):
     with pytest.raises(StaleAttempt):
         ops.complete_item(session, item_id=first.id, attempt=1, output_path="x.mp4")
     with pytest.raises(StaleAttempt):
-        ops.fail_item(session, item_id=first.id, attempt=1, error="boom", permanent=True,
-                      settings=settings)
+        ops.fail_item(
+            session, item_id=first.id, attempt=1, error="boom", permanent=True, settings=settings
+        )
     with pytest.raises(StaleAttempt):
         ops.renew_lease(session, item_id=first.id, attempt=1, lease_seconds=60)
     session.rollback()
@@ -182,8 +195,9 @@ def test_claim_by_id_takes_an_expired_item(session, settings):
     (item,) = add_items(session, settings, 1)
     claim(session, settings)
     later = utcnow() + timedelta(seconds=settings.lease_seconds + 1)
-    again = ops.claim_item(session, item_id=item.id, attempt=2, worker_id="w2",
-                           settings=settings, now=later)
+    again = ops.claim_item(
+        session, item_id=item.id, attempt=2, worker_id="w2", settings=settings, now=later
+    )
     assert again is not None and again.worker_id == "w2"
 
 
@@ -191,8 +205,9 @@ def test_renewal_keeps_the_item_from_expiring(session, settings):
     (item,) = add_items(session, settings, 1)
     claimed = claim(session, settings)
     soon = utcnow() + timedelta(seconds=settings.lease_seconds - 5)
-    until = ops.renew_lease(session, item_id=item.id, attempt=1, lease_seconds=600,
-                            progress=0.4, now=soon)
+    until = ops.renew_lease(
+        session, item_id=item.id, attempt=1, lease_seconds=600, progress=0.4, now=soon
+    )
     session.commit()
     assert until > claimed.leased_until
     assert claim(session, settings, now=soon + timedelta(seconds=10)) is None
@@ -202,8 +217,9 @@ def test_renewal_keeps_the_item_from_expiring(session, settings):
 def test_items_waiting_for_their_backoff_are_not_claimed(session, settings):
     (item,) = add_items(session, settings, 1)
     claim(session, settings)
-    failed = ops.fail_item(session, item_id=item.id, attempt=1, error="503", permanent=False,
-                           settings=settings)
+    failed = ops.fail_item(
+        session, item_id=item.id, attempt=1, error="503", permanent=False, settings=settings
+    )
     session.commit()
     assert failed.status is ItemStatus.pending
     assert failed.next_attempt_at - utcnow() > timedelta(seconds=25)
@@ -218,8 +234,9 @@ def test_items_waiting_for_their_backoff_are_not_claimed(session, settings):
 def test_complete_records_output_and_cost(session, settings):
     (item,) = add_items(session, settings, 1)
     claim(session, settings)
-    done = ops.complete_item(session, item_id=item.id, attempt=1,
-                             output_path="videos/g/i.mp4", cost_credits=25)
+    done = ops.complete_item(
+        session, item_id=item.id, attempt=1, output_path="videos/g/i.mp4", cost_credits=25
+    )
     session.commit()
     assert done.status is ItemStatus.completed and done.progress == 1
     assert (done.output_path, done.cost_credits) == ("videos/g/i.mp4", 25)
@@ -244,8 +261,15 @@ def test_transient_failures_back_off_exponentially_then_fail_at_max_attempts(ses
     for attempt in (1, 2, 3):
         claimed = claim(session, settings, now=now)
         assert claimed.retry_count == attempt
-        failed = ops.fail_item(session, item_id=item.id, attempt=attempt, error="HTTP 503",
-                               failure_code="HTTP_503", permanent=False, settings=settings)
+        failed = ops.fail_item(
+            session,
+            item_id=item.id,
+            attempt=attempt,
+            error="HTTP 503",
+            failure_code="HTTP_503",
+            permanent=False,
+            settings=settings,
+        )
         session.commit()
         if failed.next_attempt_at:
             delays.append(round((failed.next_attempt_at - failed.updated_at).total_seconds()))
@@ -259,9 +283,16 @@ def test_permanent_failure_fails_at_once_and_keeps_the_code(session, settings):
     (item,) = add_items(session, settings, 1)
     claim(session, settings)
     ops.set_provider_task(session, item_id=item.id, attempt=1, task_id="task-1")
-    failed = ops.fail_item(session, item_id=item.id, attempt=1, permanent=True,
-                           error="moderation", failure_code="SAFETY.INPUT.TEXT",
-                           cost_credits=5, settings=settings)
+    failed = ops.fail_item(
+        session,
+        item_id=item.id,
+        attempt=1,
+        permanent=True,
+        error="moderation",
+        failure_code="SAFETY.INPUT.TEXT",
+        cost_credits=5,
+        settings=settings,
+    )
     assert failed.status is ItemStatus.failed and failed.failure_code == "SAFETY.INPUT.TEXT"
     assert failed.cost_credits == 5 and failed.provider_task_id is None
 
@@ -270,8 +301,15 @@ def test_provider_task_is_kept_for_the_next_attempt_when_asked(session, settings
     (item,) = add_items(session, settings, 1)
     claim(session, settings)
     ops.set_provider_task(session, item_id=item.id, attempt=1, task_id="task-1")
-    failed = ops.fail_item(session, item_id=item.id, attempt=1, permanent=False,
-                           error="poll timed out", keep_provider_task=True, settings=settings)
+    failed = ops.fail_item(
+        session,
+        item_id=item.id,
+        attempt=1,
+        permanent=False,
+        error="poll timed out",
+        keep_provider_task=True,
+        settings=settings,
+    )
     assert failed.provider_task_id == "task-1"
     with pytest.raises(StaleAttempt):
         ops.set_provider_task(session, item_id=item.id, attempt=1, task_id="task-2")
@@ -300,12 +338,12 @@ def test_cancel_and_retry(session, settings):
     session.commit()
     with pytest.raises(StaleAttempt):
         ops.complete_item(session, item_id=processing.id, attempt=1, output_path="v.mp4")
-    with pytest.raises(InvalidTransition, match="cannot cancel .* it is cancelled"):
+    with pytest.raises(InvalidTransition, match=r"cannot cancel .* it is cancelled"):
         ops.cancel_item(session, item_id=pending.id)
     retried = ops.retry_item(session, item_id=processing.id)
     assert retried.status is ItemStatus.pending and retried.retry_count == 0
     assert retried.worker_id is None and retried.error is None
-    with pytest.raises(InvalidTransition, match="cannot retry .* it is pending"):
+    with pytest.raises(InvalidTransition, match=r"cannot retry .* it is pending"):
         ops.retry_item(session, item_id=processing.id)
     with pytest.raises(NotFound):
         ops.cancel_item(session, item_id=uuid.uuid4())
@@ -314,8 +352,7 @@ def test_cancel_and_retry(session, settings):
 def test_retry_a_failed_item_starts_its_attempts_again(session, settings):
     (item,) = add_items(session, settings, 1)
     claim(session, settings)
-    ops.fail_item(session, item_id=item.id, attempt=1, permanent=True, error="x",
-                  settings=settings)
+    ops.fail_item(session, item_id=item.id, attempt=1, permanent=True, error="x", settings=settings)
     ops.retry_item(session, item_id=item.id)
     session.commit()
     assert claim(session, settings).retry_count == 1

@@ -30,7 +30,9 @@ def decide(**overrides):
 @pytest.mark.parametrize("provider", list(InferenceProvider))
 def test_explicit_choice_wins_over_everything(provider):
     decision = decide(
-        requested=provider, group_priority=GroupPriority.urgent, pending_wan=10_000,
+        requested=provider,
+        group_priority=GroupPriority.urgent,
+        pending_wan=10_000,
         configured_default=WAN,
     )
     assert (decision.provider, decision.routed_by) == (provider, RoutedBy.explicit)

@@ -5,6 +5,8 @@ Revises:
 Create Date: 2026-11-27
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
@@ -17,7 +19,7 @@ depends_on = None
 SEED_STATUSES = ("pending", "processing", "completed", "failed")
 
 
-def _timestamp(name: str, nullable: bool = True) -> sa.Column:
+def _timestamp(name: str, nullable: bool = True) -> sa.Column[Any]:
     return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 
@@ -68,12 +70,8 @@ def upgrade() -> None:
         _timestamp("created_at", nullable=False),
         _timestamp("updated_at", nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_video_items"),
-        sa.ForeignKeyConstraint(
-            ["group_id"], ["groups.id"], name="fk_video_items_group_id_groups"
-        ),
-        sa.ForeignKeyConstraint(
-            ["photo_id"], ["photos.id"], name="fk_video_items_photo_id_photos"
-        ),
+        sa.ForeignKeyConstraint(["group_id"], ["groups.id"], name="fk_video_items_group_id_groups"),
+        sa.ForeignKeyConstraint(["photo_id"], ["photos.id"], name="fk_video_items_photo_id_photos"),
         *(status_check if sqlite else []),
     )
 

@@ -5,6 +5,8 @@ Revises: 0002
 Create Date: 2026-11-27
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
@@ -26,7 +28,7 @@ def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(value) for value in values)})"
 
 
-def _ts(name: str) -> sa.Column:
+def _ts(name: str) -> sa.Column[Any]:
     return sa.Column(name, sa.DateTime(timezone=True), nullable=True)
 
 
@@ -107,10 +109,10 @@ SQLITE_COUNT_TRIGGERS = (
 def upgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
     if postgres:
-        provider_type: sa.types.TypeEngine = postgresql.ENUM(
+        provider_type: sa.types.TypeEngine[Any] = postgresql.ENUM(
             *PROVIDERS, name="inference_provider", create_type=False
         )
-        status_type: sa.types.TypeEngine = postgresql.ENUM(
+        status_type: sa.types.TypeEngine[Any] = postgresql.ENUM(
             *STATUSES, name="processing_status", create_type=False
         )
         # A new enum value cannot be used in the transaction that adds it: commit it first.
@@ -129,7 +131,9 @@ def upgrade() -> None:
             op.f("ck_groups_group_priority"), "priority IN ('normal', 'urgent', 'high_quality')"
         )
         if not postgres:
-            batch.create_check_constraint(op.f("ck_groups_inference_provider"), _in("default_provider", PROVIDERS))
+            batch.create_check_constraint(
+                op.f("ck_groups_inference_provider"), _in("default_provider", PROVIDERS)
+            )
 
     with op.batch_alter_table("photos") as batch:
         batch.add_column(sa.Column("original_filename", sa.String(255)))
@@ -155,9 +159,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("duration_s", sa.Integer))
         batch.add_column(sa.Column("ratio", sa.String(20)))
         batch.add_column(sa.Column("seed", sa.BigInteger))
-        batch.add_column(
-            sa.Column("priority", sa.SmallInteger, nullable=False, server_default="1")
-        )
+        batch.add_column(sa.Column("priority", sa.SmallInteger, nullable=False, server_default="1"))
         batch.add_column(sa.Column("flow_run_id", sa.Uuid))
         batch.add_column(sa.Column("provider_task_id", sa.String(100)))
         batch.add_column(sa.Column("progress", sa.Float, nullable=False, server_default="0"))
@@ -171,29 +173,34 @@ def upgrade() -> None:
         batch.add_column(_ts("finished_at"))
         batch.add_column(_ts("next_attempt_at"))
         batch.create_check_constraint(
-            op.f("ck_video_items_routed_by"), "routed_by IN ('explicit', 'group_priority', 'default', 'fallback')"
+            op.f("ck_video_items_routed_by"),
+            "routed_by IN ('explicit', 'group_priority', 'default', 'fallback')",
         )
-        batch.create_check_constraint(op.f("ck_video_items_progress"), "progress >= 0 AND progress <= 1")
+        batch.create_check_constraint(
+            op.f("ck_video_items_progress"), "progress >= 0 AND progress <= 1"
+        )
         batch.create_check_constraint(op.f("ck_video_items_retry_count"), "retry_count >= 0")
 
-    dialect_where = "postgresql_where" if postgres else "sqlite_where"
     op.create_index(
         "ix_video_items_claim_wan",
         "video_items",
         ["priority", "created_at"],
-        **{dialect_where: sa.text(PENDING_WAN)},
+        postgresql_where=sa.text(PENDING_WAN),
+        sqlite_where=sa.text(PENDING_WAN),
     )
     op.create_index(
         "ix_video_items_claim_runway",
         "video_items",
         ["priority", "created_at"],
-        **{dialect_where: sa.text(PENDING_RUNWAY)},
+        postgresql_where=sa.text(PENDING_RUNWAY),
+        sqlite_where=sa.text(PENDING_RUNWAY),
     )
     op.create_index(
         "ix_video_items_leases",
         "video_items",
         ["leased_until"],
-        **{dialect_where: sa.text("status = 'processing'")},
+        postgresql_where=sa.text("status = 'processing'"),
+        sqlite_where=sa.text("status = 'processing'"),
     )
     op.create_index("ix_video_items_created", "video_items", ["created_at", "id"])
     op.create_index("ix_video_items_status_created", "video_items", ["status", "created_at", "id"])
@@ -206,9 +213,7 @@ def upgrade() -> None:
 
     op.create_table(
         "item_status_counts",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True),
         sa.Column("inference_provider", provider_type, nullable=False),
         sa.Column("status", status_type, nullable=False),
         sa.Column("items", sa.Integer, nullable=False),
@@ -243,7 +248,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
     for event in ("inserted", "updated", "deleted"):
-        op.execute(f"DROP TRIGGER video_items_count_{event}" + (" ON video_items" if postgres else ""))
+        op.execute(
+            f"DROP TRIGGER video_items_count_{event}" + (" ON video_items" if postgres else "")
+        )
         if postgres:
             op.execute(f"DROP FUNCTION video_items_count_{event}()")
     op.drop_table("item_status_counts")
@@ -259,9 +266,7 @@ def downgrade() -> None:
         op.drop_index(name, table_name="video_items")
 
     # The seed knows no 'cancelled': a cancelled item becomes a failed one.
-    op.execute(
-        "UPDATE video_items SET status = 'failed' WHERE status = 'cancelled'"
-    )
+    op.execute("UPDATE video_items SET status = 'failed' WHERE status = 'cancelled'")
     provider_type = (
         postgresql.ENUM(*PROVIDERS, name="inference_provider", create_type=False)
         if postgres
@@ -277,9 +282,22 @@ def downgrade() -> None:
                 "status IN ('pending', 'processing', 'completed', 'failed')",
             )
         for column in (
-            "next_attempt_at", "finished_at", "started_at", "route_reason", "routed_by",
-            "cost_credits", "failure_code", "error", "output_path", "progress",
-            "provider_task_id", "flow_run_id", "priority", "seed", "ratio", "duration_s",
+            "next_attempt_at",
+            "finished_at",
+            "started_at",
+            "route_reason",
+            "routed_by",
+            "cost_credits",
+            "failure_code",
+            "error",
+            "output_path",
+            "progress",
+            "provider_task_id",
+            "flow_run_id",
+            "priority",
+            "seed",
+            "ratio",
+            "duration_s",
         ):
             batch.drop_column(column)
         batch.alter_column("inference_provider", existing_type=provider_type, nullable=True)

@@ -1,0 +1,123 @@
+"""The `reelroute` command line."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from models.db import make_engine, session_scope
+from models.enums import AUTO, GroupPriority
+from models.errors import ReelrouteError
+from models.groups import create_group
+from models.items import TaskSpec, create_items, get_stats
+from models.migrate import upgrade
+from models.settings import Settings, SettingsError, get_settings
+from models.storage import Storage, store_photo
+
+app = typer.Typer(
+    help="reelroute: photos to short videos on Wan GPUs or Runway.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except SettingsError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (REELROUTE_DATABASE_URL)."""
+    settings = _settings()
+    upgrade(settings.database_url)
+    typer.echo(f"database is at the newest schema: {_safe_url(settings.database_url)}")
+
+
+@app.command()
+def stats(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the API's answer.")] = False,
+) -> None:
+    """Items per provider and status."""
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    with session_scope(engine) as session:
+        data = get_stats(session)
+    engine.dispose()
+    if as_json:
+        typer.echo(json.dumps({"success": True, "data": data}, indent=2))
+        return
+    columns = ["total", "pending", "processing", "completed", "failed", "cancelled", "credits"]
+    typer.echo(f"{'provider':<20}" + "".join(f"{c:>11}" for c in columns))
+    for provider, entry in data.items():
+        typer.echo(f"{provider:<20}" + "".join(f"{entry[c]:>11}" for c in columns))
+
+
+@app.command()
+def add(
+    photos: Annotated[list[Path], typer.Argument(help="Image files (JPEG, PNG, WebP).")],
+    prompt: Annotated[str, typer.Option(help="What should move, and how.")],
+    provider: Annotated[
+        str, typer.Option(help="wan_local, runway_gen4_turbo, runway_veo3.1 or auto.")
+    ] = AUTO,
+    group: Annotated[str | None, typer.Option(help="Name of a new group.")] = None,
+    group_id: Annotated[str | None, typer.Option(help="Add to this existing group.")] = None,
+    priority: Annotated[GroupPriority, typer.Option(help="Priority of a new group.")] = (
+        GroupPriority.normal
+    ),
+    frames: Annotated[int | None, typer.Option(help="Wan frame count (4k+1).")] = None,
+    duration: Annotated[int | None, typer.Option(help="Seconds of video.")] = None,
+) -> None:
+    """Create video tasks from photos on disk: one item per photo, all or none."""
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    storage = Storage(settings.storage_url)
+    try:
+        with session_scope(engine) as session:
+            if group_id:
+                target = uuid.UUID(group_id)
+            else:
+                name = group or f"cli {photos[0].stem}"
+                target = create_group(session, name=name, priority=priority).id
+            tasks = []
+            for path in photos:
+                photo = store_photo(
+                    session,
+                    storage=storage,
+                    group_id=target,
+                    data=path.read_bytes(),
+                    filename=path.name,
+                    settings=settings,
+                )
+                tasks.append(
+                    TaskSpec(
+                        photo_id=photo.id,
+                        prompt=prompt,
+                        frame_num=frames,
+                        duration_s=duration,
+                        inference_provider=provider,
+                    )
+                )
+            items = create_items(session, group_id=target, tasks=tasks, settings=settings)
+    except (ReelrouteError, OSError, ValueError) as error:
+        typer.echo(f"nothing was added: {error}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"group {target}")
+    for item in items:
+        typer.echo(f"{item.id}  {item.inference_provider.value:<18} {item.route_reason}")
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for printing."""
+    from sqlalchemy import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

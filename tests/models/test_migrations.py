@@ -1,0 +1,197 @@
+"""Migrations: the seed's upgrade path with its back-fill, round trips, and model agreement."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlmodel import Session, SQLModel
+
+import models.tables
+from models import items as ops
+from models.db import make_engine
+from models.migrate import current_revision, downgrade, upgrade
+from tests.conftest import drop_pg_database, new_pg_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    admin = request.getfixturevalue("pg_server")
+    url = new_pg_database(admin, "reelroute_migrate")
+    yield url
+    drop_pg_database(admin, url)
+
+
+def run(url: str, sql: str, **params) -> list[sa.Row]:
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            result = connection.execute(sa.text(sql), params)
+            return list(result) if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
+def insert_seed_rows(url: str, statuses: list[str]) -> list[str]:
+    """Rows as the seed system wrote them at revision 1 (uuids as the dialect stores them)."""
+    engine = make_engine(url)
+    ids = [uuid.uuid4() for _ in statuses]
+    with engine.begin() as connection:
+        group = uuid.uuid4()
+        connection.execute(
+            sa.text(
+                "INSERT INTO groups (id, name, created_at) VALUES (:id, 'old', :now)"
+            ).bindparams(
+                sa.bindparam("id", type_=sa.Uuid()),
+                sa.bindparam("now", type_=sa.DateTime(timezone=True)),
+            ),
+            {"id": group, "now": models.tables.utcnow()},
+        )
+        for item_id, status in zip(ids, statuses, strict=True):
+            connection.execute(
+                sa.text(
+                    "INSERT INTO video_items (id, group_id, prompt, frame_num, status, "
+                    "retry_count, created_at, updated_at) "
+                    "VALUES (:id, :group, 'old prompt', 121, :status, 0, :now, :now)"
+                ).bindparams(
+                    sa.bindparam("id", type_=sa.Uuid()),
+                    sa.bindparam("group", type_=sa.Uuid()),
+                    sa.bindparam("now", type_=sa.DateTime(timezone=True)),
+                ),
+                {"id": item_id, "group": group, "status": status, "now": models.tables.utcnow()},
+            )
+    engine.dispose()
+    return [str(i) for i in ids]
+
+
+def test_revision_2_is_the_seed_change_with_its_back_fill(empty_url):
+    upgrade(empty_url, "0001")
+    insert_seed_rows(empty_url, ["pending", "completed", "failed"])
+    upgrade(empty_url, "0002")
+    assert {row[0] for row in run(empty_url, "SELECT inference_provider FROM video_items")} == {
+        "wan_local"
+    }
+    # After the change, a row inserted without a provider gets the seed's default.
+    run(
+        empty_url,
+        "INSERT INTO video_items (id, prompt, status, retry_count, created_at, "
+        "updated_at) VALUES ('00000000000000000000000000000001', 'new', 'pending', 0, "
+        "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+        if empty_url.startswith("sqlite")
+        else "INSERT INTO video_items (id, prompt, status, retry_count, created_at, updated_at) "
+        "VALUES ('00000000-0000-0000-0000-000000000001', 'new', 'pending', 0, now(), now())",
+    )
+    providers = [
+        row[0]
+        for row in run(empty_url, "SELECT inference_provider FROM video_items WHERE prompt = 'new'")
+    ]
+    assert providers == ["runway_gen4_turbo"]
+    engine = make_engine(empty_url)
+    indexes = sa.inspect(engine).get_indexes("video_items")
+    engine.dispose()
+    assert "idx_video_items_inference_provider" in {index["name"] for index in indexes}
+
+
+def test_upgrading_a_seed_database_keeps_its_rows_and_counts_them(empty_url):
+    upgrade(empty_url, "0001")
+    insert_seed_rows(empty_url, ["pending", "pending", "processing", "completed", "failed"])
+    upgrade(empty_url)
+    assert current_revision(empty_url) == "0003"
+    engine = make_engine(empty_url)
+    with Session(engine) as session:
+        stats = ops.get_stats(session)
+        wan = stats["wan_local"]
+        assert (
+            wan["total"],
+            wan["pending"],
+            wan["processing"],
+            wan["completed"],
+            wan["failed"],
+        ) == (5, 2, 1, 1, 1)
+        old = ops.list_queue(session).items
+        assert {item.frame_num for item in old} == {121}
+        assert {item.routed_by for item in old} == {None}
+    engine.dispose()
+
+
+def test_downgrade_and_upgrade_again(empty_url):
+    upgrade(empty_url)
+    downgrade(empty_url, "base")
+    assert current_revision(empty_url) is None
+    upgrade(empty_url, "0001")
+    insert_seed_rows(empty_url, ["completed", "pending"])
+    upgrade(empty_url)
+    run(empty_url, "UPDATE video_items SET status = 'cancelled' WHERE status = 'pending'")
+    downgrade(empty_url, "0001")
+    # The seed has no 'cancelled': it became 'failed'; the rows themselves survive.
+    assert sorted(row[0] for row in run(empty_url, "SELECT status FROM video_items")) == [
+        "completed",
+        "failed",
+    ]
+    upgrade(empty_url)
+    engine = make_engine(empty_url)
+    with Session(engine) as session:
+        assert ops.get_stats(session)["wan_local"]["total"] == 2
+    engine.dispose()
+    assert_models_match(empty_url)
+
+
+def assert_models_match(url: str) -> None:
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "compare_server_default": True}
+        )
+        assert compare_metadata(context, SQLModel.metadata) == []
+    engine.dispose()
+
+
+def test_models_and_migrated_schema_agree(empty_url):
+    upgrade(empty_url)
+    assert_models_match(empty_url)
+
+
+def test_postgres_enum_types_are_the_seeds(pg_server):
+    url = new_pg_database(pg_server, "reelroute_enum")
+    try:
+        upgrade(url)
+        rows = run(
+            url,
+            "SELECT t.typname, e.enumlabel FROM pg_type t JOIN pg_enum e "
+            "ON e.enumtypid = t.oid ORDER BY t.typname, e.enumsortorder",
+        )
+        types: dict[str, list[str]] = {}
+        for name, label in rows:
+            types.setdefault(name, []).append(label)
+        assert types == {
+            "inference_provider": ["wan_local", "runway_gen4_turbo", "runway_veo3.1"],
+            "processing_status": ["pending", "processing", "completed", "failed", "cancelled"],
+        }
+        engine = make_engine(url)
+        columns = {c["name"]: c for c in sa.inspect(engine).get_columns("video_items")}
+        engine.dispose()
+        assert "runway_gen4_turbo" in columns["inference_provider"]["default"]
+        assert str(columns["created_at"]["type"]) == "TIMESTAMP"
+        assert columns["created_at"]["type"].timezone is True
+    finally:
+        drop_pg_database(pg_server, url)
+
+
+def test_sqlite_check_constraints_refuse_unknown_values(tmp_path):
+    url = f"sqlite:///{tmp_path / 'check.db'}"
+    upgrade(url)
+    for column, value in (("inference_provider", "runway_veo3"), ("status", "done")):
+        with pytest.raises(sa.exc.IntegrityError, match="CHECK constraint failed"):
+            run(
+                url,
+                f"INSERT INTO video_items (id, prompt, {column}, created_at, updated_at) "
+                f"VALUES ('1', 'p', '{value}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+            )

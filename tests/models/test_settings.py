@@ -1,0 +1,45 @@
+"""Settings: defaults, environment variables, and errors that name the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.enums import InferenceProvider
+from models.settings import Settings, SettingsError, load_settings
+
+
+def test_defaults(monkeypatch):
+    for name in ("REELROUTE_DATABASE_URL", "REELROUTE_DEFAULT_PROVIDER"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(_env_file=None)
+    assert settings.database_url == "sqlite:///data/reelroute.db"
+    assert settings.default_provider is InferenceProvider.runway_gen4_turbo
+    assert (settings.wan_fallback_threshold, settings.max_attempts) == (50, 3)
+    assert settings.sqlite_path().name == "reelroute.db"
+
+
+def test_environment_variables_are_read(monkeypatch):
+    monkeypatch.setenv("REELROUTE_DEFAULT_PROVIDER", "runway_veo3.1")
+    monkeypatch.setenv("REELROUTE_WAN_FALLBACK_THRESHOLD", "7")
+    monkeypatch.setenv("REELROUTE_ADMIN_TOKEN", "s3cret-admin")
+    settings = load_settings(_env_file=None)
+    assert settings.default_provider is InferenceProvider.runway_veo3_1
+    assert settings.wan_fallback_threshold == 7
+    assert settings.admin_token.get_secret_value() == "s3cret-admin"
+    assert "s3cret-admin" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("REELROUTE_DEFAULT_PROVIDER", "runway_veo3", "REELROUTE_DEFAULT_PROVIDER"),
+        ("REELROUTE_LEASE_SECONDS", "1", "REELROUTE_LEASE_SECONDS"),
+        ("REELROUTE_MAX_ATTEMPTS", "many", "REELROUTE_MAX_ATTEMPTS"),
+        ("REELROUTE_DATABASE_URL", "mysql://x", "REELROUTE_DATABASE_URL"),
+        ("REELROUTE_DATABASE_URL", "postgresql://x/y", r"postgresql\+psycopg://"),
+    ],
+)
+def test_invalid_values_fail_with_the_variable_name(monkeypatch, variable, value, expected):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=expected):
+        load_settings(_env_file=None)
