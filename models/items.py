@@ -10,6 +10,7 @@ import base64
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,6 +49,7 @@ _BIND_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
 }
 
 
+@lru_cache(maxsize=64)
 def _sql(statement: str) -> sa.TextClause:
     """A text statement whose timestamp and id parameters are typed (SQLite stores them as text)."""
     binds = [
@@ -58,9 +60,51 @@ def _sql(statement: str) -> sa.TextClause:
     return sa.text(statement).bindparams(*binds)
 
 
+@dataclass(frozen=True)
+class Claim:
+    """An item leased to one attempt, with what the holder needs to do the work.
+
+    `attempt` is the fencing token: pass it to every later write about this item.
+    """
+
+    item_id: uuid.UUID
+    attempt: int
+    group_id: uuid.UUID | None
+    photo_id: uuid.UUID | None
+    prompt: str
+    inference_provider: InferenceProvider
+    frame_num: int | None
+    duration_s: int | None
+    ratio: str | None
+    seed: int | None
+    provider_task_id: str | None
+    leased_until: datetime
+    worker_id: str
+
+
+@lru_cache(maxsize=16)
+def _claiming(statement: str) -> sa.TextualSelect:
+    """A claim statement with its result columns typed (they follow queries.CLAIM_FIELDS)."""
+    columns = VideoItem.__table__.columns  # type: ignore[attr-defined]
+    return _sql(statement).columns(*(columns[name] for name in queries.CLAIM_FIELDS))
+
+
+def _claim(session: Session, statement: str, **params: Any) -> Claim | None:
+    # A plain dataclass, not an ORM object: the claim is every worker's hot path, and building
+    # a VideoItem costs more than the claim's own SQL (bench/claims.py).
+    row = session.connection().execute(_claiming(statement), params).first()
+    return Claim(*row) if row is not None else None
+
+
+@lru_cache(maxsize=64)
+def _returning(statement: str) -> sa.TextualSelect:
+    """`statement` (which returns every item column, in order) with its result columns typed."""
+    return _sql(statement).columns(*VideoItem.__table__.columns)  # type: ignore[attr-defined]
+
+
 def _returning_items(session: Session, statement: str, **params: Any) -> list[VideoItem]:
-    """Run an UPDATE … RETURNING * and map its rows to (refreshed) VideoItem objects."""
-    query = select(VideoItem).from_statement(_sql(statement))
+    """Run an UPDATE … RETURNING <item columns> and map its rows to refreshed VideoItems."""
+    query = select(VideoItem).from_statement(_returning(statement))
     result = session.execute(query.execution_options(populate_existing=True), params)
     return list(result.scalars().all())
 
@@ -202,11 +246,12 @@ def claim_next(
     settings: Settings,
     lease_seconds: int | None = None,
     now: datetime | None = None,
-) -> VideoItem | None:
+) -> Claim | None:
     """Atomically lease the next item for a worker type, or None when there is nothing to do.
 
     An item whose lease ran out comes first (its holder is gone), then pending items by
-    priority and age. The returned item's `retry_count` is the attempt the caller now holds.
+    priority and age. The claim's `attempt` is the fencing token the caller now holds.
+    The claim is one statement: a session in autocommit mode claims in one round trip.
     """
     now = now or utcnow()
     params = {
@@ -215,15 +260,9 @@ def claim_next(
         "worker_id": worker_id,
         "max_attempts": settings.max_attempts,
     }
-    skip_locked = is_postgres(session)
-    for statement in (
-        queries.claim_next_expired(worker_type, skip_locked=skip_locked),
-        queries.claim_next_pending(worker_type, skip_locked=skip_locked),
-    ):
-        claimed = _returning_items(session, statement, **params)
-        if claimed:
-            return claimed[0]
-    return None
+    return _claim(
+        session, queries.claim_next(worker_type, skip_locked=is_postgres(session)), **params
+    )
 
 
 def claim_item(
@@ -234,11 +273,11 @@ def claim_item(
     worker_id: str,
     settings: Settings,
     now: datetime | None = None,
-) -> VideoItem | None:
+) -> Claim | None:
     """Lease one item for the run made for `attempt`; None when it is no longer claimable
     (another attempt took it, it was cancelled or finished, or its attempts are used up)."""
     now = now or utcnow()
-    claimed = _returning_items(
+    return _claim(
         session,
         queries.CLAIM_BY_ID,
         item_id=item_id,
@@ -248,7 +287,6 @@ def claim_item(
         worker_id=worker_id,
         max_attempts=settings.max_attempts,
     )
-    return claimed[0] if claimed else None
 
 
 def _fenced(session: Session, statement: str, **params: Any) -> None:
@@ -500,7 +538,7 @@ def list_queue(
     """Items newest first, optionally of one provider, status and group, a page at a time.
 
     Keyset pagination on (created_at, id): a page costs the same at the end of a million
-    items as at the start (indexes `ix_video_items_*created`).
+    items as at the start (indexes `ix_video_items_*created`, see models.tables).
     """
     if not 1 <= limit <= 500:
         raise InvalidInput([f"limit: {limit} is out of range; use 1 to 500"])
@@ -508,7 +546,10 @@ def list_queue(
     if provider is not None:
         query = query.where(VideoItem.inference_provider == provider)
     if status is not None:
-        query = query.where(VideoItem.status == status)
+        query = query.where(col(VideoItem.status) == status)
+        if status is ItemStatus.processing:
+            # Only processing items hold a lease: lets the planner use ix_video_items_leases.
+            query = query.where(col(VideoItem.leased_until).is_not(None))
     if group_id is not None:
         query = query.where(VideoItem.group_id == group_id)
     if cursor is not None:

@@ -9,6 +9,27 @@ Every fenced write says `retry_count = :attempt`: an older attempt's write match
 from __future__ import annotations
 
 from models.enums import WorkerType
+from models.tables import VideoItem
+
+# RETURNING names every column in the model's order, so results map to VideoItem by position.
+ITEM_COLUMNS = ", ".join(column.name for column in VideoItem.__table__.columns)
+# A claim returns what the holder needs to work (models.items.Claim), in this order.
+CLAIM_FIELDS = (
+    "id",
+    "retry_count",
+    "group_id",
+    "photo_id",
+    "prompt",
+    "inference_provider",
+    "frame_num",
+    "duration_s",
+    "ratio",
+    "seed",
+    "provider_task_id",
+    "leased_until",
+    "worker_id",
+)
+CLAIM_COLUMNS = ", ".join(CLAIM_FIELDS)
 
 POOL_PREDICATE: dict[WorkerType, str] = {
     WorkerType.wan: "inference_provider = 'wan_local'",
@@ -27,46 +48,34 @@ _CLAIMED = """
 """
 
 
-def claim_next_pending(worker_type: WorkerType, *, skip_locked: bool) -> str:
-    """Claim the next due pending item of one pool: urgent groups first, then oldest.
+def claim_next(worker_type: WorkerType, *, skip_locked: bool) -> str:
+    """Claim the next item of one pool in a single statement.
 
-    Served by `ix_video_items_claim_<pool>` (priority, created_at WHERE pending AND pool).
-    On PostgreSQL, SKIP LOCKED lets concurrent claimers pass a row another one is taking;
-    SQLite runs one writer at a time, so the single statement is atomic there as it is.
+    First an item whose lease ran out (its holder died or hung; served by `ix_video_items_leases`,
+    a few rows per worker; only processing items have a lease, a CHECK constraint makes sure, and
+    leaving `status` out keeps the planner on that index), else the next due pending item, urgent groups first, then oldest
+    (served by `ix_video_items_claim_<pool>`). COALESCE evaluates its second sub-select only when
+    the first finds nothing. On PostgreSQL, SKIP LOCKED lets concurrent claimers pass a row
+    another one is taking; SQLite runs one writer at a time, so the statement is atomic as it is.
     """
     lock = "FOR UPDATE SKIP LOCKED" if skip_locked else ""
+    pool = POOL_PREDICATE[worker_type]
     return f"""
 UPDATE video_items SET {_CLAIMED}
-WHERE id = (
-    SELECT id FROM video_items
-    WHERE status = 'pending' AND {POOL_PREDICATE[worker_type]}
-      AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
-      AND retry_count < :max_attempts
-    ORDER BY priority, created_at
-    LIMIT 1
-    {lock}
+WHERE id = coalesce(
+    (SELECT id FROM video_items
+     WHERE leased_until < :now AND {pool}
+       AND retry_count < :max_attempts
+     ORDER BY leased_until
+     LIMIT 1 {lock}),
+    (SELECT id FROM video_items
+     WHERE status = 'pending' AND {pool}
+       AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
+       AND retry_count < :max_attempts
+     ORDER BY priority, created_at
+     LIMIT 1 {lock})
 )
-RETURNING *
-"""
-
-
-def claim_next_expired(worker_type: WorkerType, *, skip_locked: bool) -> str:
-    """Claim an item of one pool whose holder's lease ran out (its holder died or hung).
-
-    Served by `ix_video_items_leases` (leased_until WHERE processing): a few rows per worker.
-    """
-    lock = "FOR UPDATE SKIP LOCKED" if skip_locked else ""
-    return f"""
-UPDATE video_items SET {_CLAIMED}
-WHERE id = (
-    SELECT id FROM video_items
-    WHERE status = 'processing' AND leased_until < :now AND {POOL_PREDICATE[worker_type]}
-      AND retry_count < :max_attempts
-    ORDER BY leased_until
-    LIMIT 1
-    {lock}
-)
-RETURNING *
+RETURNING {CLAIM_COLUMNS}
 """
 
 
@@ -79,7 +88,7 @@ WHERE id = :item_id
   AND retry_count = :attempt - 1
   AND retry_count < :max_attempts
   AND (status = 'pending' OR (status = 'processing' AND leased_until < :now))
-RETURNING *
+RETURNING {CLAIM_COLUMNS}
 """
 
 # The holder's heartbeat: extend the lease, report progress.
@@ -96,14 +105,14 @@ WHERE id = :item_id AND retry_count = :attempt AND status = 'processing'
 
 # A finished video is kept even when its lease ran out, as long as no other attempt has
 # claimed the item since (status pending with the same retry_count after requeue_expired).
-COMPLETE = """
+COMPLETE = f"""
 UPDATE video_items
 SET status = 'completed', output_path = :output_path,
     cost_credits = coalesce(cost_credits + :cost_credits, cost_credits, :cost_credits),
     progress = 1, leased_until = NULL, finished_at = :now, updated_at = :now,
     error = NULL, failure_code = NULL, next_attempt_at = NULL
 WHERE id = :item_id AND retry_count = :attempt AND status IN ('processing', 'pending')
-RETURNING *
+RETURNING {ITEM_COLUMNS}
 """
 
 
@@ -121,36 +130,36 @@ SET status = '{new_status}', error = :error, failure_code = :failure_code,
     next_attempt_at = :next_attempt_at, leased_until = NULL,
     finished_at = {finished}, updated_at = :now
 WHERE id = :item_id AND retry_count = :attempt AND status = 'processing'
-RETURNING *
+RETURNING {ITEM_COLUMNS}
 """
 
 
-CANCEL = """
+CANCEL = f"""
 UPDATE video_items
 SET status = 'cancelled', leased_until = NULL, finished_at = :now, updated_at = :now,
     next_attempt_at = NULL
 WHERE id = :item_id AND status IN ('pending', 'processing')
-RETURNING *
+RETURNING {ITEM_COLUMNS}
 """
 
 # An admin's retry: a fresh start, with the attempts counted from zero. The Runway task of the
 # failed or cancelled run is forgotten (it ended), so the next attempt submits a new one.
-ADMIN_RETRY = """
+ADMIN_RETRY = f"""
 UPDATE video_items
 SET status = 'pending', retry_count = 0, next_attempt_at = NULL, leased_until = NULL,
     worker_id = NULL, flow_run_id = NULL, provider_task_id = NULL, output_path = NULL,
     error = NULL, failure_code = NULL, progress = 0, started_at = NULL, finished_at = NULL,
     updated_at = :now
 WHERE id = :item_id AND status IN ('failed', 'cancelled')
-RETURNING *
+RETURNING {ITEM_COLUMNS}
 """
 
-# Expired leases (served by ix_video_items_leases): back to pending while attempts remain ...
+# Expired leases (served by ix_video_items_leases; only processing items hold one): back to pending while attempts remain ...
 REQUEUE_EXPIRED = """
 UPDATE video_items
 SET status = 'pending', leased_until = NULL, updated_at = :now,
     error = 'lease expired: the worker stopped renewing it (attempt ' || retry_count || ')'
-WHERE status = 'processing' AND leased_until < :now AND retry_count < :max_attempts
+WHERE leased_until < :now AND retry_count < :max_attempts
 """
 # ... and failed after the last one.
 FAIL_EXPIRED = """
@@ -158,7 +167,7 @@ UPDATE video_items
 SET status = 'failed', leased_until = NULL, finished_at = :now, updated_at = :now,
     failure_code = 'LEASE_EXPIRED',
     error = 'lease expired on the last attempt (' || retry_count || ')'
-WHERE status = 'processing' AND leased_until < :now AND retry_count >= :max_attempts
+WHERE leased_until < :now AND retry_count >= :max_attempts
 """
 
 # Statistics: the sums of the count ledger, whatever the size of video_items.

@@ -113,6 +113,7 @@ class Photo(SQLModel, table=True):
 
 # Literal predicates, so that the planner can use the partial indexes with any bind style.
 PENDING = "status = 'pending'"
+FINISHED = "status IN ('completed', 'failed', 'cancelled')"
 WAN_PROVIDERS_SQL = "inference_provider = 'wan_local'"
 RUNWAY_PROVIDERS_SQL = "inference_provider IN ('runway_gen4_turbo', 'runway_veo3.1')"
 
@@ -137,20 +138,31 @@ class VideoItem(SQLModel, table=True):
             postgresql_where=sa.text(f"{PENDING} AND {RUNWAY_PROVIDERS_SQL}"),
             sqlite_where=sa.text(f"{PENDING} AND {RUNWAY_PROVIDERS_SQL}"),
         ),
-        # Expired leases: only items being processed, a few per worker.
+        # Expired leases: only items being processed hold one (ck_video_items_lease), a few per
+        # worker.
         sa.Index(
             "ix_video_items_leases",
             "leased_until",
-            postgresql_where=sa.text("status = 'processing'"),
-            sqlite_where=sa.text("status = 'processing'"),
+            postgresql_where=sa.text("leased_until IS NOT NULL"),
+            sqlite_where=sa.text("leased_until IS NOT NULL"),
         ),
-        # The queue page: newest first, alone or filtered by one column.
+        # The queue page: newest first, alone or filtered by one column. Every full index costs
+        # each claim an index insert, so filters that keep a large share of the rows (provider,
+        # pending) scan ix_video_items_created; finished items, which claims never touch, have a
+        # partial index; processing items are found through ix_video_items_leases.
         sa.Index("ix_video_items_created", "created_at", "id"),
-        sa.Index("ix_video_items_status_created", "status", "created_at", "id"),
-        sa.Index("ix_video_items_provider_created", "inference_provider", "created_at", "id"),
         sa.Index("ix_video_items_group_created", "group_id", "created_at", "id"),
+        sa.Index(
+            "ix_video_items_finished_created",
+            "status",
+            "created_at",
+            "id",
+            postgresql_where=sa.text(FINISHED),
+            sqlite_where=sa.text(FINISHED),
+        ),
         sa.CheckConstraint("progress >= 0 AND progress <= 1", name="progress"),
         sa.CheckConstraint("retry_count >= 0", name="retry_count"),
+        sa.CheckConstraint("leased_until IS NULL OR status = 'processing'", name="lease"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)

@@ -68,7 +68,7 @@ def test_eight_claimers_take_every_item_exactly_once(engine, settings):
                 if item is None:
                     return
                 with lock:
-                    claimed.append(str(item.id))
+                    claimed.append(str(item.item_id))
         except BaseException as error:  # surfaced below
             errors.append(error)
 

@@ -63,8 +63,8 @@ def test_urgent_group_items_route_to_turbo_and_go_first(session, settings):
     normal = add_items(session, settings, 2, provider=None)
     urgent = add_items(session, settings, 1, provider=None, priority=GroupPriority.urgent)
     assert urgent[0].routed_by is RoutedBy.group_priority
-    assert claim(session, settings).id == urgent[0].id
-    assert claim(session, settings).id == normal[0].id
+    assert claim(session, settings).item_id == urgent[0].id
+    assert claim(session, settings).item_id == normal[0].id
 
 
 def test_fallback_counts_pending_wan_items_in_the_database_and_the_batch(session, settings):
@@ -138,19 +138,22 @@ def test_worker_types_only_get_their_providers(session, settings):
     veo = add_items(session, settings, 2, VEO)
     wan_claims = [claim(session, settings, WorkerType.wan) for _ in range(3)]
     runway_claims = [claim(session, settings, WorkerType.runway) for _ in range(5)]
-    assert [i.id for i in wan_claims[:2]] == [i.id for i in wan] and wan_claims[2] is None
-    assert [i.id for i in runway_claims[:4]] == [i.id for i in turbo + veo]
+    assert [c.item_id for c in wan_claims[:2]] == [i.id for i in wan] and wan_claims[2] is None
+    assert [c.item_id for c in runway_claims[:4]] == [i.id for i in turbo + veo]
     assert runway_claims[4] is None
 
 
 def test_claim_leases_and_counts_the_attempt(session, settings):
-    (_item,) = add_items(session, settings, 1)
+    (item,) = add_items(session, settings, 1)
     before = utcnow()
     claimed = claim(session, settings)
-    assert claimed.status is ItemStatus.processing and claimed.retry_count == 1
-    assert claimed.worker_id == "w1" and claimed.started_at >= before
+    assert (claimed.item_id, claimed.attempt, claimed.worker_id) == (item.id, 1, "w1")
+    assert (claimed.prompt, claimed.photo_id) == (item.prompt, item.photo_id)
+    stored = ops.get_item(session, item.id)
+    assert stored.status is ItemStatus.processing and stored.retry_count == 1
+    assert stored.started_at >= before and stored.leased_until == claimed.leased_until
     assert claimed.leased_until == pytest.approx(
-        claimed.started_at + timedelta(seconds=settings.lease_seconds), abs=timedelta(seconds=1)
+        stored.started_at + timedelta(seconds=settings.lease_seconds), abs=timedelta(seconds=1)
     )
     assert claimed.leased_until.tzinfo is not None
 
@@ -162,7 +165,7 @@ def test_claim_by_id_is_fenced_by_the_attempt(session, settings):
         is None
     )
     claimed = ops.claim_item(session, item_id=item.id, attempt=1, worker_id="w", settings=settings)
-    assert claimed is not None and claimed.retry_count == 1
+    assert claimed is not None and claimed.attempt == 1
     # A second run for the same attempt finds it taken.
     assert (
         ops.claim_item(session, item_id=item.id, attempt=1, worker_id="w2", settings=settings)
@@ -176,18 +179,23 @@ def test_an_expired_lease_makes_the_item_claimable_again(session, settings):
     assert claim(session, settings) is None  # leased
     later = utcnow() + timedelta(seconds=settings.lease_seconds + 1)
     second = claim(session, settings, now=later)
-    assert second.id == first.id and second.retry_count == 2
+    assert second.item_id == first.item_id and second.attempt == 2
     # The first attempt is now stale: it can neither complete, fail nor renew.
     with pytest.raises(StaleAttempt):
-        ops.complete_item(session, item_id=first.id, attempt=1, output_path="x.mp4")
+        ops.complete_item(session, item_id=first.item_id, attempt=1, output_path="x.mp4")
     with pytest.raises(StaleAttempt):
         ops.fail_item(
-            session, item_id=first.id, attempt=1, error="boom", permanent=True, settings=settings
+            session,
+            item_id=first.item_id,
+            attempt=1,
+            error="boom",
+            permanent=True,
+            settings=settings,
         )
     with pytest.raises(StaleAttempt):
-        ops.renew_lease(session, item_id=first.id, attempt=1, lease_seconds=60)
+        ops.renew_lease(session, item_id=first.item_id, attempt=1, lease_seconds=60)
     session.rollback()
-    current = ops.get_item(session, first.id)
+    current = ops.get_item(session, first.item_id)
     assert current.status is ItemStatus.processing and current.retry_count == 2
 
 
@@ -225,7 +233,7 @@ def test_items_waiting_for_their_backoff_are_not_claimed(session, settings):
     assert failed.next_attempt_at - utcnow() > timedelta(seconds=25)
     assert claim(session, settings) is None
     retried = claim(session, settings, now=failed.next_attempt_at + timedelta(seconds=1))
-    assert retried.id == item.id and retried.retry_count == 2
+    assert retried.item_id == item.id and retried.attempt == 2
 
 
 # --- finishing ----------------------------------------------------------------------------
@@ -260,7 +268,7 @@ def test_transient_failures_back_off_exponentially_then_fail_at_max_attempts(ses
     delays = []
     for attempt in (1, 2, 3):
         claimed = claim(session, settings, now=now)
-        assert claimed.retry_count == attempt
+        assert claimed.attempt == attempt
         failed = ops.fail_item(
             session,
             item_id=item.id,
@@ -319,7 +327,7 @@ def test_requeue_expired_requeues_then_fails_after_the_last_attempt(session, set
     (item,) = add_items(session, settings, 1)
     now = utcnow()
     for attempt in range(1, settings.max_attempts + 1):
-        assert claim(session, settings, now=now).retry_count == attempt
+        assert claim(session, settings, now=now).attempt == attempt
         now += timedelta(seconds=settings.lease_seconds + 1)
         result = ops.requeue_expired(session, settings=settings, now=now)
         session.commit()
@@ -355,7 +363,7 @@ def test_retry_a_failed_item_starts_its_attempts_again(session, settings):
     ops.fail_item(session, item_id=item.id, attempt=1, permanent=True, error="x", settings=settings)
     ops.retry_item(session, item_id=item.id)
     session.commit()
-    assert claim(session, settings).retry_count == 1
+    assert claim(session, settings).attempt == 1
 
 
 def test_completed_items_cannot_be_cancelled(session, settings):

@@ -59,8 +59,9 @@ def insert_seed_rows(url: str, statuses: list[str]) -> list[str]:
             connection.execute(
                 sa.text(
                     "INSERT INTO video_items (id, group_id, prompt, frame_num, status, "
-                    "retry_count, created_at, updated_at) "
-                    "VALUES (:id, :group, 'old prompt', 121, :status, 0, :now, :now)"
+                    "retry_count, leased_until, worker_id, created_at, updated_at) "
+                    "VALUES (:id, :group, 'old prompt', 121, :status, 0, :now, 'seed-worker', "
+                    ":now, :now)"
                 ).bindparams(
                     sa.bindparam("id", type_=sa.Uuid()),
                     sa.bindparam("group", type_=sa.Uuid()),
@@ -118,6 +119,8 @@ def test_upgrading_a_seed_database_keeps_its_rows_and_counts_them(empty_url):
         ) == (5, 2, 1, 1, 1)
         old = ops.list_queue(session).items
         assert {item.frame_num for item in old} == {121}
+        # The seed never cleared leases; now only processing items hold one.
+        assert {item.status.value for item in old if item.leased_until} == {"processing"}
         assert {item.routed_by for item in old} == {None}
     engine.dispose()
 

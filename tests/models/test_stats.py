@@ -50,23 +50,23 @@ def make_busy_table(session, settings) -> None:
         if roll < 0.5:
             ops.complete_item(
                 session,
-                item_id=item.id,
-                attempt=item.retry_count,
+                item_id=item.item_id,
+                attempt=item.attempt,
                 output_path="v.mp4",
                 cost_credits=rng.randint(0, 50),
             )
         elif roll < 0.7:
             ops.fail_item(
                 session,
-                item_id=item.id,
-                attempt=item.retry_count,
+                item_id=item.item_id,
+                attempt=item.attempt,
                 error="x",
                 permanent=rng.random() < 0.5,
                 cost_credits=rng.randint(0, 5),
                 settings=settings,
             )
         elif roll < 0.8:
-            ops.cancel_item(session, item_id=item.id)
+            ops.cancel_item(session, item_id=item.item_id)
     session.commit()
     for item in session.execute(sa.select(VideoItem.id).limit(40)).scalars().all():
         with contextlib.suppress(InvalidTransition):  # already final: fine for this shuffle

@@ -18,6 +18,7 @@ depends_on = None
 
 PROVIDERS = ("wan_local", "runway_gen4_turbo", "runway_veo3.1")
 STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
+FINISHED = "status IN ('completed', 'failed', 'cancelled')"
 PENDING_WAN = "status = 'pending' AND inference_provider = 'wan_local'"
 PENDING_RUNWAY = (
     "status = 'pending' AND inference_provider IN ('runway_gen4_turbo', 'runway_veo3.1')"
@@ -32,9 +33,12 @@ def _ts(name: str) -> sa.Column[Any]:
     return sa.Column(name, sa.DateTime(timezone=True), nullable=True)
 
 
-# The count ledger (see models.tables.ItemStatusCount). On PostgreSQL, statement-level triggers
-# with transition tables add one row per (provider, status) a statement changed, so a bulk insert
-# of a million items writes a handful of ledger rows; SQLite has row-level triggers only.
+# The count ledger (see models.tables.ItemStatusCount). On PostgreSQL, inserts and deletes use
+# statement-level triggers with transition tables: a bulk insert of a million items writes one
+# ledger row per (provider, status). Updates, which come one item at a time (claims, completions),
+# use a row-level trigger whose WHEN clause skips updates that change no count (lease renewals)
+# without calling the function: about 10% more claims per second than a statement-level one
+# (pgbench, 8 clients). SQLite has row-level triggers only.
 PG_COUNT_FUNCTIONS = """
 CREATE FUNCTION video_items_count_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -47,15 +51,8 @@ END $$;
 CREATE FUNCTION video_items_count_updated() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO item_status_counts (inference_provider, status, items, credits)
-    SELECT inference_provider, status, sum(items), sum(credits)
-    FROM (
-        SELECT inference_provider, status, -1 AS items, -coalesce(cost_credits, 0) AS credits
-        FROM old_rows
-        UNION ALL
-        SELECT inference_provider, status, 1, coalesce(cost_credits, 0) FROM new_rows
-    ) AS changes
-    GROUP BY inference_provider, status
-    HAVING sum(items) <> 0 OR sum(credits) <> 0;
+    VALUES (OLD.inference_provider, OLD.status, -1, -coalesce(OLD.cost_credits, 0)),
+           (NEW.inference_provider, NEW.status, 1, coalesce(NEW.cost_credits, 0));
     RETURN NULL;
 END $$;
 
@@ -70,9 +67,13 @@ END $$;
 CREATE TRIGGER video_items_count_inserted AFTER INSERT ON video_items
     REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION video_items_count_inserted();
-CREATE TRIGGER video_items_count_updated AFTER UPDATE ON video_items
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION video_items_count_updated();
+CREATE TRIGGER video_items_count_updated
+    AFTER UPDATE OF status, inference_provider, cost_credits ON video_items
+    FOR EACH ROW
+    WHEN (OLD.status IS DISTINCT FROM NEW.status
+          OR OLD.inference_provider IS DISTINCT FROM NEW.inference_provider
+          OR OLD.cost_credits IS DISTINCT FROM NEW.cost_credits)
+    EXECUTE FUNCTION video_items_count_updated();
 CREATE TRIGGER video_items_count_deleted AFTER DELETE ON video_items
     REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION video_items_count_deleted();
@@ -148,6 +149,8 @@ def upgrade() -> None:
         "UPDATE video_items SET inference_provider = 'runway_gen4_turbo' "
         "WHERE inference_provider IS NULL"
     )
+    # The seed left leases on finished items; a lease now means "being processed".
+    op.execute("UPDATE video_items SET leased_until = NULL WHERE status <> 'processing'")
     op.drop_index("idx_video_items_inference_provider", table_name="video_items")
     with op.batch_alter_table("video_items") as batch:
         batch.alter_column("inference_provider", existing_type=provider_type, nullable=False)
@@ -180,6 +183,9 @@ def upgrade() -> None:
             op.f("ck_video_items_progress"), "progress >= 0 AND progress <= 1"
         )
         batch.create_check_constraint(op.f("ck_video_items_retry_count"), "retry_count >= 0")
+        batch.create_check_constraint(
+            op.f("ck_video_items_lease"), "leased_until IS NULL OR status = 'processing'"
+        )
 
     op.create_index(
         "ix_video_items_claim_wan",
@@ -199,15 +205,16 @@ def upgrade() -> None:
         "ix_video_items_leases",
         "video_items",
         ["leased_until"],
-        postgresql_where=sa.text("status = 'processing'"),
-        sqlite_where=sa.text("status = 'processing'"),
+        postgresql_where=sa.text("leased_until IS NOT NULL"),
+        sqlite_where=sa.text("leased_until IS NOT NULL"),
     )
     op.create_index("ix_video_items_created", "video_items", ["created_at", "id"])
-    op.create_index("ix_video_items_status_created", "video_items", ["status", "created_at", "id"])
     op.create_index(
-        "ix_video_items_provider_created",
+        "ix_video_items_finished_created",
         "video_items",
-        ["inference_provider", "created_at", "id"],
+        ["status", "created_at", "id"],
+        postgresql_where=sa.text(FINISHED),
+        sqlite_where=sa.text(FINISHED),
     )
     op.create_index("ix_video_items_group_created", "video_items", ["group_id", "created_at", "id"])
 
@@ -256,8 +263,7 @@ def downgrade() -> None:
     op.drop_table("item_status_counts")
     for name in (
         "ix_video_items_group_created",
-        "ix_video_items_provider_created",
-        "ix_video_items_status_created",
+        "ix_video_items_finished_created",
         "ix_video_items_created",
         "ix_video_items_leases",
         "ix_video_items_claim_runway",
@@ -273,7 +279,7 @@ def downgrade() -> None:
         else sa.String(17)
     )
     with op.batch_alter_table("video_items") as batch:
-        for check in ("routed_by", "progress", "retry_count"):
+        for check in ("routed_by", "progress", "retry_count", "lease"):
             batch.drop_constraint(op.f(f"ck_video_items_{check}"), type_="check")
         if not postgres:
             batch.drop_constraint(op.f("ck_video_items_processing_status"), type_="check")
