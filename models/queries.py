@@ -51,12 +51,13 @@ _CLAIMED = """
 def claim_next(worker_type: WorkerType, *, skip_locked: bool) -> str:
     """Claim the next item of one pool in a single statement.
 
-    First an item whose lease ran out (its holder died or hung; served by `ix_video_items_leases`,
-    a few rows per worker; only processing items have a lease, a CHECK constraint makes sure, and
-    leaving `status` out keeps the planner on that index), else the next due pending item, urgent groups first, then oldest
-    (served by `ix_video_items_claim_<pool>`). COALESCE evaluates its second sub-select only when
-    the first finds nothing. On PostgreSQL, SKIP LOCKED lets concurrent claimers pass a row
-    another one is taking; SQLite runs one writer at a time, so the statement is atomic as it is.
+    First an item whose lease ran out (its holder died or hung), served by
+    `ix_video_items_leases`: a few rows per worker. Only processing items hold a lease (a CHECK
+    constraint makes sure), and leaving `status` out keeps the planner on that index. Else the
+    next due pending item, urgent groups first, then oldest, served by
+    `ix_video_items_claim_<pool>`. COALESCE evaluates its second sub-select only when the first
+    finds nothing. On PostgreSQL, SKIP LOCKED lets concurrent claimers pass a row another one is
+    taking; SQLite runs one writer at a time, so the statement is atomic as it is.
     """
     lock = "FOR UPDATE SKIP LOCKED" if skip_locked else ""
     pool = POOL_PREDICATE[worker_type]
@@ -154,7 +155,8 @@ WHERE id = :item_id AND status IN ('failed', 'cancelled')
 RETURNING {ITEM_COLUMNS}
 """
 
-# Expired leases (served by ix_video_items_leases; only processing items hold one): back to pending while attempts remain ...
+# Expired leases (ix_video_items_leases; only processing items hold one): back to pending
+# while attempts remain ...
 REQUEUE_EXPIRED = """
 UPDATE video_items
 SET status = 'pending', leased_until = NULL, updated_at = :now,
