@@ -12,7 +12,7 @@ from models.enums import WorkerType
 from models.tables import VideoItem
 
 # RETURNING names every column in the model's order, so results map to VideoItem by position.
-ITEM_COLUMNS = ", ".join(column.name for column in VideoItem.__table__.columns)
+ITEM_COLUMNS = ", ".join(column.name for column in VideoItem.__table__.columns)  # type: ignore[attr-defined]
 # A claim returns what the holder needs to work (models.items.Claim), in this order.
 CLAIM_FIELDS = (
     "id",
