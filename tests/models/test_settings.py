@@ -43,3 +43,20 @@ def test_invalid_values_fail_with_the_variable_name(monkeypatch, variable, value
     monkeypatch.setenv(variable, value)
     with pytest.raises(SettingsError, match=expected):
         load_settings(_env_file=None)
+
+
+def test_env_example_lists_every_setting_with_its_default():
+    from pathlib import Path
+
+    from models.settings import ENV_PREFIX
+
+    example = Path(__file__).parents[2] / ".env.example"
+    lines = dict(
+        line.split("=", 1)
+        for line in example.read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert set(lines) == {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    settings = load_settings(_env_file=example)  # the example itself is a valid configuration
+    assert settings.admin_token is None
+    assert settings == Settings(_env_file=None)
