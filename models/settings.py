@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.enums import InferenceProvider
@@ -21,7 +21,11 @@ class Settings(BaseSettings):
     """Every knob of reelroute; each field is the environment variable `REELROUTE_<NAME>`."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
     )
 
     database_url: str = Field(
@@ -69,10 +73,75 @@ class Settings(BaseSettings):
     worker_token: SecretStr | None = Field(
         default=None, description="Bearer token of the pull-worker API."
     )
+
     sandbox: bool = Field(
         default=False,
-        description="Run Runway against the bundled emulator and Wan with a tiny random model.",
+        description="Runway through the bundled emulator, Wan with a tiny random model (offline).",
     )
+    runway_api_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REELROUTE_RUNWAY_API_SECRET", "RUNWAYML_API_SECRET"),
+        description="Runway API key (RUNWAYML_API_SECRET, as the SDK documents, also works).",
+    )
+    runway_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REELROUTE_RUNWAY_BASE_URL", "RUNWAYML_BASE_URL"),
+        description="Runway API address; unset means the SDK's default (RUNWAYML_BASE_URL works).",
+    )
+    runway_poll_seconds: float = Field(
+        default=5.0, gt=0, description="Seconds between polls of a Runway task (Runway asks ≥ 5)."
+    )
+    runway_task_timeout_seconds: float = Field(
+        default=1800.0, gt=0, description="Give up on a Runway task that is not done after this."
+    )
+    runway_max_retries: int = Field(
+        default=2, ge=0, le=10, description="The SDK's own retries of 429, 5xx and timeouts."
+    )
+    wan_model: str = Field(
+        default="Wan-AI/Wan2.2-TI2V-5B-Diffusers",
+        description="Wan weights: a local folder or a Hugging Face id already in the local cache.",
+    )
+    wan_device: str = Field(default="auto", description="auto (CUDA when present), cuda, cpu.")
+    wan_dtype: str = Field(
+        default="auto", description="auto (bfloat16 on CUDA, float32 on CPU), bfloat16, float16."
+    )
+    wan_offload: bool = Field(default=False, description="Model CPU offload (less GPU memory).")
+    wan_vae_tiling: bool = Field(default=False, description="Tiled VAE decode (less GPU memory).")
+    wan_max_area: int = Field(
+        default=1280 * 704, ge=256, description="Largest output area in pixels (5B: 1280x704)."
+    )
+    wan_fps: float = Field(default=24.0, gt=0, description="Frames per second (Wan2.1: 16).")
+    wan_frames: int = Field(default=121, ge=5, description="Default frame count, 4k+1 (2.1: 81).")
+    wan_steps: int = Field(default=50, ge=1, le=200, description="Denoising steps.")
+    wan_guidance_scale: float = Field(default=5.0, ge=0, description="Classifier-free guidance.")
+
+    @field_validator(
+        "admin_token", "worker_token", "runway_api_secret", "runway_base_url", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("wan_frames")
+    @classmethod
+    def _wan_frames(cls, value: int) -> int:
+        if value % 4 != 1:
+            raise ValueError("Wan needs 4k+1 frames (e.g. 81 or 121)")
+        return value
+
+    @field_validator("wan_device")
+    @classmethod
+    def _wan_device(cls, value: str) -> str:
+        if value != "auto" and not value.startswith(("cuda", "cpu")):
+            raise ValueError("use auto, cpu, cuda or cuda:N")
+        return value
+
+    @field_validator("wan_dtype")
+    @classmethod
+    def _wan_dtype(cls, value: str) -> str:
+        if value not in {"auto", "bfloat16", "float16", "float32"}:
+            raise ValueError("use auto, bfloat16, float16 or float32")
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -99,7 +168,9 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as error:
         problems = []
         for item in error.errors():
-            name = ENV_PREFIX + "_".join(str(part) for part in item["loc"]).upper()
+            name = "_".join(str(part) for part in item["loc"]).upper()
+            if not name.startswith((ENV_PREFIX, "RUNWAYML_")):
+                name = ENV_PREFIX + name
             shown = "" if "TOKEN" in name else f" (got {item.get('input')!r})"
             problems.append(f"{name}: {item['msg']}{shown}")
         raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from None

@@ -1,0 +1,109 @@
+"""Every provider in one place: its pool, model, what the admin sees, limits, price and speed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models.enums import InferenceProvider, WorkerType
+
+WAN_FRAMES_DEFAULT = 121  # Wan2.2 TI2V-5B: 121 frames at 24 fps, the seed's frame_num
+DEFAULT_DURATION_S = 5
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    """What reelroute knows about one provider."""
+
+    provider: InferenceProvider
+    pool: str
+    """The Prefect work pool that runs its items: `gpu` or `cloud`."""
+    worker_type: WorkerType
+    model: str
+    label: str
+    description: str
+    durations_s: tuple[int, ...]
+    """Durations the model accepts, in seconds."""
+    ratios: tuple[str, ...]
+    """Output resolutions (`width:height`) the model accepts; empty when free-form."""
+    credits_per_second: float
+    """Runway credits per second of video (1 credit = $0.01); 0 for our own GPUs."""
+    minutes: tuple[int, int]
+    """Usual time from start to finished video, in minutes."""
+
+    def estimate_credits(self, duration_s: int) -> int:
+        """Credits a video of `duration_s` seconds is expected to cost."""
+        return round(self.credits_per_second * duration_s)
+
+
+CATALOGUE: dict[InferenceProvider, ProviderInfo] = {
+    InferenceProvider.wan_local: ProviderInfo(
+        provider=InferenceProvider.wan_local,
+        pool="gpu",
+        worker_type=WorkerType.wan,
+        model="Wan2.2-TI2V-5B",
+        label="WAN local (GPU server)",
+        description="Local GPU inference with the open Wan model: free, slow.",
+        durations_s=(1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
+        ratios=(),
+        credits_per_second=0.0,
+        minutes=(20, 40),
+    ),
+    InferenceProvider.runway_gen4_turbo: ProviderInfo(
+        provider=InferenceProvider.runway_gen4_turbo,
+        pool="cloud",
+        worker_type=WorkerType.runway,
+        model="gen4_turbo",
+        label="Runway Gen-4 Turbo (fast)",
+        description="Runway API: fast, costs money (about 5 credits, $0.05, per second).",
+        durations_s=(2, 3, 4, 5, 6, 7, 8, 9, 10),
+        ratios=("1280:720", "720:1280", "1104:832", "832:1104", "960:960", "1584:672"),
+        credits_per_second=5.0,
+        minutes=(2, 5),
+    ),
+    InferenceProvider.runway_veo3_1: ProviderInfo(
+        provider=InferenceProvider.runway_veo3_1,
+        pool="cloud",
+        worker_type=WorkerType.runway,
+        model="veo3.1",
+        label="Runway Veo 3.1 (best quality)",
+        description="Runway API with Google's Veo 3.1: best quality, costs the most "
+        "(about 40 credits, $0.40, per second).",
+        durations_s=(4, 6, 8),
+        ratios=("1280:720", "720:1280", "1080:1920", "1920:1080"),
+        credits_per_second=40.0,
+        minutes=(5, 10),
+    ),
+}
+
+
+def info(provider: InferenceProvider) -> ProviderInfo:
+    """The catalogue entry of `provider`."""
+    return CATALOGUE[provider]
+
+
+def requested_seconds(duration_s: int | None, frame_num: int | None, fps: float = 24.0) -> int:
+    """The length the admin asked for: the duration, else the frame count at `fps`, else 5 s."""
+    if duration_s is not None:
+        return duration_s
+    if frame_num is not None:
+        return max(1, round((frame_num - 1) / fps))
+    return DEFAULT_DURATION_S
+
+
+def nearest_duration(info: ProviderInfo, seconds: int) -> int:
+    """The model's allowed duration nearest to `seconds`; on a tie, the longer one (the admin
+    gets at least what was asked)."""
+    return min(info.durations_s, key=lambda allowed: (abs(allowed - seconds), -allowed))
+
+
+def ratio_for(info: ProviderInfo, width: int, height: int) -> str:
+    """The model's output ratio closest to the photo's shape (compared as log aspect ratios)."""
+    import math
+
+    aspect = math.log(width / height)
+
+    def distance(ratio: str) -> float:
+        w, h = (int(part) for part in ratio.split(":"))
+        return abs(math.log(w / h) - aspect)
+
+    return min(info.ratios, key=distance)

@@ -1,0 +1,264 @@
+"""Runway through the official `runwayml` SDK: submit, hand the task id over, poll, download.
+
+Imports neither torch nor diffusers: a Runway flow run must start in about a second.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import runwayml
+from PIL import Image
+
+from models.enums import InferenceProvider
+from models.settings import Settings
+from providers.base import (
+    ConfigurationError,
+    GenerationRequest,
+    GenerationResult,
+    PermanentError,
+    ProgressCallback,
+    ProviderError,
+    TaskCallback,
+    TransientError,
+)
+from providers.catalogue import info, nearest_duration, ratio_for, requested_seconds
+from providers.video import probe_mp4
+
+MAX_PROMPT_UTF16_UNITS = 1000
+MAX_DATA_URI_BYTES = 5 * 1024 * 1024
+DATA_URI_PREFIX = "data:image/jpeg;base64,"
+DOWNLOAD_ATTEMPTS = 3
+
+
+def prompt_units(prompt: str) -> int:
+    """Length in UTF-16 code units, as Runway counts it."""
+    return len(prompt.encode("utf-16-le")) // 2
+
+
+def image_data_uri(image: bytes) -> str:
+    """The photo as a data URI of at most 5 MB: as it is when it fits, else re-encoded as JPEG
+    and downscaled until it fits."""
+    with Image.open(io.BytesIO(image)) as source:
+        kind = (source.format or "").lower()
+        picture = source.convert("RGB")
+    if kind in {"jpeg", "png", "webp"}:
+        uri = f"data:image/{kind};base64," + base64.b64encode(image).decode()
+        if len(uri) <= MAX_DATA_URI_BYTES:
+            return uri
+    while True:
+        buffer = io.BytesIO()
+        picture.save(buffer, format="JPEG", quality=90)
+        uri = DATA_URI_PREFIX + base64.b64encode(buffer.getvalue()).decode()
+        if len(uri) <= MAX_DATA_URI_BYTES:
+            return uri
+        picture = picture.resize((max(1, picture.width * 3 // 4), max(1, picture.height * 3 // 4)))
+
+
+def translate(error: runwayml.RunwayMLError, *, task_alive: bool = False) -> ProviderError:
+    """The SDK's exception as one of ours (after the SDK's own retries)."""
+    if isinstance(error, runwayml.BadRequestError | runwayml.UnprocessableEntityError):
+        return PermanentError(f"Runway refused the request: {_message(error)}", code="HTTP_400")
+    if isinstance(error, runwayml.AuthenticationError | runwayml.PermissionDeniedError):
+        return ConfigurationError(
+            f"Runway refused the API key ({error.status_code}): set RUNWAYML_API_SECRET "
+            "(or REELROUTE_RUNWAY_API_SECRET) to a valid key",
+            code=f"HTTP_{error.status_code}",
+        )
+    if isinstance(error, runwayml.RateLimitError):
+        return TransientError(
+            "Runway's daily generation limit is reached (429); retrying later",
+            code="HTTP_429",
+            task_alive=task_alive,
+        )
+    if isinstance(error, runwayml.APIStatusError):
+        return TransientError(
+            f"Runway answered {error.status_code}: {_message(error)}",
+            code=f"HTTP_{error.status_code}",
+            task_alive=task_alive,
+        )
+    if isinstance(error, runwayml.APIConnectionError):
+        return TransientError(
+            f"cannot reach Runway: {error}", code="CONNECTION", task_alive=task_alive
+        )
+    return TransientError(f"Runway SDK error: {error}", task_alive=task_alive)
+
+
+def _message(error: runwayml.APIStatusError) -> str:
+    body = error.body
+    if isinstance(body, dict) and "error" in body:
+        return str(body["error"])
+    return str(error.message)
+
+
+class RunwayProvider:
+    """Gen-4 Turbo and Veo 3.1 image-to-video through Runway's API."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client: runwayml.RunwayML | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self._client = client
+        self._sleep = sleep
+
+    @property
+    def client(self) -> runwayml.RunwayML:
+        """The SDK client, made from the settings on first use."""
+        if self._client is None:
+            secret = self.settings.runway_api_secret
+            if secret is None:
+                raise ConfigurationError(
+                    "no Runway API key: set RUNWAYML_API_SECRET (or REELROUTE_RUNWAY_API_SECRET), "
+                    "or REELROUTE_SANDBOX=1 to use the bundled emulator"
+                )
+            self._client = runwayml.RunwayML(
+                api_key=secret.get_secret_value(),
+                base_url=self.settings.runway_base_url,
+                max_retries=self.settings.runway_max_retries,
+            )
+        return self._client
+
+    def request_body(self, request: GenerationRequest) -> dict[str, Any]:
+        """The arguments of `image_to_video.create` for this request (checked before any call)."""
+        entry = info(request.provider)
+        if request.provider is InferenceProvider.wan_local:
+            raise PermanentError("wan_local items are not made by Runway")
+        units = prompt_units(request.prompt)
+        if not request.prompt.strip() or units > MAX_PROMPT_UTF16_UNITS:
+            raise PermanentError(
+                f"the prompt is {units} UTF-16 units long; Runway takes 1 to "
+                f"{MAX_PROMPT_UTF16_UNITS}: shorten it"
+            )
+        try:
+            with Image.open(io.BytesIO(request.image)) as image:
+                width, height = image.size
+            data_uri = image_data_uri(request.image)
+        except OSError:
+            raise PermanentError("the photo is not a readable image") from None
+        body: dict[str, Any] = {
+            "model": entry.model,
+            "prompt_image": data_uri,
+            "prompt_text": request.prompt,
+            "ratio": ratio_for(entry, width, height),
+            "duration": nearest_duration(
+                entry, requested_seconds(request.duration_s, request.frame_num)
+            ),
+        }
+        if request.seed is not None:
+            body["seed"] = request.seed
+        return body
+
+    def generate(
+        self, request: GenerationRequest, *, on_progress: ProgressCallback, on_task: TaskCallback
+    ) -> GenerationResult:
+        """Submit (or resume) the task, poll it to the end, download and check the video."""
+        task_id = request.provider_task_id
+        if task_id is None:
+            body = self.request_body(request)
+            try:
+                created = self.client.image_to_video.create(**body)
+            except runwayml.RunwayMLError as error:
+                raise translate(error) from None
+            task_id = created.id
+            on_task(task_id)  # stored before anything else can fail: a retry resumes it
+        return self._wait(task_id, info(request.provider).model, on_progress)
+
+    def _wait(self, task_id: str, model: str, on_progress: ProgressCallback) -> GenerationResult:
+        deadline = time.monotonic() + self.settings.runway_task_timeout_seconds
+        while True:
+            try:
+                task = self.client.tasks.retrieve(task_id)
+            except runwayml.NotFoundError:
+                raise TransientError(
+                    f"Runway task {task_id} no longer exists; the next attempt submits a new one",
+                    code="TASK_GONE",
+                ) from None
+            except runwayml.RunwayMLError as error:
+                raise translate(error, task_alive=True) from None
+            if task.status == "SUCCEEDED":
+                on_progress(1.0)
+                return self._download(task_id, model, task.cost.credits, task.output)
+            if task.status == "FAILED":
+                raise _failure(task.failure_code, task.failure, task.cost.credits)
+            if task.status == "CANCELLED":
+                raise PermanentError(
+                    f"Runway task {task_id} was cancelled",
+                    code="CANCELLED",
+                    cost_credits=task.cost.credits,
+                )
+            if task.status == "RUNNING":
+                on_progress(float(task.progress))
+            else:  # PENDING, THROTTLED: waiting at Runway in submission order, not an error
+                on_progress(0.0)
+            if time.monotonic() > deadline:
+                raise TransientError(
+                    f"Runway task {task_id} is not done after "
+                    f"{self.settings.runway_task_timeout_seconds:.0f} s (REELROUTE_RUNWAY_TASK_"
+                    "TIMEOUT_SECONDS); the next attempt keeps waiting for it",
+                    code="TIMEOUT",
+                    task_alive=True,
+                )
+            self._sleep(self.settings.runway_poll_seconds)
+
+    def _download(
+        self, task_id: str, model: str, credits: int, urls: list[str]
+    ) -> GenerationResult:
+        """Fetch the output at once (URLs expire in 24-48 h); an expired URL is refreshed by
+        retrieving the task again."""
+        for attempt in range(DOWNLOAD_ATTEMPTS):
+            try:
+                response = httpx.get(urls[0], timeout=60, follow_redirects=True)
+                response.raise_for_status()
+            except httpx.HTTPError as error:
+                if attempt == DOWNLOAD_ATTEMPTS - 1:
+                    raise TransientError(
+                        f"cannot download the video of task {task_id}: {error}",
+                        code="DOWNLOAD",
+                        task_alive=True,
+                    ) from None
+                try:
+                    fresh = self.client.tasks.retrieve(task_id)
+                except runwayml.RunwayMLError as retrieve_error:
+                    raise translate(retrieve_error, task_alive=True) from None
+                if fresh.status == "SUCCEEDED":
+                    urls = fresh.output
+                continue
+            video = response.content
+            meta = probe_mp4(video)
+            return GenerationResult(
+                video=video,
+                model=model,
+                cost_credits=credits,
+                provider_task_id=task_id,
+                frames=meta.frames,
+                fps=meta.fps,
+                width=meta.width,
+                height=meta.height,
+            )
+        raise AssertionError("unreachable")
+
+    def cancel(self, task_id: str) -> None:
+        """Delete the task at Runway: stops a pending or running one (no refund once it ran)."""
+        try:
+            self.client.tasks.delete(task_id)
+        except runwayml.NotFoundError:
+            return  # already gone
+        except runwayml.RunwayMLError as error:
+            raise translate(error, task_alive=True) from None
+
+
+def _failure(code: str | None, message: str, credits: int) -> ProviderError:
+    """A FAILED task: moderation is final, Runway's own trouble may be retried."""
+    text = f"Runway failed the task ({code or 'no code'}): {message}"
+    if code and (code.startswith(("INTERNAL", "ASSET.INVALID"))):
+        return TransientError(text, code=code, cost_credits=credits)
+    return PermanentError(text, code=code, cost_credits=credits)

@@ -1,0 +1,44 @@
+"""The Runway emulator on loopback, and a provider wired to it through the real SDK."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import pytest
+from PIL import Image
+
+from models.settings import Settings, load_settings
+from providers.emulator import EmulatorScript, EmulatorServer, RunwayEmulator
+from providers.runway import RunwayProvider
+
+
+@pytest.fixture
+def emulator() -> Iterator[RunwayEmulator]:
+    with EmulatorServer(RunwayEmulator(EmulatorScript(latency_s=0.2))) as server:
+        server.emulator.url = server.url  # type: ignore[attr-defined]
+        yield server.emulator
+
+
+@pytest.fixture
+def runway_settings(emulator, tmp_path) -> Settings:
+    return load_settings(
+        _env_file=None,
+        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        runway_api_secret="test-key-123",
+        runway_base_url=emulator.url,
+        runway_poll_seconds=0.02,
+        runway_task_timeout_seconds=20,
+        runway_max_retries=0,
+    )
+
+
+@pytest.fixture
+def runway(runway_settings) -> RunwayProvider:
+    return RunwayProvider(runway_settings)
+
+
+def photo(width: int = 64, height: int = 48, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (30, 160, 220)).save(buffer, format=fmt)
+    return buffer.getvalue()
