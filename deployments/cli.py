@@ -116,6 +116,27 @@ def add(
         typer.echo(f"{item.id}  {item.inference_provider.value:<18} {item.route_reason}")
 
 
+@app.command()
+def emulator(
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback only by default).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="Port (sandbox mode expects 8181).")] = 8181,
+    latency: Annotated[float, typer.Option(help="Seconds each task runs.")] = 20.0,
+    concurrency: Annotated[int, typer.Option(help="Tasks running at once; more are THROTTLED.")] = (
+        5
+    ),
+) -> None:
+    """Serve the Runway API emulator (what sandbox mode talks to) until Ctrl-C."""
+    import uvicorn
+
+    from providers.emulator import EmulatorScript, RunwayEmulator
+
+    fake = RunwayEmulator(EmulatorScript(latency_s=latency, concurrency=concurrency))
+    typer.echo(f"Runway API emulator on http://{host}:{port} (latency {latency} s)")
+    uvicorn.run(fake.app, host=host, port=port, log_level="warning")
+
+
 def _safe_url(url: str) -> str:
     """The URL without its password, for printing."""
     from sqlalchemy import make_url

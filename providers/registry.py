@@ -1,0 +1,40 @@
+"""Which Provider makes an item: Runway for the Runway providers, Wan for wan_local.
+
+In sandbox mode (REELROUTE_SANDBOX=1) Runway calls go through the real SDK to the bundled
+emulator (`reelroute emulator`, or the one `reelroute up` starts) and Wan runs the tiny pipeline.
+"""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+
+from models.enums import InferenceProvider
+from models.settings import Settings
+from providers.base import Provider
+
+SANDBOX_EMULATOR_PORT = 8181
+SANDBOX_EMULATOR_URL = f"http://127.0.0.1:{SANDBOX_EMULATOR_PORT}"
+SANDBOX_API_SECRET = "sandbox-key"  # noqa: S105 (the emulator accepts any key; not a secret)
+
+
+def runway_settings(settings: Settings) -> Settings:
+    """The settings a Runway provider uses: in sandbox mode, the emulator's address and key."""
+    if not settings.sandbox:
+        return settings
+    return settings.model_copy(
+        update={
+            "runway_base_url": settings.runway_base_url or SANDBOX_EMULATOR_URL,
+            "runway_api_secret": SecretStr(SANDBOX_API_SECRET),
+        }
+    )
+
+
+def provider_for(provider: InferenceProvider, settings: Settings) -> Provider:
+    """A provider for items of `provider`. Importing this module loads no torch."""
+    if provider is InferenceProvider.wan_local:
+        from providers.wan import WanProvider
+
+        return WanProvider(settings)
+    from providers.runway import RunwayProvider
+
+    return RunwayProvider(runway_settings(settings))

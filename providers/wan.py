@@ -1,0 +1,224 @@
+"""Wan image-to-video on our own GPUs through diffusers' WanImageToVideoPipeline.
+
+The pipeline is loaded once per process (per configuration) and reused for every item after.
+Heavy imports (torch, diffusers) happen here only, when a Wan item is made.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from models.settings import Settings
+from providers.base import (
+    ConfigurationError,
+    GenerationRequest,
+    GenerationResult,
+    PermanentError,
+    ProgressCallback,
+    TaskCallback,
+)
+from providers.tiny_wan import ensure_tiny_wan
+from providers.video import encode_mp4
+
+SANDBOX_MAX_AREA = 96 * 64  # the tiny pipeline's pictures are noise: keep them small and fast
+SANDBOX_STEPS = 2
+SANDBOX_TEXT_TOKENS = 16
+NEGATIVE_PROMPT = "blurry, low quality, distorted, static, watermark, text"
+
+
+@dataclass(frozen=True)
+class WanConfig:
+    """Everything that decides how the pipeline is loaded and run."""
+
+    model: str
+    device: str
+    dtype: str
+    offload: bool
+    vae_tiling: bool
+    max_area: int
+    fps: float
+    default_frames: int
+    steps: int
+    guidance_scale: float
+    max_sequence_length: int = 512
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WanConfig:
+        """The configuration the settings ask for; sandbox mode uses the tiny pipeline."""
+        if settings.sandbox:
+            folder = ensure_tiny_wan(Path(settings.storage_url).parent / "tiny-wan")
+            return cls(
+                model=str(folder),
+                device="cpu",
+                dtype="float32",
+                offload=False,
+                vae_tiling=False,
+                max_area=min(settings.wan_max_area, SANDBOX_MAX_AREA),
+                fps=settings.wan_fps,
+                default_frames=settings.wan_frames,
+                steps=SANDBOX_STEPS,
+                guidance_scale=settings.wan_guidance_scale,
+                max_sequence_length=SANDBOX_TEXT_TOKENS,
+            )
+        return cls(
+            model=settings.wan_model,
+            device=settings.wan_device,
+            dtype=settings.wan_dtype,
+            offload=settings.wan_offload,
+            vae_tiling=settings.wan_vae_tiling,
+            max_area=settings.wan_max_area,
+            fps=settings.wan_fps,
+            default_frames=settings.wan_frames,
+            steps=settings.wan_steps,
+            guidance_scale=settings.wan_guidance_scale,
+        )
+
+
+def frames_for(request: GenerationRequest, config: WanConfig) -> int:
+    """The frame count to make: the one asked for, else the duration at the model's fps, else
+    the model's default. Wan makes 4k+1 frames; anything else is refused with the nearest ones."""
+    if request.frame_num is not None:
+        frames = request.frame_num
+    elif request.duration_s is not None:
+        frames = 4 * round(request.duration_s * config.fps / 4) + 1
+    else:
+        frames = config.default_frames
+    if frames < 5 or frames % 4 != 1:
+        lower = max(5, (frames - 1) // 4 * 4 + 1)
+        raise PermanentError(
+            f"frame_num {frames} is not 4k+1; Wan makes 4k+1 frames: use {lower} or {lower + 4}",
+            code="BAD_FRAME_COUNT",
+        )
+    return frames
+
+
+def size_for(width: int, height: int, max_area: int, multiple: int) -> tuple[int, int]:
+    """The output (width, height): the photo's aspect ratio, about `max_area` pixels, each side a
+    multiple of the model's grid."""
+    aspect = height / width
+    out_height = max(multiple, round(math.sqrt(max_area * aspect)) // multiple * multiple)
+    out_width = max(multiple, round(math.sqrt(max_area / aspect)) // multiple * multiple)
+    return out_width, out_height
+
+
+@lru_cache(maxsize=1)
+def load_pipeline(config: WanConfig) -> Any:
+    """The pipeline for `config`, loaded once per process from local files only."""
+    import torch
+    from diffusers import AutoencoderKLWan, WanImageToVideoPipeline
+
+    device = config.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype_name = config.dtype
+    if dtype_name == "auto":
+        dtype_name = "bfloat16" if device.startswith("cuda") else "float32"
+    dtype = getattr(torch, dtype_name)
+    try:
+        # The VAE stays in float32 (Wan's VAE loses detail in bf16); the rest in `dtype`.
+        vae = AutoencoderKLWan.from_pretrained(
+            config.model, subfolder="vae", dtype=torch.float32, local_files_only=True
+        )
+        pipeline = WanImageToVideoPipeline.from_pretrained(
+            config.model, vae=vae, dtype=dtype, local_files_only=True
+        )
+    except (OSError, ValueError) as error:
+        raise ConfigurationError(
+            f"cannot load Wan weights from {config.model!r}: set REELROUTE_WAN_MODEL to a local "
+            "folder or a Hugging Face id already in the local cache (no downloads at run time), "
+            f"or REELROUTE_SANDBOX=1 for the tiny offline pipeline ({type(error).__name__})"
+        ) from None
+    pipeline.set_progress_bar_config(disable=True)
+    if config.vae_tiling:
+        pipeline.vae.enable_tiling()
+    if config.offload:
+        pipeline.enable_model_cpu_offload(device=device)
+    else:
+        pipeline.to(device)
+    return pipeline
+
+
+class WanProvider:
+    """Wan on this host's GPU (or CPU), with the pipeline kept for the life of the process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._config: WanConfig | None = None
+
+    @property
+    def config(self) -> WanConfig:
+        """The configuration from the settings (resolved on first use)."""
+        if self._config is None:
+            self._config = WanConfig.from_settings(self.settings)
+        return self._config
+
+    def generate(
+        self, request: GenerationRequest, *, on_progress: ProgressCallback, on_task: TaskCallback
+    ) -> GenerationResult:
+        """Run the pipeline; progress (and so the lease heartbeat) after every denoising step."""
+        import torch
+
+        config = self.config
+        frames = frames_for(request, config)
+        try:
+            with Image.open(io.BytesIO(request.image)) as source:
+                image = source.convert("RGB")
+        except OSError:
+            raise PermanentError("the photo is not a readable image") from None
+        pipeline = load_pipeline(config)
+        multiple = pipeline.vae_scale_factor_spatial * pipeline.transformer.config.patch_size[1]
+        width, height = size_for(image.width, image.height, config.max_area, multiple)
+        generator = None
+        if request.seed is not None:
+            generator = torch.Generator(device="cpu").manual_seed(request.seed)
+
+        def step_done(_pipe: Any, step: int, _timestep: Any, kwargs: dict[str, Any]) -> Any:
+            on_progress((step + 1) / config.steps)
+            return kwargs
+
+        on_progress(0.0)
+        try:
+            output = pipeline(
+                image=image.resize((width, height)),
+                prompt=request.prompt,
+                negative_prompt=NEGATIVE_PROMPT,
+                height=height,
+                width=width,
+                num_frames=frames,
+                num_inference_steps=config.steps,
+                guidance_scale=config.guidance_scale,
+                generator=generator,
+                output_type="np",
+                callback_on_step_end=step_done,
+                max_sequence_length=config.max_sequence_length,
+            )
+        except torch.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            raise PermanentError(
+                f"the GPU ran out of memory at {width}x{height}, {frames} frames: set "
+                "REELROUTE_WAN_OFFLOAD=true, REELROUTE_WAN_VAE_TILING=true or a smaller "
+                "REELROUTE_WAN_MAX_AREA",
+                code="CUDA_OOM",
+            ) from None
+        video = (output.frames[0] * 255).round().clip(0, 255).astype("uint8")
+        data = encode_mp4(iter(video), fps=config.fps, width=width, height=height)
+        return GenerationResult(
+            video=data,
+            model=Path(config.model).name if Path(config.model).exists() else config.model,
+            cost_credits=0,
+            provider_task_id=None,
+            frames=len(video),
+            fps=config.fps,
+            width=width,
+            height=height,
+        )
+
+    def cancel(self, task_id: str) -> None:
+        """Nothing to do: a Wan run stops with its process (the flow run's cancellation)."""
