@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from pathlib import Path
 from typing import Annotated
@@ -121,7 +122,9 @@ def emulator(
     host: Annotated[str, typer.Option(help="Address to listen on (loopback only by default).")] = (
         "127.0.0.1"
     ),
-    port: Annotated[int, typer.Option(help="Port (sandbox mode expects 8181).")] = 8181,
+    port: Annotated[
+        int | None, typer.Option(help="Port (default REELROUTE_EMULATOR_PORT, 8181).")
+    ] = None,
     latency: Annotated[float, typer.Option(help="Seconds each task runs.")] = 20.0,
     concurrency: Annotated[int, typer.Option(help="Tasks running at once; more are THROTTLED.")] = (
         5
@@ -132,9 +135,70 @@ def emulator(
 
     from providers.emulator import EmulatorScript, RunwayEmulator
 
+    port = port or _settings().emulator_port
     fake = RunwayEmulator(EmulatorScript(latency_s=latency, concurrency=concurrency))
     typer.echo(f"Runway API emulator on http://{host}:{port} (latency {latency} s)")
     uvicorn.run(fake.app, host=host, port=port, log_level="warning")
+
+
+@app.command()
+def deploy() -> None:
+    """Create or update the work pools, queues, deployments and the zombie automation."""
+    from deployments.prefect_setup import deploy as deploy_all
+
+    deploy_all(_settings())
+    typer.echo("deployed: pools gpu and cloud, generate-video/wan and generate-video/runway")
+
+
+@app.command()
+def dispatch() -> None:
+    """Feed Prefect from the database and reconcile, until Ctrl-C (one per installation)."""
+    import threading
+
+    from deployments.launcher import dispatch_loop
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    stop = threading.Event()
+    try:
+        dispatch_loop(_settings(), stop)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+@app.command()
+def worker(
+    pool: Annotated[str, typer.Option(help="gpu (Wan) or cloud (Runway).")],
+    gpu: Annotated[
+        int | None, typer.Option(help="The GPU this worker owns (sets CUDA_VISIBLE_DEVICES).")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Worker name in the Prefect UI.")] = None,
+) -> None:
+    """Start a Prefect process worker for a pool (one per GPU on GPU hosts)."""
+    import os
+    import socket
+    import sys
+
+    from deployments.launcher import worker_argv, worker_env
+
+    if pool not in {"gpu", "cloud"}:
+        typer.echo(f"--pool {pool!r}: use gpu or cloud", err=True)
+        raise typer.Exit(2)
+    _settings()  # refuse to start on invalid settings
+    label = name or f"{pool}-{socket.gethostname()}" + (f"-gpu{gpu}" if gpu is not None else "")
+    argv = worker_argv(pool, label)
+    os.execve(sys.executable, argv, worker_env(dict(os.environ), gpu))  # noqa: S606
+
+
+@app.command()
+def up(
+    host: Annotated[str, typer.Option(help="Address of the web app.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the web app.")] = 7860,
+) -> None:
+    """Everything on this machine: database, Prefect server, deployments, a gpu and a cloud
+    worker, the dispatcher (and the Runway emulator in sandbox mode), until Ctrl-C."""
+    from deployments.up import run_up
+
+    raise typer.Exit(run_up(_settings(), host=host, port=port))
 
 
 def _safe_url(url: str) -> str:

@@ -46,11 +46,12 @@ _BIND_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
     "leased_until": UTCDateTime(),
     "next_attempt_at": UTCDateTime(),
     "item_id": sa.Uuid(),
+    "flow_run_id": sa.Uuid(),
 }
 
 
 @lru_cache(maxsize=64)
-def _sql(statement: str) -> sa.TextClause:
+def sql(statement: str) -> sa.TextClause:
     """A text statement whose timestamp and id parameters are typed (SQLite stores them as text)."""
     binds = [
         sa.bindparam(name, type_=kind)
@@ -86,7 +87,7 @@ class Claim:
 def _claiming(statement: str) -> sa.TextualSelect:
     """A claim statement with its result columns typed (they follow queries.CLAIM_FIELDS)."""
     columns = VideoItem.__table__.columns  # type: ignore[attr-defined]
-    return _sql(statement).columns(*(columns[name] for name in queries.CLAIM_FIELDS))
+    return sql(statement).columns(*(columns[name] for name in queries.CLAIM_FIELDS))
 
 
 def _claim(session: Session, statement: str, **params: Any) -> Claim | None:
@@ -99,7 +100,7 @@ def _claim(session: Session, statement: str, **params: Any) -> Claim | None:
 @lru_cache(maxsize=64)
 def _returning(statement: str) -> sa.TextualSelect:
     """`statement` (which returns every item column, in order) with its result columns typed."""
-    return _sql(statement).columns(*VideoItem.__table__.columns)  # type: ignore[attr-defined]
+    return sql(statement).columns(*VideoItem.__table__.columns)  # type: ignore[attr-defined]
 
 
 def _returning_items(session: Session, statement: str, **params: Any) -> list[VideoItem]:
@@ -290,7 +291,7 @@ def claim_item(
 
 
 def _fenced(session: Session, statement: str, **params: Any) -> None:
-    result = session.execute(_sql(statement), params)
+    result = session.execute(sql(statement), params)
     if result.rowcount == 0:  # type: ignore[attr-defined]
         raise StaleAttempt(f"attempt {params['attempt']} no longer holds item {params['item_id']}")
 
@@ -426,6 +427,13 @@ def retry_item(session: Session, *, item_id: uuid.UUID) -> VideoItem:
     return _transition(session, queries.ADMIN_RETRY, item_id, "retry")
 
 
+def forget_provider_task(session: Session, *, item_id: uuid.UUID, task_id: str) -> None:
+    """Record that a cancelled item's provider task was deleted at the provider."""
+    session.execute(
+        sql(queries.FORGET_TASK), {"item_id": item_id, "task_id": task_id, "now": utcnow()}
+    )
+
+
 @dataclass(frozen=True)
 class RequeueResult:
     """What requeue_expired did."""
@@ -439,8 +447,8 @@ def requeue_expired(
 ) -> RequeueResult:
     """Items whose lease ran out go back to pending, or fail after their last attempt."""
     params = {"now": now or utcnow(), "max_attempts": settings.max_attempts}
-    requeued = session.execute(_sql(queries.REQUEUE_EXPIRED), params).rowcount  # type: ignore[attr-defined]
-    failed = session.execute(_sql(queries.FAIL_EXPIRED), params).rowcount  # type: ignore[attr-defined]
+    requeued = session.execute(sql(queries.REQUEUE_EXPIRED), params).rowcount  # type: ignore[attr-defined]
+    failed = session.execute(sql(queries.FAIL_EXPIRED), params).rowcount  # type: ignore[attr-defined]
     return RequeueResult(requeued=requeued, failed=failed)
 
 

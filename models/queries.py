@@ -123,12 +123,14 @@ def fail(new_status: str) -> str:
     """Record a failed attempt: back to pending with a backoff, or failed for good."""
     assert new_status in {"pending", "failed"}
     finished = ":now" if new_status == "failed" else "NULL"
+    # Back to pending: forget the flow run, so the dispatcher sends the next attempt.
+    flow_run = "flow_run_id" if new_status == "failed" else "NULL"
     return f"""
 UPDATE video_items
 SET status = '{new_status}', error = :error, failure_code = :failure_code,
     cost_credits = coalesce(cost_credits + :cost_credits, cost_credits, :cost_credits),
     provider_task_id = CASE WHEN :keep_task THEN provider_task_id ELSE NULL END,
-    next_attempt_at = :next_attempt_at, leased_until = NULL,
+    flow_run_id = {flow_run}, next_attempt_at = :next_attempt_at, leased_until = NULL,
     finished_at = {finished}, updated_at = :now
 WHERE id = :item_id AND retry_count = :attempt AND status = 'processing'
 RETURNING {ITEM_COLUMNS}
@@ -159,7 +161,7 @@ RETURNING {ITEM_COLUMNS}
 # while attempts remain ...
 REQUEUE_EXPIRED = """
 UPDATE video_items
-SET status = 'pending', leased_until = NULL, updated_at = :now,
+SET status = 'pending', leased_until = NULL, updated_at = :now, flow_run_id = NULL,
     error = 'lease expired: the worker stopped renewing it (attempt ' || retry_count || ')'
 WHERE leased_until < :now AND retry_count < :max_attempts
 """
@@ -200,4 +202,56 @@ COMPACT_COUNTS_DELETE_SQLITE = (
 INSERT_COUNT = """
 INSERT INTO item_status_counts (inference_provider, status, items, credits)
 VALUES (:provider, :status, :items, :credits)
+"""
+
+
+# --- dispatching to Prefect (flows.dispatch) ----------------------------------------------
+
+
+def in_flight(worker_type: WorkerType) -> str:
+    """Items of a pool that hold or await a worker slot: processing, or sent to Prefect."""
+    return f"""
+SELECT count(*) FROM video_items
+WHERE {POOL_PREDICATE[worker_type]}
+  AND (leased_until IS NOT NULL OR (status = 'pending' AND flow_run_id IS NOT NULL))
+"""
+
+
+def next_to_dispatch(worker_type: WorkerType) -> str:
+    """The next due pending items of a pool not yet sent to Prefect, in claim order
+    (served by ix_video_items_claim_<pool>)."""
+    return f"""
+SELECT id, retry_count, priority, inference_provider, group_id FROM video_items
+WHERE status = 'pending' AND {POOL_PREDICATE[worker_type]}
+  AND flow_run_id IS NULL
+  AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
+  AND retry_count < :max_attempts
+ORDER BY priority, created_at
+LIMIT :limit
+"""
+
+
+# Record the flow run made for the next attempt of a pending item (fenced by its retry_count).
+MARK_DISPATCHED = """
+UPDATE video_items SET flow_run_id = :flow_run_id, updated_at = :now
+WHERE id = :item_id AND status = 'pending' AND retry_count = :retry_count
+  AND flow_run_id IS NULL
+"""
+
+# A flow run that ended without claiming its item used up that attempt: count it, and let the
+# dispatcher send the next one (or fail the item after the last).
+RUN_LOST_BEFORE_CLAIM = """
+UPDATE video_items
+SET retry_count = retry_count + 1, flow_run_id = NULL, updated_at = :now, error = :error,
+    status = CASE WHEN retry_count + 1 >= :max_attempts THEN 'failed' ELSE status END,
+    finished_at = CASE WHEN retry_count + 1 >= :max_attempts THEN :now ELSE NULL END
+WHERE id = :item_id AND status = 'pending' AND flow_run_id = :flow_run_id
+"""
+
+# A cancelled item's provider task was deleted at the provider: forget it, say so.
+FORGET_TASK = """
+UPDATE video_items
+SET provider_task_id = NULL, updated_at = :now,
+    error = 'cancelled; provider task ' || :task_id || ' deleted'
+WHERE id = :item_id AND status = 'cancelled' AND provider_task_id = :task_id
 """

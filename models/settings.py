@@ -74,9 +74,10 @@ class Settings(BaseSettings):
         default=None, description="Bearer token of the pull-worker API."
     )
 
-    sandbox: bool = Field(
-        default=False,
-        description="Runway through the bundled emulator, Wan with a tiny random model (offline).",
+    sandbox: bool | None = Field(
+        default=None,
+        description="Runway through the bundled emulator, Wan with a tiny random model (offline); "
+        "unset: `reelroute up` turns it on when a Runway key or Wan weights are missing.",
     )
     runway_api_secret: SecretStr | None = Field(
         default=None,
@@ -115,8 +116,37 @@ class Settings(BaseSettings):
     wan_steps: int = Field(default=50, ge=1, le=200, description="Denoising steps.")
     wan_guidance_scale: float = Field(default=5.0, ge=0, description="Classifier-free guidance.")
 
+    gpu_slots: int = Field(
+        default=1, ge=1, description="Concurrency of the gpu pool: the number of GPUs in it."
+    )
+    cloud_slots: int = Field(
+        default=5, ge=1, description="Concurrency of the cloud pool: your Runway tier's limit."
+    )
+    dispatch_lookahead: int = Field(
+        default=1,
+        ge=0,
+        description="Flow runs made per pool beyond its free slots, so a worker never waits.",
+    )
+    dispatch_interval_seconds: float = Field(
+        default=2.0, gt=0, description="How often the dispatcher feeds Prefect."
+    )
+    reconcile_interval_seconds: float = Field(
+        default=15.0, gt=0, description="How often leases, crashed runs and cancels are checked."
+    )
+    prefect_port: int = Field(
+        default=4200, ge=1, le=65535, description="Port of the Prefect server `reelroute up` runs."
+    )
+    emulator_port: int = Field(
+        default=8181, ge=1, le=65535, description="Port of the Runway emulator in sandbox mode."
+    )
+
     @field_validator(
-        "admin_token", "worker_token", "runway_api_secret", "runway_base_url", mode="before"
+        "admin_token",
+        "worker_token",
+        "runway_api_secret",
+        "runway_base_url",
+        "sandbox",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:

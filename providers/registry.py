@@ -12,9 +12,12 @@ from models.enums import InferenceProvider
 from models.settings import Settings
 from providers.base import Provider
 
-SANDBOX_EMULATOR_PORT = 8181
-SANDBOX_EMULATOR_URL = f"http://127.0.0.1:{SANDBOX_EMULATOR_PORT}"
 SANDBOX_API_SECRET = "sandbox-key"  # noqa: S105 (the emulator accepts any key; not a secret)
+
+
+def emulator_url(settings: Settings) -> str:
+    """Where sandbox mode expects the Runway emulator (REELROUTE_EMULATOR_PORT on loopback)."""
+    return f"http://127.0.0.1:{settings.emulator_port}"
 
 
 def runway_settings(settings: Settings) -> Settings:
@@ -23,7 +26,7 @@ def runway_settings(settings: Settings) -> Settings:
         return settings
     return settings.model_copy(
         update={
-            "runway_base_url": settings.runway_base_url or SANDBOX_EMULATOR_URL,
+            "runway_base_url": settings.runway_base_url or emulator_url(settings),
             "runway_api_secret": SecretStr(SANDBOX_API_SECRET),
         }
     )

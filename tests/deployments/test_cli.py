@@ -53,8 +53,16 @@ def test_add_then_stats(cli, empty_url, tmp_path):
     cli("migrate", REELROUTE_DATABASE_URL=empty_url)
     (tmp_path / "a.png").write_bytes(image_bytes(64, 48))
     (tmp_path / "b.jpg").write_bytes(image_bytes(40, 60, "JPEG"))
-    result = cli("add", "a.png", "b.jpg", "--prompt", "waves", "--provider", "runway_veo3.1",
-                 REELROUTE_DATABASE_URL=empty_url)
+    result = cli(
+        "add",
+        "a.png",
+        "b.jpg",
+        "--prompt",
+        "waves",
+        "--provider",
+        "runway_veo3.1",
+        REELROUTE_DATABASE_URL=empty_url,
+    )
     assert result.exit_code == 0, result.output
     assert result.output.count("runway_veo3.1 was chosen") == 2
     stats = cli("stats", "--json", REELROUTE_DATABASE_URL=empty_url)
@@ -76,6 +84,7 @@ def test_add_refuses_a_non_image_and_adds_nothing(cli, tmp_path):
 
 
 def test_an_invalid_setting_stops_with_its_name(cli, tmp_path):
-    result = cli("stats", REELROUTE_DATABASE_URL=f"sqlite:///{tmp_path}/x.db",
-                 REELROUTE_MAX_ATTEMPTS="0")
+    result = cli(
+        "stats", REELROUTE_DATABASE_URL=f"sqlite:///{tmp_path}/x.db", REELROUTE_MAX_ATTEMPTS="0"
+    )
     assert result.exit_code == 2 and "REELROUTE_MAX_ATTEMPTS" in result.output

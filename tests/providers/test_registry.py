@@ -17,7 +17,7 @@ from models.enums import InferenceProvider
 from models.settings import load_settings
 from providers.base import ConfigurationError, GenerationRequest
 from providers.catalogue import CATALOGUE, info, nearest_duration, ratio_for, requested_seconds
-from providers.registry import SANDBOX_EMULATOR_URL, provider_for
+from providers.registry import provider_for
 from providers.runway import RunwayProvider
 from providers.wan import WanProvider
 from tests.providers.conftest import photo
@@ -63,7 +63,7 @@ def test_provider_for_each_provider(tmp_path):
 def test_sandbox_mode_sends_runway_calls_to_the_emulator(tmp_path, emulator):
     settings = load_settings(_env_file=None, sandbox=True, storage_url=str(tmp_path / "s"))
     default = provider_for(InferenceProvider.runway_gen4_turbo, settings)
-    assert default.settings.runway_base_url == SANDBOX_EMULATOR_URL
+    assert default.settings.runway_base_url == "http://127.0.0.1:8181"
     settings = settings.model_copy(
         update={"runway_base_url": emulator.url, "runway_poll_seconds": 0.02}
     )

@@ -1,0 +1,114 @@
+"""Everything reelroute needs in Prefect, as code: pools, queues, deployments, the zombie
+automation. `reelroute deploy` runs `deploy()`; running it twice changes nothing."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+from typing import cast
+
+from prefect import Flow, get_client
+from prefect.automations import Automation
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
+from prefect.client.schemas.objects import StateType
+from prefect.events.actions import ChangeFlowRunState
+from prefect.events.schemas.automations import EventTrigger, Posture
+from prefect.events.schemas.events import ResourceSpecification
+from prefect.exceptions import ObjectNotFound
+
+from flows.dispatch import DEFAULT_QUEUE, DEPLOYMENT_OF_POOL, URGENT_QUEUE, pool_slots
+from models.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+ENTRYPOINT = "flows/generate.py:generate_video"
+ZOMBIE_AUTOMATION = "reelroute: crash zombie flow runs"
+HEARTBEAT_SECONDS = 30  # PREFECT_FLOWS_HEARTBEAT_FREQUENCY the workers set for their runs
+
+
+def ensure_pool(client: SyncPrefectClient, name: str, slots: int) -> None:
+    """A process pool `name` with `slots` concurrency, an `urgent` queue served before `default`."""
+    try:
+        client.read_work_pool(name)
+        client.update_work_pool(name, WorkPoolUpdate(concurrency_limit=slots))
+    except ObjectNotFound:
+        client.create_work_pool(
+            WorkPoolCreate(
+                name=name,
+                type="process",
+                concurrency_limit=slots,
+                description=f"reelroute: {'Wan on GPUs' if name == 'gpu' else 'Runway calls'}",
+            )
+        )
+    queues = {queue.name: queue for queue in client.read_work_queues(work_pool_name=name)}
+    if URGENT_QUEUE not in queues:
+        client.create_work_queue(URGENT_QUEUE, work_pool_name=name, priority=1)
+    elif queues[URGENT_QUEUE].priority != 1:
+        client.update_work_queue(queues[URGENT_QUEUE].id, priority=1)
+    if queues.get(DEFAULT_QUEUE) is not None and queues[DEFAULT_QUEUE].priority != 2:
+        client.update_work_queue(queues[DEFAULT_QUEUE].id, priority=2)
+
+
+def ensure_zombie_automation() -> None:
+    """Runs whose heartbeats stop (a host died) become Crashed, freeing their pool slot; the
+    reconciler then gives their item to the next attempt. Self-hosted Prefect has no built-in."""
+    automation = Automation(
+        name=ZOMBIE_AUTOMATION,
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={
+                "prefect.flow-run.heartbeat",
+                "prefect.flow-run.Completed",
+                "prefect.flow-run.Failed",
+                "prefect.flow-run.Cancelled",
+                "prefect.flow-run.Crashed",
+            },
+            match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=3 * HEARTBEAT_SECONDS),
+        ),
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.CRASHED,
+                message="no heartbeat for 3 intervals: the host is gone (reelroute)",
+            )
+        ],
+    )
+    try:
+        existing = cast(Automation, Automation.read(name=ZOMBIE_AUTOMATION))
+    except ValueError:
+        automation.create()
+        return
+    automation.id = existing.id
+    automation.update()
+
+
+def deploy(settings: Settings, project_dir: Path = PROJECT_DIR) -> None:
+    """Create or update pools, queues, both deployments and the zombie automation."""
+    from flows.generate import generate_video
+
+    with get_client(sync_client=True) as client:
+        for pool in DEPLOYMENT_OF_POOL:
+            ensure_pool(client, pool, pool_slots(settings, pool))
+    for pool, name in DEPLOYMENT_OF_POOL.items():
+        source = cast(
+            Flow[..., str],
+            generate_video.from_source(source=str(project_dir), entrypoint=ENTRYPOINT),
+        )
+        source.deploy(
+            name=name,
+            work_pool_name=pool,
+            work_queue_name=DEFAULT_QUEUE,
+            description=f"One video item on pool {pool}",
+            tags=[f"pool:{pool}"],
+            print_next_steps=False,
+            build=False,
+            push=False,
+        )
+    ensure_zombie_automation()
+    log.info("deployed generate-video/wan (pool gpu) and generate-video/runway (pool cloud)")

@@ -1,0 +1,137 @@
+"""`reelroute up`: the whole system on one machine, stopped cleanly by Ctrl-C."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+import typer
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from deployments.launcher import (
+    Services,
+    absolute_settings_env,
+    dispatch_loop,
+    port_is_free,
+    sandbox_reason,
+    wait_until,
+    worker_argv,
+    worker_env,
+)
+from deployments.prefect_setup import deploy
+from models.migrate import upgrade
+from models.settings import Settings, get_settings, load_settings
+
+
+def run_up(settings: Settings, *, host: str, port: int) -> int:
+    """Start everything, print where to look, block until Ctrl-C or SIGTERM; returns the exit
+    code. Nothing is left running afterwards."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    data = Path("data").resolve()
+    env = {**os.environ, **absolute_settings_env(settings)}
+    services = Services()
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        upgrade(env.get("REELROUTE_DATABASE_URL", settings.database_url))
+        prefect_ui = _prefect(settings, env, services, data)
+        reason = sandbox_reason(settings)
+        if reason is not None:
+            env["REELROUTE_SANDBOX"] = "true"
+            if settings.runway_base_url is None:
+                _emulator(settings, env, services, data)
+        os.environ.update(env)
+        get_settings.cache_clear()
+        settings = load_settings()
+        # Prefect read its settings when it was imported: point this process at the server.
+        with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}):
+            deploy(settings)
+            for pool in ("gpu", "cloud"):
+                services.start(
+                    f"worker-{pool}",
+                    worker_argv(pool, f"{pool}-local"),
+                    worker_env(env),
+                    data / "logs",
+                )
+            _announce(prefect_ui, host, port, data, reason)
+            dispatch_loop(settings, stop, services)
+    except KeyboardInterrupt:
+        pass
+    except RuntimeError as error:
+        typer.echo(f"reelroute up: {error}", err=True)
+        return 1
+    finally:
+        typer.echo("stopping…")
+        services.stop()
+    return 0
+
+
+def _announce(prefect_ui: str, host: str, port: int, data: Path, reason: str | None) -> None:
+    typer.echo("\nreelroute is up")
+    typer.echo(f"  Prefect UI:   {prefect_ui}")
+    typer.echo(f"  admin pages:  (the web app of the web issue; will be http://{host}:{port})")
+    typer.echo("  add a task:   .venv/bin/reelroute add photo.jpg --prompt 'waves roll in'")
+    typer.echo(f"  logs:         {data / 'logs'}")
+    if reason is not None:
+        typer.echo(
+            f"  SANDBOX MODE: {reason}: Runway goes to the bundled emulator and Wan "
+            "runs a tiny random model. Videos are real files, not real pictures."
+        )
+    typer.echo("Ctrl-C stops everything.\n")
+
+
+def _prefect(settings: Settings, env: dict[str, str], services: Services, data: Path) -> str:
+    """The Prefect server to use: PREFECT_API_URL's, or one started here on its own SQLite."""
+    if "PREFECT_API_URL" in os.environ:
+        api = os.environ["PREFECT_API_URL"].rstrip("/")
+        wait_until(f"{api}/health", 30, "the Prefect server at PREFECT_API_URL")
+        return api.removesuffix("/api")
+    if not port_is_free(settings.prefect_port):
+        raise RuntimeError(
+            f"port {settings.prefect_port} is taken: stop what runs there, set "
+            "REELROUTE_PREFECT_PORT, or point PREFECT_API_URL at a running Prefect server"
+        )
+    home = data / "prefect"
+    home.mkdir(parents=True, exist_ok=True)
+    server_env = {**env, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    services.start(
+        "prefect-server",
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(settings.prefect_port),
+        ],
+        server_env,
+        data / "logs",
+    )
+    base = f"http://127.0.0.1:{settings.prefect_port}"
+    wait_until(f"{base}/api/health", 90, "the Prefect server")
+    env["PREFECT_API_URL"] = f"{base}/api"
+    return base
+
+
+def _emulator(settings: Settings, env: dict[str, str], services: Services, data: Path) -> None:
+    if not port_is_free(settings.emulator_port):
+        raise RuntimeError(f"port {settings.emulator_port} (REELROUTE_EMULATOR_PORT) is taken")
+    services.start(
+        "runway-emulator",
+        [sys.executable, "-m", "deployments", "emulator", "--port", str(settings.emulator_port)],
+        env,
+        data / "logs",
+    )
+    wait_until(f"http://127.0.0.1:{settings.emulator_port}/v1/tasks/none", 30, "the emulator")

@@ -1,0 +1,104 @@
+"""The dispatcher: feeds Prefect from the database just in time.
+
+For each pool it makes flow runs for the next pending items (priority, then age), no more than
+the pool can run soon (its slots plus a small look-ahead, minus what is already in flight), with
+the idempotency key `<item id>:<attempt>`. The backlog stays in our database, where routing,
+priorities and cancels are plain SQL; Prefect sees a handful of Scheduled runs per pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.states import Cancelled
+
+from models.db import session_scope
+from models.dispatch import count_in_flight, mark_dispatched, next_to_dispatch
+from models.enums import WorkerType
+from models.settings import Settings
+from providers.catalogue import CATALOGUE
+
+log = logging.getLogger(__name__)
+
+FLOW_NAME = "generate-video"
+DEPLOYMENT_OF_POOL = {"gpu": "wan", "cloud": "runway"}
+POOL_OF = {info.worker_type: info.pool for info in CATALOGUE.values()}
+URGENT_QUEUE, DEFAULT_QUEUE = "urgent", "default"
+
+
+def pool_slots(settings: Settings, pool: str) -> int:
+    """How many flow runs the pool runs at once."""
+    return settings.gpu_slots if pool == "gpu" else settings.cloud_slots
+
+
+@dataclass
+class Dispatcher:
+    """Makes flow runs for pending items; one instance per process, reused every interval."""
+
+    engine: sa.Engine
+    client: SyncPrefectClient
+    settings: Settings
+    _deployments: dict[str, uuid.UUID] = field(default_factory=dict)
+
+    def deployment_id(self, pool: str) -> uuid.UUID:
+        """The id of the pool's generate-video deployment (read once)."""
+        if pool not in self._deployments:
+            name = f"{FLOW_NAME}/{DEPLOYMENT_OF_POOL[pool]}"
+            self._deployments[pool] = self.client.read_deployment_by_name(name).id
+        return self._deployments[pool]
+
+    def dispatch_once(self) -> int:
+        """One pass over both pools; returns how many flow runs were made."""
+        made = 0
+        for worker_type in WorkerType:
+            pool = POOL_OF[worker_type]
+            with session_scope(self.engine) as session:
+                free = (
+                    pool_slots(self.settings, pool)
+                    + self.settings.dispatch_lookahead
+                    - count_in_flight(session, worker_type)
+                )
+                items = next_to_dispatch(
+                    session, worker_type=worker_type, limit=free, settings=self.settings
+                )
+            for item in items:
+                run = self.client.create_flow_run_from_deployment(
+                    self.deployment_id(pool),
+                    parameters={
+                        "item_id": str(item.item_id),
+                        "attempt": item.attempt,
+                        "provider": item.inference_provider.value,
+                        "group": str(item.group_id or ""),
+                    },
+                    idempotency_key=f"{item.item_id}:{item.attempt}",
+                    tags=[
+                        f"provider:{item.inference_provider.value}",
+                        f"pool:{pool}",
+                        f"group:{item.group_id}",
+                    ],
+                    work_queue_name=URGENT_QUEUE if item.priority == 0 else DEFAULT_QUEUE,
+                )
+                with session_scope(self.engine) as session:
+                    stored = mark_dispatched(
+                        session,
+                        item_id=item.item_id,
+                        retry_count=item.retry_count,
+                        flow_run_id=run.id,
+                    )
+                if not stored:  # cancelled or taken meanwhile: the run must not wait for it
+                    self.client.set_flow_run_state(
+                        run.id, Cancelled(message="the item changed before dispatch"), force=True
+                    )
+                    continue
+                made += 1
+                log.info(
+                    "dispatched item %s attempt %s as flow run %s",
+                    item.item_id,
+                    item.attempt,
+                    run.id,
+                )
+        return made

@@ -1,0 +1,190 @@
+"""The flow run of one item: claim it, make its video with its provider, store it, complete it.
+
+Importing this module loads no torch, diffusers or gradio: a Runway run starts in about a second.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from typing import cast
+
+import sqlalchemy as sa
+from prefect import flow, get_run_logger
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    update_progress_artifact,
+)
+from prefect.runtime import flow_run
+
+from flows.lease import LeaseKeeper, Throttle
+from models.db import make_engine, session_scope
+from models.errors import StaleAttempt
+from models.items import Claim, claim_item, complete_item, fail_item, set_provider_task
+from models.settings import Settings, get_settings
+from models.storage import Storage, video_path
+from models.tables import Photo
+from providers.base import (
+    GenerationRequest,
+    GenerationResult,
+    PermanentError,
+    ProviderError,
+    TransientError,
+)
+from providers.registry import provider_for
+
+
+def worker_id() -> str:
+    """Who holds the item: this flow run (the reconciler matches it against Prefect's state)."""
+    return f"flow-run/{flow_run.get_id() or uuid.uuid4()}@{socket.gethostname()}"
+
+
+def run_name() -> str:
+    """`<provider>-<item id>-a<attempt>`, the flow run's name in the Prefect UI."""
+    parameters = flow_run.get_parameters()
+    return f"{parameters['provider']}-{str(parameters['item_id'])[:8]}-a{parameters['attempt']}"
+
+
+@flow(name="generate-video", flow_run_name=run_name, persist_result=False, log_prints=False)
+def generate_video(item_id: str, attempt: int, provider: str = "", group: str = "") -> str:
+    """Make the video of one item as attempt `attempt`; ends cleanly without touching the item
+    when it is no longer claimable (`provider` and `group` are labels for the Prefect UI)."""
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        return _generate(engine, settings, uuid.UUID(item_id), attempt)
+    finally:
+        engine.dispose()
+
+
+def _generate(engine: sa.Engine, settings: Settings, item_id: uuid.UUID, attempt: int) -> str:
+    logger = get_run_logger()
+    with session_scope(engine) as session:
+        claim = claim_item(
+            session, item_id=item_id, attempt=attempt, worker_id=worker_id(), settings=settings
+        )
+    if claim is None:
+        logger.info("item %s is no longer claimable by attempt %s: nothing to do", item_id, attempt)
+        return "skipped"
+    logger.info(
+        "claimed item %s, attempt %s, provider %s", item_id, attempt, claim.inference_provider.value
+    )
+    progress_artifact = cast(
+        uuid.UUID,
+        create_progress_artifact(
+            progress=0.0, key=f"progress-{item_id}", description="Video generation progress"
+        ),
+    )
+
+    def show_progress(fraction: float) -> None:
+        update_progress_artifact(artifact_id=progress_artifact, progress=round(fraction * 100, 1))
+
+    keeper = LeaseKeeper(
+        engine,
+        item_id=item_id,
+        attempt=attempt,
+        lease_seconds=settings.lease_seconds,
+        on_progress=Throttle(show_progress, seconds=2.0),
+    )
+    try:
+        with keeper:
+            result = _make_video(engine, settings, claim, keeper)
+    except StaleAttempt:
+        logger.warning(
+            "attempt %s lost item %s (cancelled or taken over): stopping", attempt, item_id
+        )
+        return "lost"
+    except ProviderError as error:
+        _record_failure(engine, settings, claim, error)
+        raise RuntimeError(f"{type(error).__name__}: {error}") from None
+    except Exception as error:  # a bug or an outage of ours: retry, keep the provider's task
+        _record_failure(engine, settings, claim, TransientError(repr(error), task_alive=True))
+        raise
+    path = video_path(claim.group_id, item_id)
+    Storage(settings.storage_url).write(path, result.video)
+    with session_scope(engine) as session:
+        complete_item(
+            session,
+            item_id=item_id,
+            attempt=attempt,
+            output_path=path,
+            cost_credits=result.cost_credits,
+        )
+    show_progress(1.0)
+    _describe(claim, result, path)
+    logger.info("item %s completed: %s (%s credits)", item_id, path, result.cost_credits)
+    return path
+
+
+def _make_video(
+    engine: sa.Engine, settings: Settings, claim: Claim, keeper: LeaseKeeper
+) -> GenerationResult:
+    with session_scope(engine) as session:
+        photo = session.get(Photo, claim.photo_id) if claim.photo_id else None
+    if photo is None:
+        raise PermanentError(f"item {claim.item_id} has no photo", code="NO_PHOTO")
+    image = Storage(settings.storage_url).read(photo.storage_path)
+
+    def store_task(task_id: str) -> None:
+        with session_scope(engine) as session:
+            set_provider_task(
+                session, item_id=claim.item_id, attempt=claim.attempt, task_id=task_id
+            )
+
+    request = GenerationRequest(
+        item_id=claim.item_id,
+        provider=claim.inference_provider,
+        image=image,
+        prompt=claim.prompt,
+        duration_s=claim.duration_s,
+        frame_num=claim.frame_num,
+        seed=claim.seed,
+        provider_task_id=claim.provider_task_id,
+    )
+    provider = provider_for(claim.inference_provider, settings)
+    return provider.generate(request, on_progress=keeper.report, on_task=store_task)
+
+
+def _record_failure(
+    engine: sa.Engine, settings: Settings, claim: Claim, error: ProviderError
+) -> None:
+    transient = isinstance(error, TransientError)
+    try:
+        with session_scope(engine) as session:
+            fail_item(
+                session,
+                item_id=claim.item_id,
+                attempt=claim.attempt,
+                error=str(error)[:2000],
+                permanent=not transient,
+                settings=settings,
+                failure_code=error.code,
+                cost_credits=error.cost_credits or None,
+                keep_provider_task=isinstance(error, TransientError) and error.task_alive,
+            )
+    except StaleAttempt:
+        get_run_logger().warning("item %s changed meanwhile; failure not recorded", claim.item_id)
+
+
+def _describe(claim: Claim, result: GenerationResult, path: str) -> None:
+    create_markdown_artifact(
+        key=f"video-{claim.item_id}",
+        description="The finished video",
+        markdown="\n".join(
+            [
+                f"## Video of item `{claim.item_id}`",
+                "",
+                "| | |",
+                "|---|---|",
+                f"| provider | {claim.inference_provider.value} ({result.model}) |",
+                f"| attempt | {claim.attempt} |",
+                f"| group | {claim.group_id} |",
+                f"| prompt | {claim.prompt[:200]} |",
+                f"| video | `{path}` ({result.frames} frames, {result.fps:g} fps, "
+                f"{result.width}x{result.height}) |",
+                f"| cost | {result.cost_credits} credits |",
+                f"| provider task | {result.provider_task_id or '-'} |",
+            ]
+        ),
+    )

@@ -1,0 +1,167 @@
+"""The reconciler: makes the database and Prefect agree after crashes, outages and cancels.
+
+- Expired leases go back to pending (or fail after the last attempt).
+- An item whose flow run is Crashed, Cancelled, Failed or gone while the item is not finished:
+  before the claim, that attempt is counted and the next one dispatched; after the claim, the
+  attempt fails as transient, keeping the provider's task so the next attempt resumes it.
+- Cancelled items: their flow run is cancelled and their Runway task deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.objects import FlowRun
+from prefect.states import Cancelling
+
+from models.db import session_scope
+from models.dispatch import items_with_runs, recently_cancelled_with_runs, run_lost_before_claim
+from models.enums import InferenceProvider, ItemStatus
+from models.errors import StaleAttempt
+from models.items import cancel_item, fail_item, forget_provider_task, requeue_expired
+from models.settings import Settings
+from models.tables import VideoItem
+from providers.base import ProviderError
+from providers.registry import provider_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReconcileReport:
+    """What one pass changed."""
+
+    requeued: int = 0
+    failed_expired: int = 0
+    lost_runs: int = 0
+    cancelled_runs: int = 0
+    deleted_tasks: int = 0
+
+
+def read_runs(client: SyncPrefectClient, ids: list[uuid.UUID]) -> dict[uuid.UUID, FlowRun]:
+    """The flow runs with these ids that Prefect still knows."""
+    if not ids:
+        return {}
+    runs = client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), limit=len(ids)
+    )
+    return {run.id: run for run in runs}
+
+
+def _ended(run: FlowRun | None) -> str | None:
+    """The state name when the run can no longer work on its item, else None."""
+    if run is None:
+        return "gone"
+    if run.state is not None and run.state.is_final():
+        return run.state.name
+    return None
+
+
+def reconcile_once(
+    engine: sa.Engine, client: SyncPrefectClient, settings: Settings
+) -> ReconcileReport:
+    """One pass; safe to run from several places at once (every write is fenced)."""
+    report = ReconcileReport()
+    with session_scope(engine) as session:
+        expired = requeue_expired(session, settings=settings)
+        report.requeued, report.failed_expired = expired.requeued, expired.failed
+        items = items_with_runs(session)
+    runs = read_runs(client, [item.flow_run_id for item in items if item.flow_run_id])
+    for item in items:
+        assert item.flow_run_id is not None
+        ended = _ended(runs.get(item.flow_run_id))
+        if ended is None:
+            continue
+        reason = f"flow run {item.flow_run_id} ended {ended}"
+        with session_scope(engine) as session:
+            if item.status is ItemStatus.pending:
+                changed = run_lost_before_claim(
+                    session,
+                    item_id=item.id,
+                    flow_run_id=item.flow_run_id,
+                    reason=reason + " before claiming the item",
+                    settings=settings,
+                )
+            elif (item.worker_id or "").startswith(f"flow-run/{item.flow_run_id}"):
+                try:
+                    fail_item(
+                        session,
+                        item_id=item.id,
+                        attempt=item.retry_count,
+                        error=reason,
+                        permanent=False,
+                        settings=settings,
+                        failure_code="RUN_" + ended.upper(),
+                        keep_provider_task=True,
+                    )
+                    changed = True
+                except StaleAttempt:
+                    changed = False
+            else:  # held by someone else (a pull worker): not ours to judge
+                changed = False
+        if changed:
+            report.lost_runs += 1
+            log.warning("item %s: %s", item.id, reason)
+    _finish_cancels(engine, client, settings, report)
+    return report
+
+
+def _finish_cancels(
+    engine: sa.Engine, client: SyncPrefectClient, settings: Settings, report: ReconcileReport
+) -> None:
+    with session_scope(engine) as session:
+        items = recently_cancelled_with_runs(session)
+    runs = read_runs(client, [item.flow_run_id for item in items if item.flow_run_id])
+    for item in items:
+        run = runs.get(item.flow_run_id) if item.flow_run_id else None
+        cancelled_run, deleted_task = stop_cancelled(engine, client, settings, item, run)
+        report.cancelled_runs += cancelled_run
+        report.deleted_tasks += deleted_task
+
+
+def stop_cancelled(
+    engine: sa.Engine,
+    client: SyncPrefectClient | None,
+    settings: Settings,
+    item: VideoItem,
+    run: FlowRun | None,
+) -> tuple[bool, bool]:
+    """Cancel the flow run of a cancelled item and delete its Runway task (stops the billing
+    where Runway allows); returns what it did. Failures are left for the next reconcile."""
+    cancelled_run = deleted_task = False
+    if client is not None and run is not None and _ended(run) is None:
+        try:
+            client.set_flow_run_state(run.id, Cancelling(message="item cancelled"), force=True)
+            cancelled_run = True
+        except Exception as error:  # Prefect away: the next reconcile tries again
+            log.warning("could not cancel flow run %s: %s", run.id, error)
+    task = item.provider_task_id
+    if task and item.inference_provider is not InferenceProvider.wan_local:
+        try:
+            provider_for(item.inference_provider, settings).cancel(task)
+        except ProviderError as error:
+            log.warning("could not delete task %s: %s", task, error)
+        else:
+            with session_scope(engine) as session:
+                forget_provider_task(session, item_id=item.id, task_id=task)
+            deleted_task = True
+    return cancelled_run, deleted_task
+
+
+def cancel_everywhere(
+    engine: sa.Engine, client: SyncPrefectClient | None, settings: Settings, item_id: uuid.UUID
+) -> VideoItem:
+    """An admin's cancel: the item first (so nothing completes it), then its flow run and its
+    Runway task. Raises NotFound or InvalidTransition like cancel_item."""
+    with session_scope(engine) as session:
+        item = cancel_item(session, item_id=item_id)
+    run = None
+    if client is not None and item.flow_run_id is not None:
+        run = read_runs(client, [item.flow_run_id]).get(item.flow_run_id)
+    stop_cancelled(engine, client, settings, item, run)
+    return item
