@@ -16,8 +16,7 @@ $(INSTALLED): pyproject.toml
 install: $(INSTALLED)
 
 run: install
-	$(VENV)/bin/reelroute migrate
-	$(VENV)/bin/reelroute stats
+	$(VENV)/bin/reelroute up
 
 test: lint pytest
 

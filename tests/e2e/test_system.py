@@ -1,0 +1,159 @@
+"""End to end, with real Prefect, real process workers and the sandbox providers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+from prefect.client.schemas.objects import StateType
+
+from flows.reconcile import cancel_everywhere
+from models.enums import InferenceProvider, ItemStatus, RoutedBy
+from models.groups import create_group
+from models.items import TaskSpec, create_items, get_item
+from models.storage import Storage, store_photo
+from providers.video import probe_mp4
+from tests.models.helpers import image_bytes
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+FINAL = {ItemStatus.completed, ItemStatus.failed, ItemStatus.cancelled}
+
+
+def add(system, providers: list[str | None], prompt: str, settings=None, size=(64, 48)):
+    settings = settings or system.settings
+    with system.session() as session:
+        group = create_group(session, name=prompt)
+        photo = store_photo(
+            session,
+            storage=Storage(settings.storage_url),
+            group_id=group.id,
+            data=image_bytes(*size),
+            filename="p.png",
+            settings=settings,
+        )
+        items = create_items(
+            session,
+            group_id=group.id,
+            settings=settings,
+            tasks=[
+                TaskSpec(photo_id=photo.id, prompt=f"{prompt} {n}", inference_provider=p)
+                for n, p in enumerate(providers)
+            ],
+        )
+        session.commit()
+    return items
+
+
+def wait_for(system, item_id, condition, timeout=180, what="the item"):
+    deadline = time.time() + timeout
+    while True:
+        with system.session() as session:
+            item = get_item(session, item_id)
+        if condition(item):
+            return item
+        assert time.time() < deadline, f"{what} did not get there: {item}"
+        time.sleep(0.3)
+
+
+def finished(system, item_id, timeout=180):
+    return wait_for(system, item_id, lambda i: i.status in FINAL, timeout, "finished")
+
+
+def posts_for(system, prompt: str) -> list[dict]:
+    return [body for body in system.emulator.submissions() if body.get("promptText") == prompt]
+
+
+def test_items_of_all_three_providers_complete_on_their_pools(system):
+    items = add(system, ["wan_local", "runway_gen4_turbo", "runway_veo3.1"], "all three")
+    done = [finished(system, item.id) for item in items]
+    assert [i.status for i in done] == [ItemStatus.completed] * 3, [i.error for i in done]
+    storage = Storage(system.settings.storage_url)
+    for item in done:
+        info = probe_mp4(storage.read(item.output_path))
+        assert info.frames > 0 and item.progress == 1
+    with system.client() as client:
+        runs = {i.inference_provider: client.read_flow_run(i.flow_run_id) for i in done}
+        workers = {
+            pool: [w.name for w in client.read_workers_for_work_pool(pool)]
+            for pool in ("gpu", "cloud")
+        }
+    assert runs[InferenceProvider.wan_local].work_pool_name == "gpu"
+    assert runs[InferenceProvider.runway_gen4_turbo].work_pool_name == "cloud"
+    assert runs[InferenceProvider.runway_veo3_1].work_pool_name == "cloud"
+    assert all(run.state.type is StateType.COMPLETED for run in runs.values())
+    assert any(name.startswith("gpu-") for name in workers["gpu"])
+    assert any(name.startswith("cloud-") for name in workers["cloud"])
+    assert [b["model"] for b in posts_for(system, "all three 1")] == ["gen4_turbo"]
+    assert [b["model"] for b in posts_for(system, "all three 2")] == ["veo3.1"]
+    assert done[2].cost_credits == 240  # 6 s of Veo 3.1 at 40 credits
+
+
+def test_the_fallback_sends_a_default_routed_wan_item_to_gen4_turbo(system):
+    settings = system.settings.model_copy(
+        update={"default_provider": InferenceProvider.wan_local, "wan_fallback_threshold": 1}
+    )
+    add(system, ["wan_local", "wan_local"], "busy gpu", settings)
+    (item,) = add(system, [None], "fallback", settings)
+    assert item.inference_provider is InferenceProvider.runway_gen4_turbo
+    assert item.routed_by is RoutedBy.fallback
+    done = finished(system, item.id)
+    assert done.status is ItemStatus.completed
+    assert [b["model"] for b in posts_for(system, "fallback 0")] == ["gen4_turbo"]
+
+
+def running_with_task(system, prompt_latency: float, prompt: str):
+    system.emulator.script.latency_s = prompt_latency
+    try:
+        (item,) = add(system, ["runway_gen4_turbo"], prompt)
+        return wait_for(system, item.id, lambda i: i.provider_task_id is not None, 120, "submitted")
+    finally:
+        system.emulator.script.latency_s = 1.0
+
+
+def test_a_killed_flow_process_is_recovered_and_paid_once(system):
+    item = running_with_task(system, 12.0, "crash me")
+    with system.client() as client:
+        run = client.read_flow_run(item.flow_run_id)
+    pid = int(str(run.infrastructure_pid).rsplit(":", 1)[-1])
+    os.kill(pid, signal.SIGKILL)
+    done = finished(system, item.id)
+    assert done.status is ItemStatus.completed, done.error
+    assert done.retry_count == 2 and done.provider_task_id == item.provider_task_id
+    assert len(posts_for(system, "crash me 0")) == 1  # one submission: paid once
+    with system.client() as client:
+        assert client.read_flow_run(item.flow_run_id).state.type is StateType.CRASHED
+
+
+def test_cancelling_a_running_item_cancels_its_run_and_its_runway_task(system):
+    item = running_with_task(system, 30.0, "cancel me")
+    with system.client() as client:
+        cancel_everywhere(system.engine, client, system.settings, item.id)
+        deadline = time.time() + 60
+        while client.read_flow_run(item.flow_run_id).state.type is not StateType.CANCELLED:
+            assert time.time() < deadline, "the flow run was not cancelled"
+            time.sleep(0.5)
+    assert system.emulator.tasks[item.provider_task_id].cancelled
+    assert any(
+        r.method == "DELETE" and r.path.endswith(item.provider_task_id)
+        for r in system.emulator.requests
+    )
+    with system.session() as session:
+        final = get_item(session, item.id)
+    assert final.status is ItemStatus.cancelled and final.provider_task_id is None
+
+
+def test_items_created_while_prefect_is_down_run_once_it_is_back(system):
+    system.server.stop()
+    try:
+        items = add(system, ["runway_gen4_turbo", "wan_local"], "outage")
+        time.sleep(5)  # the dispatcher keeps trying; nothing is lost or half-sent
+        with system.session() as session:
+            waiting = [get_item(session, item.id) for item in items]
+        assert [(i.status, i.flow_run_id) for i in waiting] == [(ItemStatus.pending, None)] * 2
+    finally:
+        system.server.start()
+    done = [finished(system, item.id, timeout=240) for item in items]
+    assert [i.status for i in done] == [ItemStatus.completed] * 2, [i.error for i in done]
+    assert all(i.retry_count == 1 for i in done)
