@@ -119,7 +119,10 @@ def wan_weights_present(model: str) -> bool:
         return True
     from huggingface_hub import try_to_load_from_cache
 
-    return isinstance(try_to_load_from_cache(model, "model_index.json"), str)
+    try:
+        return isinstance(try_to_load_from_cache(model, "model_index.json"), str)
+    except ValueError:  # neither a folder nor a valid Hugging Face id
+        return False
 
 
 def worker_argv(pool: str, name: str) -> list[str]:

@@ -107,6 +107,7 @@ def deploy(settings: Settings, project_dir: Path = PROJECT_DIR) -> None:
             description=f"One video item on pool {pool}",
             tags=[f"pool:{pool}"],
             print_next_steps=False,
+            ignore_warnings=True,
             build=False,
             push=False,
         )

@@ -12,8 +12,6 @@ import uuid
 import warnings
 from dataclasses import dataclass
 
-import fsspec
-from PIL import Image, UnidentifiedImageError
 from sqlmodel import Session, select
 
 from models.errors import InvalidInput, NotFound
@@ -28,6 +26,8 @@ class Storage:
     """A store rooted at an fsspec URL; every read and write goes through it."""
 
     def __init__(self, url: str) -> None:
+        import fsspec
+
         self.url = url.rstrip("/")
         self.fs, self.root = fsspec.core.url_to_fs(self.url)
         self.fs.makedirs(self.root, exist_ok=True)
@@ -87,6 +87,8 @@ def inspect_image(data: bytes, settings: Settings) -> ImageInfo:
 
     Raises InvalidInput with a message that says what to fix.
     """
+    from PIL import Image, UnidentifiedImageError  # only where uploads are checked
+
     if len(data) > settings.max_upload_bytes:
         raise InvalidInput(
             [

@@ -106,6 +106,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: dict[str, Any] | None
+    received_at: float = field(default_factory=time.time)
 
 
 class RunwayEmulator:

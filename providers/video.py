@@ -8,14 +8,16 @@ import subprocess
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import imageio_ffmpeg
-import numpy as np
-import numpy.typing as npt
 
 from providers.base import PermanentError
 
-Frame = npt.NDArray[np.uint8]
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    Frame = npt.NDArray[Any]
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class VideoInfo:
 
 def encode_mp4(frames: Iterable[Frame], *, fps: float, width: int, height: int) -> bytes:
     """H.264 mp4 (yuv420p, playable in browsers) of RGB uint8 frames of the given size."""
+    import numpy as np  # here, not at import: a Runway run only probes videos
+
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "video.mp4")
         writer = imageio_ffmpeg.write_frames(

@@ -1,0 +1,160 @@
+"""A whole local reelroute for benchmarks: Prefect server, emulator, process workers, dispatcher."""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+
+import psutil
+from prefect import Flow
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from deployments.launcher import Services, dispatch_loop, wait_until, worker_argv, worker_env
+from deployments.prefect_setup import PROJECT_DIR, deploy
+from models.migrate import upgrade
+from models.settings import Settings, load_settings
+from providers.emulator import EmulatorScript, EmulatorServer, RunwayEmulator
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LocalSystem:
+    """Handles on the running system."""
+
+    root: Path
+    settings: Settings
+    emulator: RunwayEmulator
+    api_url: str
+    services: Services
+    stop: threading.Event
+    threads: list[threading.Thread]
+
+    def start_dispatcher(self) -> float:
+        """Start the dispatcher and reconciler loop; returns when it started (time.time())."""
+        context = contextvars.copy_context()
+        thread = threading.Thread(
+            target=context.run, args=(dispatch_loop, self.settings, self.stop), daemon=True
+        )
+        thread.start()
+        self.threads.append(thread)
+        return time.time()
+
+    def worker(self, pool: str) -> psutil.Process:
+        """The worker process of `pool`."""
+        for name, process in self.services.children:
+            if name == f"worker-{pool}":
+                return psutil.Process(process.pid)
+        raise KeyError(pool)
+
+
+@contextmanager
+def local_system(
+    root: Path,
+    *,
+    cloud_slots: int,
+    latency_s: float,
+    runway_concurrency: int = 1_000,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[LocalSystem]:
+    """Start everything (sandbox providers), yield, stop everything."""
+    services = Services()
+    port = free_port()
+    api_url = f"http://127.0.0.1:{port}/api"
+    home = root / "prefect"
+    home.mkdir(parents=True, exist_ok=True)
+    services.start(
+        "prefect-server",
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-ui",
+        ],
+        {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
+        root / "logs",
+    )
+    emulator_server = EmulatorServer(
+        RunwayEmulator(EmulatorScript(latency_s=latency_s, concurrency=runway_concurrency))
+    )
+    emulator_server.start()
+    database_url = f"sqlite:///{root / 'reelroute.db'}"
+    upgrade(database_url)
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": api_url,
+        "REELROUTE_DATABASE_URL": database_url,
+        "REELROUTE_STORAGE_URL": str(root / "storage"),
+        "REELROUTE_SANDBOX": "true",
+        "REELROUTE_RUNWAY_BASE_URL": emulator_server.url,
+        "REELROUTE_RUNWAY_POLL_SECONDS": "0.5",
+        "REELROUTE_CLOUD_SLOTS": str(cloud_slots),
+        "REELROUTE_DISPATCH_INTERVAL_SECONDS": "0.5",
+        "REELROUTE_RECONCILE_INTERVAL_SECONDS": "5",
+        **(extra_env or {}),
+    }
+    settings = load_settings(
+        _env_file=None,
+        **{
+            k.removeprefix("REELROUTE_").lower(): v
+            for k, v in env.items()
+            if k.startswith("REELROUTE_")
+        },
+    )
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+    try:
+        wait_until(f"{api_url}/health", 120, "the Prefect server")
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            deploy(settings)
+            from bench.trivial_flow import noop
+
+            source = cast(
+                Flow[..., str],
+                noop.from_source(source=str(PROJECT_DIR), entrypoint="bench/trivial_flow.py:noop"),
+            )
+            source.deploy(
+                name="cloud",
+                work_pool_name="cloud",
+                print_next_steps=False,
+                build=False,
+                push=False,
+            )
+            for pool in ("gpu", "cloud"):
+                services.start(
+                    f"worker-{pool}",
+                    worker_argv(pool, f"bench-{pool}"),
+                    worker_env({**env, "PREFECT_WORKER_QUERY_SECONDS": "1"}),
+                    root / "logs",
+                )
+            time.sleep(3)  # workers registered and polling
+            yield LocalSystem(
+                root, settings, emulator_server.emulator, api_url, services, stop, threads
+            )
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+        services.stop()
+        emulator_server.stop()

@@ -1,0 +1,55 @@
+"""The lease keeper: renewals, progress, and noticing that the attempt lost its item."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from flows.lease import LeaseKeeper, Throttle
+from models import items as ops
+from models.enums import WorkerType
+from models.errors import StaleAttempt
+from tests.models.helpers import add_items
+
+
+def test_renewal_extends_the_lease_and_stores_progress(engine, session, settings):
+    (item,) = add_items(session, settings, 1)
+    claim = ops.claim_next(session, worker_type=WorkerType.runway, worker_id="w", settings=settings)
+    session.commit()
+    keeper = LeaseKeeper(engine, item_id=item.id, attempt=claim.attempt, lease_seconds=900)
+    keeper.report(0.25)
+    keeper.renew()
+    stored = ops.get_item(session, item.id)
+    assert stored.progress == pytest.approx(0.25)
+    assert stored.leased_until > claim.leased_until
+
+
+def test_a_lost_lease_stops_the_provider_at_its_next_report(engine, session, settings):
+    (item,) = add_items(session, settings, 1)
+    claim = ops.claim_next(session, worker_type=WorkerType.runway, worker_id="w", settings=settings)
+    ops.cancel_item(session, item_id=item.id)
+    session.commit()
+    keeper = LeaseKeeper(engine, item_id=item.id, attempt=claim.attempt, lease_seconds=60)
+    keeper.renew()
+    assert keeper.lost.is_set()
+    with pytest.raises(StaleAttempt):
+        keeper.report(0.5)
+
+
+def test_the_keeper_renews_in_the_background(engine, session, settings):
+    (item,) = add_items(session, settings, 1)
+    claim = ops.claim_next(session, worker_type=WorkerType.runway, worker_id="w", settings=settings)
+    session.commit()
+    with LeaseKeeper(engine, item_id=item.id, attempt=claim.attempt, lease_seconds=1) as keeper:
+        keeper.report(0.5)
+        time.sleep(1.2)
+    assert ops.get_item(session, item.id).progress == pytest.approx(0.5)
+
+
+def test_throttle_passes_the_first_and_the_last_value():
+    seen: list[float] = []
+    throttle = Throttle(seen.append, seconds=60)
+    for value in (0.1, 0.2, 0.3, 1.0):
+        throttle(value)
+    assert seen == [0.1, 1.0]
