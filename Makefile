@@ -30,6 +30,7 @@ lint: install
 
 bench: install
 	$(PY) -m bench
+	$(PY) -m bench.orchestration
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

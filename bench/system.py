@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextvars
 import os
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +16,13 @@ import psutil
 from prefect import Flow
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from deployments.launcher import Services, dispatch_loop, wait_until, worker_argv, worker_env
+from deployments.launcher import (
+    Services,
+    dispatch_loop,
+    start_prefect_server,
+    worker_argv,
+    worker_env,
+)
 from deployments.prefect_setup import PROJECT_DIR, deploy
 from models.migrate import upgrade
 from models.settings import Settings, load_settings
@@ -76,25 +81,6 @@ def local_system(
     services = Services()
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
-    home = root / "prefect"
-    home.mkdir(parents=True, exist_ok=True)
-    services.start(
-        "prefect-server",
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-ui",
-        ],
-        {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
-        root / "logs",
-    )
     emulator_server = EmulatorServer(
         RunwayEmulator(EmulatorScript(latency_s=latency_s, concurrency=runway_concurrency))
     )
@@ -108,7 +94,7 @@ def local_system(
         "REELROUTE_STORAGE_URL": str(root / "storage"),
         "REELROUTE_SANDBOX": "true",
         "REELROUTE_RUNWAY_BASE_URL": emulator_server.url,
-        "REELROUTE_RUNWAY_POLL_SECONDS": "0.5",
+        "REELROUTE_RUNWAY_POLL_SECONDS": "1",
         "REELROUTE_CLOUD_SLOTS": str(cloud_slots),
         "REELROUTE_DISPATCH_INTERVAL_SECONDS": "0.5",
         "REELROUTE_RECONCILE_INTERVAL_SECONDS": "5",
@@ -125,7 +111,14 @@ def local_system(
     stop = threading.Event()
     threads: list[threading.Thread] = []
     try:
-        wait_until(f"{api_url}/health", 120, "the Prefect server")
+        start_prefect_server(
+            services,
+            port=port,
+            home=root / "prefect",
+            log_dir=root / "logs",
+            env=dict(os.environ),
+            ui=False,
+        )
         with temporary_settings(updates={PREFECT_API_URL: api_url}):
             deploy(settings)
             from bench.trivial_flow import noop

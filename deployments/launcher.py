@@ -89,6 +89,37 @@ def port_is_free(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
+def start_prefect_server(
+    services: Services,
+    *,
+    port: int,
+    home: Path,
+    log_dir: Path,
+    env: dict[str, str],
+    ui: bool = True,
+) -> str:
+    """A Prefect server on 127.0.0.1:`port` with its own SQLite under `home`; returns its API
+    URL once healthy."""
+    home.mkdir(parents=True, exist_ok=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "prefect",
+        "server",
+        "start",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ] + ([] if ui else ["--no-ui"])
+    server_env = {**env, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    server_env.pop("PREFECT_API_URL", None)
+    services.start("prefect-server", argv, server_env, log_dir)
+    api_url = f"http://127.0.0.1:{port}/api"
+    wait_until(f"{api_url}/health", 120, "the Prefect server")
+    return api_url
+
+
 def absolute_settings_env(settings: Settings) -> dict[str, str]:
     """Relative paths made absolute, so flow runs (which run in the project folder) and the
     dispatcher use the same database and storage whatever folder `up` was started from."""

@@ -19,6 +19,7 @@ from deployments.launcher import (
     dispatch_loop,
     port_is_free,
     sandbox_reason,
+    start_prefect_server,
     wait_until,
     worker_argv,
     worker_env,
@@ -100,29 +101,15 @@ def _prefect(settings: Settings, env: dict[str, str], services: Services, data: 
             f"port {settings.prefect_port} is taken: stop what runs there, set "
             "REELROUTE_PREFECT_PORT, or point PREFECT_API_URL at a running Prefect server"
         )
-    home = data / "prefect"
-    home.mkdir(parents=True, exist_ok=True)
-    server_env = {**env, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    services.start(
-        "prefect-server",
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(settings.prefect_port),
-        ],
-        server_env,
-        data / "logs",
+    api_url = start_prefect_server(
+        services,
+        port=settings.prefect_port,
+        home=data / "prefect",
+        log_dir=data / "logs",
+        env=env,
     )
-    base = f"http://127.0.0.1:{settings.prefect_port}"
-    wait_until(f"{base}/api/health", 90, "the Prefect server")
-    env["PREFECT_API_URL"] = f"{base}/api"
-    return base
+    env["PREFECT_API_URL"] = api_url
+    return api_url.removesuffix("/api")
 
 
 def _emulator(settings: Settings, env: dict[str, str], services: Services, data: Path) -> None:

@@ -11,12 +11,10 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 import sqlalchemy as sa
 from prefect import get_client
@@ -24,7 +22,7 @@ from prefect.client.orchestration import SyncPrefectClient
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from sqlmodel import Session
 
-from deployments.launcher import dispatch_loop
+from deployments.launcher import Services, dispatch_loop, start_prefect_server
 from deployments.prefect_setup import deploy
 from models.db import make_engine
 from models.migrate import upgrade
@@ -60,49 +58,20 @@ class PrefectServer:
         self.home = home
         self.port = free_port()
         self.api_url = f"http://127.0.0.1:{self.port}/api"
-        self.process: subprocess.Popen | None = None
+        self.services = Services()
 
     def start(self) -> None:
-        env = {
-            **os.environ,
-            "PREFECT_HOME": str(self.home),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_API_URL": self.api_url,
-        }
-        with open(self.home / "server.log", "ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "prefect",
-                    "server",
-                    "start",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--no-ui",
-                ],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.time() + 120
-        while True:
-            try:
-                if httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            assert self.process.poll() is None, (self.home / "server.log").read_text()[-3000:]
-            assert time.time() < deadline, "the Prefect server did not start"
-            time.sleep(0.5)
+        start_prefect_server(
+            self.services,
+            port=self.port,
+            home=self.home,
+            log_dir=self.home,
+            env=dict(os.environ),
+            ui=False,
+        )
 
     def stop(self) -> None:
-        if self.process is not None:
-            stop_group(self.process)
-            self.process = None
+        self.services.stop()
 
 
 @dataclass

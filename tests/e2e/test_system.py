@@ -157,3 +157,36 @@ def test_items_created_while_prefect_is_down_run_once_it_is_back(system):
     done = [finished(system, item.id, timeout=240) for item in items]
     assert [i.status for i in done] == [ItemStatus.completed] * 2, [i.error for i in done]
     assert all(i.retry_count == 1 for i in done)
+
+
+def test_deploying_twice_changes_nothing(system):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from deployments.prefect_setup import ZOMBIE_AUTOMATION, deploy
+
+    def snapshot():
+        with system.client() as client:
+            deployments = sorted(
+                (d.name, str(d.id), d.work_pool_name) for d in client.read_deployments()
+            )
+            pools = {
+                p: (
+                    client.read_work_pool(p).concurrency_limit,
+                    sorted((q.name, q.priority) for q in client.read_work_queues(work_pool_name=p)),
+                )
+                for p in ("gpu", "cloud")
+            }
+            automations = [a.name for a in client.read_automations()]
+        return deployments, pools, automations
+
+    before = snapshot()
+    with temporary_settings(updates={PREFECT_API_URL: system.server.api_url}):
+        deploy(system.settings)
+    assert snapshot() == before
+    deployments, pools, automations = before
+    assert [(name, pool) for name, _, pool in deployments] == [("runway", "cloud"), ("wan", "gpu")]
+    assert pools == {
+        "gpu": (1, [("default", 2), ("urgent", 1)]),
+        "cloud": (4, [("default", 2), ("urgent", 1)]),
+    }
+    assert automations.count(ZOMBIE_AUTOMATION) == 1
