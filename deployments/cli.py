@@ -190,6 +190,24 @@ def worker(
 
 
 @app.command()
+def web(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 7860,
+) -> None:
+    """Serve the web app: the REST API under /api, its OpenAPI page at /docs."""
+    import uvicorn
+
+    from ui.app import create_app
+
+    settings = _settings()
+    if settings.admin_token is None:
+        typer.echo(
+            "note: REELROUTE_ADMIN_TOKEN is not set: the admin API refuses every call", err=True
+        )
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+@app.command()
 def up(
     host: Annotated[str, typer.Option(help="Address of the web app.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the web app.")] = 7860,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -56,6 +57,14 @@ def run_up(settings: Settings, *, host: str, port: int) -> int:
         # Prefect read its settings when it was imported: point this process at the server.
         with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}):
             deploy(settings)
+            token_file = _admin_token(env, data)
+            services.start(
+                "web",
+                [sys.executable, "-m", "deployments", "web", "--host", host, "--port", str(port)],
+                env,
+                data / "logs",
+            )
+            wait_until(f"http://{host}:{port}/docs", 60, "the web app")
             for pool in ("gpu", "cloud"):
                 services.start(
                     f"worker-{pool}",
@@ -63,7 +72,7 @@ def run_up(settings: Settings, *, host: str, port: int) -> int:
                     worker_env(env),
                     data / "logs",
                 )
-            _announce(prefect_ui, host, port, data, reason)
+            _announce(prefect_ui, host, port, data, reason, token_file)
             dispatch_loop(settings, stop, services)
     except KeyboardInterrupt:
         pass
@@ -76,10 +85,33 @@ def run_up(settings: Settings, *, host: str, port: int) -> int:
     return 0
 
 
-def _announce(prefect_ui: str, host: str, port: int, data: Path, reason: str | None) -> None:
+def _admin_token(env: dict[str, str], data: Path) -> Path | None:
+    """Without REELROUTE_ADMIN_TOKEN, make one for this installation, kept in a file only its
+    owner can read (never printed), so the admin API works out of the box."""
+    if env.get("REELROUTE_ADMIN_TOKEN"):
+        return None
+    path = data / "admin-token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(24))
+    env["REELROUTE_ADMIN_TOKEN"] = path.read_text().strip()
+    return path
+
+
+def _announce(
+    prefect_ui: str,
+    host: str,
+    port: int,
+    data: Path,
+    reason: str | None,
+    token_file: Path | None,
+) -> None:
     typer.echo("\nreelroute is up")
     typer.echo(f"  Prefect UI:   {prefect_ui}")
-    typer.echo(f"  admin pages:  (the web app of the web issue; will be http://{host}:{port})")
+    typer.echo(f"  REST API:     http://{host}:{port}/api (OpenAPI: http://{host}:{port}/docs)")
+    if token_file is not None:
+        typer.echo(f"  admin token:  in {token_file} (set REELROUTE_ADMIN_TOKEN to choose one)")
     typer.echo("  add a task:   .venv/bin/reelroute add photo.jpg --prompt 'waves roll in'")
     typer.echo(f"  logs:         {data / 'logs'}")
     if reason is not None:

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from prefect import get_client
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import FlowRun
@@ -154,14 +155,34 @@ def stop_cancelled(
 
 
 def cancel_everywhere(
-    engine: sa.Engine, client: SyncPrefectClient | None, settings: Settings, item_id: uuid.UUID
+    engine: sa.Engine,
+    settings: Settings,
+    item_id: uuid.UUID,
+    *,
+    client: SyncPrefectClient | None = None,
 ) -> VideoItem:
-    """An admin's cancel: the item first (so nothing completes it), then its flow run and its
-    Runway task. Raises NotFound or InvalidTransition like cancel_item."""
+    """An admin's cancel: the item first (so nothing completes it), then its flow run (through
+    `client`, or a client opened here when the item has a run) and its Runway task. Raises
+    NotFound or InvalidTransition like cancel_item."""
     with session_scope(engine) as session:
         item = cancel_item(session, item_id=item_id)
-    run = None
-    if client is not None and item.flow_run_id is not None:
+    if item.flow_run_id is None:
+        stop_cancelled(engine, None, settings, item, None)
+        return item
+    if client is None:
+        with get_client(sync_client=True) as own_client:
+            return _stop_run(engine, own_client, settings, item)
+    return _stop_run(engine, client, settings, item)
+
+
+def _stop_run(
+    engine: sa.Engine, client: SyncPrefectClient, settings: Settings, item: VideoItem
+) -> VideoItem:
+    assert item.flow_run_id is not None
+    try:
         run = read_runs(client, [item.flow_run_id]).get(item.flow_run_id)
+    except Exception as error:  # Prefect away: the reconciler finishes the cancel later
+        log.warning("could not read flow run %s: %s", item.flow_run_id, error)
+        run = None
     stop_cancelled(engine, client, settings, item, run)
     return item

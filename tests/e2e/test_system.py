@@ -129,7 +129,7 @@ def test_a_killed_flow_process_is_recovered_and_paid_once(system):
 def test_cancelling_a_running_item_cancels_its_run_and_its_runway_task(system):
     item = running_with_task(system, 30.0, "cancel me")
     with system.client() as client:
-        cancel_everywhere(system.engine, client, system.settings, item.id)
+        cancel_everywhere(system.engine, system.settings, item.id, client=client)
         deadline = time.time() + 60
         while client.read_flow_run(item.flow_run_id).state.type is not StateType.CANCELLED:
             assert time.time() < deadline, "the flow run was not cancelled"

@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 
 def test_up_runs_a_task_to_a_video_and_stops_cleanly(tmp_path):
-    prefect_port, emulator_port = free_port(), free_port()
+    prefect_port, emulator_port, web_port = free_port(), free_port(), free_port()
     env = {
         key: value
         for key, value in os.environ.items()
@@ -34,7 +34,7 @@ def test_up_runs_a_task_to_a_video_and_stops_cleanly(tmp_path):
     (tmp_path / "photo.png").write_bytes(image_bytes(64, 48))
     with open(tmp_path / "up.log", "wb") as log:
         up = subprocess.Popen(
-            [sys.executable, "-m", "deployments", "up"],
+            [sys.executable, "-m", "deployments", "up", "--port", str(web_port)],
             cwd=tmp_path,
             env=env,
             stdout=log,
@@ -70,13 +70,20 @@ def test_up_runs_a_task_to_a_video_and_stops_cleanly(tmp_path):
             time.sleep(2)
         videos = list((tmp_path / "data" / "storage" / "videos").rglob("*.mp4"))
         assert len(videos) == 1
+        token = (tmp_path / "data" / "admin-token").read_text().strip()
+        assert token not in (tmp_path / "up.log").read_text()
+        api = httpx.get(
+            f"http://127.0.0.1:{web_port}/api/admin/stats",
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()
+        assert api["data"]["runway_gen4_turbo"]["completed"] == 1
         runs = httpx.post(
             f"http://127.0.0.1:{prefect_port}/api/flow_runs/filter", json={"limit": 10}
         ).json()
         assert [run["state"]["type"] for run in runs] == ["COMPLETED"]
         assert runs[0]["name"].startswith("runway_gen4_turbo-")
         children = psutil.Process(up.pid).children(recursive=True)
-        assert len(children) >= 4  # Prefect server, emulator, two workers
+        assert len(children) >= 5  # Prefect server, emulator, web app, two workers
     finally:
         up.send_signal(signal.SIGINT)
         try:
@@ -84,7 +91,7 @@ def test_up_runs_a_task_to_a_video_and_stops_cleanly(tmp_path):
         finally:
             stop_group(up)
     assert up.returncode == 0
-    for port in (prefect_port, emulator_port):
+    for port in (prefect_port, emulator_port, web_port):
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
     assert [

@@ -1,0 +1,345 @@
+"""The REST API: every endpoint, happy and error paths, auth on every route, seed shapes."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from providers.video import encode_mp4
+from tests.models.helpers import image_bytes
+from ui.app import create_app
+
+ADMIN, WORKER = "admin-secret", "worker-secret"
+
+
+@pytest.fixture
+def app_settings(settings):
+    return settings.model_copy(
+        update={"admin_token": SecretStr(ADMIN), "worker_token": SecretStr(WORKER)}
+    )
+
+
+@pytest.fixture
+def client(app_settings):
+    app = create_app(app_settings)
+    with TestClient(app) as test_client:
+        yield test_client
+    app.state.engine.dispose()
+
+
+def as_admin(token: str = ADMIN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def new_group(client, priority="normal") -> str:
+    answer = client.post(
+        "/api/admin/groups", json={"name": "g", "priority": priority}, headers=as_admin()
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()["data"]["id"]
+
+
+def upload(client, group_id, *files) -> list[dict]:
+    answer = client.post(
+        f"/api/admin/groups/{group_id}/photos",
+        headers=as_admin(),
+        files=[("files", f) for f in files],
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()["data"]
+
+
+def add(client, group_id, tasks) -> dict:
+    return client.post(
+        "/api/admin/tasks/add", headers=as_admin(), json={"group_id": group_id, "tasks": tasks}
+    )
+
+
+ROUTES = [
+    ("post", "/api/admin/tasks/add"),
+    ("get", "/api/admin/stats"),
+    ("get", "/api/admin/queue"),
+    ("post", f"/api/admin/tasks/{uuid.uuid4()}/cancel"),
+    ("post", f"/api/admin/tasks/{uuid.uuid4()}/retry"),
+    ("post", "/api/admin/groups"),
+    ("post", f"/api/admin/groups/{uuid.uuid4()}/photos"),
+    ("get", f"/api/admin/items/{uuid.uuid4()}/video"),
+]
+WORKER_ROUTES = [
+    ("post", "/api/worker/next-task"),
+    ("post", f"/api/worker/tasks/{uuid.uuid4()}/heartbeat"),
+    ("post", f"/api/worker/tasks/{uuid.uuid4()}/complete"),
+    ("post", f"/api/worker/tasks/{uuid.uuid4()}/fail"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES + WORKER_ROUTES)
+def test_every_route_needs_its_token(client, method, path):
+    wrong = WORKER if path.startswith("/api/admin") else ADMIN
+    assert getattr(client, method)(path).status_code == 401
+    assert getattr(client, method)(path, headers=as_admin("nonsense")).status_code == 401
+    answer = getattr(client, method)(path, headers=as_admin(wrong))
+    assert answer.status_code == 403 and "token" in answer.json()["detail"]
+
+
+def test_the_seeds_add_tasks_request_and_answer(client, session):
+    group = new_group(client)
+    photos = upload(
+        client,
+        group,
+        ("a.png", image_bytes(64, 48), "image/png"),
+        ("b.jpg", image_bytes(48, 64, "JPEG"), "image/jpeg"),
+    )
+    answer = add(
+        client,
+        group,
+        [
+            {
+                "photo_id": photos[0]["id"],
+                "prompt": "waves",
+                "frame_num": 121,
+                "inference_provider": "runway_veo3.1",
+            },
+            {"photo_id": photos[1]["id"], "prompt": "pan"},
+            {"photo_id": photos[1]["id"], "prompt": "zoom", "inference_provider": "auto"},
+        ],
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["success"] is True
+    rows = body["data"]
+    assert [r["inference_provider"] for r in rows] == [
+        "runway_veo3.1",
+        "runway_gen4_turbo",
+        "runway_gen4_turbo",
+    ]
+    assert [(r["status"], r["retry_count"], r["frame_num"]) for r in rows] == [
+        ("pending", 0, 121),
+        ("pending", 0, None),
+        ("pending", 0, None),
+    ]
+    assert rows[0]["routed_by"] == "explicit" and rows[1]["routed_by"] == "default"
+
+
+@pytest.mark.parametrize(
+    ("task", "message"),
+    [
+        ({"inference_provider": "veo3"}, "'veo3' is not a provider"),
+        ({"prompt": ""}, "prompt: is empty"),
+        ({"frame_num": 100}, "frame_num: 100 is not a frame count"),
+        ({"photo_id": str(uuid.uuid4())}, "no photo"),
+    ],
+)
+def test_a_batch_with_one_bad_task_writes_nothing(client, task, message):
+    group = new_group(client)
+    (photo,) = upload(client, group, ("a.png", image_bytes(), "image/png"))
+    good = {"photo_id": photo["id"], "prompt": "fine"}
+    answer = add(client, group, [good, {**good, **task}])
+    assert answer.status_code == 400 and message in answer.json()["error"]
+    assert answer.json()["success"] is False
+    stats = client.get("/api/admin/stats", headers=as_admin()).json()["data"]
+    assert sum(entry["total"] for entry in stats.values()) == 0
+
+
+def test_malformed_requests_are_422_with_a_message(client):
+    answer = client.post("/api/admin/tasks/add", headers=as_admin(), json={"tasks": "x"})
+    assert answer.status_code == 422 and "group_id" in answer.json()["error"]
+    bad_id = client.post("/api/admin/tasks/not-a-uuid/retry", headers=as_admin())
+    assert bad_id.status_code == 422
+
+
+def test_a_non_image_upload_is_refused_and_nothing_stored(client):
+    group = new_group(client)
+    answer = client.post(
+        f"/api/admin/groups/{group}/photos",
+        headers=as_admin(),
+        files=[
+            ("files", ("a.png", image_bytes(), "image/png")),
+            ("files", ("notes.txt", b"hello", "text/plain")),
+        ],
+    )
+    assert (
+        answer.status_code == 400
+        and "notes.txt: photo: is not a readable image" in (answer.json()["error"])
+    )
+    unknown = client.post(
+        f"/api/admin/groups/{uuid.uuid4()}/photos",
+        headers=as_admin(),
+        files=[("files", ("a.png", image_bytes(), "image/png"))],
+    )
+    assert unknown.status_code == 404
+
+
+def test_stats_have_the_seeds_shape_and_ours(client):
+    stats = client.get("/api/admin/stats", headers=as_admin()).json()
+    assert stats["success"] is True
+    assert set(stats["data"]) == {"wan_local", "runway_gen4_turbo", "runway_veo3.1"}
+    for entry in stats["data"].values():
+        assert {
+            "total",
+            "pending",
+            "processing",
+            "completed",
+            "failed",
+            "cancelled",
+            "success_rate",
+            "median_seconds_to_finish",
+            "p90_seconds_to_finish",
+            "credits",
+            "dollars",
+        } <= set(entry)
+    assert stats["data"]["wan_local"]["backlog"] == 0
+
+
+def claim(client, worker_type="runway", worker_id="w1"):
+    answer = client.post(
+        "/api/worker/next-task",
+        headers=as_admin(WORKER),
+        json={"worker_id": worker_id, "worker_type": worker_type, "lease_duration_seconds": 600},
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()["data"]
+
+
+def test_worker_types_get_only_their_providers(client):
+    group = new_group(client)
+    (photo,) = upload(client, group, ("a.png", image_bytes(), "image/png"))
+    add(
+        client,
+        group,
+        [
+            {"photo_id": photo["id"], "prompt": p, "inference_provider": p}
+            for p in ("wan_local", "runway_gen4_turbo", "runway_veo3.1")
+        ],
+    )
+    wan = [claim(client, "wan") for _ in range(2)]
+    runway = [claim(client, "runway") for _ in range(3)]
+    assert [t["inference_provider"] for t in wan[:1]] == ["wan_local"] and wan[1] is None
+    assert sorted(t["inference_provider"] for t in runway[:2]) == [
+        "runway_gen4_turbo",
+        "runway_veo3.1",
+    ]
+    assert runway[2] is None
+    assert set(wan[0]) >= {
+        "item_id",
+        "group_id",
+        "photo_id",
+        "prompt",
+        "leased_until",
+        "photo_storage_path",
+        "frame_num",
+        "inference_provider",
+        "attempt",
+    }
+    assert wan[0]["photo_storage_path"].startswith("photos/")
+
+
+def test_two_concurrent_callers_never_get_the_same_item(client):
+    group = new_group(client)
+    (photo,) = upload(client, group, ("a.png", image_bytes(), "image/png"))
+    add(client, group, [{"photo_id": photo["id"], "prompt": f"t{n}"} for n in range(30)])
+    got: list[str] = []
+    lock = threading.Lock()
+
+    def take(name):
+        while (task := claim(client, "runway", name)) is not None:
+            with lock:
+                got.append(task["item_id"])
+
+    threads = [threading.Thread(target=take, args=(f"w{n}",)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(got) == len(set(got)) == 30
+
+
+def test_the_pull_worker_protocol(client):
+    group = new_group(client)
+    (photo,) = upload(client, group, ("a.png", image_bytes(), "image/png"))
+    add(client, group, [{"photo_id": photo["id"], "prompt": "p"}] * 2)
+    first, second = claim(client), claim(client)
+    beat = client.post(
+        f"/api/worker/tasks/{first['item_id']}/heartbeat",
+        headers=as_admin(WORKER),
+        json={"attempt": 1, "progress": 0.5},
+    )
+    assert beat.status_code == 200
+    stale = client.post(
+        f"/api/worker/tasks/{first['item_id']}/heartbeat",
+        headers=as_admin(WORKER),
+        json={"attempt": 2},
+    )
+    assert stale.status_code == 409
+    mp4 = encode_mp4(
+        (np.zeros((16, 16, 3), np.uint8) for _ in range(5)), fps=8, width=16, height=16
+    )
+    done = client.post(
+        f"/api/worker/tasks/{first['item_id']}/complete",
+        headers=as_admin(WORKER),
+        data={"attempt": "1", "cost_credits": "25"},
+        files={"video": ("v.mp4", mp4, "video/mp4")},
+    )
+    assert done.status_code == 200, done.text
+    assert done.json()["data"]["status"] == "completed"
+    video = client.get(f"/api/admin/items/{first['item_id']}/video", headers=as_admin())
+    assert video.status_code == 200 and video.content == mp4
+    garbage = client.post(
+        f"/api/worker/tasks/{second['item_id']}/complete",
+        headers=as_admin(WORKER),
+        data={"attempt": "1"},
+        files={"video": ("v.mp4", b"not a video", "video/mp4")},
+    )
+    assert garbage.status_code == 400 and "not a playable mp4" in garbage.json()["error"]
+    failed = client.post(
+        f"/api/worker/tasks/{second['item_id']}/fail",
+        headers=as_admin(WORKER),
+        json={
+            "attempt": 1,
+            "error": "moderation",
+            "permanent": True,
+            "failure_code": "SAFETY.INPUT.TEXT",
+        },
+    )
+    assert failed.json()["data"]["status"] == "failed"
+    retried = client.post(f"/api/admin/tasks/{second['item_id']}/retry", headers=as_admin())
+    assert retried.json()["data"]["status"] == "pending"
+    again = client.post(f"/api/admin/tasks/{second['item_id']}/retry", headers=as_admin())
+    assert again.status_code == 409
+    missing = client.get(f"/api/admin/items/{second['item_id']}/video", headers=as_admin())
+    assert missing.status_code == 404 and "no video yet" in missing.json()["error"]
+
+
+def test_queue_filters_and_pages(client):
+    group = new_group(client)
+    (photo,) = upload(client, group, ("a.png", image_bytes(), "image/png"))
+    add(client, group, [{"photo_id": photo["id"], "prompt": f"t{n}"} for n in range(5)])
+    first = client.get("/api/admin/queue?limit=3", headers=as_admin()).json()["data"]
+    rest = client.get(
+        f"/api/admin/queue?limit=3&cursor={first['next_cursor']}", headers=as_admin()
+    ).json()["data"]
+    assert len(first["items"]) == 3 and len(rest["items"]) == 2 and rest["next_cursor"] is None
+    none = client.get("/api/admin/queue?status=completed", headers=as_admin()).json()["data"]
+    assert none["items"] == []
+    bad = client.get("/api/admin/queue?cursor=zzz", headers=as_admin())
+    assert bad.status_code == 400
+
+
+def test_cancel_a_pending_item_needs_no_prefect(client):
+    group = new_group(client)
+    (photo,) = upload(client, group, ("a.png", image_bytes(), "image/png"))
+    (item,) = add(client, group, [{"photo_id": photo["id"], "prompt": "p"}]).json()["data"]
+    answer = client.post(f"/api/admin/tasks/{item['id']}/cancel", headers=as_admin())
+    assert answer.status_code == 200 and answer.json()["data"]["status"] == "cancelled"
+    assert (
+        client.post(f"/api/admin/tasks/{item['id']}/cancel", headers=as_admin()).status_code == 409
+    )
+    assert (
+        client.post(f"/api/admin/tasks/{uuid.uuid4()}/cancel", headers=as_admin()).status_code
+        == 404
+    )

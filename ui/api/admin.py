@@ -1,0 +1,151 @@
+"""Admin routes: tasks, statistics, queue, cancel and retry, groups, photos, videos."""
+
+from __future__ import annotations
+
+import statistics
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi.responses import Response
+from sqlmodel import col, select
+
+from models import items as ops
+from models.enums import InferenceProvider, ItemStatus
+from models.errors import InvalidInput, NotFound
+from models.groups import create_group
+from models.storage import Storage, store_photo
+from models.tables import Group, VideoItem
+from ui.api.common import DB, Envelope, Role, SettingsDep, engine_of, require
+from ui.api.schemas import AddTasksIn, GroupIn, GroupOut, ItemOut, PhotoOut, QueueOut
+
+router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[require(Role.admin)])
+FINISH_TIME_WINDOW = 1000  # time-to-finish figures cover each provider's latest completions
+
+
+@router.post("/tasks/add")
+def add_tasks(body: AddTasksIn, db: DB, settings: SettingsDep) -> Envelope[list[ItemOut]]:
+    """Create one item per task, routed by the policy; all of them or none (SEED.md §2.1)."""
+    tasks = [ops.TaskSpec(**task.model_dump()) for task in body.tasks]
+    created = ops.create_items(db, group_id=body.group_id, tasks=tasks, settings=settings)
+    return Envelope(data=[ItemOut.of(item) for item in created])
+
+
+def finish_times(db: DB, provider: InferenceProvider) -> list[float]:
+    """Seconds from created to finished of the provider's latest completed items."""
+    query = (
+        select(VideoItem.created_at, VideoItem.finished_at)
+        .where(col(VideoItem.status) == ItemStatus.completed)
+        .where(col(VideoItem.inference_provider) == provider)
+        .order_by(col(VideoItem.created_at).desc())
+        .limit(FINISH_TIME_WINDOW)
+    )
+    return [(done - created).total_seconds() for created, done in db.exec(query) if done]
+
+
+@router.get("/stats")
+def stats(db: DB) -> Envelope[dict[str, dict[str, Any]]]:
+    """Per provider: the seed's counts (total, pending, processing, completed, failed), plus
+    cancelled, success rate, median and p90 seconds to finish, credits and dollars spent, and
+    the Wan backlog."""
+    data: dict[str, dict[str, Any]] = {}
+    for provider, counts in ops.get_stats(db).items():
+        ended = counts["completed"] + counts["failed"]
+        times = sorted(finish_times(db, InferenceProvider(provider)))
+        data[provider] = {
+            **counts,
+            "success_rate": round(counts["completed"] / ended, 4) if ended else None,
+            "median_seconds_to_finish": statistics.median(times) if times else None,
+            "p90_seconds_to_finish": times[int(0.9 * (len(times) - 1))] if times else None,
+            "dollars": counts["credits"] / 100,
+        }
+    data[InferenceProvider.wan_local.value]["backlog"] = data[InferenceProvider.wan_local.value][
+        "pending"
+    ]
+    return Envelope(data=data)
+
+
+@router.get("/queue")
+def queue(
+    db: DB,
+    provider: InferenceProvider | None = None,
+    status: ItemStatus | None = None,
+    group_id: uuid.UUID | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> Envelope[QueueOut]:
+    """Items newest first, filtered, a page at a time."""
+    page = ops.list_queue(
+        db, provider=provider, status=status, group_id=group_id, limit=limit, cursor=cursor
+    )
+    return Envelope(
+        data=QueueOut(items=[ItemOut.of(i) for i in page.items], next_cursor=page.next_cursor)
+    )
+
+
+@router.post("/tasks/{item_id}/cancel")
+def cancel(item_id: uuid.UUID, request: Request, settings: SettingsDep) -> Envelope[ItemOut]:
+    """Cancel a pending or processing item; its flow run and Runway task are stopped too."""
+    from flows.reconcile import cancel_everywhere
+
+    item = cancel_everywhere(engine_of(request), settings, item_id)
+    return Envelope(data=ItemOut.of(item))
+
+
+@router.post("/tasks/{item_id}/retry")
+def retry(item_id: uuid.UUID, db: DB) -> Envelope[ItemOut]:
+    """Send a failed or cancelled item back to the queue with its attempts reset."""
+    return Envelope(data=ItemOut.of(ops.retry_item(db, item_id=item_id)))
+
+
+@router.post("/groups")
+def add_group(body: GroupIn, db: DB) -> Envelope[GroupOut]:
+    """Create a group (its priority routes and orders its items)."""
+    group = create_group(
+        db, name=body.name, priority=body.priority, default_provider=body.default_provider
+    )
+    return Envelope(data=GroupOut.of(group))
+
+
+@router.post("/groups/{group_id}/photos")
+def upload_photos(
+    group_id: uuid.UUID,
+    db: DB,
+    settings: SettingsDep,
+    files: Annotated[list[UploadFile], File(description="JPEG, PNG or WebP images")],
+) -> Envelope[list[PhotoOut]]:
+    """Store photos in a group; one bad file refuses them all."""
+    if db.get(Group, group_id) is None:
+        raise NotFound(f"no group {group_id}")
+    storage = Storage(settings.storage_url)
+    photos = []
+    for upload in files:
+        data = upload.file.read(settings.max_upload_bytes + 1)
+        try:
+            photos.append(
+                store_photo(
+                    db,
+                    storage=storage,
+                    group_id=group_id,
+                    data=data,
+                    filename=upload.filename or "photo",
+                    settings=settings,
+                )
+            )
+        except InvalidInput as error:
+            raise InvalidInput([f"{upload.filename}: {p}" for p in error.problems]) from None
+    return Envelope(data=[PhotoOut.of(photo) for photo in photos])
+
+
+@router.get(
+    "/items/{item_id}/video",
+    response_class=Response,
+    responses={200: {"content": {"video/mp4": {}}}},
+)
+def video(item_id: uuid.UUID, db: DB, settings: SettingsDep) -> Response:
+    """The finished video of an item."""
+    item = ops.get_item(db, item_id)
+    if item.output_path is None:
+        raise NotFound(f"item {item_id} has no video yet (it is {item.status.value})")
+    data = Storage(settings.storage_url).read(item.output_path)
+    return Response(data, media_type="video/mp4")

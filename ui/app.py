@@ -1,0 +1,62 @@
+"""The web app: the REST API under /api (OpenAPI at /docs); `reelroute web` serves it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from models.db import make_engine
+from models.errors import InvalidInput, InvalidTransition, NotFound, StaleAttempt
+from models.settings import Settings
+from providers.base import PermanentError
+from ui.api import admin, worker
+
+STATUS = {
+    InvalidInput: 400,
+    PermanentError: 400,
+    NotFound: 404,
+    InvalidTransition: 409,
+    StaleAttempt: 409,
+}
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The app for `settings`, with its own database engine."""
+    app = FastAPI(
+        title="reelroute",
+        description="Photos to short videos on Wan GPUs or Runway. Bearer tokens: "
+        "REELROUTE_ADMIN_TOKEN for /api/admin, REELROUTE_WORKER_TOKEN for /api/worker.",
+        version="0.1.0",
+    )
+    app.state.settings = settings
+    app.state.engine = make_engine(settings.database_url)
+    app.include_router(admin.router)
+    app.include_router(worker.router)
+
+    for kind, status in STATUS.items():
+        app.add_exception_handler(kind, _answer(status))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [
+            f"{'.'.join(str(part) for part in issue['loc'])}: {issue['msg']}"
+            for issue in error.errors()
+        ]
+        return JSONResponse(
+            {"success": False, "error": "; ".join(problems), "problems": problems}, status_code=422
+        )
+
+    return app
+
+
+def _answer(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def handler(_request: Request, error: Exception) -> JSONResponse:
+        problems = getattr(error, "problems", [str(error)])
+        return JSONResponse(
+            {"success": False, "error": str(error), "problems": problems}, status_code=status
+        )
+
+    return handler
