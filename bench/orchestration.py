@@ -32,7 +32,8 @@ from bench.system import LocalSystem, local_system
 from models.db import make_engine
 from models.enums import InferenceProvider, ItemStatus
 from models.groups import create_group
-from models.items import TaskSpec, create_items, get_stats
+from models.items import TaskSpec, create_items
+from models.queue import get_stats
 from models.storage import Storage, store_photo
 from models.tables import VideoItem
 

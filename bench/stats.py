@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from models.db import make_engine
-from models.items import compact_counts, get_stats
+from models.queue import compact_counts, get_stats
 
 
 def timed(function: Callable[[], object], repeat: int) -> float:

@@ -14,8 +14,9 @@ from models.db import make_engine, session_scope
 from models.enums import AUTO, GroupPriority
 from models.errors import ReelrouteError
 from models.groups import create_group
-from models.items import TaskSpec, create_items, get_stats
+from models.items import TaskSpec, create_items
 from models.migrate import upgrade
+from models.queue import get_stats
 from models.settings import Settings, SettingsError, get_settings
 from models.storage import Storage, store_photo
 

@@ -23,9 +23,6 @@ class ItemStatus(StrEnum):
     cancelled = "cancelled"
 
 
-FINAL_STATUSES = frozenset({ItemStatus.completed, ItemStatus.failed, ItemStatus.cancelled})
-
-
 class GroupPriority(StrEnum):
     """A group's priority; it drives routing and the order in which pending items are taken."""
 

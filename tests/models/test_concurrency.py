@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from models import items as ops
 from models.enums import InferenceProvider, WorkerType
+from models.queue import get_stats
 from tests.models.helpers import add_group_with_photos
 
 ITEMS = 1_200
@@ -81,7 +82,7 @@ def test_eight_claimers_take_every_item_exactly_once(engine, settings):
     counts = Counter(claimed)
     assert len(counts) == ITEMS and set(counts.values()) == {1}
     with Session(engine) as session:
-        stats = ops.get_stats(session)
+        stats = get_stats(session)
     runway = [stats[p.value] for p in InferenceProvider if p.value.startswith("runway")]
     assert sum(s["processing"] for s in runway) == ITEMS
     assert sum(s["pending"] for s in runway) == 0

@@ -13,6 +13,7 @@ from models import items as ops
 from models.enums import GroupPriority, InferenceProvider, ItemStatus, RoutedBy, WorkerType
 from models.errors import InvalidInput, InvalidTransition, NotFound, StaleAttempt
 from models.items import TaskSpec
+from models.queue import get_stats
 from models.tables import VideoItem, utcnow
 from tests.models.helpers import add_group_with_photos, add_items
 
@@ -99,7 +100,7 @@ def test_a_batch_with_one_bad_task_writes_nothing(session, settings, task, messa
     session.rollback()
     assert message in str(error.value) and "tasks[2]" in str(error.value)
     assert item_count(session) == 0
-    assert ops.get_stats(session)[TURBO.value]["total"] == 0
+    assert get_stats(session)[TURBO.value]["total"] == 0
 
 
 def test_photo_from_another_group_and_unknown_group_are_refused(session, settings):

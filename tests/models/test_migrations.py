@@ -13,9 +13,9 @@ from alembic.migration import MigrationContext
 from sqlmodel import Session, SQLModel
 
 import models.tables
-from models import items as ops
 from models.db import make_engine
 from models.migrate import current_revision, downgrade, upgrade
+from models.queue import get_stats, list_queue
 from tests.conftest import drop_pg_database, new_pg_database
 
 
@@ -108,7 +108,7 @@ def test_upgrading_a_seed_database_keeps_its_rows_and_counts_them(empty_url):
     assert current_revision(empty_url) == "0003"
     engine = make_engine(empty_url)
     with Session(engine) as session:
-        stats = ops.get_stats(session)
+        stats = get_stats(session)
         wan = stats["wan_local"]
         assert (
             wan["total"],
@@ -117,7 +117,7 @@ def test_upgrading_a_seed_database_keeps_its_rows_and_counts_them(empty_url):
             wan["completed"],
             wan["failed"],
         ) == (5, 2, 1, 1, 1)
-        old = ops.list_queue(session).items
+        old = list_queue(session).items
         assert {item.frame_num for item in old} == {121}
         # The seed never cleared leases; now only processing items hold one.
         assert {item.status.value for item in old if item.leased_until} == {"processing"}
@@ -142,7 +142,7 @@ def test_downgrade_and_upgrade_again(empty_url):
     upgrade(empty_url)
     engine = make_engine(empty_url)
     with Session(engine) as session:
-        assert ops.get_stats(session)["wan_local"]["total"] == 2
+        assert get_stats(session)["wan_local"]["total"] == 2
     engine.dispose()
     assert_models_match(empty_url)
 

@@ -14,6 +14,7 @@ from models import items as ops
 from models.enums import InferenceProvider, ItemStatus
 from models.errors import InvalidInput, NotFound
 from models.groups import create_group
+from models.queue import get_stats, list_queue
 from models.storage import Storage, store_photo
 from models.tables import Group, VideoItem
 from ui.api.common import DB, Envelope, Role, SettingsDep, engine_of, require
@@ -49,7 +50,7 @@ def stats(db: DB) -> Envelope[dict[str, dict[str, Any]]]:
     cancelled, success rate, median and p90 seconds to finish, credits and dollars spent, and
     the Wan backlog."""
     data: dict[str, dict[str, Any]] = {}
-    for provider, counts in ops.get_stats(db).items():
+    for provider, counts in get_stats(db).items():
         ended = counts["completed"] + counts["failed"]
         times = sorted(finish_times(db, InferenceProvider(provider)))
         data[provider] = {
@@ -75,7 +76,7 @@ def queue(
     cursor: str | None = None,
 ) -> Envelope[QueueOut]:
     """Items newest first, filtered, a page at a time."""
-    page = ops.list_queue(
+    page = list_queue(
         db, provider=provider, status=status, group_id=group_id, limit=limit, cursor=cursor
     )
     return Envelope(

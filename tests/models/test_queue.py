@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from models import items as ops
 from models.enums import InferenceProvider, ItemStatus, WorkerType
 from models.errors import InvalidInput, InvalidTransition
+from models.queue import compact_counts, get_stats, list_queue
 from models.tables import VideoItem, utcnow
 from tests.models.helpers import add_group_with_photos, add_items
 
@@ -78,7 +79,7 @@ def make_busy_table(session, settings) -> None:
 
 def test_stats_equal_a_brute_force_count(session, settings):
     make_busy_table(session, settings)
-    stats = ops.get_stats(session)
+    stats = get_stats(session)
     assert stats == brute_force(session)
     assert sum(entry["total"] for entry in stats.values()) == (ROWS // 3) * 3
     assert stats[InferenceProvider.wan_local.value]["completed"] > 0
@@ -86,12 +87,12 @@ def test_stats_equal_a_brute_force_count(session, settings):
 
 def test_compaction_folds_the_ledger_without_changing_the_answer(session, settings):
     make_busy_table(session, settings)
-    before = ops.get_stats(session)
-    ops.compact_counts(session)
+    before = get_stats(session)
+    compact_counts(session)
     session.commit()
     ledger_rows = session.execute(sa.text("SELECT count(*) FROM item_status_counts")).scalar()
     assert ledger_rows <= len(InferenceProvider) * len(ItemStatus)
-    assert ops.get_stats(session) == before == brute_force(session)
+    assert get_stats(session) == before == brute_force(session)
 
 
 def test_stats_follow_deletes_and_bulk_sql(session, settings):
@@ -101,9 +102,9 @@ def test_stats_follow_deletes_and_bulk_sql(session, settings):
         sa.text("DELETE FROM video_items WHERE id IN (SELECT id FROM video_items LIMIT 10)")
     )
     session.commit()
-    veo = ops.get_stats(session)[InferenceProvider.runway_veo3_1.value]
+    veo = get_stats(session)[InferenceProvider.runway_veo3_1.value]
     assert (veo["total"], veo["completed"], veo["credits"]) == (20, 20, 60)
-    assert ops.get_stats(session) == brute_force(session)
+    assert get_stats(session) == brute_force(session)
 
 
 def test_queue_pages_cover_every_item_once_newest_first(session, settings):
@@ -111,7 +112,7 @@ def test_queue_pages_cover_every_item_once_newest_first(session, settings):
         add_items(session, settings, 40, provider)
     seen, cursor = [], None
     while True:
-        page = ops.list_queue(session, limit=25, cursor=cursor)
+        page = list_queue(session, limit=25, cursor=cursor)
         seen += page.items
         cursor = page.next_cursor
         if cursor is None:
@@ -126,19 +127,19 @@ def test_queue_filters(session, settings):
     add_items(session, settings, 5, InferenceProvider.runway_gen4_turbo)
     ops.claim_next(session, worker_type=WorkerType.wan, worker_id="w", settings=settings)
     session.commit()
-    by_provider = ops.list_queue(session, provider=InferenceProvider.wan_local, limit=50)
+    by_provider = list_queue(session, provider=InferenceProvider.wan_local, limit=50)
     assert {i.id for i in by_provider.items} == {i.id for i in wan}
-    processing = ops.list_queue(session, status=ItemStatus.processing)
+    processing = list_queue(session, status=ItemStatus.processing)
     assert [i.id for i in processing.items] == [wan[0].id]
-    by_group = ops.list_queue(session, group_id=wan[0].group_id)
+    by_group = list_queue(session, group_id=wan[0].group_id)
     assert len(by_group.items) == 5
-    assert ops.list_queue(session, group_id=uuid.uuid4()).items == []
+    assert list_queue(session, group_id=uuid.uuid4()).items == []
 
 
 def test_queue_refuses_a_bad_cursor_and_limit(session):
     with pytest.raises(InvalidInput, match="cursor"):
-        ops.list_queue(session, cursor="nonsense")
+        list_queue(session, cursor="nonsense")
     with pytest.raises(InvalidInput, match="limit"):
-        ops.list_queue(session, limit=0)
+        list_queue(session, limit=0)
     group_id, _ = add_group_with_photos(session)
-    assert ops.list_queue(session, group_id=group_id).next_cursor is None
+    assert list_queue(session, group_id=group_id).next_cursor is None
