@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -24,40 +25,27 @@ SQLModel.metadata.naming_convention = {
     "pk": "pk_%(table_name)s",
 }
 
-# Native enum types on PostgreSQL (the seed's names), VARCHAR with a CHECK constraint on SQLite.
-# Values, not member names, are stored: `runway_veo3.1` is not a Python identifier.
-PROVIDER_TYPE = sa.Enum(
-    InferenceProvider,
-    name="inference_provider",
-    values_callable=lambda enum: [member.value for member in enum],
-    create_constraint=True,
-    validate_strings=True,
-)
-STATUS_TYPE = sa.Enum(
-    ItemStatus,
-    name="processing_status",
-    values_callable=lambda enum: [member.value for member in enum],
-    create_constraint=True,
-    validate_strings=True,
-)
-GROUP_PRIORITY_TYPE = sa.Enum(
-    GroupPriority,
-    name="group_priority",
-    native_enum=False,
-    length=20,
-    values_callable=lambda enum: [member.value for member in enum],
-    create_constraint=True,
-    validate_strings=True,
-)
-ROUTED_BY_TYPE = sa.Enum(
-    RoutedBy,
-    name="routed_by",
-    native_enum=False,
-    length=20,
-    values_callable=lambda enum: [member.value for member in enum],
-    create_constraint=True,
-    validate_strings=True,
-)
+
+def _enum_type(enum: type[StrEnum], name: str, *, native: bool) -> sa.Enum:
+    """Values, not member names, are stored (`runway_veo3.1` is not a Python identifier);
+    native types on PostgreSQL where `native`, else VARCHAR with a CHECK constraint."""
+    sizing = {} if native else {"length": 20}  # native: as long as the longest value
+    return sa.Enum(
+        enum,
+        name=name,
+        native_enum=native,
+        values_callable=lambda members: [member.value for member in members],
+        create_constraint=True,
+        validate_strings=True,
+        **sizing,
+    )
+
+
+# The seed's two PostgreSQL enum types; SQLite gets CHECK constraints for all four.
+PROVIDER_TYPE = _enum_type(InferenceProvider, "inference_provider", native=True)
+STATUS_TYPE = _enum_type(ItemStatus, "processing_status", native=True)
+GROUP_PRIORITY_TYPE = _enum_type(GroupPriority, "group_priority", native=False)
+ROUTED_BY_TYPE = _enum_type(RoutedBy, "routed_by", native=False)
 
 
 def utcnow() -> datetime:

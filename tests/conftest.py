@@ -111,3 +111,15 @@ def session(engine: sa.Engine) -> Iterator[Session]:
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
     return load_settings(_env_file=None, database_url=db_url, storage_url=str(tmp_path / "storage"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of each kind (no schema): for migration and CLI tests."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    admin: str = request.getfixturevalue("pg_server")
+    url = new_pg_database(admin, "reelroute_empty")
+    yield url
+    drop_pg_database(admin, url)

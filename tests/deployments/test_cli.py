@@ -29,19 +29,6 @@ def cli(monkeypatch, tmp_path):
     return run
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'cli.db'}"
-        return
-    from tests.conftest import drop_pg_database, new_pg_database
-
-    admin = request.getfixturevalue("pg_server")
-    url = new_pg_database(admin, "reelroute_cli")
-    yield url
-    drop_pg_database(admin, url)
-
-
 def test_migrate_builds_the_schema(cli, empty_url):
     result = cli("migrate", REELROUTE_DATABASE_URL=empty_url)
     assert result.exit_code == 0, result.output

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -17,17 +15,6 @@ from models.db import make_engine
 from models.migrate import current_revision, downgrade, upgrade
 from models.queue import get_stats, list_queue
 from tests.conftest import drop_pg_database, new_pg_database
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    admin = request.getfixturevalue("pg_server")
-    url = new_pg_database(admin, "reelroute_migrate")
-    yield url
-    drop_pg_database(admin, url)
 
 
 def run(url: str, sql: str, **params) -> list[sa.Row]:
