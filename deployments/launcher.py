@@ -112,10 +112,18 @@ def start_prefect_server(
         "--port",
         str(port),
     ] + ([] if ui else ["--no-ui"])
-    server_env = {**env, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    api_url = f"http://127.0.0.1:{port}/api"
+    server_env = {
+        **env,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # The UI asks the server for its API address; without these it says port 4200.
+        "PREFECT_SERVER_API_HOST": "127.0.0.1",
+        "PREFECT_SERVER_API_PORT": str(port),
+        "PREFECT_UI_API_URL": api_url,
+    }
     server_env.pop("PREFECT_API_URL", None)
     services.start("prefect-server", argv, server_env, log_dir)
-    api_url = f"http://127.0.0.1:{port}/api"
     wait_until(f"{api_url}/health", 120, "the Prefect server")
     return api_url
 
