@@ -48,6 +48,9 @@ def test_up_runs_a_task_to_a_video_and_stops_cleanly(tmp_path):
             assert time.time() < deadline, "reelroute up did not come up"
             time.sleep(1)
         output = (tmp_path / "up.log").read_text()
+        # The Prefect UI asks the server where its API is: on this port, not Prefect's 4200.
+        ui = httpx.get(f"http://127.0.0.1:{prefect_port}/ui-settings").json()
+        assert ui["api_url"] == f"http://127.0.0.1:{prefect_port}/api"
         assert "SANDBOX MODE" in output and f"http://127.0.0.1:{prefect_port}" in output
 
         def cli(*args: str) -> subprocess.CompletedProcess[str]:
