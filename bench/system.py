@@ -25,7 +25,7 @@ from deployments.launcher import (
 )
 from deployments.prefect_setup import PROJECT_DIR, deploy
 from models.migrate import upgrade
-from models.settings import Settings, load_settings
+from models.settings import Settings, settings_from_environment
 from providers.emulator import EmulatorScript, EmulatorServer, RunwayEmulator
 
 
@@ -100,14 +100,7 @@ def local_system(
         "REELROUTE_RECONCILE_INTERVAL_SECONDS": "5",
         **(extra_env or {}),
     }
-    settings = load_settings(
-        _env_file=None,
-        **{
-            k.removeprefix("REELROUTE_").lower(): v
-            for k, v in env.items()
-            if k.startswith("REELROUTE_")
-        },
-    )
+    settings = settings_from_environment(env)
     stop = threading.Event()
     threads: list[threading.Thread] = []
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -204,6 +205,19 @@ def load_settings(**overrides: object) -> Settings:
             shown = "" if "TOKEN" in name else f" (got {item.get('input')!r})"
             problems.append(f"{name}: {item['msg']}{shown}")
         raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from None
+
+
+def settings_from_environment(environment: Mapping[str, str]) -> Settings:
+    """The settings a process started with `environment` would read (its REELROUTE_ variables
+    only, no `.env`): for launchers that build a child's environment and need the same values."""
+    return load_settings(
+        _env_file=None,
+        **{
+            name.removeprefix(ENV_PREFIX).lower(): value
+            for name, value in environment.items()
+            if name.startswith(ENV_PREFIX)
+        },
+    )
 
 
 @lru_cache(maxsize=1)

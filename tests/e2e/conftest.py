@@ -26,7 +26,7 @@ from deployments.launcher import Services, dispatch_loop, start_prefect_server
 from deployments.prefect_setup import deploy
 from models.db import make_engine
 from models.migrate import upgrade
-from models.settings import Settings, load_settings
+from models.settings import Settings, settings_from_environment
 from providers.emulator import EmulatorScript, EmulatorServer, RunwayEmulator
 
 REPO = Path(__file__).resolve().parents[2]
@@ -118,14 +118,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         "REELROUTE_DISPATCH_INTERVAL_SECONDS": "0.5",
         "REELROUTE_RECONCILE_INTERVAL_SECONDS": "1",
     }
-    settings = load_settings(
-        _env_file=None,
-        **{
-            key.removeprefix("REELROUTE_").lower(): value
-            for key, value in env.items()
-            if key.startswith("REELROUTE_")
-        },
-    )
+    settings = settings_from_environment(env)
     workers: list[subprocess.Popen] = []
     stop = threading.Event()
     with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
