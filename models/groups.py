@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from models.enums import GroupPriority, InferenceProvider
 from models.errors import InvalidInput
@@ -25,3 +25,9 @@ def create_group(
     session.add(group)
     session.flush()
     return group
+
+
+def list_groups(session: Session, limit: int = 200) -> list[Group]:
+    """The newest groups first (what the admin picks from)."""
+    query = select(Group).order_by(col(Group.created_at).desc()).limit(limit)
+    return list(session.exec(query).all())

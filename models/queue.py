@@ -4,9 +4,11 @@ newest first, a page at a time."""
 from __future__ import annotations
 
 import base64
+import statistics
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -18,6 +20,7 @@ from models.errors import InvalidInput
 from models.tables import ItemStatusCount, VideoItem
 
 COMPACT_AFTER_ROWS = 500  # ledger rows read by get_stats before it folds them
+FINISH_TIME_WINDOW = 1000  # time-to-finish figures cover each provider's latest completions
 
 STAT_STATUSES = tuple(ItemStatus)
 
@@ -39,6 +42,39 @@ def get_stats(session: Session) -> dict[str, dict[str, int]]:
     if ledger_rows > COMPACT_AFTER_ROWS:
         compact_counts(session)
     return stats
+
+
+def finish_times(session: Session, provider: InferenceProvider) -> list[float]:
+    """Seconds from created to finished of the provider's latest completed items (at most
+    FINISH_TIME_WINDOW, read through ix_video_items_finished_created)."""
+    query = (
+        select(VideoItem.created_at, VideoItem.finished_at)
+        .where(col(VideoItem.status) == ItemStatus.completed)
+        .where(col(VideoItem.inference_provider) == provider)
+        .order_by(col(VideoItem.created_at).desc())
+        .limit(FINISH_TIME_WINDOW)
+    )
+    return [(done - created).total_seconds() for created, done in session.exec(query) if done]
+
+
+def provider_stats(session: Session) -> dict[str, dict[str, Any]]:
+    """What `GET /api/admin/stats` and the statistics page show, per provider: get_stats'
+    counts and credits, plus success rate, median and p90 seconds to finish, dollars spent,
+    and (for wan_local) the backlog of pending items."""
+    data: dict[str, dict[str, Any]] = {}
+    for provider, counts in get_stats(session).items():
+        ended = counts["completed"] + counts["failed"]
+        times = sorted(finish_times(session, InferenceProvider(provider)))
+        data[provider] = {
+            **counts,
+            "success_rate": round(counts["completed"] / ended, 4) if ended else None,
+            "median_seconds_to_finish": statistics.median(times) if times else None,
+            "p90_seconds_to_finish": times[int(0.9 * (len(times) - 1))] if times else None,
+            "dollars": counts["credits"] / 100,
+        }
+    wan = data[InferenceProvider.wan_local.value]
+    wan["backlog"] = wan["pending"]
+    return data
 
 
 def count_items(session: Session, provider: InferenceProvider, status: ItemStatus) -> int:

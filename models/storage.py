@@ -10,6 +10,7 @@ import hashlib
 import io
 import uuid
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlmodel import Session, select
@@ -169,3 +170,38 @@ def store_photo(
     session.add(photo)
     session.flush()
     return photo
+
+
+def store_photos(
+    session: Session,
+    *,
+    storage: Storage,
+    group_id: uuid.UUID,
+    files: Sequence[tuple[str, bytes]],
+    settings: Settings,
+) -> list[Photo]:
+    """Store several uploads `(filename, data)` in a group: every file is checked first, and
+    one bad file refuses them all (InvalidInput names each bad file and what is wrong)."""
+    if session.get(Group, group_id) is None:
+        raise NotFound(f"no group {group_id}")
+    if not files:
+        raise InvalidInput(["photos: none given; choose at least one image"])
+    problems = []
+    for filename, data in files:
+        try:
+            inspect_image(data, settings)
+        except InvalidInput as error:
+            problems += [f"{filename}: {problem}" for problem in error.problems]
+    if problems:
+        raise InvalidInput(problems)
+    return [
+        store_photo(
+            session,
+            storage=storage,
+            group_id=group_id,
+            data=data,
+            filename=filename,
+            settings=settings,
+        )
+        for filename, data in files
+    ]

@@ -1,4 +1,5 @@
-"""The web app: the REST API under /api (OpenAPI at /docs); `reelroute web` serves it."""
+"""The web app: the REST API under /api (OpenAPI at /docs) and the Gradio admin at /admin;
+`reelroute web` serves it."""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ STATUS = {
 }
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The app for `settings`, with its own database engine."""
+def create_app(settings: Settings, *, with_admin: bool = True) -> FastAPI:
+    """The app for `settings`, with its own database engine; the Gradio admin is mounted at
+    /admin unless `with_admin` is False (the REST API alone does not load Gradio)."""
     app = FastAPI(
         title="reelroute",
         description="Photos to short videos on Wan GPUs or Runway. Bearer tokens: "
@@ -49,6 +51,10 @@ def create_app(settings: Settings) -> FastAPI:
             {"success": False, "error": "; ".join(problems), "problems": problems}, status_code=422
         )
 
+    if with_admin:
+        from ui.admin.app import mount_admin
+
+        mount_admin(app, settings, app.state.engine)
     return app
 
 

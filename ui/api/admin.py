@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import statistics
 import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import Response
-from sqlmodel import col, select
 
 from models import items as ops
 from models.enums import InferenceProvider, ItemStatus
-from models.errors import InvalidInput, NotFound
+from models.errors import NotFound
 from models.groups import create_group
-from models.queue import get_stats, list_queue
-from models.storage import Storage, store_photo
-from models.tables import Group, VideoItem
+from models.queue import list_queue, provider_stats
+from models.storage import Storage, store_photos
 from ui.api.common import DB, Envelope, Role, SettingsDep, engine_of, require
 from ui.api.schemas import AddTasksIn, GroupIn, GroupOut, ItemOut, PhotoOut, QueueOut
 
 router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[require(Role.admin)])
-FINISH_TIME_WINDOW = 1000  # time-to-finish figures cover each provider's latest completions
 
 
 @router.post("/tasks/add")
@@ -32,38 +28,12 @@ def add_tasks(body: AddTasksIn, db: DB, settings: SettingsDep) -> Envelope[list[
     return Envelope(data=[ItemOut.of(item) for item in created])
 
 
-def finish_times(db: DB, provider: InferenceProvider) -> list[float]:
-    """Seconds from created to finished of the provider's latest completed items."""
-    query = (
-        select(VideoItem.created_at, VideoItem.finished_at)
-        .where(col(VideoItem.status) == ItemStatus.completed)
-        .where(col(VideoItem.inference_provider) == provider)
-        .order_by(col(VideoItem.created_at).desc())
-        .limit(FINISH_TIME_WINDOW)
-    )
-    return [(done - created).total_seconds() for created, done in db.exec(query) if done]
-
-
 @router.get("/stats")
 def stats(db: DB) -> Envelope[dict[str, dict[str, Any]]]:
     """Per provider: the seed's counts (total, pending, processing, completed, failed), plus
     cancelled, success rate, median and p90 seconds to finish, credits and dollars spent, and
     the Wan backlog."""
-    data: dict[str, dict[str, Any]] = {}
-    for provider, counts in get_stats(db).items():
-        ended = counts["completed"] + counts["failed"]
-        times = sorted(finish_times(db, InferenceProvider(provider)))
-        data[provider] = {
-            **counts,
-            "success_rate": round(counts["completed"] / ended, 4) if ended else None,
-            "median_seconds_to_finish": statistics.median(times) if times else None,
-            "p90_seconds_to_finish": times[int(0.9 * (len(times) - 1))] if times else None,
-            "dollars": counts["credits"] / 100,
-        }
-    data[InferenceProvider.wan_local.value]["backlog"] = data[InferenceProvider.wan_local.value][
-        "pending"
-    ]
-    return Envelope(data=data)
+    return Envelope(data=provider_stats(db))
 
 
 @router.get("/queue")
@@ -116,25 +86,17 @@ def upload_photos(
     files: Annotated[list[UploadFile], File(description="JPEG, PNG or WebP images")],
 ) -> Envelope[list[PhotoOut]]:
     """Store photos in a group; one bad file refuses them all."""
-    if db.get(Group, group_id) is None:
-        raise NotFound(f"no group {group_id}")
-    storage = Storage(settings.storage_url)
-    photos = []
-    for upload in files:
-        data = upload.file.read(settings.max_upload_bytes + 1)
-        try:
-            photos.append(
-                store_photo(
-                    db,
-                    storage=storage,
-                    group_id=group_id,
-                    data=data,
-                    filename=upload.filename or "photo",
-                    settings=settings,
-                )
-            )
-        except InvalidInput as error:
-            raise InvalidInput([f"{upload.filename}: {p}" for p in error.problems]) from None
+    uploads = [
+        (upload.filename or "photo", upload.file.read(settings.max_upload_bytes + 1))
+        for upload in files
+    ]
+    photos = store_photos(
+        db,
+        storage=Storage(settings.storage_url),
+        group_id=group_id,
+        files=uploads,
+        settings=settings,
+    )
     return Envelope(data=[PhotoOut.of(photo) for photo in photos])
 
 

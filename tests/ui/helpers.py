@@ -1,0 +1,130 @@
+"""A populated system for the admin's tests: stored photos and items in every state."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+import sqlalchemy as sa
+from PIL import Image
+
+from models import items as ops
+from models.db import session_scope
+from models.enums import GroupPriority, InferenceProvider
+from models.groups import create_group
+from models.settings import Settings
+from models.storage import Storage, store_photos, video_path
+from models.tables import VideoItem
+from providers.video import encode_mp4
+
+
+def photo(color: tuple[int, int, int], size: tuple[int, int] = (96, 64)) -> bytes:
+    """A PNG of one color with a diagonal band, so thumbnails differ."""
+    image = Image.new("RGB", size, color)
+    for x in range(min(size)):
+        image.putpixel((x, x), (255, 255, 255))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def video(color: tuple[int, int, int]) -> bytes:
+    """A playable 1-second mp4 fading in `color`."""
+    frames = (np.full((64, 96, 3), [int(c * n / 8) for c in color], np.uint8) for n in range(9))
+    return encode_mp4(frames, fps=8, width=96, height=64)
+
+
+@dataclass
+class Populated:
+    group_id: uuid.UUID
+    by_state: dict[str, list[uuid.UUID]] = field(default_factory=dict)
+
+
+def claim(session, settings: Settings, item: VideoItem) -> ops.Claim:
+    kind = "wan" if item.inference_provider is InferenceProvider.wan_local else "runway"
+    claimed = ops.claim_item(
+        session, item_id=item.id, attempt=1, worker_id=f"{kind}-worker-1", settings=settings
+    )
+    assert claimed is not None
+    return claimed
+
+
+def populate(engine: sa.Engine, settings: Settings, name: str = "Beach houses") -> Populated:
+    """A group with three photos and, per provider, one completed item with a real video,
+    plus a failed Gen-4 item, a processing Wan item and a pending Veo item."""
+    storage = Storage(settings.storage_url)
+    colors = [(200, 80, 40), (40, 120, 200), (60, 160, 80)]
+    with session_scope(engine) as session:
+        group = create_group(session, name=name, priority=GroupPriority.normal)
+        photos = store_photos(
+            session,
+            storage=storage,
+            group_id=group.id,
+            files=[(f"photo-{n}.png", photo(c)) for n, c in enumerate(colors)],
+            settings=settings,
+        )
+        result = Populated(group.id)
+        plan = [
+            (InferenceProvider.wan_local, "completed"),
+            (InferenceProvider.runway_gen4_turbo, "completed"),
+            (InferenceProvider.runway_veo3_1, "completed"),
+            (InferenceProvider.runway_gen4_turbo, "failed"),
+            (InferenceProvider.wan_local, "processing"),
+            (InferenceProvider.runway_veo3_1, "pending"),
+        ]
+        for index, (provider, state) in enumerate(plan):
+            [item] = ops.create_items(
+                session,
+                group_id=group.id,
+                tasks=[
+                    ops.TaskSpec(
+                        photo_id=photos[index % 3].id,
+                        prompt=f"the camera slowly pans across scene {index}",
+                        inference_provider=provider.value,
+                    )
+                ],
+                settings=settings,
+            )
+            result.by_state.setdefault(state, []).append(item.id)
+            if state == "pending":
+                continue
+            claimed = claim(session, settings, item)
+            if state == "completed":
+                path = video_path(group.id, item.id)
+                storage.write(path, video(colors[index % 3]))
+                credits = {"wan_local": 0, "runway_gen4_turbo": 25, "runway_veo3.1": 240}
+                ops.complete_item(
+                    session,
+                    item_id=item.id,
+                    attempt=claimed.attempt,
+                    output_path=path,
+                    cost_credits=credits[provider.value],
+                )
+            elif state == "failed":
+                ops.fail_item(
+                    session,
+                    item_id=item.id,
+                    attempt=claimed.attempt,
+                    error="Runway refused the prompt (content moderation)",
+                    permanent=True,
+                    settings=settings,
+                    failure_code="SAFETY.INPUT.TEXT",
+                )
+            elif state == "processing":
+                ops.renew_lease(
+                    session,
+                    item_id=item.id,
+                    attempt=claimed.attempt,
+                    lease_seconds=600,
+                    progress=0.4,
+                )
+    return result
+
+
+def status_of(engine: sa.Engine, item_id: uuid.UUID) -> str:
+    with session_scope(engine) as session:
+        item = session.get(VideoItem, item_id)
+        assert item is not None
+        return item.status.value

@@ -1,0 +1,150 @@
+"""The New tasks page's logic: options, estimates, routing preview, adding a batch."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import Session, func, select
+
+from models.enums import AUTO, GroupPriority, InferenceProvider, RoutedBy
+from models.errors import InvalidInput
+from models.tables import Photo, VideoItem
+from tests.models.helpers import add_items
+from tests.ui.helpers import photo
+from ui.views import new_tasks as view
+
+
+def counts(engine: sa.Engine) -> tuple[int, int]:
+    with Session(engine) as session:
+        photos = session.exec(select(func.count()).select_from(Photo)).one()
+        items = session.exec(select(func.count()).select_from(VideoItem)).one()
+    return photos, items
+
+
+def test_the_select_offers_the_seeds_three_methods_and_auto():
+    assert view.provider_choices() == [
+        ("WAN local (GPU server)", "wan_local"),
+        ("Runway Gen-4 Turbo (fast)", "runway_gen4_turbo"),
+        ("Runway Veo 3.1 (best quality)", "runway_veo3.1"),
+        ("Automatic (routing rules)", "auto"),
+    ]
+    assert view.button_label(3) == "Add video generation tasks (3)"
+
+
+def test_estimates_follow_each_models_durations_price_and_pool(settings):
+    settings = settings.model_copy(update={"cloud_slots": 5, "gpu_slots": 2})
+    wan, gen4, veo = view.options(settings, 12, 5)
+    assert (wan.video_seconds, wan.cost) == (5, "free (our GPUs)")
+    # 12 Wan videos on 2 GPUs: 6 waves of 20 to 40 minutes.
+    assert wan.expected_time == "20 to 40 min per video; 12 videos on 2 slot(s): 2.0 to 4.0 h"
+    assert gen4.cost == "$3.00 (300 credits)"  # 5 credits/s x 5 s x 12
+    assert gen4.expected_time == "2 to 5 min per video; 12 videos on 5 slot(s): 6 to 15 min"
+    # Veo makes 4, 6 or 8 s: 5 s rounds up to 6 s (the admin gets at least what was asked).
+    assert (veo.video_seconds, veo.cost) == (6, "$28.80 (2,880 credits)")
+    table = view.options_markdown(settings, 12, 5, "x", "runway_veo3.1")
+    assert "**Runway Veo 3.1 (best quality)**" in table
+    assert "| Runway Gen-4 Turbo (fast) |" in table
+
+
+def test_auto_preview_says_what_the_rules_choose_and_why(engine, settings):
+    urgent = view.add_group(engine, "Launch", "urgent")
+    assert view.auto_choice(engine, settings, urgent) == (
+        "Runway Gen-4 Turbo (fast), because the group's priority is urgent"
+    )
+    normal = view.add_group(engine, "Archive", "normal")
+    wan_default = settings.model_copy(
+        update={"default_provider": InferenceProvider.wan_local, "wan_fallback_threshold": 2}
+    )
+    assert view.auto_choice(engine, wan_default, normal).startswith("WAN local (GPU server)")
+    with Session(engine) as session:
+        add_items(session, wan_default, 3, provider=InferenceProvider.wan_local)
+    assert "more than the threshold of 2" in view.auto_choice(engine, wan_default, normal)
+    assert view.auto_choice(engine, settings, None) == "pick a group to see what the rules choose"
+
+
+def test_groups_are_created_and_listed_newest_first(engine):
+    first = view.add_group(engine, "First", "normal")
+    second = view.add_group(engine, "  Second  ", "high_quality")
+    assert view.group_choices(engine)[:2] == [
+        ("Second · high_quality", second),
+        ("First · normal", first),
+    ]
+    with pytest.raises(InvalidInput, match="name: is empty"):
+        view.add_group(engine, "  ", "normal")
+    with pytest.raises(InvalidInput, match="'vip' is not one of normal, urgent, high_quality"):
+        view.add_group(engine, "x", "vip")
+
+
+def test_a_batch_stores_photos_and_items_with_exactly_the_chosen_provider(engine, settings):
+    group = view.add_group(engine, "Houses", GroupPriority.urgent.value)
+    batch = view.Batch(
+        group_id=group,
+        photos=[("a.png", photo((10, 20, 30))), ("b.png", photo((90, 20, 30)))],
+        prompt="waves roll in",
+        per_photo_prompts="\nthe door opens slowly",
+        duration_s=8,
+        provider="runway_veo3.1",
+    )
+    created = view.add_batch(engine, settings, batch)
+    assert [c.photo for c in created] == ["a.png", "b.png"]
+    assert {c.provider for c in created} == {"Runway Veo 3.1 (best quality)"}
+    with Session(engine) as session:
+        items = session.exec(select(VideoItem).order_by(VideoItem.created_at)).all()
+    # The urgent group would route to Gen-4; the explicit choice wins and is stored exactly.
+    assert [i.inference_provider for i in items] == [InferenceProvider.runway_veo3_1] * 2
+    assert [i.routed_by for i in items] == [RoutedBy.explicit] * 2
+    assert [i.prompt for i in items] == ["waves roll in", "the door opens slowly"]
+    assert {i.duration_s for i in items} == {8}
+    result = view.result_markdown(created)
+    assert "**2 task(s) added.**" in result and "runway_veo3.1 was chosen" in result
+
+
+def test_auto_batch_shows_why_each_item_went_where_it_did(engine, settings):
+    group = view.add_group(engine, "Archive", "high_quality")
+    [created] = view.add_batch(
+        engine,
+        settings,
+        view.Batch(group_id=group, photos=[("a.png", photo((1, 2, 3)))], prompt="p", provider=AUTO),
+    )
+    assert created.provider == "Runway Veo 3.1 (best quality)"
+    assert (created.routed_by, created.reason) == (
+        "group_priority",
+        "the group's priority is high_quality",
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"photos": [("a.png", b"not an image"), ("b.png", photo((1, 1, 1)))]}, "a.png: photo:"),
+        ({"frame_num": 100}, "photo 2 (b.png), frame_num: 100 is not a frame count"),
+        (
+            {"prompt": "", "per_photo_prompts": "only the first"},
+            "photo 2 (b.png), prompt: is empty",
+        ),
+        ({"provider": "runway_gen5"}, "'runway_gen5' is not a provider"),
+        ({"per_photo_prompts": "1\n2\n3"}, "3 lines for 2 photo(s)"),
+        ({"group_id": None}, "group: none chosen"),
+        ({"photos": []}, "photos: none uploaded"),
+        ({"prompt": "x" * 1001}, "shorten it to at most 1000"),
+    ],
+)
+def test_a_bad_batch_says_what_to_fix_and_writes_nothing(engine, settings, change, message):
+    group = view.add_group(engine, "Houses", "normal")
+    fields = {
+        "group_id": group,
+        "photos": [("a.png", photo((10, 20, 30))), ("b.png", photo((90, 20, 30)))],
+        "prompt": "waves roll in",
+        "provider": "runway_veo3.1",
+    }
+    batch = view.Batch(**{**fields, **change})
+    with pytest.raises(InvalidInput) as raised:
+        view.add_batch(engine, settings, batch)
+    assert any(message in problem for problem in raised.value.problems), raised.value.problems
+    assert counts(engine) == (0, 0)
+    assert view.problems_markdown(raised.value.problems).startswith("**Nothing was added.**")
+
+
+def test_result_and_problems_cannot_inject_markup():
+    text = view.problems_markdown(["<img src=x onerror=alert(1)> | cell"])
+    assert "<img" not in text and "\\|" in text

@@ -1,0 +1,50 @@
+"""The Statistics page's logic: the table and chart rows match the API's figures."""
+
+from __future__ import annotations
+
+from models.db import session_scope
+from models.queue import provider_stats
+from tests.ui.helpers import populate
+from ui.views import queue as queue_view
+from ui.views import statistics as view
+
+
+def test_table_and_charts_show_the_counts_and_spend(engine, settings):
+    populate(engine, settings)
+    stats = view.read(engine)
+    with session_scope(engine) as session:
+        assert stats == provider_stats(session)
+    rows = {row[0]: row for row in view.table(stats)}
+    assert rows["WAN local (GPU server)"][1:7] == [2, 0, 1, 1, 0, 0]
+    assert rows["Runway Gen-4 Turbo (fast)"][1:8] == [2, 0, 0, 1, 1, 0, "50%"]
+    assert rows["Runway Veo 3.1 (best quality)"][1:8] == [2, 1, 0, 1, 0, 0, "100%"]
+    assert rows["Runway Veo 3.1 (best quality)"][10:] == [240, "$2.40"]
+    assert {r["provider"]: r["dollars"] for r in view.spend_rows(stats)} == {
+        "WAN": 0.0,
+        "Gen-4": 0.25,
+        "Veo 3.1": 2.4,
+    }
+    by_status = {(r["provider"], r["status"]): r["items"] for r in view.status_rows(stats)}
+    assert by_status[("Veo 3.1", "pending")] == 1 and by_status[("Gen-4", "failed")] == 1
+    assert len(by_status) == 15  # 3 providers x 5 statuses, zeros included
+    finish = view.finish_rows(stats)
+    assert {(r["provider"], r["measure"]) for r in finish} == {
+        (p, m) for p in ("WAN", "Gen-4", "Veo 3.1") for m in ("median", "p90")
+    }
+    assert view.summary(stats) == ("**6 items** · **$2.65 spent** · Wan backlog: **0** pending")
+
+
+def test_the_fingerprint_changes_only_when_counts_change(engine, settings):
+    before = view.fingerprint(engine)
+    assert view.fingerprint(engine) == before
+    populated = populate(engine, settings)
+    after = view.fingerprint(engine)
+    assert after != before and view.fingerprint(engine) == after
+    queue_view.act_on(engine, settings, "cancel", [str(populated.by_state["pending"][0])])
+    assert view.fingerprint(engine) != after
+
+
+def test_empty_figures_read_as_dashes():
+    assert view.minutes(None) == "-"
+    assert view.minutes(42) == "42 s"
+    assert view.minutes(600) == "10.0 min"

@@ -1,0 +1,36 @@
+"""The Videos page's logic: finished videos by group, playable from a local file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from models.storage import Storage
+from providers.video import probe_mp4
+from tests.ui.helpers import populate
+from ui.views import videos as view
+
+
+def test_finished_videos_of_a_group_newest_first(engine, settings, tmp_path):
+    first = populate(engine, settings, name="first")
+    second = populate(engine, settings, name="second")
+    videos = view.finished(engine, settings, str(first.group_id), cache=tmp_path)
+    assert [v.caption.split(" · ")[1] for v in videos] == ["Veo 3.1", "Gen-4", "WAN"]
+    for video in videos:
+        assert probe_mp4(Path(video.path).read_bytes()).frames == 9
+    everything = view.finished(engine, settings, None, cache=tmp_path)
+    assert len(everything) == 6
+    ids = {v.caption.split(" · ")[0] for v in everything}
+    assert {str(i)[:8] for i in second.by_state["completed"]} <= ids
+    assert view.finished(engine, settings, "", limit=2, cache=tmp_path)[0] == everything[0]
+
+
+def test_a_remote_store_is_copied_once_to_a_local_file(tmp_path):
+    storage = Storage("memory://reelroute-test-videos")
+    storage.write("videos/g/i.mp4", b"mp4 bytes")
+    copy = view.local_copy(storage, "videos/g/i.mp4", tmp_path)
+    assert Path(copy).read_bytes() == b"mp4 bytes"
+    storage.write("videos/g/i.mp4", b"changed")
+    assert view.local_copy(storage, "videos/g/i.mp4", tmp_path) == copy
+    local = Storage(str(tmp_path / "store"))
+    local.write("videos/a.mp4", b"x")
+    assert view.local_copy(local, "videos/a.mp4", tmp_path) == str(tmp_path / "store/videos/a.mp4")

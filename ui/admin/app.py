@@ -1,0 +1,81 @@
+"""The Gradio admin: one tab per page, a sandbox banner, login with the admin token."""
+
+from __future__ import annotations
+
+import secrets
+
+import gradio as gr
+import sqlalchemy as sa
+from fastapi import FastAPI
+
+from models.settings import Settings
+from models.storage import Storage
+from ui.admin import new_tasks, queue, statistics, videos
+from ui.admin.context import AdminContext, prefect_ui_url
+from ui.views.queue import CSS
+
+ADMIN_PATH = "/admin"
+USERNAME = "admin"
+SANDBOX_BANNER = (
+    '<div class="rr-sandbox" id="sandbox-banner">SANDBOX MODE: Runway calls go to the bundled '
+    "emulator and Wan runs a tiny random model. Videos are real files, not real pictures; "
+    "nothing is paid.</div>"
+)
+
+
+def build_admin(context: AdminContext) -> gr.Blocks:
+    """The admin pages for `context` (not mounted)."""
+    blocks = gr.Blocks(title="reelroute admin")
+    with blocks:
+        if context.settings.sandbox:
+            gr.HTML(SANDBOX_BANNER)
+        links = ["[REST API](/docs)"]
+        if context.prefect_ui_url:
+            links.append(f"[Prefect UI]({context.prefect_ui_url})")
+        gr.Markdown(f"## reelroute admin\nPhotos to short videos · {' · '.join(links)}")
+        with gr.Tab("New tasks"):
+            new_tasks.build(context, blocks)
+        with gr.Tab("Queue"):
+            queue.build(context, blocks)
+        with gr.Tab("Statistics"):
+            statistics.build(context, blocks)
+        with gr.Tab("Videos"):
+            videos.build(context, blocks)
+    return blocks
+
+
+def check_login(settings: Settings, username: str, password: str) -> bool:
+    """The admin logs in as `admin` with REELROUTE_ADMIN_TOKEN as the password (constant time)."""
+    token = settings.admin_token
+    if token is None:
+        return False
+    return secrets.compare_digest(username.encode(), USERNAME.encode()) & secrets.compare_digest(
+        password.encode(), token.get_secret_value().encode()
+    )
+
+
+def mount_admin(app: FastAPI, settings: Settings, engine: sa.Engine) -> FastAPI:
+    """Mount the admin at /admin of `app`, behind the login."""
+    context = AdminContext(settings=settings, engine=engine, prefect_ui_url=prefect_ui_url())
+    storage = Storage(settings.storage_url)
+    local_root = storage.local_path("")
+    message = (
+        "Log in as admin with the admin token (REELROUTE_ADMIN_TOKEN; `reelroute up` keeps one "
+        "in data/admin-token)."
+        if settings.admin_token is not None
+        else "REELROUTE_ADMIN_TOKEN is not set: set it and restart to log in."
+    )
+    gr.mount_gradio_app(
+        app,
+        build_admin(context),
+        path=ADMIN_PATH,
+        auth=lambda username, password: check_login(settings, username, password),
+        auth_message=message,
+        allowed_paths=[local_root] if local_root else None,
+        max_file_size=settings.max_upload_bytes,
+        ssr_mode=False,
+        css=CSS,
+        footer_links=[],
+        mcp_server=False,
+    )
+    return app

@@ -1,0 +1,141 @@
+"""New tasks: pick or create a group, upload photos, prompt, length, inference method, add."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from models.enums import AUTO, GroupPriority
+from models.errors import InvalidInput
+from models.items import MAX_DURATION_S, MIN_DURATION_S
+from ui.admin.context import AdminContext
+from ui.views import new_tasks as view
+
+
+def _read(files: list[str] | None) -> list[tuple[str, bytes]]:
+    return [(Path(path).name, Path(path).read_bytes()) for path in files or []]
+
+
+def build(context: AdminContext, blocks: gr.Blocks) -> None:
+    """The page's components and events (inside a gr.Tab)."""
+    settings, engine = context.settings, context.engine
+
+    with gr.Row():
+        with gr.Column(scale=2):
+            group = gr.Dropdown(
+                label="Group",
+                choices=view.group_choices(engine),
+                value=None,
+                info="The group the photos and tasks belong to; its priority drives routing.",
+            )
+        with gr.Column(scale=2):
+            group_name = gr.Textbox(label="New group name", placeholder="e.g. Spring campaign")
+        with gr.Column(scale=1):
+            priority = gr.Dropdown(
+                label="Priority",
+                choices=[p.value for p in GroupPriority],
+                value=GroupPriority.normal.value,
+            )
+            create = gr.Button("Create group")
+    group_message = gr.Markdown()
+
+    photos = gr.File(label="Photos", file_count="multiple", file_types=["image"], type="filepath")
+    prompt = gr.Textbox(
+        label="Prompt", lines=2, placeholder="What should move, and how (e.g. waves roll in)"
+    )
+    per_photo = gr.Textbox(
+        label="Prompts per photo (optional)",
+        lines=3,
+        info="One line per photo in upload order; an empty line uses the prompt above.",
+    )
+    with gr.Row():
+        duration = gr.Slider(
+            label="Duration (seconds)",
+            minimum=MIN_DURATION_S,
+            maximum=MAX_DURATION_S,
+            step=1,
+            value=5,
+            info="Each model uses its allowed length nearest to this.",
+        )
+        frames = gr.Number(
+            label="Frames (Wan only, optional)",
+            value=0,
+            precision=0,
+            info="4k+1, e.g. 121; 0: from the duration.",
+        )
+    provider = gr.Dropdown(
+        label="Inference method",
+        choices=view.provider_choices(),
+        value=AUTO,
+        info="Who makes the videos. Automatic applies the routing rules (group priority, "
+        "default provider, Wan fallback).",
+    )
+    explanation = gr.Markdown(
+        view.options_markdown(settings, 0, 5, view.auto_choice(engine, settings, None), AUTO)
+    )
+    add = gr.Button(view.button_label(0), variant="primary")
+    result = gr.Markdown()
+
+    def explain(
+        files: list[str] | None, seconds: float, chosen: str, group_id: str | None
+    ) -> tuple[str, Any]:
+        count = len(files or [])
+        auto = view.auto_choice(engine, settings, group_id)
+        table = view.options_markdown(settings, count, int(seconds), auto, chosen)
+        return table, gr.update(value=view.button_label(count))
+
+    gr.on(
+        [photos.change, duration.change, provider.change, group.change],
+        explain,
+        inputs=[photos, duration, provider, group],
+        outputs=[explanation, add],
+    )
+
+    def create_group(name: str, level: str) -> tuple[Any, str, str]:
+        try:
+            group_id = view.add_group(engine, name, level)
+        except InvalidInput as error:
+            return gr.update(), view.problems_markdown(error.problems), name
+        return (
+            gr.update(choices=view.group_choices(engine), value=group_id),
+            f"Group **{view.escape_cell(name.strip())}** created.",
+            "",
+        )
+
+    create.click(
+        create_group, inputs=[group_name, priority], outputs=[group, group_message, group_name]
+    )
+
+    def submit(
+        group_id: str | None,
+        files: list[str] | None,
+        shared: str,
+        lines: str,
+        seconds: float,
+        frame_num: float | None,
+        chosen: str,
+    ) -> tuple[str, Any]:
+        batch = view.Batch(
+            group_id=group_id,
+            photos=_read(files),
+            prompt=shared,
+            per_photo_prompts=lines,
+            duration_s=int(seconds),
+            frame_num=int(frame_num) if frame_num else None,
+            provider=chosen,
+        )
+        try:
+            created = view.add_batch(engine, settings, batch)
+        except InvalidInput as error:
+            return view.problems_markdown(error.problems), gr.update()
+        return view.result_markdown(created), gr.update(value=None)
+
+    add.click(
+        submit,
+        inputs=[group, photos, prompt, per_photo, duration, frames, provider],
+        outputs=[result, photos],
+    )
+
+    blocks.load(lambda: gr.update(choices=view.group_choices(engine)), outputs=[group])

@@ -1,0 +1,125 @@
+"""Queue: the items newest first with badges, filters, paging, auto-refresh, cancel and retry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from models.errors import InvalidInput
+from ui.admin.context import REFRESH_SECONDS, AdminContext
+from ui.views import new_tasks
+from ui.views import queue as view
+
+
+def build(context: AdminContext, blocks: gr.Blocks) -> None:
+    """The page's components and events (inside a gr.Tab)."""
+    settings, engine = context.settings, context.engine
+
+    with gr.Row():
+        provider = gr.Dropdown(
+            label="Inference method", choices=view.provider_filter_choices(), value=view.ALL
+        )
+        status = gr.Dropdown(label="Status", choices=view.status_filter_choices(), value=view.ALL)
+        group = gr.Dropdown(
+            label="Group", choices=[("All groups", view.ALL), *new_tasks.group_choices(engine)]
+        )
+        auto = gr.Checkbox(label="Refresh by itself", value=True)
+    # Page state: the cursors of the pages before this one, and this page's own.
+    cursors = gr.State([])
+    table = gr.HTML(label="Queue")
+    with gr.Row():
+        newer = gr.Button("◀ Newer", size="sm")
+        page_info = gr.Markdown()
+        older = gr.Button("Older ▶", size="sm")
+    selected = gr.CheckboxGroup(label="Selected items", choices=[])
+    with gr.Row():
+        cancel = gr.Button("Cancel selected", variant="stop")
+        retry = gr.Button("Retry selected")
+    outcome = gr.Markdown()
+    timer = gr.Timer(REFRESH_SECONDS)
+
+    def render(
+        provider_value: str, status_value: str, group_value: str | None, stack: list[str | None]
+    ) -> tuple[view.QueueView | None, str]:
+        try:
+            filters = view.Filters.parse(provider_value, status_value, group_value)
+        except InvalidInput as error:
+            return None, "; ".join(error.problems)
+        page = view.render_page(
+            engine,
+            settings,
+            filters,
+            cursor=stack[-1] if stack else None,
+            prefect_ui_url=context.prefect_ui_url,
+        )
+        where = f"page {len(stack) + 1}, {page.shown} item(s)"
+        return page, where + (" · more are older" if page.next_cursor else "")
+
+    def show(
+        provider_value: str,
+        status_value: str,
+        group_value: str | None,
+        stack: list[str | None],
+        chosen: list[str],
+    ) -> tuple[Any, ...]:
+        page, where = render(provider_value, status_value, group_value, stack)
+        if page is None:
+            return gr.update(), where, gr.update(), stack
+        ids = {value for _, value in page.choices}
+        return (
+            page.html,
+            where,
+            gr.update(choices=page.choices, value=[c for c in chosen or [] if c in ids]),
+            stack,
+        )
+
+    filters = [provider, status, group]
+    outputs = [table, page_info, selected, cursors]
+
+    def first_page(p: str, s: str, g: str | None, chosen: list[str]) -> tuple[Any, ...]:
+        return show(p, s, g, [], chosen)
+
+    for component in filters:
+        component.change(first_page, inputs=[*filters, selected], outputs=outputs)
+
+    def go_older(p: str, s: str, g: str | None, stack: list[str | None]) -> tuple[Any, ...]:
+        page, _ = render(p, s, g, stack)
+        if page is None or page.next_cursor is None:
+            return show(p, s, g, stack, [])
+        return show(p, s, g, [*stack, page.next_cursor], [])
+
+    def go_newer(p: str, s: str, g: str | None, stack: list[str | None]) -> tuple[Any, ...]:
+        return show(p, s, g, stack[:-1], [])
+
+    older.click(go_older, inputs=[*filters, cursors], outputs=outputs)
+    newer.click(go_newer, inputs=[*filters, cursors], outputs=outputs)
+
+    def tick(
+        p: str, s: str, g: str | None, stack: list[str | None], chosen: list[str], on: bool
+    ) -> tuple[Any, ...]:
+        if not on:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return show(p, s, g, stack, chosen)
+
+    timer.tick(
+        tick, inputs=[*filters, cursors, selected, auto], outputs=outputs, show_progress="hidden"
+    )
+
+    def act(action: str) -> Any:
+        def run(
+            chosen: list[str], p: str, s: str, g: str | None, stack: list[str | None]
+        ) -> tuple[Any, ...]:
+            message = view.act_on(engine, settings, action, chosen or [])
+            return (message, *show(p, s, g, stack, []))
+
+        return run
+
+    cancel.click(act("cancel"), inputs=[selected, *filters, cursors], outputs=[outcome, *outputs])
+    retry.click(act("retry"), inputs=[selected, *filters, cursors], outputs=[outcome, *outputs])
+
+    def on_load(chosen: list[str]) -> tuple[Any, ...]:
+        groups = gr.update(choices=[("All groups", view.ALL), *new_tasks.group_choices(engine)])
+        return (groups, *show(view.ALL, view.ALL, None, [], chosen))
+
+    blocks.load(on_load, inputs=[selected], outputs=[group, *outputs])

@@ -1,0 +1,63 @@
+"""Statistics: the per-provider table and charts, refreshed when the counts change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from ui.admin.context import REFRESH_SECONDS, AdminContext
+from ui.views import statistics as view
+
+
+def build(context: AdminContext, blocks: gr.Blocks) -> None:
+    """The page's components and events (inside a gr.Tab)."""
+    engine = context.engine
+    headline = gr.Markdown()
+    table = gr.Dataframe(headers=view.TABLE_COLUMNS, interactive=False, label="Per provider")
+    with gr.Row():
+        by_status = gr.BarPlot(
+            x="provider",
+            y="items",
+            color="status",
+            title="Items by status",
+            x_title="Inference method",
+            y_title="Items",
+        )
+        spend = gr.BarPlot(
+            x="provider", y="dollars", title="Spend", x_title="Inference method", y_title="$"
+        )
+    with gr.Row():
+        finish = gr.BarPlot(
+            x="provider",
+            y="minutes",
+            color="measure",
+            title="Time to finish (created → video)",
+            x_title="Inference method",
+            y_title="Minutes",
+        )
+    # The counts the page shows now: a tick redraws only when they changed.
+    shown = gr.State("")
+    timer = gr.Timer(REFRESH_SECONDS)
+
+    def draw() -> tuple[Any, ...]:
+        stats = view.read(engine)
+        return (
+            view.summary(stats),
+            pd.DataFrame(view.table(stats), columns=view.TABLE_COLUMNS),
+            pd.DataFrame(view.status_rows(stats)),
+            pd.DataFrame(view.spend_rows(stats)),
+            pd.DataFrame(view.finish_rows(stats), columns=["provider", "measure", "minutes"]),
+        )
+
+    outputs = [headline, table, by_status, spend, finish, shown]
+
+    def refresh(last: str) -> tuple[Any, ...]:
+        now = view.fingerprint(engine)
+        if now == last:
+            return tuple(gr.skip() for _ in outputs)
+        return (*draw(), now)
+
+    timer.tick(refresh, inputs=[shown], outputs=outputs, show_progress="hidden")
+    blocks.load(lambda: (*draw(), view.fingerprint(engine)), outputs=outputs)

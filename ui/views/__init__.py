@@ -1,0 +1,1 @@
+"""Page logic of the admin, in plain functions (tested without Gradio)."""

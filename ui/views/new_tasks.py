@@ -1,0 +1,271 @@
+"""The New tasks page without Gradio: the provider options with their cost for a batch, the
+button's label, and adding a batch (photos and items in one transaction, all or none)."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from models.db import session_scope
+from models.enums import AUTO, GroupPriority, InferenceProvider, ItemStatus
+from models.errors import InvalidInput
+from models.groups import create_group, list_groups
+from models.items import TaskSpec, create_items
+from models.queue import count_items
+from models.routing import route
+from models.settings import Settings
+from models.storage import Storage, store_photos
+from models.tables import Group
+from providers.catalogue import CATALOGUE, info, nearest_duration
+
+AUTO_LABEL = "Automatic (routing rules)"
+NEW_GROUP = ""
+
+
+def provider_choices() -> list[tuple[str, str]]:
+    """The select's options, (label, value): the seed's three labels, then `auto`."""
+    return [(entry.label, provider.value) for provider, entry in CATALOGUE.items()] + [
+        (AUTO_LABEL, AUTO)
+    ]
+
+
+def group_choices(engine: sa.Engine) -> list[tuple[str, str]]:
+    """The groups to pick from, newest first, as (label, id)."""
+    with session_scope(engine) as session:
+        return [(f"{g.name} · {g.priority.value}", str(g.id)) for g in list_groups(session)]
+
+
+def add_group(engine: sa.Engine, name: str, priority: str) -> str:
+    """Create a group; returns its id. InvalidInput says what is wrong with the name."""
+    try:
+        level = GroupPriority(priority)
+    except ValueError:
+        choices = ", ".join(p.value for p in GroupPriority)
+        raise InvalidInput([f"priority: {priority!r} is not one of {choices}"]) from None
+    with session_scope(engine) as session:
+        return str(create_group(session, name=name, priority=level).id)
+
+
+def button_label(photo_count: int) -> str:
+    """The seed's button, with the number of tasks it will create."""
+    return f"Add video generation tasks ({photo_count})"
+
+
+def _duration_text(seconds: int) -> str:
+    return f"{seconds} s" if seconds < 60 else f"{seconds / 60:.0f} min"
+
+
+def _time_text(low_minutes: float, high_minutes: float) -> str:
+    if high_minutes < 90:
+        return f"{low_minutes:.0f} to {high_minutes:.0f} min"
+    return f"{low_minutes / 60:.1f} to {high_minutes / 60:.1f} h"
+
+
+@dataclass(frozen=True)
+class Option:
+    """One row of the options table: what a choice means for this batch."""
+
+    label: str
+    description: str
+    video_seconds: int
+    expected_time: str
+    cost: str
+
+
+def options(settings: Settings, photo_count: int, duration_s: int) -> list[Option]:
+    """Each provider's description, expected time (per video, and for the whole batch on its
+    pool's slots) and cost estimate for `photo_count` videos of about `duration_s` seconds."""
+    rows = []
+    count = max(photo_count, 0)
+    for provider, entry in CATALOGUE.items():
+        seconds = nearest_duration(entry, duration_s)
+        slots = settings.gpu_slots if entry.pool == "gpu" else settings.cloud_slots
+        waves = math.ceil(count / slots) if count else 0
+        low, high = entry.minutes
+        timing = f"{low} to {high} min per video"
+        if count > 1:
+            timing += (
+                f"; {count} videos on {slots} slot(s): {_time_text(waves * low, waves * high)}"
+            )
+        credits = entry.estimate_credits(seconds) * count
+        cost = (
+            "free (our GPUs)"
+            if provider is InferenceProvider.wan_local
+            else (f"${credits / 100:,.2f} ({credits:,} credits)")
+        )
+        rows.append(Option(entry.label, entry.description, seconds, timing, cost))
+    return rows
+
+
+def auto_choice(engine: sa.Engine, settings: Settings, group_id: str | None) -> str:
+    """What `auto` picks for a new item of this group right now, and why."""
+    if not group_id:
+        return "pick a group to see what the rules choose"
+    with session_scope(engine) as session:
+        group = session.get(Group, uuid.UUID(group_id))
+        if group is None:
+            return f"no group {group_id}"
+        pending_wan = count_items(session, InferenceProvider.wan_local, ItemStatus.pending)
+        decision = route(
+            requested=None,
+            group_priority=group.priority,
+            group_default=group.default_provider,
+            configured_default=settings.default_provider,
+            pending_wan=pending_wan,
+            fallback_threshold=settings.wan_fallback_threshold,
+        )
+    return f"{info(decision.provider).label}, because {decision.reason}"
+
+
+def options_markdown(
+    settings: Settings, photo_count: int, duration_s: int, auto: str, chosen: str
+) -> str:
+    """The options table as Markdown, the chosen one in bold."""
+    chosen_label = dict((value, label) for label, value in provider_choices()).get(chosen, "")
+    lines = [
+        f"**{photo_count} photo(s), about {_duration_text(duration_s)} each**",
+        "",
+        "| Inference method | What it is | Length | Expected time | Cost estimate |",
+        "|---|---|---|---|---|",
+    ]
+    for option in options(settings, photo_count, duration_s):
+        label = f"**{option.label}**" if option.label == chosen_label else option.label
+        lines.append(
+            f"| {label} | {option.description} | {option.video_seconds} s | "
+            f"{option.expected_time} | {option.cost} |"
+        )
+    auto_label = f"**{AUTO_LABEL}**" if chosen == AUTO else AUTO_LABEL
+    lines.append(f"| {auto_label} | The routing rules choose per item: now {auto} | | | |")
+    return "\n".join(lines)
+
+
+@dataclass
+class Batch:
+    """What the admin filled in."""
+
+    group_id: str | None
+    photos: list[tuple[str, bytes]]
+    """(filename, content) of each uploaded photo, in upload order."""
+    prompt: str
+    per_photo_prompts: str = ""
+    """One line per photo, in upload order; an empty or missing line uses `prompt`."""
+    duration_s: int = 5
+    frame_num: int | None = None
+    provider: str = AUTO
+
+
+@dataclass(frozen=True)
+class Created:
+    """One created item, for the result table."""
+
+    item_id: uuid.UUID
+    photo: str
+    provider: str
+    routed_by: str
+    reason: str
+
+
+def _prompts(batch: Batch) -> list[str]:
+    lines = batch.per_photo_prompts.splitlines() if batch.per_photo_prompts.strip() else []
+    if len(lines) > len(batch.photos):
+        raise InvalidInput(
+            [
+                f"prompts per photo: {len(lines)} lines for {len(batch.photos)} photo(s); "
+                "give one line per photo at most"
+            ]
+        )
+    return [
+        (lines[i].strip() if i < len(lines) and lines[i].strip() else batch.prompt)
+        for i in range(len(batch.photos))
+    ]
+
+
+def _by_photo(problems: list[str], names: list[str]) -> list[str]:
+    """`tasks[2].prompt: …` becomes `photo 3 (beach.jpg), prompt: …`."""
+    readable = []
+    for problem in problems:
+        for index, name in enumerate(names):
+            problem = problem.replace(f"tasks[{index}].", f"photo {index + 1} ({name}), ")
+        readable.append(problem)
+    return readable
+
+
+def add_batch(engine: sa.Engine, settings: Settings, batch: Batch) -> list[Created]:
+    """Store the photos and create one item per photo in one transaction: every item or none.
+
+    Raises InvalidInput with every problem found (nothing is written then).
+    """
+    problems = []
+    if not batch.group_id:
+        problems.append("group: none chosen; pick a group or create one")
+    if not batch.photos:
+        problems.append("photos: none uploaded; add at least one image")
+    if problems:
+        raise InvalidInput(problems)
+    assert batch.group_id is not None
+    group_id = uuid.UUID(batch.group_id)
+    prompts = _prompts(batch)
+    names = [name for name, _ in batch.photos]
+    with session_scope(engine) as session:
+        photos = store_photos(
+            session,
+            storage=Storage(settings.storage_url),
+            group_id=group_id,
+            files=batch.photos,
+            settings=settings,
+        )
+        tasks = [
+            TaskSpec(
+                photo_id=photo.id,
+                prompt=prompt,
+                duration_s=batch.duration_s,
+                frame_num=batch.frame_num,
+                inference_provider=batch.provider,
+            )
+            for photo, prompt in zip(photos, prompts, strict=True)
+        ]
+        try:
+            items = create_items(session, group_id=group_id, tasks=tasks, settings=settings)
+        except InvalidInput as error:
+            raise InvalidInput(_by_photo(error.problems, names)) from None
+        return [
+            Created(
+                item_id=item.id,
+                photo=name,
+                provider=info(item.inference_provider).label,
+                routed_by=item.routed_by.value if item.routed_by else "",
+                reason=item.route_reason or "",
+            )
+            for item, name in zip(items, names, strict=True)
+        ]
+
+
+def result_markdown(created: list[Created]) -> str:
+    """The result table: each item's provider and why it was chosen."""
+    lines = [
+        f"**{len(created)} task(s) added.** They are in the queue.",
+        "",
+        "| Item | Photo | Inference method | Chosen by | Why |",
+        "|---|---|---|---|---|",
+    ]
+    for row in created:
+        lines.append(
+            f"| `{str(row.item_id)[:8]}` | {escape_cell(row.photo)} | {row.provider} | "
+            f"{row.routed_by} | {escape_cell(row.reason)} |"
+        )
+    return "\n".join(lines)
+
+
+def problems_markdown(problems: list[str]) -> str:
+    """An error answer: nothing was added, and what to fix."""
+    return "**Nothing was added.** Fix this and try again:\n\n" + "\n".join(
+        f"- {escape_cell(p)}" for p in problems
+    )
+
+
+def escape_cell(text: str) -> str:
+    """Text safe inside a Markdown table cell (no pipes, no HTML)."""
+    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")

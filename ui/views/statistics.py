@@ -1,0 +1,122 @@
+"""The Statistics page without Gradio: the per-provider table and the rows of its charts, from
+the same figures as `GET /api/admin/stats` (models.queue.provider_stats)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from models.db import session_scope
+from models.enums import InferenceProvider, ItemStatus
+from models.queue import get_stats, provider_stats
+from providers.catalogue import info
+from ui.views.queue import PROVIDER_BADGES
+
+TABLE_COLUMNS = [
+    "Inference method",
+    "Total",
+    "Pending",
+    "Processing",
+    "Completed",
+    "Failed",
+    "Cancelled",
+    "Success rate",
+    "Median to finish",
+    "p90 to finish",
+    "Credits",
+    "Spent",
+]
+
+Stats = dict[str, dict[str, Any]]
+MEASURES = (("median", "median_seconds_to_finish"), ("p90", "p90_seconds_to_finish"))
+
+
+def fingerprint(engine: sa.Engine) -> str:
+    """A cheap digest of the counts (the ledger only): the page recomputes everything else
+    only when it changes."""
+    with session_scope(engine) as session:
+        counts = get_stats(session)
+    return repr(sorted((p, sorted(c.items())) for p, c in counts.items()))
+
+
+def read(engine: sa.Engine) -> Stats:
+    """The figures of every provider."""
+    with session_scope(engine) as session:
+        return provider_stats(session)
+
+
+def minutes(seconds: float | None) -> str:
+    """`12.5 min`, `48 s`, or `-` when unknown."""
+    if seconds is None:
+        return "-"
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def table(stats: Stats) -> list[list[Any]]:
+    """One row per provider, in TABLE_COLUMNS' order."""
+    rows = []
+    for provider, entry in stats.items():
+        rate = entry["success_rate"]
+        rows.append(
+            [
+                info(InferenceProvider(provider)).label,
+                entry["total"],
+                entry["pending"],
+                entry["processing"],
+                entry["completed"],
+                entry["failed"],
+                entry["cancelled"],
+                "-" if rate is None else f"{rate:.0%}",
+                minutes(entry["median_seconds_to_finish"]),
+                minutes(entry["p90_seconds_to_finish"]),
+                entry["credits"],
+                f"${entry['dollars']:,.2f}",
+            ]
+        )
+    return rows
+
+
+def _short(provider: str) -> str:
+    return PROVIDER_BADGES[InferenceProvider(provider)][0]
+
+
+def status_rows(stats: Stats) -> list[dict[str, Any]]:
+    """Items by status per provider (a stacked bar chart)."""
+    return [
+        {"provider": _short(provider), "status": status.value, "items": entry[status.value]}
+        for provider, entry in stats.items()
+        for status in ItemStatus
+    ]
+
+
+def spend_rows(stats: Stats) -> list[dict[str, Any]]:
+    """Dollars spent per provider."""
+    return [{"provider": _short(p), "dollars": entry["dollars"]} for p, entry in stats.items()]
+
+
+def finish_rows(stats: Stats) -> list[dict[str, Any]]:
+    """Median and p90 minutes from created to finished, per provider (only those with data)."""
+    rows = []
+    for provider, entry in stats.items():
+        for measure, key in (
+            ("median", "median_seconds_to_finish"),
+            ("p90", "p90_seconds_to_finish"),
+        ):
+            if entry[key] is not None:
+                rows.append(
+                    {
+                        "provider": _short(provider),
+                        "measure": measure,
+                        "minutes": round(entry[key] / 60, 2),
+                    }
+                )
+    return rows
+
+
+def summary(stats: Stats) -> str:
+    """One line above the table."""
+    total = sum(entry["total"] for entry in stats.values())
+    dollars = sum(entry["dollars"] for entry in stats.values())
+    backlog = stats[InferenceProvider.wan_local.value]["backlog"]
+    return f"**{total:,} items** · **${dollars:,.2f} spent** · Wan backlog: **{backlog:,}** pending"
