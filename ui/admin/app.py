@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 
 import gradio as gr
@@ -55,7 +56,23 @@ def check_login(settings: Settings, username: str, password: str) -> bool:
 
 
 def mount_admin(app: FastAPI, settings: Settings, engine: sa.Engine) -> FastAPI:
-    """Mount the admin at /admin of `app`, behind the login."""
+    """Mount the admin at /admin of `app`, behind the login.
+
+    Gradio makes its locks with a fresh event loop each time none is running, and never closes
+    those loops; building inside a running loop (closed afterwards) leaks none.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+
+        async def inside_a_loop() -> FastAPI:
+            return _mount(app, settings, engine)
+
+        return asyncio.run(inside_a_loop())
+    return _mount(app, settings, engine)
+
+
+def _mount(app: FastAPI, settings: Settings, engine: sa.Engine) -> FastAPI:
     context = AdminContext(settings=settings, engine=engine, prefect_ui_url=prefect_ui_url())
     storage = Storage(settings.storage_url)
     local_root = storage.local_path("")

@@ -29,9 +29,9 @@ def build(context: AdminContext, blocks: gr.Blocks) -> None:
     cursors = gr.State([])
     table = gr.HTML(label="Queue")
     with gr.Row():
-        newer = gr.Button("◀ Newer", size="sm")
+        newer = gr.Button("◀ Newer", size="sm", scale=0, min_width=120)
         page_info = gr.Markdown()
-        older = gr.Button("Older ▶", size="sm")
+        older = gr.Button("Older ▶", size="sm", scale=0, min_width=120)
     selected = gr.CheckboxGroup(label="Selected items", choices=[])
     with gr.Row():
         cancel = gr.Button("Cancel selected", variant="stop")

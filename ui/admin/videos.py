@@ -17,16 +17,40 @@ def build(context: AdminContext, blocks: gr.Blocks) -> None:
     with gr.Row():
         group = gr.Dropdown(label="Group", choices=[("All groups", "")], value="", scale=3)
         reload = gr.Button("Refresh", scale=1)
-    gallery = gr.Gallery(label="Finished videos", columns=4, height="auto", object_fit="contain")
+    with gr.Row():
+        gallery = gr.Gallery(
+            label="Finished videos (click one to play it)",
+            columns=3,
+            height="auto",
+            object_fit="contain",
+            scale=3,
+            elem_id="videos-gallery",
+        )
+        player = gr.Video(
+            label="Player",
+            autoplay=True,
+            loop=True,
+            interactive=False,
+            scale=2,
+            elem_id="video-player",
+        )
+        shown = gr.State([])
 
-    def show(group_id: str | None) -> list[tuple[str, str]]:
-        return [(v.path, v.caption) for v in view.finished(engine, settings, group_id)]
+    def show(group_id: str | None) -> tuple[list[tuple[str, str]], list[str]]:
+        videos = view.finished(engine, settings, group_id)
+        return [(v.path, v.caption) for v in videos], [v.path for v in videos]
 
-    group.change(show, inputs=[group], outputs=[gallery])
-    reload.click(show, inputs=[group], outputs=[gallery])
+    def play(paths: list[str], selection: gr.SelectData) -> str | None:
+        index = selection.index if isinstance(selection.index, int) else None
+        return paths[index] if index is not None and index < len(paths) else None
 
-    def on_load(group_id: str | None) -> tuple[Any, list[tuple[str, str]]]:
+    gallery.select(play, inputs=[shown], outputs=[player])
+
+    group.change(show, inputs=[group], outputs=[gallery, shown])
+    reload.click(show, inputs=[group], outputs=[gallery, shown])
+
+    def on_load(group_id: str | None) -> tuple[Any, ...]:
         choices = [("All groups", ""), *new_tasks.group_choices(engine)]
-        return gr.update(choices=choices), show(group_id)
+        return (gr.update(choices=choices), *show(group_id))
 
-    blocks.load(on_load, inputs=[group], outputs=[group, gallery])
+    blocks.load(on_load, inputs=[group], outputs=[group, gallery, shown])

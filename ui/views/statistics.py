@@ -24,7 +24,6 @@ TABLE_COLUMNS = [
     "Success rate",
     "Median to finish",
     "p90 to finish",
-    "Credits",
     "Spent",
 ]
 
@@ -70,8 +69,7 @@ def table(stats: Stats) -> list[list[Any]]:
                 "-" if rate is None else f"{rate:.0%}",
                 minutes(entry["median_seconds_to_finish"]),
                 minutes(entry["p90_seconds_to_finish"]),
-                entry["credits"],
-                f"${entry['dollars']:,.2f}",
+                f"${entry['dollars']:,.2f} ({entry['credits']:,} credits)",
             ]
         )
     return rows

@@ -18,7 +18,7 @@ def test_table_and_charts_show_the_counts_and_spend(engine, settings):
     assert rows["WAN local (GPU server)"][1:7] == [2, 0, 1, 1, 0, 0]
     assert rows["Runway Gen-4 Turbo (fast)"][1:8] == [2, 0, 0, 1, 1, 0, "50%"]
     assert rows["Runway Veo 3.1 (best quality)"][1:8] == [2, 1, 0, 1, 0, 0, "100%"]
-    assert rows["Runway Veo 3.1 (best quality)"][10:] == [240, "$2.40"]
+    assert rows["Runway Veo 3.1 (best quality)"][10:] == ["$2.40 (240 credits)"]
     assert {r["provider"]: r["dollars"] for r in view.spend_rows(stats)} == {
         "WAN": 0.0,
         "Gen-4": 0.25,

@@ -1,0 +1,211 @@
+"""The admin pages in a real browser (Debian's chromium driven by Playwright) against the real
+web app on loopback and PostgreSQL: log in, upload photos, choose "Runway Veo 3.1", add tasks,
+and see them in the queue, the statistics and the videos.
+
+Screenshots of each page go to $REELROUTE_SCREENSHOTS when set (`make screenshots` writes
+docs/screenshots/), else to the test's temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from deployments.launcher import Services, wait_until
+from models.db import make_engine
+from models.enums import InferenceProvider, ItemStatus, RoutedBy
+from models.settings import Settings, settings_from_environment
+from models.tables import VideoItem
+from tests.ui.helpers import photo, populate, status_of
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TOKEN = "browser-test-admin-token"
+WAIT_MS = 20_000
+
+pytestmark = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    if not Path(CHROMIUM).exists():
+        reason = f"{CHROMIUM} is missing (make test installs Debian's chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return CHROMIUM
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Web:
+    url: str
+    engine: sa.Engine
+    settings: Settings
+
+
+@pytest.fixture
+def web(db_url: str, tmp_path: Path) -> Iterator[Web]:
+    """`reelroute web` (REST API and admin) in its own process on loopback, in sandbox mode."""
+    env = {
+        **os.environ,
+        "REELROUTE_DATABASE_URL": db_url,
+        "REELROUTE_STORAGE_URL": str(tmp_path / "storage"),
+        "REELROUTE_ADMIN_TOKEN": TOKEN,
+        "REELROUTE_SANDBOX": "true",
+        "GRADIO_TEMP_DIR": str(tmp_path / "gradio"),
+    }
+    port = free_port()
+    services = Services()
+    argv = [sys.executable, "-m", "deployments", "web", "--port", str(port)]
+    services.start("web", argv, env, tmp_path / "logs")
+    try:
+        wait_until(f"http://127.0.0.1:{port}/docs", 90, "the web app")
+        settings = settings_from_environment(env)
+        engine = make_engine(settings.database_url)
+        yield Web(f"http://127.0.0.1:{port}", engine, settings)
+        engine.dispose()
+    finally:
+        services.stop()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("REELROUTE_SCREENSHOTS") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def page(chromium: str) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1360, "height": 900})
+        yield context.new_page()
+        context.close()
+        browser.close()
+
+
+def log_in(page, url: str, password: str = TOKEN) -> None:
+    page.goto(f"{url}/admin/")
+    page.get_by_label("username").fill("admin")
+    page.get_by_label("password").fill(password)
+    page.get_by_role("button", name="Login").click()
+
+
+def pick(page, label: str, option: str) -> None:
+    page.get_by_label(label, exact=True).filter(visible=True).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def items(engine: sa.Engine) -> list[VideoItem]:
+    with Session(engine) as session:
+        return list(session.exec(select(VideoItem).order_by(VideoItem.created_at)).all())
+
+
+def test_login_refuses_a_wrong_token(web, page):
+    log_in(page, web.url, password="not-the-token")
+    page.get_by_text("Incorrect Credentials").wait_for(timeout=WAIT_MS)
+    assert page.get_by_text("reelroute admin").count() == 0
+
+
+def test_admin_adds_veo_tasks_and_follows_them(web, page, shots, tmp_path):
+    from playwright.sync_api import expect
+
+    log_in(page, web.url)
+    expect(page.get_by_text("reelroute admin")).to_be_visible(timeout=WAIT_MS)
+    expect(page.locator("#sandbox-banner")).to_contain_text("SANDBOX MODE")
+
+    # New tasks: an urgent group (the rules would pick Gen-4), two photos, Veo chosen.
+    page.get_by_label("New group name").fill("Seaside villas")
+    pick(page, "Priority", "urgent")
+    page.get_by_role("button", name="Create group").click()
+    expect(page.get_by_text("Group Seaside villas created.")).to_be_visible(timeout=WAIT_MS)
+    files = []
+    for n, color in enumerate([(220, 120, 60), (60, 140, 220)]):
+        path = tmp_path / f"villa-{n}.png"
+        path.write_bytes(photo(color, (160, 96)))
+        files.append(str(path))
+    page.locator('input[type="file"]').set_input_files(files)
+    add = page.get_by_role("button", name="Add video generation tasks (2)")
+    expect(add).to_be_visible(timeout=WAIT_MS)
+    page.get_by_label("Prompt", exact=True).fill("waves roll onto the beach at sunset")
+    pick(page, "Inference method", "Runway Veo 3.1 (best quality)")
+    expect(page.get_by_text("$4.80 (480 credits)")).to_be_visible(timeout=WAIT_MS)
+    page.screenshot(path=shots / "admin-new-tasks.png", full_page=True)
+    add.click()
+    expect(page.get_by_text("2 task(s) added.")).to_be_visible(timeout=WAIT_MS)
+    page.screenshot(path=shots / "admin-new-tasks-added.png", full_page=True)
+
+    # The database holds exactly the provider chosen in the page (the seed's checklist).
+    created = items(web.engine)
+    assert [i.inference_provider for i in created] == [InferenceProvider.runway_veo3_1] * 2
+    assert [i.routed_by for i in created] == [RoutedBy.explicit] * 2
+    assert {i.status for i in created} == {ItemStatus.pending}
+
+    # Queue: their badges; then items of every provider and state arrive and the page
+    # refreshes by itself.
+    page.get_by_role("tab", name="Queue").click()
+    table = page.locator(".rr-table")
+    expect(table.locator(".rr-veo")).to_have_count(2, timeout=WAIT_MS)
+    expect(table.locator(".rr-pending")).to_have_count(2)
+    populate(web.engine, web.settings)
+    expect(table.locator("tbody tr")).to_have_count(8, timeout=WAIT_MS)
+    for css, count in {"rr-wan": 2, "rr-gen4": 2, "rr-veo": 4, "rr-completed": 3}.items():
+        expect(table.locator(f".{css}")).to_have_count(count)
+    expect(table.locator("img")).to_have_count(8)
+    page.screenshot(path=shots / "admin-queue.png", full_page=True)
+
+    # Cancel one of the Veo items from the page.
+    first = str(created[0].id)
+    page.locator("label").filter(has_text=f"{first[:8]} · Veo 3.1 · pending").click()
+    page.get_by_role("button", name="Cancel selected").click()
+    expect(page.get_by_text(f"{first[:8]}: cancelled")).to_be_visible(timeout=WAIT_MS)
+    assert status_of(web.engine, created[0].id) == "cancelled"
+    expect(table.locator(".rr-cancelled")).to_have_count(1, timeout=WAIT_MS)
+
+    # Filter: only Veo items.
+    pick(page, "Inference method", "Veo 3.1")
+    expect(table.locator("tbody tr")).to_have_count(4, timeout=WAIT_MS)
+    expect(table.locator(".rr-wan")).to_have_count(0)
+
+    # Statistics: the counts per provider.
+    page.get_by_role("tab", name="Statistics").click()
+    expect(page.get_by_text("8 items")).to_be_visible(timeout=WAIT_MS)
+    veo = page.get_by_role("row").filter(has_text="Runway Veo 3.1 (best quality)")
+    expect(veo).to_contain_text(re.compile(r"Runway Veo 3\.1 \(best quality\)\s*4\s*2\s*0\s*1"))
+    expect(page.locator(".vega-embed")).to_have_count(3, timeout=WAIT_MS)
+    page.screenshot(path=shots / "admin-statistics.png", full_page=True)
+
+    # Videos: the three finished videos, playable.
+    page.get_by_role("tab", name="Videos").click()
+    page.get_by_role("button", name="Refresh").click()
+    gallery = page.locator("#videos-gallery")
+    expect(gallery.locator("video")).to_have_count(3, timeout=WAIT_MS)
+    gallery.locator("video").first.click()
+    player = page.locator("#video-player video")
+    expect(player).to_have_attribute("src", re.compile(r"\.mp4"), timeout=WAIT_MS)
+    page.screenshot(path=shots / "admin-videos.png", full_page=True)
