@@ -3,8 +3,11 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+# Debian's chromium for the admin's browser tests (Playwright drives it; it downloads no browser).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test pytest lint bench clean
+.PHONY: install run test pytest lint bench screenshots clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -15,13 +18,21 @@ $(INSTALLED): pyproject.toml
 
 install: $(INSTALLED)
 
+$(CHROMIUM):
+	$(SUDO) apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+
 run: install
 	$(VENV)/bin/reelroute up
 
 test: lint pytest
 
-pytest: install
+pytest: install $(CHROMIUM)
 	$(PY) -m pytest
+
+# Regenerate docs/screenshots/admin-*.png from the browser test.
+screenshots: install $(CHROMIUM)
+	REELROUTE_SCREENSHOTS=docs/screenshots $(PY) -m pytest -q tests/ui/admin/test_browser.py
 
 lint: install
 	$(VENV)/bin/ruff check .

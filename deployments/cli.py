@@ -195,7 +195,8 @@ def web(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 7860,
 ) -> None:
-    """Serve the web app: the REST API under /api, its OpenAPI page at /docs."""
+    """Serve the web app: the admin pages at /admin, the REST API under /api, its OpenAPI
+    page at /docs."""
     import uvicorn
 
     from ui.app import create_app

@@ -108,6 +108,9 @@ def _announce(
     token_file: Path | None,
 ) -> None:
     typer.echo("\nreelroute is up")
+    typer.echo(
+        f"  admin pages:  http://{host}:{port}/admin (user admin, password: the admin token)"
+    )
     typer.echo(f"  Prefect UI:   {prefect_ui}")
     typer.echo(f"  REST API:     http://{host}:{port}/api (OpenAPI: http://{host}:{port}/docs)")
     if token_file is not None:

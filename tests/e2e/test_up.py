@@ -80,6 +80,14 @@ def test_up_runs_a_task_to_a_video_and_stops_cleanly(tmp_path):
             headers={"Authorization": f"Bearer {token}"},
         ).json()
         assert api["data"]["runway_gen4_turbo"]["completed"] == 1
+        # The admin pages are served behind their login (the browser tests drive them).
+        assert f"admin pages:  http://127.0.0.1:{web_port}/admin" in output
+        admin = f"http://127.0.0.1:{web_port}/admin"
+        assert httpx.get(f"{admin}/", follow_redirects=True).status_code == 200
+        wrong = httpx.post(f"{admin}/login", data={"username": "admin", "password": "nope"})
+        assert wrong.status_code == 400
+        login = httpx.post(f"{admin}/login", data={"username": "admin", "password": token})
+        assert login.status_code == 200 and login.json()["success"] is True
         runs = httpx.post(
             f"http://127.0.0.1:{prefect_port}/api/flow_runs/filter", json={"limit": 10}
         ).json()

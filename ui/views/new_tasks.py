@@ -128,7 +128,7 @@ def options_markdown(
     lines = [
         f"**{photo_count} photo(s), about {_duration_text(duration_s)} each**",
         "",
-        "| Inference method | What it is | Length | Expected time | Cost estimate |",
+        "| Inference method | What it is | Video | Expected time | Cost estimate |",
         "|---|---|---|---|---|",
     ]
     for option in options(settings, photo_count, duration_s):
