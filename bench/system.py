@@ -19,6 +19,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from deployments.launcher import (
     Services,
     dispatch_loop,
+    free_port,
     start_prefect_server,
     worker_argv,
     worker_env,
@@ -27,15 +28,6 @@ from deployments.prefect_setup import PROJECT_DIR, deploy
 from models.migrate import upgrade
 from models.settings import Settings, settings_from_environment
 from providers.emulator import EmulatorScript, EmulatorServer, RunwayEmulator
-
-
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -83,6 +83,13 @@ def wait_until(url: str, timeout: float, what: str) -> None:
         time.sleep(0.3)
 
 
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def port_is_free(port: int) -> bool:
     """True when nothing listens on 127.0.0.1:`port`."""
     with socket.socket() as sock:

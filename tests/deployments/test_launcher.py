@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
-from deployments.launcher import absolute_settings_env, sandbox_reason, worker_env
+from deployments.launcher import (
+    absolute_settings_env,
+    free_port,
+    port_is_free,
+    sandbox_reason,
+    worker_env,
+)
 from models.settings import load_settings
 
 
@@ -41,3 +48,12 @@ def test_each_gpu_worker_sees_only_its_gpu():
     assert env["CUDA_VISIBLE_DEVICES"] == "1"
     assert env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == "30"
     assert "CUDA_VISIBLE_DEVICES" not in worker_env({"PATH": "/bin"})
+
+
+def test_a_free_port_is_free_until_something_listens_on_it():
+    port = free_port()
+    assert port_is_free(port)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+        assert not port_is_free(port)

@@ -7,7 +7,6 @@ import contextlib
 import contextvars
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,7 +21,7 @@ from prefect.client.orchestration import SyncPrefectClient
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from sqlmodel import Session
 
-from deployments.launcher import Services, dispatch_loop, start_prefect_server
+from deployments.launcher import Services, dispatch_loop, free_port, start_prefect_server
 from deployments.prefect_setup import deploy
 from models.db import make_engine
 from models.migrate import upgrade
@@ -30,12 +29,6 @@ from models.settings import Settings, settings_from_environment
 from providers.emulator import EmulatorScript, EmulatorServer, RunwayEmulator
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def stop_group(process: subprocess.Popen, grace: float = 10) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from deployments.launcher import Services, wait_until
+from deployments.launcher import Services, free_port, wait_until
 from models.db import make_engine
 from models.enums import InferenceProvider, ItemStatus, RoutedBy
 from models.settings import Settings, settings_from_environment
@@ -50,12 +49,6 @@ def chromium() -> str:
             pytest.fail(reason)
         pytest.skip(reason)
     return CHROMIUM
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
