@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Callable
+from typing import TypeVar
 
 import gradio as gr
 import sqlalchemy as sa
@@ -15,6 +17,7 @@ from ui.admin import new_tasks, queue, statistics, videos
 from ui.admin.context import AdminContext, prefect_ui_url
 from ui.views.queue import CSS
 
+T = TypeVar("T")
 ADMIN_PATH = "/admin"
 USERNAME = "admin"
 SANDBOX_BANNER = (
@@ -24,8 +27,29 @@ SANDBOX_BANNER = (
 )
 
 
+def in_a_running_loop(make: Callable[[], T]) -> T:
+    """`make()` inside a running event loop (closed afterwards).
+
+    Gradio makes its locks with a fresh event loop each time none is running, and never closes
+    those loops; building inside a running loop leaks none.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+
+        async def inside() -> T:
+            return make()
+
+        return asyncio.run(inside())
+    return make()
+
+
 def build_admin(context: AdminContext) -> gr.Blocks:
     """The admin pages for `context` (not mounted)."""
+    return in_a_running_loop(lambda: _blocks(context))
+
+
+def _blocks(context: AdminContext) -> gr.Blocks:
     blocks = gr.Blocks(title="reelroute admin")
     with blocks:
         if context.settings.sandbox:
@@ -56,20 +80,8 @@ def check_login(settings: Settings, username: str, password: str) -> bool:
 
 
 def mount_admin(app: FastAPI, settings: Settings, engine: sa.Engine) -> FastAPI:
-    """Mount the admin at /admin of `app`, behind the login.
-
-    Gradio makes its locks with a fresh event loop each time none is running, and never closes
-    those loops; building inside a running loop (closed afterwards) leaks none.
-    """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-
-        async def inside_a_loop() -> FastAPI:
-            return _mount(app, settings, engine)
-
-        return asyncio.run(inside_a_loop())
-    return _mount(app, settings, engine)
+    """Mount the admin at /admin of `app`, behind the login."""
+    return in_a_running_loop(lambda: _mount(app, settings, engine))
 
 
 def _mount(app: FastAPI, settings: Settings, engine: sa.Engine) -> FastAPI:
@@ -84,7 +96,7 @@ def _mount(app: FastAPI, settings: Settings, engine: sa.Engine) -> FastAPI:
     )
     gr.mount_gradio_app(
         app,
-        build_admin(context),
+        _blocks(context),
         path=ADMIN_PATH,
         auth=lambda username, password: check_login(settings, username, password),
         auth_message=message,

@@ -1,0 +1,58 @@
+"""The admin's mount: login with the admin token, nothing served before it."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from ui.admin.app import SANDBOX_BANNER, build_admin, check_login
+from ui.admin.context import AdminContext, prefect_ui_url
+from ui.app import create_app
+
+
+def test_login_is_admin_with_the_admin_token(settings):
+    with_token = settings.model_copy(update={"admin_token": SecretStr("s3cret")})
+    assert check_login(with_token, "admin", "s3cret")
+    assert not check_login(with_token, "admin", "s3cre")
+    assert not check_login(with_token, "root", "s3cret")
+    assert not check_login(settings.model_copy(update={"admin_token": None}), "admin", "")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_pages_need_the_login(settings):
+    app = create_app(settings.model_copy(update={"admin_token": SecretStr("s3cret")}))
+    with TestClient(app) as client:
+        assert client.get("/admin/config").status_code == 401
+        wrong = client.post("/admin/login", data={"username": "admin", "password": "nope"})
+        assert wrong.status_code == 400
+        right = client.post("/admin/login", data={"username": "admin", "password": "s3cret"})
+        assert right.status_code == 200
+        config = client.get("/admin/config")
+        assert config.status_code == 200
+        assert "s3cret" not in config.text  # the token never reaches the page
+    app.state.engine.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_banner_shows_only_in_sandbox_mode(settings, engine):
+    def config_of(sandbox: bool) -> str:
+        context = AdminContext(settings.model_copy(update={"sandbox": sandbox}), engine, None)
+        return str(build_admin(context).get_config_file())
+
+    assert "SANDBOX MODE" in config_of(True) and "sandbox-banner" in SANDBOX_BANNER
+    assert "SANDBOX MODE" not in config_of(False)
+
+
+def test_prefect_links_follow_the_prefect_settings():
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: "http://10.0.0.5:4200/api"}):
+        assert prefect_ui_url() == "http://10.0.0.5:4200"
+    with temporary_settings(
+        updates={
+            PREFECT_API_URL: "http://10.0.0.5:4200/api",
+            PREFECT_UI_URL: "https://flows.example/",
+        }
+    ):
+        assert prefect_ui_url() == "https://flows.example"
