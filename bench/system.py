@@ -24,7 +24,7 @@ from deployments.launcher import (
     worker_argv,
     worker_env,
 )
-from deployments.prefect_setup import PROJECT_DIR, deploy
+from deployments.prefect_setup import PROJECT_DIR, deploy, job_variables
 from models.migrate import upgrade
 from models.settings import Settings, settings_from_environment
 from providers.emulator import EmulatorScript, EmulatorServer, RunwayEmulator
@@ -115,6 +115,8 @@ def local_system(
             source.deploy(
                 name="cloud",
                 work_pool_name="cloud",
+                job_variables=job_variables(entrypoint="bench/trivial_flow.py:noop"),
+                ignore_warnings=True,
                 print_next_steps=False,
                 build=False,
                 push=False,

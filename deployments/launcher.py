@@ -189,8 +189,13 @@ def worker_argv(pool: str, name: str) -> list[str]:
 
 
 def worker_env(base: dict[str, str], gpu: int | None = None) -> dict[str, str]:
-    """A worker's environment: quick polling, heartbeats (zombie detection), its own GPU."""
+    """A worker's environment: quick polling, heartbeats (zombie detection), its own GPU, and
+    this interpreter first on the PATH (the deployments start flow runs with `python`)."""
     env = dict(base)
+    interpreter = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join(
+        [interpreter, *[p for p in env.get("PATH", "").split(os.pathsep) if p and p != interpreter]]
+    )
     env.setdefault("PREFECT_WORKER_QUERY_SECONDS", WORKER_POLL_SECONDS)
     env.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
     if gpu is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from prefect import Flow, get_client
 from prefect.automations import Automation
@@ -88,6 +88,20 @@ def ensure_zombie_automation() -> None:
     automation.update()
 
 
+def job_variables(project_dir: Path = PROJECT_DIR, entrypoint: str = ENTRYPOINT) -> dict[str, Any]:
+    """How the process workers start our flow runs: the engine command itself, in the project
+    folder, loading the flow straight from its file. A configured command makes Prefect's
+    process worker start one interpreter per flow run instead of two (a workspace supervisor,
+    then the engine), and the entrypoint saves the engine reading the deployment and running
+    its pull step (docs/performance.md). `python` is the worker's own interpreter:
+    `reelroute worker` puts its folder first on the PATH of the flow runs it starts."""
+    return {
+        "command": "python -m prefect.engine",
+        "working_dir": str(project_dir),
+        "env": {"PREFECT__FLOW_ENTRYPOINT": entrypoint},
+    }
+
+
 def deploy(settings: Settings, project_dir: Path = PROJECT_DIR) -> None:
     """Create or update pools, queues, both deployments and the zombie automation."""
     from flows.generate import generate_video
@@ -106,6 +120,7 @@ def deploy(settings: Settings, project_dir: Path = PROJECT_DIR) -> None:
             work_queue_name=DEFAULT_QUEUE,
             description=f"One video item on pool {pool}",
             tags=[f"pool:{pool}"],
+            job_variables=job_variables(project_dir),
             print_next_steps=False,
             ignore_warnings=True,
             build=False,

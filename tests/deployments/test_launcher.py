@@ -57,3 +57,11 @@ def test_a_free_port_is_free_until_something_listens_on_it():
         listener.bind(("127.0.0.1", port))
         listener.listen()
         assert not port_is_free(port)
+
+
+def test_flow_runs_of_a_worker_find_its_interpreter_first_on_the_path():
+    import os
+    import sys
+
+    env = worker_env({"PATH": f"/usr/bin{os.pathsep}{Path(sys.executable).parent}"})
+    assert env["PATH"].split(os.pathsep) == [str(Path(sys.executable).parent), "/usr/bin"]

@@ -6,6 +6,7 @@ import os
 import signal
 import time
 
+import psutil
 import pytest
 from prefect.client.schemas.objects import StateType
 
@@ -117,6 +118,9 @@ def test_a_killed_flow_process_is_recovered_and_paid_once(system):
     with system.client() as client:
         run = client.read_flow_run(item.flow_run_id)
     pid = int(str(run.infrastructure_pid).rsplit(":", 1)[-1])
+    # One interpreter per flow run: the worker started the engine itself (the deployments'
+    # command), not Prefect's workspace supervisor with the engine as its child.
+    assert psutil.Process(pid).cmdline()[1:] == ["-m", "prefect.engine"]
     os.kill(pid, signal.SIGKILL)
     done = finished(system, item.id)
     assert done.status is ItemStatus.completed, done.error
@@ -162,12 +166,13 @@ def test_items_created_while_prefect_is_down_run_once_it_is_back(system):
 def test_deploying_twice_changes_nothing(system):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from deployments.prefect_setup import ZOMBIE_AUTOMATION, deploy
+    from deployments.prefect_setup import ZOMBIE_AUTOMATION, deploy, job_variables
 
     def snapshot():
         with system.client() as client:
             deployments = sorted(
-                (d.name, str(d.id), d.work_pool_name) for d in client.read_deployments()
+                (d.name, str(d.id), d.work_pool_name, d.job_variables)
+                for d in client.read_deployments()
             )
             pools = {
                 p: (
@@ -184,7 +189,11 @@ def test_deploying_twice_changes_nothing(system):
         deploy(system.settings)
     assert snapshot() == before
     deployments, pools, automations = before
-    assert [(name, pool) for name, _, pool in deployments] == [("runway", "cloud"), ("wan", "gpu")]
+    assert [(name, pool) for name, _, pool, _ in deployments] == [
+        ("runway", "cloud"),
+        ("wan", "gpu"),
+    ]
+    assert all(variables == job_variables() for *_, variables in deployments)
     assert pools == {
         "gpu": (1, [("default", 2), ("urgent", 1)]),
         "cloud": (4, [("default", 2), ("urgent", 1)]),
