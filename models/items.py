@@ -29,7 +29,7 @@ from models.enums import (
 )
 from models.errors import InvalidInput, InvalidTransition, NotFound, StaleAttempt
 from models.queue import count_items
-from models.routing import route
+from models.routing import RoutingDecision, route
 from models.settings import Settings
 from models.tables import Group, Photo, VideoItem, utcnow
 
@@ -167,6 +167,25 @@ def _task_problems(index: int, task: TaskSpec) -> list[str]:
     return problems
 
 
+def route_in_group(
+    group: Group,
+    settings: Settings,
+    *,
+    requested: InferenceProvider | None,
+    pending_wan: int,
+) -> RoutingDecision:
+    """The routing rules for a new item of `group` while `pending_wan` Wan items wait (what
+    create_items applies and the admin's New tasks page previews)."""
+    return route(
+        requested=requested,
+        group_priority=group.priority,
+        group_default=group.default_provider,
+        configured_default=settings.default_provider,
+        pending_wan=pending_wan,
+        fallback_threshold=settings.wan_fallback_threshold,
+    )
+
+
 def create_items(
     session: Session, *, group_id: uuid.UUID, tasks: Sequence[TaskSpec], settings: Settings
 ) -> list[VideoItem]:
@@ -203,13 +222,11 @@ def create_items(
     now = utcnow()
     items = []
     for index, task in enumerate(tasks):
-        decision = route(
+        decision = route_in_group(
+            group,
+            settings,
             requested=parse_provider(task.inference_provider),
-            group_priority=group.priority,
-            group_default=group.default_provider,
-            configured_default=settings.default_provider,
             pending_wan=pending_wan,
-            fallback_threshold=settings.wan_fallback_threshold,
         )
         if decision.provider is InferenceProvider.wan_local:
             pending_wan += 1  # the batch's own Wan items count towards the fallback

@@ -24,9 +24,8 @@ STATUS = {
 }
 
 
-def create_app(settings: Settings, *, with_admin: bool = True) -> FastAPI:
-    """The app for `settings`, with its own database engine; the Gradio admin is mounted at
-    /admin unless `with_admin` is False (the REST API alone does not load Gradio)."""
+def create_app(settings: Settings) -> FastAPI:
+    """The app for `settings`, with its own database engine; the Gradio admin at /admin."""
     app = FastAPI(
         title="reelroute",
         description="Photos to short videos on Wan GPUs or Runway. Bearer tokens: "
@@ -51,10 +50,9 @@ def create_app(settings: Settings, *, with_admin: bool = True) -> FastAPI:
             {"success": False, "error": "; ".join(problems), "problems": problems}, status_code=422
         )
 
-    if with_admin:
-        from ui.admin.app import mount_admin
+    from ui.admin.app import mount_admin
 
-        mount_admin(app, settings, app.state.engine)
+    mount_admin(app, settings, app.state.engine)
     return app
 
 

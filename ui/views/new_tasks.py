@@ -13,9 +13,8 @@ from models.db import session_scope
 from models.enums import AUTO, GroupPriority, InferenceProvider, ItemStatus
 from models.errors import InvalidInput
 from models.groups import create_group, list_groups
-from models.items import TaskSpec, create_items
+from models.items import TaskSpec, create_items, route_in_group
 from models.queue import count_items
-from models.routing import route
 from models.settings import Settings
 from models.storage import Storage, store_photos
 from models.tables import Group
@@ -109,14 +108,7 @@ def auto_choice(engine: sa.Engine, settings: Settings, group_id: str | None) -> 
         if group is None:
             return f"no group {group_id}"
         pending_wan = count_items(session, InferenceProvider.wan_local, ItemStatus.pending)
-        decision = route(
-            requested=None,
-            group_priority=group.priority,
-            group_default=group.default_provider,
-            configured_default=settings.default_provider,
-            pending_wan=pending_wan,
-            fallback_threshold=settings.wan_fallback_threshold,
-        )
+        decision = route_in_group(group, settings, requested=None, pending_wan=pending_wan)
     return f"{info(decision.provider).label}, because {decision.reason}"
 
 
