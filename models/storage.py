@@ -147,6 +147,19 @@ def store_photo(
     if session.get(Group, group_id) is None:
         raise NotFound(f"no group {group_id}")
     info = inspect_image(data, settings)
+    return _store(session, storage, group_id, data, filename, info, generated_prompt)
+
+
+def _store(
+    session: Session,
+    storage: Storage,
+    group_id: uuid.UUID,
+    data: bytes,
+    filename: str,
+    info: ImageInfo,
+    generated_prompt: str | None = None,
+) -> Photo:
+    """Store an inspected image of an existing group (store_photo's second half)."""
     digest = hashlib.sha256(data).hexdigest()
     existing = session.exec(
         select(Photo).where(Photo.group_id == group_id, Photo.sha256 == digest)
@@ -187,21 +200,15 @@ def store_photos(
     if not files:
         raise InvalidInput(["photos: none given; choose at least one image"])
     problems = []
+    infos = []
     for filename, data in files:
         try:
-            inspect_image(data, settings)
+            infos.append(inspect_image(data, settings))
         except InvalidInput as error:
             problems += [f"{filename}: {problem}" for problem in error.problems]
     if problems:
         raise InvalidInput(problems)
     return [
-        store_photo(
-            session,
-            storage=storage,
-            group_id=group_id,
-            data=data,
-            filename=filename,
-            settings=settings,
-        )
-        for filename, data in files
+        _store(session, storage, group_id, data, filename, info)
+        for (filename, data), info in zip(files, infos, strict=True)
     ]
