@@ -25,8 +25,10 @@ def build(context: AdminContext, blocks: gr.Blocks) -> None:
             label="Group", choices=[("All groups", view.ALL), *new_tasks.group_choices(engine)]
         )
         auto = gr.Checkbox(label="Refresh by itself", value=True)
-    # Page state: the cursors of the pages before this one, and this page's own.
+    # Page state: the cursors of this page (last) and the pages before it, and where the next
+    # older page starts (None on the last page).
     cursors = gr.State([])
+    older_cursor = gr.State(None)
     table = gr.HTML(label="Queue")
     with gr.Row():
         newer = gr.Button("◀ Newer", size="sm", scale=0, min_width=120)
@@ -39,13 +41,17 @@ def build(context: AdminContext, blocks: gr.Blocks) -> None:
     outcome = gr.Markdown()
     timer = gr.Timer(REFRESH_SECONDS)
 
-    def render(
-        provider_value: str, status_value: str, group_value: str | None, stack: list[str | None]
-    ) -> tuple[view.QueueView | None, str]:
+    def show(
+        provider_value: str,
+        status_value: str,
+        group_value: str | None,
+        stack: list[str | None],
+        chosen: list[str],
+    ) -> tuple[Any, ...]:
         try:
             filters = view.Filters.parse(provider_value, status_value, group_value)
         except InvalidInput as error:
-            return None, "; ".join(error.problems)
+            return gr.update(), "; ".join(error.problems), gr.update(), stack, None
         page = view.render_page(
             engine,
             settings,
@@ -54,28 +60,17 @@ def build(context: AdminContext, blocks: gr.Blocks) -> None:
             prefect_ui_url=context.prefect_ui_url,
         )
         where = f"page {len(stack) + 1}, {page.shown} item(s)"
-        return page, where + (" · more are older" if page.next_cursor else "")
-
-    def show(
-        provider_value: str,
-        status_value: str,
-        group_value: str | None,
-        stack: list[str | None],
-        chosen: list[str],
-    ) -> tuple[Any, ...]:
-        page, where = render(provider_value, status_value, group_value, stack)
-        if page is None:
-            return gr.update(), where, gr.update(), stack
         ids = {value for _, value in page.choices}
         return (
             page.html,
-            where,
+            where + (" · more are older" if page.next_cursor else ""),
             gr.update(choices=page.choices, value=[c for c in chosen or [] if c in ids]),
             stack,
+            page.next_cursor,
         )
 
     filters = [provider, status, group]
-    outputs = [table, page_info, selected, cursors]
+    outputs = [table, page_info, selected, cursors, older_cursor]
 
     def first_page(p: str, s: str, g: str | None, chosen: list[str]) -> tuple[Any, ...]:
         return show(p, s, g, [], chosen)
@@ -83,23 +78,22 @@ def build(context: AdminContext, blocks: gr.Blocks) -> None:
     for component in filters:
         component.change(first_page, inputs=[*filters, selected], outputs=outputs)
 
-    def go_older(p: str, s: str, g: str | None, stack: list[str | None]) -> tuple[Any, ...]:
-        page, _ = render(p, s, g, stack)
-        if page is None or page.next_cursor is None:
-            return show(p, s, g, stack, [])
-        return show(p, s, g, [*stack, page.next_cursor], [])
+    def go_older(
+        p: str, s: str, g: str | None, stack: list[str | None], following: str | None
+    ) -> tuple[Any, ...]:
+        return show(p, s, g, [*stack, following] if following else stack, [])
 
     def go_newer(p: str, s: str, g: str | None, stack: list[str | None]) -> tuple[Any, ...]:
         return show(p, s, g, stack[:-1], [])
 
-    older.click(go_older, inputs=[*filters, cursors], outputs=outputs)
+    older.click(go_older, inputs=[*filters, cursors, older_cursor], outputs=outputs)
     newer.click(go_newer, inputs=[*filters, cursors], outputs=outputs)
 
     def tick(
         p: str, s: str, g: str | None, stack: list[str | None], chosen: list[str], on: bool
     ) -> tuple[Any, ...]:
         if not on:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return tuple(gr.skip() for _ in outputs)
         return show(p, s, g, stack, chosen)
 
     timer.tick(
