@@ -15,9 +15,15 @@ from models.settings import Settings
 from models.tables import Photo, VideoItem
 
 
-def image_bytes(width: int = 64, height: int = 48, fmt: str = "PNG") -> bytes:
+def image_bytes(
+    width: int = 64,
+    height: int = 48,
+    fmt: str = "PNG",
+    color: tuple[int, int, int] = (200, 120, 40),
+) -> bytes:
+    """An image of one color, encoded as `fmt`."""
     buffer = io.BytesIO()
-    Image.new("RGB", (width, height), (200, 120, 40)).save(buffer, format=fmt)
+    Image.new("RGB", (width, height), color).save(buffer, format=fmt)
     return buffer.getvalue()
 
 

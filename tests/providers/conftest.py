@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 
 import pytest
-from PIL import Image
 
 from models.settings import Settings, load_settings
 from providers.emulator import EmulatorScript, EmulatorServer, RunwayEmulator
 from providers.runway import RunwayProvider
+from tests.models.helpers import image_bytes
 
 
 @pytest.fixture
@@ -39,6 +38,4 @@ def runway(runway_settings) -> RunwayProvider:
 
 
 def photo(width: int = 64, height: int = 48, fmt: str = "PNG") -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), (30, 160, 220)).save(buffer, format=fmt)
-    return buffer.getvalue()
+    return image_bytes(width, height, fmt, color=(30, 160, 220))

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
 import sqlalchemy as sa
-from PIL import Image
 
 from models import items as ops
 from models.db import session_scope
@@ -18,16 +16,7 @@ from models.settings import Settings
 from models.storage import Storage, store_photos, video_path
 from models.tables import VideoItem
 from providers.video import encode_mp4
-
-
-def photo(color: tuple[int, int, int], size: tuple[int, int] = (96, 64)) -> bytes:
-    """A PNG of one color with a diagonal band, so thumbnails differ."""
-    image = Image.new("RGB", size, color)
-    for x in range(min(size)):
-        image.putpixel((x, x), (255, 255, 255))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+from tests.models.helpers import image_bytes
 
 
 def video(color: tuple[int, int, int]) -> bytes:
@@ -62,7 +51,7 @@ def populate(engine: sa.Engine, settings: Settings, name: str = "Beach houses") 
             session,
             storage=storage,
             group_id=group.id,
-            files=[(f"photo-{n}.png", photo(c)) for n, c in enumerate(colors)],
+            files=[(f"photo-{n}.png", image_bytes(96, 64, color=c)) for n, c in enumerate(colors)],
             settings=settings,
         )
         result = Populated(group.id)

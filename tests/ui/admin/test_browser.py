@@ -24,7 +24,8 @@ from models.db import make_engine
 from models.enums import InferenceProvider, ItemStatus, RoutedBy
 from models.settings import Settings, settings_from_environment
 from models.tables import VideoItem
-from tests.ui.helpers import photo, populate, status_of
+from tests.models.helpers import image_bytes
+from tests.ui.helpers import populate, status_of
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -140,7 +141,7 @@ def test_admin_adds_veo_tasks_and_follows_them(web, page, shots, tmp_path):
     files = []
     for n, color in enumerate([(220, 120, 60), (60, 140, 220)]):
         path = tmp_path / f"villa-{n}.png"
-        path.write_bytes(photo(color, (160, 96)))
+        path.write_bytes(image_bytes(160, 96, color=color))
         files.append(str(path))
     page.locator('input[type="file"]').set_input_files(files)
     add = page.get_by_role("button", name="Add video generation tasks (2)")

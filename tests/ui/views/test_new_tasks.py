@@ -9,8 +9,7 @@ from sqlmodel import Session, func, select
 from models.enums import AUTO, GroupPriority, InferenceProvider, RoutedBy
 from models.errors import InvalidInput
 from models.tables import Photo, VideoItem
-from tests.models.helpers import add_items
-from tests.ui.helpers import photo
+from tests.models.helpers import add_items, image_bytes
 from ui.views import new_tasks as view
 
 
@@ -79,7 +78,10 @@ def test_a_batch_stores_photos_and_items_with_exactly_the_chosen_provider(engine
     group = view.add_group(engine, "Houses", GroupPriority.urgent.value)
     batch = view.Batch(
         group_id=group,
-        photos=[("a.png", photo((10, 20, 30))), ("b.png", photo((90, 20, 30)))],
+        photos=[
+            ("a.png", image_bytes(color=(10, 20, 30))),
+            ("b.png", image_bytes(color=(90, 20, 30))),
+        ],
         prompt="waves roll in",
         per_photo_prompts="\nthe door opens slowly",
         duration_s=8,
@@ -104,7 +106,12 @@ def test_auto_batch_shows_why_each_item_went_where_it_did(engine, settings):
     [created] = view.add_batch(
         engine,
         settings,
-        view.Batch(group_id=group, photos=[("a.png", photo((1, 2, 3)))], prompt="p", provider=AUTO),
+        view.Batch(
+            group_id=group,
+            photos=[("a.png", image_bytes(color=(1, 2, 3)))],
+            prompt="p",
+            provider=AUTO,
+        ),
     )
     assert created.provider == "Runway Veo 3.1 (best quality)"
     assert (created.routed_by, created.reason) == (
@@ -116,7 +123,10 @@ def test_auto_batch_shows_why_each_item_went_where_it_did(engine, settings):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"photos": [("a.png", b"not an image"), ("b.png", photo((1, 1, 1)))]}, "a.png: photo:"),
+        (
+            {"photos": [("a.png", b"not an image"), ("b.png", image_bytes(color=(1, 1, 1)))]},
+            "a.png: photo:",
+        ),
         ({"frame_num": 100}, "photo 2 (b.png), frame_num: 100 is not a frame count"),
         (
             {"prompt": "", "per_photo_prompts": "only the first"},
@@ -133,7 +143,10 @@ def test_a_bad_batch_says_what_to_fix_and_writes_nothing(engine, settings, chang
     group = view.add_group(engine, "Houses", "normal")
     fields = {
         "group_id": group,
-        "photos": [("a.png", photo((10, 20, 30))), ("b.png", photo((90, 20, 30)))],
+        "photos": [
+            ("a.png", image_bytes(color=(10, 20, 30))),
+            ("b.png", image_bytes(color=(90, 20, 30))),
+        ],
         "prompt": "waves roll in",
         "provider": "runway_veo3.1",
     }
