@@ -21,7 +21,6 @@ from models.tables import Group
 from providers.catalogue import CATALOGUE, info, nearest_duration
 
 AUTO_LABEL = "Automatic (routing rules)"
-NEW_GROUP = ""
 
 
 def provider_choices() -> list[tuple[str, str]]:

@@ -97,10 +97,7 @@ def finish_rows(stats: Stats) -> list[dict[str, Any]]:
     """Median and p90 minutes from created to finished, per provider (only those with data)."""
     rows = []
     for provider, entry in stats.items():
-        for measure, key in (
-            ("median", "median_seconds_to_finish"),
-            ("p90", "p90_seconds_to_finish"),
-        ):
+        for measure, key in MEASURES:
             if entry[key] is not None:
                 rows.append(
                     {
