@@ -34,6 +34,10 @@ from providers.base import (
 )
 from providers.registry import provider_for
 
+# The progress artifact is written at most this often: every write is a call to the Prefect
+# server, and a Runway task takes minutes, a Wan video tens of minutes.
+PROGRESS_EVERY_SECONDS = 10.0
+
 
 def worker_id() -> str:
     """Who holds the item: this flow run (the reconciler matches it against Prefect's state)."""
@@ -85,7 +89,7 @@ def _generate(engine: sa.Engine, settings: Settings, item_id: uuid.UUID, attempt
         item_id=item_id,
         attempt=attempt,
         lease_seconds=settings.lease_seconds,
-        on_progress=Throttle(show_progress, seconds=2.0),
+        on_progress=Throttle(show_progress, seconds=PROGRESS_EVERY_SECONDS, initial=0.0),
     )
     try:
         with keeper:

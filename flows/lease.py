@@ -82,15 +82,25 @@ class LeaseKeeper:
 
 
 class Throttle:
-    """Calls `action` at most once every `seconds` (and always for the final value 1.0)."""
+    """Calls `action` at most once every `seconds`, only when the value changed (a task waiting
+    THROTTLED at Runway reports 0.0 at every poll), and always for the final value 1.0.
 
-    def __init__(self, action: Callable[[float], None], seconds: float) -> None:
+    `initial` is the value already shown (the progress artifact starts at 0.0).
+    """
+
+    def __init__(
+        self, action: Callable[[float], None], seconds: float, initial: float | None = None
+    ) -> None:
         self.action = action
         self.seconds = seconds
         self._last = 0.0
+        self._shown = initial
 
     def __call__(self, value: float) -> None:
+        if value == self._shown:
+            return
         now = time.monotonic()
         if value >= 1.0 or now - self._last >= self.seconds:
             self._last = now
+            self._shown = value
             self.action(value)

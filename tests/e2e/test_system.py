@@ -8,6 +8,7 @@ import time
 
 import psutil
 import pytest
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import StateType
 
 from flows.reconcile import cancel_everywhere
@@ -89,6 +90,31 @@ def test_items_of_all_three_providers_complete_on_their_pools(system):
     assert [b["model"] for b in posts_for(system, "all three 1")] == ["gen4_turbo"]
     assert [b["model"] for b in posts_for(system, "all three 2")] == ["veo3.1"]
     assert done[2].cost_credits == 240  # 6 s of Veo 3.1 at 40 credits
+    for item in done:
+        run = runs[item.inference_provider]
+        assert run.name == f"{item.inference_provider.value}-{str(item.id)[:8]}-a1"
+        assert {f"provider:{item.inference_provider.value}", f"group:{item.group_id}"} <= set(
+            run.tags
+        )
+
+
+def test_a_finished_run_shows_its_progress_and_its_video_as_artifacts(system):
+    (item,) = add(system, ["runway_gen4_turbo"], "artifacts")
+    done = finished(system, item.id)
+    assert done.status is ItemStatus.completed
+    with system.client() as client:
+        artifacts = {
+            artifact.key: artifact
+            for artifact in client.read_artifacts(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[done.flow_run_id]))
+            )
+        }
+    progress = artifacts[f"progress-{item.id}"]
+    assert (progress.type, progress.data) == ("progress", 100.0)
+    video = artifacts[f"video-{item.id}"]
+    assert video.type == "markdown"
+    assert str(item.id) in video.data and done.output_path in video.data
+    assert "runway_gen4_turbo (gen4_turbo)" in video.data
 
 
 def test_the_fallback_sends_a_default_routed_wan_item_to_gen4_turbo(system):

@@ -53,3 +53,11 @@ def test_throttle_passes_the_first_and_the_last_value():
     for value in (0.1, 0.2, 0.3, 1.0):
         throttle(value)
     assert seen == [0.1, 1.0]
+
+
+def test_throttle_skips_a_value_already_shown():
+    seen: list[float] = []
+    throttle = Throttle(seen.append, seconds=0, initial=0.0)
+    for value in (0.0, 0.0, 0.4, 0.4, 0.5, 1.0, 1.0):
+        throttle(value)
+    assert seen == [0.4, 0.5, 1.0]
