@@ -84,12 +84,13 @@ def _generate(engine: sa.Engine, settings: Settings, item_id: uuid.UUID, attempt
     def show_progress(fraction: float) -> None:
         update_progress_artifact(artifact_id=progress_artifact, progress=round(fraction * 100, 1))
 
+    progress = Throttle(show_progress, seconds=PROGRESS_EVERY_SECONDS, initial=0.0)
     keeper = LeaseKeeper(
         engine,
         item_id=item_id,
         attempt=attempt,
         lease_seconds=settings.lease_seconds,
-        on_progress=Throttle(show_progress, seconds=PROGRESS_EVERY_SECONDS, initial=0.0),
+        on_progress=progress,
     )
     try:
         with keeper:
@@ -115,7 +116,7 @@ def _generate(engine: sa.Engine, settings: Settings, item_id: uuid.UUID, attempt
             output_path=path,
             cost_credits=result.cost_credits,
         )
-    show_progress(1.0)
+    progress(1.0)  # already shown when the provider reported its end
     _describe(claim, result, path)
     logger.info("item %s completed: %s (%s credits)", item_id, path, result.cost_credits)
     return path
