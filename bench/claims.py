@@ -12,11 +12,11 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from bench.data import settle
-from models.db import make_engine
-from models.enums import WorkerType
-from models.items import claim_next
-from models.queries import POOL_PREDICATE
-from models.settings import load_settings
+from reelroute.models.db import make_engine
+from reelroute.models.enums import WorkerType
+from reelroute.models.items import claim_next
+from reelroute.models.queries import POOL_PREDICATE
+from reelroute.models.settings import load_settings
 
 RUNWAY = POOL_PREDICATE[WorkerType.runway]
 

@@ -8,8 +8,8 @@ import uuid
 import psycopg
 import sqlalchemy as sa
 
-from models.db import make_engine
-from models.migrate import upgrade
+from reelroute.models.db import make_engine
+from reelroute.models.migrate import upgrade
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 

@@ -29,13 +29,13 @@ from prefect.client.schemas.objects import StateType
 from sqlmodel import Session
 
 from bench.system import LocalSystem, local_system
-from models.db import make_engine
-from models.enums import InferenceProvider, ItemStatus
-from models.groups import create_group
-from models.items import TaskSpec, create_items
-from models.queue import get_stats
-from models.storage import Storage, store_photo
-from models.tables import VideoItem
+from reelroute.models.db import make_engine
+from reelroute.models.enums import InferenceProvider, ItemStatus
+from reelroute.models.groups import create_group
+from reelroute.models.items import TaskSpec, create_items
+from reelroute.models.queue import get_stats
+from reelroute.models.storage import Storage, store_photo
+from reelroute.models.tables import VideoItem
 
 PHOTO_SIZE = (64, 48)
 

@@ -10,8 +10,8 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from models.db import make_engine
-from models.queue import compact_counts, get_stats
+from reelroute.models.db import make_engine
+from reelroute.models.queue import compact_counts, get_stats
 
 
 def timed(function: Callable[[], object], repeat: int) -> float:

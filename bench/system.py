@@ -10,13 +10,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 
 import psutil
-from prefect import Flow
 from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.types.entrypoint import EntrypointType
 
-from deployments.launcher import (
+from reelroute.deployments.launcher import (
     Services,
     dispatch_loop,
     free_port,
@@ -24,10 +23,12 @@ from deployments.launcher import (
     worker_argv,
     worker_env,
 )
-from deployments.prefect_setup import PROJECT_DIR, deploy, job_variables
-from models.migrate import upgrade
-from models.settings import Settings, settings_from_environment
-from providers.emulator import EmulatorScript, EmulatorServer, RunwayEmulator
+from reelroute.deployments.prefect_setup import deploy, job_variables
+from reelroute.models.migrate import upgrade
+from reelroute.models.settings import Settings, settings_from_environment
+from reelroute.providers.emulator import EmulatorScript, EmulatorServer, RunwayEmulator
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -108,14 +109,14 @@ def local_system(
             deploy(settings)
             from bench.trivial_flow import noop
 
-            source = cast(
-                Flow[..., str],
-                noop.from_source(source=str(PROJECT_DIR), entrypoint="bench/trivial_flow.py:noop"),
-            )
-            source.deploy(
+            # `bench` is not part of the installed package: its runs find it on PYTHONPATH.
+            trivial = job_variables(entrypoint="bench.trivial_flow:noop")
+            trivial["env"]["PYTHONPATH"] = str(REPO)
+            noop.deploy(
                 name="cloud",
                 work_pool_name="cloud",
-                job_variables=job_variables(entrypoint="bench/trivial_flow.py:noop"),
+                job_variables=trivial,
+                entrypoint_type=EntrypointType.MODULE_PATH,
                 ignore_warnings=True,
                 print_next_steps=False,
                 build=False,

@@ -10,15 +10,15 @@ from typing import Annotated
 
 import typer
 
-from models.db import make_engine, session_scope
-from models.enums import AUTO, GroupPriority
-from models.errors import ReelrouteError
-from models.groups import create_group
-from models.items import TaskSpec, create_items
-from models.migrate import upgrade
-from models.queue import get_stats
-from models.settings import Settings, SettingsError, get_settings
-from models.storage import Storage, store_photo
+from reelroute.models.db import make_engine, session_scope
+from reelroute.models.enums import AUTO, GroupPriority
+from reelroute.models.errors import ReelrouteError
+from reelroute.models.groups import create_group
+from reelroute.models.items import TaskSpec, create_items
+from reelroute.models.migrate import upgrade
+from reelroute.models.queue import get_stats
+from reelroute.models.settings import Settings, SettingsError, get_settings
+from reelroute.models.storage import Storage, store_photo
 
 app = typer.Typer(
     help="reelroute: photos to short videos on Wan GPUs or Runway.",
@@ -134,7 +134,7 @@ def emulator(
     """Serve the Runway API emulator (what sandbox mode talks to) until Ctrl-C."""
     import uvicorn
 
-    from providers.emulator import EmulatorScript, RunwayEmulator
+    from reelroute.providers.emulator import EmulatorScript, RunwayEmulator
 
     port = port or _settings().emulator_port
     fake = RunwayEmulator(EmulatorScript(latency_s=latency, concurrency=concurrency))
@@ -145,7 +145,7 @@ def emulator(
 @app.command()
 def deploy() -> None:
     """Create or update the work pools, queues, deployments and the zombie automation."""
-    from deployments.prefect_setup import deploy as deploy_all
+    from reelroute.deployments.prefect_setup import deploy as deploy_all
 
     deploy_all(_settings())
     typer.echo("deployed: pools gpu and cloud, generate-video/wan and generate-video/runway")
@@ -156,7 +156,7 @@ def dispatch() -> None:
     """Feed Prefect from the database and reconcile, until Ctrl-C (one per installation)."""
     import threading
 
-    from deployments.launcher import dispatch_loop
+    from reelroute.deployments.launcher import dispatch_loop
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     stop = threading.Event()
@@ -179,7 +179,7 @@ def worker(
     import socket
     import sys
 
-    from deployments.launcher import worker_argv, worker_env
+    from reelroute.deployments.launcher import worker_argv, worker_env
 
     if pool not in {"gpu", "cloud"}:
         typer.echo(f"--pool {pool!r}: use gpu or cloud", err=True)
@@ -199,7 +199,7 @@ def web(
     page at /docs."""
     import uvicorn
 
-    from ui.app import create_app
+    from reelroute.ui.app import create_app
 
     settings = _settings()
     if settings.admin_token is None:
@@ -216,7 +216,7 @@ def up(
 ) -> None:
     """Everything on this machine: database, Prefect server, deployments, a gpu and a cloud
     worker, the dispatcher (and the Runway emulator in sandbox mode), until Ctrl-C."""
-    from deployments.up import run_up
+    from reelroute.deployments.up import run_up
 
     raise typer.Exit(run_up(_settings(), host=host, port=port))
 

@@ -20,10 +20,10 @@ from prefect import get_client
 from prefect.exceptions import PrefectHTTPStatusError
 from sqlalchemy import make_url
 
-from flows.dispatch import Dispatcher
-from flows.reconcile import reconcile_once
-from models.db import make_engine
-from models.settings import Settings
+from reelroute.flows.dispatch import Dispatcher
+from reelroute.flows.reconcile import reconcile_once
+from reelroute.models.db import make_engine
+from reelroute.models.settings import Settings
 
 log = logging.getLogger(__name__)
 

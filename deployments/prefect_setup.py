@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, cast
 
-from prefect import Flow, get_client
+from prefect import get_client
 from prefect.automations import Automation
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
@@ -17,14 +16,14 @@ from prefect.events.actions import ChangeFlowRunState
 from prefect.events.schemas.automations import EventTrigger, Posture
 from prefect.events.schemas.events import ResourceSpecification
 from prefect.exceptions import ObjectNotFound
+from prefect.types.entrypoint import EntrypointType
 
-from flows.dispatch import DEFAULT_QUEUE, DEPLOYMENT_OF_POOL, URGENT_QUEUE, pool_slots
-from models.settings import Settings
+from reelroute.flows.dispatch import DEFAULT_QUEUE, DEPLOYMENT_OF_POOL, URGENT_QUEUE, pool_slots
+from reelroute.models.settings import Settings
 
 log = logging.getLogger(__name__)
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-ENTRYPOINT = "flows/generate.py:generate_video"
+ENTRYPOINT = "reelroute.flows.generate:generate_video"
 ZOMBIE_AUTOMATION = "reelroute: crash zombie flow runs"
 HEARTBEAT_SECONDS = 30  # PREFECT_FLOWS_HEARTBEAT_FREQUENCY the workers set for their runs
 
@@ -88,43 +87,40 @@ def ensure_zombie_automation() -> None:
     automation.update()
 
 
-def job_variables(project_dir: Path = PROJECT_DIR, entrypoint: str = ENTRYPOINT) -> dict[str, Any]:
-    """How the process workers start our flow runs: the engine command itself, in the project
-    folder, loading the flow straight from its file. A configured command makes Prefect's
-    process worker start one interpreter per flow run instead of two (a workspace supervisor,
-    then the engine), and the entrypoint saves the engine reading the deployment and running
-    its pull step (docs/performance.md). `python` is the worker's own interpreter:
-    `reelroute worker` puts its folder first on the PATH of the flow runs it starts."""
+def job_variables(entrypoint: str = ENTRYPOINT) -> dict[str, Any]:
+    """How the process workers start our flow runs: the engine command itself, loading the flow
+    from the installed `reelroute` package (a worker host needs `pip install reelroute[...]`, no
+    checkout). A configured command makes Prefect's process worker start one interpreter per
+    flow run instead of two (a workspace supervisor, then the engine), and the entrypoint saves
+    the engine reading the deployment (docs/performance.md). `python` is the worker's own
+    interpreter: `reelroute worker` puts its folder first on the PATH of the runs it starts."""
     return {
         "command": "python -m prefect.engine",
-        "working_dir": str(project_dir),
         "env": {"PREFECT__FLOW_ENTRYPOINT": entrypoint},
     }
 
 
-def deploy(settings: Settings, project_dir: Path = PROJECT_DIR) -> None:
+def deploy(settings: Settings) -> None:
     """Create or update pools, queues, both deployments and the zombie automation."""
-    from flows.generate import generate_video
+    from reelroute.flows.generate import generate_video
 
     with get_client(sync_client=True) as client:
         for pool in DEPLOYMENT_OF_POOL:
             ensure_pool(client, pool, pool_slots(settings, pool))
     for pool, name in DEPLOYMENT_OF_POOL.items():
-        source = cast(
-            Flow[..., str],
-            generate_video.from_source(source=str(project_dir), entrypoint=ENTRYPOINT),
-        )
-        source.deploy(
+        generate_video.deploy(
             name=name,
             work_pool_name=pool,
             work_queue_name=DEFAULT_QUEUE,
             description=f"One video item on pool {pool}",
             tags=[f"pool:{pool}"],
-            job_variables=job_variables(project_dir),
+            job_variables=job_variables(),
             print_next_steps=False,
             ignore_warnings=True,
             build=False,
             push=False,
+            # The deployment names the module, not a file: no pull step, no working folder.
+            entrypoint_type=EntrypointType.MODULE_PATH,
         )
     ensure_zombie_automation()
     log.info("deployed generate-video/wan (pool gpu) and generate-video/runway (pool cloud)")

@@ -14,7 +14,7 @@ from types import FrameType
 import typer
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from deployments.launcher import (
+from reelroute.deployments.launcher import (
     Services,
     absolute_settings_env,
     dispatch_loop,
@@ -25,9 +25,9 @@ from deployments.launcher import (
     worker_argv,
     worker_env,
 )
-from deployments.prefect_setup import deploy
-from models.migrate import upgrade
-from models.settings import Settings, get_settings, load_settings
+from reelroute.deployments.prefect_setup import deploy
+from reelroute.models.migrate import upgrade
+from reelroute.models.settings import Settings, get_settings, load_settings
 
 
 def run_up(settings: Settings, *, host: str, port: int) -> int:
@@ -60,7 +60,7 @@ def run_up(settings: Settings, *, host: str, port: int) -> int:
             token_file = _admin_token(env, data)
             services.start(
                 "web",
-                [sys.executable, "-m", "deployments", "web", "--host", host, "--port", str(port)],
+                [sys.executable, "-m", "reelroute", "web", "--host", host, "--port", str(port)],
                 env,
                 data / "logs",
             )
@@ -152,7 +152,7 @@ def _emulator(settings: Settings, env: dict[str, str], services: Services, data:
         raise RuntimeError(f"port {settings.emulator_port} (REELROUTE_EMULATOR_PORT) is taken")
     services.start(
         "runway-emulator",
-        [sys.executable, "-m", "deployments", "emulator", "--port", str(settings.emulator_port)],
+        [sys.executable, "-m", "reelroute", "emulator", "--port", str(settings.emulator_port)],
         env,
         data / "logs",
     )

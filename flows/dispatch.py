@@ -16,11 +16,11 @@ import sqlalchemy as sa
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.states import Cancelled
 
-from models.db import session_scope
-from models.dispatch import count_in_flight, mark_dispatched, next_to_dispatch
-from models.enums import WorkerType
-from models.settings import Settings
-from providers.catalogue import CATALOGUE
+from reelroute.models.db import session_scope
+from reelroute.models.dispatch import count_in_flight, mark_dispatched, next_to_dispatch
+from reelroute.models.enums import WorkerType
+from reelroute.models.settings import Settings
+from reelroute.providers.catalogue import CATALOGUE
 
 log = logging.getLogger(__name__)
 

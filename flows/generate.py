@@ -18,21 +18,21 @@ from prefect.artifacts import (
 )
 from prefect.runtime import flow_run
 
-from flows.lease import LeaseKeeper, Throttle
-from models.db import make_engine, session_scope
-from models.errors import StaleAttempt
-from models.items import Claim, claim_item, complete_item, fail_item, set_provider_task
-from models.settings import Settings, get_settings
-from models.storage import Storage, video_path
-from models.tables import Photo
-from providers.base import (
+from reelroute.flows.lease import LeaseKeeper, Throttle
+from reelroute.models.db import make_engine, session_scope
+from reelroute.models.errors import StaleAttempt
+from reelroute.models.items import Claim, claim_item, complete_item, fail_item, set_provider_task
+from reelroute.models.settings import Settings, get_settings
+from reelroute.models.storage import Storage, video_path
+from reelroute.models.tables import Photo
+from reelroute.providers.base import (
     GenerationRequest,
     GenerationResult,
     PermanentError,
     ProviderError,
     TransientError,
 )
-from providers.registry import provider_for
+from reelroute.providers.registry import provider_for
 
 # The progress artifact is written at most this often: every write is a call to the Prefect
 # server, and a Runway task takes minutes, a Wan video tens of minutes.

@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from models.db import session_scope
-from models.errors import StaleAttempt
-from models.items import renew_lease
+from reelroute.models.db import session_scope
+from reelroute.models.errors import StaleAttempt
+from reelroute.models.items import renew_lease
 
 log = logging.getLogger(__name__)
 

@@ -20,15 +20,19 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import FlowRun
 from prefect.states import Cancelling
 
-from models.db import session_scope
-from models.dispatch import items_with_runs, recently_cancelled_with_runs, run_lost_before_claim
-from models.enums import InferenceProvider, ItemStatus
-from models.errors import StaleAttempt
-from models.items import cancel_item, fail_item, forget_provider_task, requeue_expired
-from models.settings import Settings
-from models.tables import VideoItem
-from providers.base import ProviderError
-from providers.registry import provider_for
+from reelroute.models.db import session_scope
+from reelroute.models.dispatch import (
+    items_with_runs,
+    recently_cancelled_with_runs,
+    run_lost_before_claim,
+)
+from reelroute.models.enums import InferenceProvider, ItemStatus
+from reelroute.models.errors import StaleAttempt
+from reelroute.models.items import cancel_item, fail_item, forget_provider_task, requeue_expired
+from reelroute.models.settings import Settings
+from reelroute.models.tables import VideoItem
+from reelroute.providers.base import ProviderError
+from reelroute.providers.registry import provider_for
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from models import queries
-from models.enums import InferenceProvider, ItemStatus, WorkerType
-from models.items import sql
-from models.settings import Settings
-from models.tables import VideoItem, utcnow
+from reelroute.models import queries
+from reelroute.models.enums import InferenceProvider, ItemStatus, WorkerType
+from reelroute.models.items import sql
+from reelroute.models.settings import Settings
+from reelroute.models.tables import VideoItem, utcnow
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
-from models.enums import GroupPriority, InferenceProvider
-from models.errors import InvalidInput
-from models.tables import Group
+from reelroute.models.enums import GroupPriority, InferenceProvider
+from reelroute.models.errors import InvalidInput
+from reelroute.models.tables import Group
 
 
 def create_group(

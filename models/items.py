@@ -18,20 +18,20 @@ from pydantic import BaseModel, ConfigDict
 from sqlmodel import Session, col, select
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from models import queries
-from models.db import is_postgres
-from models.enums import (
+from reelroute.models import queries
+from reelroute.models.db import is_postgres
+from reelroute.models.enums import (
     AUTO,
     InferenceProvider,
     ItemStatus,
     WorkerType,
     queue_rank,
 )
-from models.errors import InvalidInput, InvalidTransition, NotFound, StaleAttempt
-from models.queue import count_items
-from models.routing import RoutingDecision, route
-from models.settings import Settings
-from models.tables import Group, Photo, VideoItem, utcnow
+from reelroute.models.errors import InvalidInput, InvalidTransition, NotFound, StaleAttempt
+from reelroute.models.queue import count_items
+from reelroute.models.routing import RoutingDecision, route
+from reelroute.models.settings import Settings
+from reelroute.models.tables import Group, Photo, VideoItem, utcnow
 
 MAX_PROMPT_UTF16_UNITS = 1000  # Runway's limit; applied to every item so it can be re-routed.
 MIN_FRAMES, MAX_FRAMES = 5, 241  # Wan: 4k+1 frames; 241 is 10 s at the 5B model's 24 fps.

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
-from models.db import make_engine
+from reelroute.models.db import make_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

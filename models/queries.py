@@ -8,8 +8,8 @@ Every fenced write says `retry_count = :attempt`: an older attempt's write match
 
 from __future__ import annotations
 
-from models.enums import WorkerType
-from models.tables import VideoItem
+from reelroute.models.enums import WorkerType
+from reelroute.models.tables import VideoItem
 
 # RETURNING names every column in the model's order, so results map to VideoItem by position.
 ITEM_COLUMNS = ", ".join(column.name for column in VideoItem.__table__.columns)  # type: ignore[attr-defined]

@@ -13,11 +13,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from models import queries
-from models.db import is_postgres
-from models.enums import InferenceProvider, ItemStatus
-from models.errors import InvalidInput
-from models.tables import ItemStatusCount, VideoItem
+from reelroute.models import queries
+from reelroute.models.db import is_postgres
+from reelroute.models.enums import InferenceProvider, ItemStatus
+from reelroute.models.errors import InvalidInput
+from reelroute.models.tables import ItemStatusCount, VideoItem
 
 COMPACT_AFTER_ROWS = 500  # ledger rows read by get_stats before it folds them
 FINISH_TIME_WINDOW = 1000  # time-to-finish figures cover each provider's latest completions

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.enums import GroupPriority, InferenceProvider, RoutedBy
+from reelroute.models.enums import GroupPriority, InferenceProvider, RoutedBy
 
 PRIORITY_PROVIDERS: dict[GroupPriority, InferenceProvider] = {
     GroupPriority.urgent: InferenceProvider.runway_gen4_turbo,

@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from models.enums import InferenceProvider
+from reelroute.models.enums import InferenceProvider
 
 ENV_PREFIX = "REELROUTE_"
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, select
 
-from models.errors import InvalidInput, NotFound
-from models.settings import Settings
-from models.tables import Group, Photo
+from reelroute.models.errors import InvalidInput, NotFound
+from reelroute.models.settings import Settings
+from reelroute.models.tables import Group, Photo
 
 ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 MIN_SIDE = 16

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from models.enums import GroupPriority, InferenceProvider, ItemStatus, RoutedBy
+from reelroute.models.enums import GroupPriority, InferenceProvider, ItemStatus, RoutedBy
 
 # Constraint names that are stable across dialects, so migrations can refer to them.
 SQLModel.metadata.naming_convention = {

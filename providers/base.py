@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from models.enums import InferenceProvider
+from reelroute.models.enums import InferenceProvider
 
 ProgressCallback = Callable[[float], None]
 """Called with the fraction done (0..1); also the provider's heartbeat."""

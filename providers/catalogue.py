@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.enums import InferenceProvider, WorkerType
+from reelroute.models.enums import InferenceProvider, WorkerType
 
 WAN_FRAMES_DEFAULT = 121  # Wan2.2 TI2V-5B: 121 frames at 24 fps, the seed's frame_num
 DEFAULT_DURATION_S = 5

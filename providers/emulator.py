@@ -25,7 +25,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from PIL import Image
 
-from providers.video import encode_mp4
+from reelroute.providers.video import encode_mp4
 
 API_VERSION = "2024-11-06"
 MODELS: dict[str, dict[str, Any]] = {

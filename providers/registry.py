@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
-from models.enums import InferenceProvider
-from models.settings import Settings
-from providers.base import Provider
+from reelroute.models.enums import InferenceProvider
+from reelroute.models.settings import Settings
+from reelroute.providers.base import Provider
 
 SANDBOX_API_SECRET = "sandbox-key"  # noqa: S105 (the emulator accepts any key; not a secret)
 
@@ -35,9 +35,9 @@ def runway_settings(settings: Settings) -> Settings:
 def provider_for(provider: InferenceProvider, settings: Settings) -> Provider:
     """A provider for items of `provider`. Importing this module loads no torch."""
     if provider is InferenceProvider.wan_local:
-        from providers.wan import WanProvider
+        from reelroute.providers.wan import WanProvider
 
         return WanProvider(settings)
-    from providers.runway import RunwayProvider
+    from reelroute.providers.runway import RunwayProvider
 
     return RunwayProvider(runway_settings(settings))

@@ -15,9 +15,9 @@ import httpx
 import runwayml
 from PIL import Image
 
-from models.enums import InferenceProvider
-from models.settings import Settings
-from providers.base import (
+from reelroute.models.enums import InferenceProvider
+from reelroute.models.settings import Settings
+from reelroute.providers.base import (
     ConfigurationError,
     GenerationRequest,
     GenerationResult,
@@ -27,8 +27,8 @@ from providers.base import (
     TaskCallback,
     TransientError,
 )
-from providers.catalogue import info, nearest_duration, ratio_for, requested_seconds
-from providers.video import probe_mp4
+from reelroute.providers.catalogue import info, nearest_duration, ratio_for, requested_seconds
+from reelroute.providers.video import probe_mp4
 
 MAX_PROMPT_UTF16_UNITS = 1000
 MAX_DATA_URI_BYTES = 5 * 1024 * 1024

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import imageio_ffmpeg
 
-from providers.base import PermanentError
+from reelroute.providers.base import PermanentError
 
 if TYPE_CHECKING:
     import numpy.typing as npt

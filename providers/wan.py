@@ -15,8 +15,8 @@ from typing import Any
 
 from PIL import Image
 
-from models.settings import Settings
-from providers.base import (
+from reelroute.models.settings import Settings
+from reelroute.providers.base import (
     ConfigurationError,
     GenerationRequest,
     GenerationResult,
@@ -24,8 +24,8 @@ from providers.base import (
     ProgressCallback,
     TaskCallback,
 )
-from providers.tiny_wan import ensure_tiny_wan
-from providers.video import encode_mp4
+from reelroute.providers.tiny_wan import ensure_tiny_wan
+from reelroute.providers.video import encode_mp4
 
 SANDBOX_MAX_AREA = 96 * 64  # the tiny pipeline's pictures are noise: keep them small and fast
 SANDBOX_STEPS = 2

@@ -18,9 +18,9 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from models.db import make_engine
-from models.migrate import upgrade
-from models.settings import Settings, load_settings
+from reelroute.models.db import make_engine
+from reelroute.models.migrate import upgrade
+from reelroute.models.settings import Settings, load_settings
 
 PG_ADMIN = os.environ.get("REELROUTE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 

@@ -9,11 +9,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from models.db import make_engine
-from models.errors import InvalidInput, InvalidTransition, NotFound, StaleAttempt
-from models.settings import Settings
-from providers.base import PermanentError
-from ui.api import admin, worker
+from reelroute.models.db import make_engine
+from reelroute.models.errors import InvalidInput, InvalidTransition, NotFound, StaleAttempt
+from reelroute.models.settings import Settings
+from reelroute.providers.base import PermanentError
+from reelroute.ui.api import admin, worker
 
 STATUS = {
     InvalidInput: 400,
@@ -50,7 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
             {"success": False, "error": "; ".join(problems), "problems": problems}, status_code=422
         )
 
-    from ui.admin.app import mount_admin
+    from reelroute.ui.admin.app import mount_admin
 
     mount_admin(app, settings, app.state.engine)
     return app

@@ -7,9 +7,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from deployments.cli import app
-from models.migrate import current_revision
-from models.settings import get_settings
+from reelroute.deployments.cli import app
+from reelroute.models.migrate import current_revision
+from reelroute.models.settings import get_settings
 from tests.models.helpers import image_bytes
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from deployments.launcher import (
+from reelroute.deployments.launcher import (
     absolute_settings_env,
     free_port,
     port_is_free,
     sandbox_reason,
     worker_env,
 )
-from models.settings import load_settings
+from reelroute.models.settings import load_settings
 
 
 def test_sandbox_when_key_or_weights_are_missing(tmp_path):

@@ -21,12 +21,12 @@ from prefect.client.orchestration import SyncPrefectClient
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from sqlmodel import Session
 
-from deployments.launcher import Services, dispatch_loop, free_port, start_prefect_server
-from deployments.prefect_setup import deploy
-from models.db import make_engine
-from models.migrate import upgrade
-from models.settings import Settings, settings_from_environment
-from providers.emulator import EmulatorScript, EmulatorServer, RunwayEmulator
+from reelroute.deployments.launcher import Services, dispatch_loop, free_port, start_prefect_server
+from reelroute.deployments.prefect_setup import deploy
+from reelroute.models.db import make_engine
+from reelroute.models.migrate import upgrade
+from reelroute.models.settings import Settings, settings_from_environment
+from reelroute.providers.emulator import EmulatorScript, EmulatorServer, RunwayEmulator
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -120,7 +120,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
             with open(root / f"worker-{pool}.log", "ab") as log:
                 workers.append(
                     subprocess.Popen(
-                        [sys.executable, "-m", "deployments", "worker", "--pool", pool],
+                        [sys.executable, "-m", "reelroute", "worker", "--pool", pool],
                         env=env,
                         cwd=REPO,
                         stdout=log,

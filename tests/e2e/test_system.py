@@ -11,12 +11,12 @@ import pytest
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import StateType
 
-from flows.reconcile import cancel_everywhere
-from models.enums import InferenceProvider, ItemStatus, RoutedBy
-from models.groups import create_group
-from models.items import TaskSpec, create_items, get_item
-from models.storage import Storage, store_photo
-from providers.video import probe_mp4
+from reelroute.flows.reconcile import cancel_everywhere
+from reelroute.models.enums import InferenceProvider, ItemStatus, RoutedBy
+from reelroute.models.groups import create_group
+from reelroute.models.items import TaskSpec, create_items, get_item
+from reelroute.models.storage import Storage, store_photo
+from reelroute.providers.video import probe_mp4
 from tests.models.helpers import image_bytes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -192,7 +192,7 @@ def test_items_created_while_prefect_is_down_run_once_it_is_back(system):
 def test_deploying_twice_changes_nothing(system):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from deployments.prefect_setup import ZOMBIE_AUTOMATION, deploy, job_variables
+    from reelroute.deployments.prefect_setup import ZOMBIE_AUTOMATION, deploy, job_variables
 
     def snapshot():
         with system.client() as client:

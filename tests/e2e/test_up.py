@@ -34,7 +34,7 @@ def test_up_runs_a_task_to_a_video_and_stops_cleanly(tmp_path):
     (tmp_path / "photo.png").write_bytes(image_bytes(64, 48))
     with open(tmp_path / "up.log", "wb") as log:
         up = subprocess.Popen(
-            [sys.executable, "-m", "deployments", "up", "--port", str(web_port)],
+            [sys.executable, "-m", "reelroute", "up", "--port", str(web_port)],
             cwd=tmp_path,
             env=env,
             stdout=log,
@@ -55,7 +55,7 @@ def test_up_runs_a_task_to_a_video_and_stops_cleanly(tmp_path):
 
         def cli(*args: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
-                [sys.executable, "-m", "deployments", *args],
+                [sys.executable, "-m", "reelroute", *args],
                 cwd=tmp_path,
                 env=env,
                 capture_output=True,

@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from flows.lease import LeaseKeeper, Throttle
-from models import items as ops
-from models.enums import WorkerType
-from models.errors import StaleAttempt
+from reelroute.flows.lease import LeaseKeeper, Throttle
+from reelroute.models import items as ops
+from reelroute.models.enums import WorkerType
+from reelroute.models.errors import StaleAttempt
 from tests.models.helpers import add_items
 
 

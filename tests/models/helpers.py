@@ -8,11 +8,11 @@ import uuid
 from PIL import Image
 from sqlmodel import Session
 
-from models.enums import GroupPriority, InferenceProvider
-from models.groups import create_group
-from models.items import TaskSpec, create_items
-from models.settings import Settings
-from models.tables import Photo, VideoItem
+from reelroute.models.enums import GroupPriority, InferenceProvider
+from reelroute.models.groups import create_group
+from reelroute.models.items import TaskSpec, create_items
+from reelroute.models.settings import Settings
+from reelroute.models.tables import Photo, VideoItem
 
 
 def image_bytes(

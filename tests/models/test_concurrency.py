@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from models import items as ops
-from models.enums import InferenceProvider, WorkerType
-from models.queue import get_stats
+from reelroute.models import items as ops
+from reelroute.models.enums import InferenceProvider, WorkerType
+from reelroute.models.queue import get_stats
 from tests.models.helpers import add_group_with_photos
 
 ITEMS = 1_200

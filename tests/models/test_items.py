@@ -9,12 +9,18 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from models import items as ops
-from models.enums import GroupPriority, InferenceProvider, ItemStatus, RoutedBy, WorkerType
-from models.errors import InvalidInput, InvalidTransition, NotFound, StaleAttempt
-from models.items import TaskSpec
-from models.queue import get_stats
-from models.tables import VideoItem, utcnow
+from reelroute.models import items as ops
+from reelroute.models.enums import (
+    GroupPriority,
+    InferenceProvider,
+    ItemStatus,
+    RoutedBy,
+    WorkerType,
+)
+from reelroute.models.errors import InvalidInput, InvalidTransition, NotFound, StaleAttempt
+from reelroute.models.items import TaskSpec
+from reelroute.models.queue import get_stats
+from reelroute.models.tables import VideoItem, utcnow
 from tests.models.helpers import add_group_with_photos, add_items
 
 WAN, TURBO, VEO = (

@@ -10,10 +10,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import Session, SQLModel
 
-import models.tables
-from models.db import make_engine
-from models.migrate import current_revision, downgrade, upgrade
-from models.queue import get_stats, list_queue
+from reelroute.models.db import make_engine
+from reelroute.models.migrate import current_revision, downgrade, upgrade
+from reelroute.models.queue import get_stats, list_queue
+from reelroute.models.tables import utcnow
 from tests.conftest import drop_pg_database, new_pg_database
 
 
@@ -40,7 +40,7 @@ def insert_seed_rows(url: str, statuses: list[str]) -> list[str]:
                 sa.bindparam("id", type_=sa.Uuid()),
                 sa.bindparam("now", type_=sa.DateTime(timezone=True)),
             ),
-            {"id": group, "now": models.tables.utcnow()},
+            {"id": group, "now": utcnow()},
         )
         for item_id, status in zip(ids, statuses, strict=True):
             connection.execute(
@@ -54,7 +54,7 @@ def insert_seed_rows(url: str, statuses: list[str]) -> list[str]:
                     sa.bindparam("group", type_=sa.Uuid()),
                     sa.bindparam("now", type_=sa.DateTime(timezone=True)),
                 ),
-                {"id": item_id, "group": group, "status": status, "now": models.tables.utcnow()},
+                {"id": item_id, "group": group, "status": status, "now": utcnow()},
             )
     engine.dispose()
     return [str(i) for i in ids]

@@ -10,11 +10,11 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from models import items as ops
-from models.enums import InferenceProvider, ItemStatus, WorkerType
-from models.errors import InvalidInput, InvalidTransition
-from models.queue import compact_counts, get_stats, list_queue
-from models.tables import VideoItem, utcnow
+from reelroute.models import items as ops
+from reelroute.models.enums import InferenceProvider, ItemStatus, WorkerType
+from reelroute.models.errors import InvalidInput, InvalidTransition
+from reelroute.models.queue import compact_counts, get_stats, list_queue
+from reelroute.models.tables import VideoItem, utcnow
 from tests.models.helpers import add_group_with_photos, add_items
 
 ROWS = 1_300

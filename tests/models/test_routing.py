@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from models.enums import GroupPriority, InferenceProvider, RoutedBy
-from models.routing import route
+from reelroute.models.enums import GroupPriority, InferenceProvider, RoutedBy
+from reelroute.models.routing import route
 
 WAN, TURBO, VEO = (
     InferenceProvider.wan_local,

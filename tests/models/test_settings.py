@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from models.enums import InferenceProvider
-from models.settings import Settings, SettingsError, load_settings
+from reelroute.models.enums import InferenceProvider
+from reelroute.models.settings import Settings, SettingsError, load_settings
 
 
 def test_defaults(monkeypatch):
@@ -48,7 +48,7 @@ def test_invalid_values_fail_with_the_variable_name(monkeypatch, variable, value
 def test_env_example_lists_every_setting_with_its_default():
     from pathlib import Path
 
-    from models.settings import ENV_PREFIX
+    from reelroute.models.settings import ENV_PREFIX
 
     example = Path(__file__).parents[2] / ".env.example"
     lines = dict(

@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
-from models.errors import InvalidInput, NotFound
-from models.groups import create_group
-from models.storage import Storage, inspect_image, store_photo, video_path
+from reelroute.models.errors import InvalidInput, NotFound
+from reelroute.models.groups import create_group
+from reelroute.models.storage import Storage, inspect_image, store_photo, video_path
 from tests.models.helpers import image_bytes
 
 

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from models.settings import Settings, load_settings
-from providers.emulator import EmulatorScript, EmulatorServer, RunwayEmulator
-from providers.runway import RunwayProvider
+from reelroute.models.settings import Settings, load_settings
+from reelroute.providers.emulator import EmulatorScript, EmulatorServer, RunwayEmulator
+from reelroute.providers.runway import RunwayProvider
 from tests.models.helpers import image_bytes
 
 

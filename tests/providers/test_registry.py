@@ -13,13 +13,19 @@ import uuid
 import httpx
 import pytest
 
-from models.enums import InferenceProvider
-from models.settings import load_settings
-from providers.base import ConfigurationError, GenerationRequest
-from providers.catalogue import CATALOGUE, info, nearest_duration, ratio_for, requested_seconds
-from providers.registry import provider_for
-from providers.runway import RunwayProvider
-from providers.wan import WanProvider
+from reelroute.models.enums import InferenceProvider
+from reelroute.models.settings import load_settings
+from reelroute.providers.base import ConfigurationError, GenerationRequest
+from reelroute.providers.catalogue import (
+    CATALOGUE,
+    info,
+    nearest_duration,
+    ratio_for,
+    requested_seconds,
+)
+from reelroute.providers.registry import provider_for
+from reelroute.providers.runway import RunwayProvider
+from reelroute.providers.wan import WanProvider
 from tests.providers.conftest import photo
 
 
@@ -85,7 +91,7 @@ def free_port() -> int:
 def test_the_emulator_command_serves_the_api():
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "deployments", "emulator", "--port", str(port)],
+        [sys.executable, "-m", "reelroute", "emulator", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,

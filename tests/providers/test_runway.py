@@ -10,10 +10,15 @@ import uuid
 import pytest
 import runwayml
 
-from models.enums import InferenceProvider
-from providers.base import ConfigurationError, GenerationRequest, PermanentError, TransientError
-from providers.runway import RunwayProvider, image_data_uri, translate
-from providers.video import probe_mp4
+from reelroute.models.enums import InferenceProvider
+from reelroute.providers.base import (
+    ConfigurationError,
+    GenerationRequest,
+    PermanentError,
+    TransientError,
+)
+from reelroute.providers.runway import RunwayProvider, image_data_uri, translate
+from reelroute.providers.video import probe_mp4
 from tests.providers.conftest import photo
 
 TURBO, VEO = InferenceProvider.runway_gen4_turbo, InferenceProvider.runway_veo3_1

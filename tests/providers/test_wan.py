@@ -8,11 +8,11 @@ import uuid
 
 import pytest
 
-from models.enums import InferenceProvider
-from models.settings import load_settings
-from providers.base import ConfigurationError, GenerationRequest, PermanentError
-from providers.video import probe_mp4
-from providers.wan import WanConfig, WanProvider, load_pipeline, size_for
+from reelroute.models.enums import InferenceProvider
+from reelroute.models.settings import load_settings
+from reelroute.providers.base import ConfigurationError, GenerationRequest, PermanentError
+from reelroute.providers.video import probe_mp4
+from reelroute.providers.wan import WanConfig, WanProvider, load_pipeline, size_for
 from tests.providers.conftest import photo
 
 

@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import sqlalchemy as sa
 
-from models import items as ops
-from models.db import session_scope
-from models.enums import GroupPriority, InferenceProvider
-from models.groups import create_group
-from models.settings import Settings
-from models.storage import Storage, store_photos, video_path
-from models.tables import VideoItem
-from providers.video import encode_mp4
+from reelroute.models import items as ops
+from reelroute.models.db import session_scope
+from reelroute.models.enums import GroupPriority, InferenceProvider
+from reelroute.models.groups import create_group
+from reelroute.models.settings import Settings
+from reelroute.models.storage import Storage, store_photos, video_path
+from reelroute.models.tables import VideoItem
+from reelroute.providers.video import encode_mp4
 from tests.models.helpers import image_bytes
 
 

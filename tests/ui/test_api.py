@@ -10,9 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from providers.video import encode_mp4
+from reelroute.providers.video import encode_mp4
+from reelroute.ui.app import create_app
 from tests.models.helpers import image_bytes
-from ui.app import create_app
 
 ADMIN, WORKER = "admin-secret", "worker-secret"
 

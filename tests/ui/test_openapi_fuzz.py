@@ -5,9 +5,9 @@ from __future__ import annotations
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from models.migrate import upgrade
-from models.settings import load_settings
-from ui.app import create_app
+from reelroute.models.migrate import upgrade
+from reelroute.models.settings import load_settings
+from reelroute.ui.app import create_app
 
 TOKENS = {"/api/worker": "fuzz-worker", "/api/admin": "fuzz-admin"}
 

@@ -11,11 +11,11 @@ import gradio as gr
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from models.settings import Settings
-from models.storage import Storage
-from ui.admin import new_tasks, queue, statistics, videos
-from ui.admin.context import AdminContext, prefect_ui_url
-from ui.views.queue import CSS
+from reelroute.models.settings import Settings
+from reelroute.models.storage import Storage
+from reelroute.ui.admin import new_tasks, queue, statistics, videos
+from reelroute.ui.admin.context import AdminContext, prefect_ui_url
+from reelroute.ui.views.queue import CSS
 
 T = TypeVar("T")
 ADMIN_PATH = "/admin"

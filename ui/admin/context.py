@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from models.settings import Settings
+from reelroute.models.settings import Settings
 
 REFRESH_SECONDS = 5.0
 

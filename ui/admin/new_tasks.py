@@ -7,11 +7,11 @@ from typing import Any
 
 import gradio as gr
 
-from models.enums import AUTO, GroupPriority
-from models.errors import InvalidInput
-from models.items import MAX_DURATION_S, MIN_DURATION_S
-from ui.admin.context import AdminContext
-from ui.views import new_tasks as view
+from reelroute.models.enums import AUTO, GroupPriority
+from reelroute.models.errors import InvalidInput
+from reelroute.models.items import MAX_DURATION_S, MIN_DURATION_S
+from reelroute.ui.admin.context import AdminContext
+from reelroute.ui.views import new_tasks as view
 
 
 def _read(files: list[str] | None) -> list[tuple[str, bytes]]:

@@ -6,10 +6,10 @@ from typing import Any
 
 import gradio as gr
 
-from models.errors import InvalidInput
-from ui.admin.context import REFRESH_SECONDS, AdminContext
-from ui.views import new_tasks
-from ui.views import queue as view
+from reelroute.models.errors import InvalidInput
+from reelroute.ui.admin.context import REFRESH_SECONDS, AdminContext
+from reelroute.ui.views import new_tasks
+from reelroute.ui.views import queue as view
 
 
 def build(context: AdminContext, blocks: gr.Blocks) -> None:

@@ -7,8 +7,8 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from ui.admin.context import REFRESH_SECONDS, AdminContext
-from ui.views import statistics as view
+from reelroute.ui.admin.context import REFRESH_SECONDS, AdminContext
+from reelroute.ui.views import statistics as view
 
 
 def build(context: AdminContext, blocks: gr.Blocks) -> None:

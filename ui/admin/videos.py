@@ -6,9 +6,9 @@ from typing import Any
 
 import gradio as gr
 
-from ui.admin.context import AdminContext
-from ui.views import new_tasks
-from ui.views import videos as view
+from reelroute.ui.admin.context import AdminContext
+from reelroute.ui.views import new_tasks
+from reelroute.ui.views import videos as view
 
 
 def build(context: AdminContext, blocks: gr.Blocks) -> None:

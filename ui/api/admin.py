@@ -8,14 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import Response
 
-from models import items as ops
-from models.enums import InferenceProvider, ItemStatus
-from models.errors import NotFound
-from models.groups import create_group
-from models.queue import list_queue, provider_stats
-from models.storage import Storage, store_photos
-from ui.api.common import DB, Envelope, Role, SettingsDep, engine_of, require
-from ui.api.schemas import AddTasksIn, GroupIn, GroupOut, ItemOut, PhotoOut, QueueOut
+from reelroute.models import items as ops
+from reelroute.models.enums import InferenceProvider, ItemStatus
+from reelroute.models.errors import NotFound
+from reelroute.models.groups import create_group
+from reelroute.models.queue import list_queue, provider_stats
+from reelroute.models.storage import Storage, store_photos
+from reelroute.ui.api.common import DB, Envelope, Role, SettingsDep, engine_of, require
+from reelroute.ui.api.schemas import AddTasksIn, GroupIn, GroupOut, ItemOut, PhotoOut, QueueOut
 
 router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[require(Role.admin)])
 
@@ -57,7 +57,7 @@ def queue(
 @router.post("/tasks/{item_id}/cancel")
 def cancel(item_id: uuid.UUID, request: Request, settings: SettingsDep) -> Envelope[ItemOut]:
     """Cancel a pending or processing item; its flow run and Runway task are stopped too."""
-    from flows.reconcile import cancel_everywhere
+    from reelroute.flows.reconcile import cancel_everywhere
 
     item = cancel_everywhere(engine_of(request), settings, item_id)
     return Envelope(data=ItemOut.of(item))

@@ -13,8 +13,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from models.db import session_scope
-from models.settings import Settings
+from reelroute.models.db import session_scope
+from reelroute.models.settings import Settings
 
 T = TypeVar("T")
 

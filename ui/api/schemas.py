@@ -7,8 +7,14 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.enums import GroupPriority, InferenceProvider, ItemStatus, RoutedBy, WorkerType
-from models.tables import Group, Photo, VideoItem
+from reelroute.models.enums import (
+    GroupPriority,
+    InferenceProvider,
+    ItemStatus,
+    RoutedBy,
+    WorkerType,
+)
+from reelroute.models.tables import Group, Photo, VideoItem
 
 
 class TaskIn(BaseModel):

@@ -7,12 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
 
-from models import items as ops
-from models.storage import Storage, video_path
-from models.tables import Photo
-from providers.video import probe_mp4
-from ui.api.common import DB, Envelope, Role, SettingsDep, require
-from ui.api.schemas import FailIn, HeartbeatIn, ItemOut, NextTaskIn, NextTaskOut
+from reelroute.models import items as ops
+from reelroute.models.storage import Storage, video_path
+from reelroute.models.tables import Photo
+from reelroute.providers.video import probe_mp4
+from reelroute.ui.api.common import DB, Envelope, Role, SettingsDep, require
+from reelroute.ui.api.schemas import FailIn, HeartbeatIn, ItemOut, NextTaskIn, NextTaskOut
 
 router = APIRouter(prefix="/api/worker", tags=["worker"], dependencies=[require(Role.worker)])
 

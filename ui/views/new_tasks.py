@@ -9,16 +9,16 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from models.db import session_scope
-from models.enums import AUTO, GroupPriority, InferenceProvider, ItemStatus
-from models.errors import InvalidInput
-from models.groups import create_group, list_groups
-from models.items import TaskSpec, create_items, route_in_group
-from models.queue import count_items
-from models.settings import Settings
-from models.storage import Storage, store_photos
-from models.tables import Group
-from providers.catalogue import CATALOGUE, info, nearest_duration
+from reelroute.models.db import session_scope
+from reelroute.models.enums import AUTO, GroupPriority, InferenceProvider, ItemStatus
+from reelroute.models.errors import InvalidInput
+from reelroute.models.groups import create_group, list_groups
+from reelroute.models.items import TaskSpec, create_items, route_in_group
+from reelroute.models.queue import count_items
+from reelroute.models.settings import Settings
+from reelroute.models.storage import Storage, store_photos
+from reelroute.models.tables import Group
+from reelroute.providers.catalogue import CATALOGUE, info, nearest_duration
 
 AUTO_LABEL = "Automatic (routing rules)"
 

@@ -15,14 +15,14 @@ from html import escape
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from models import items as ops
-from models.db import session_scope
-from models.enums import InferenceProvider, ItemStatus
-from models.errors import InvalidInput, InvalidTransition, NotFound
-from models.queue import list_queue
-from models.settings import Settings
-from models.storage import Storage
-from models.tables import Photo, VideoItem, utcnow
+from reelroute.models import items as ops
+from reelroute.models.db import session_scope
+from reelroute.models.enums import InferenceProvider, ItemStatus
+from reelroute.models.errors import InvalidInput, InvalidTransition, NotFound
+from reelroute.models.queue import list_queue
+from reelroute.models.settings import Settings
+from reelroute.models.storage import Storage
+from reelroute.models.tables import Photo, VideoItem, utcnow
 
 ALL = "all"
 PAGE_SIZE = 50
@@ -244,7 +244,7 @@ def act_on(
     if not item_ids:
         return "Select items first."
     if cancel is None:
-        from flows.reconcile import cancel_everywhere
+        from reelroute.flows.reconcile import cancel_everywhere
 
         cancel = cancel_everywhere
     lines = []

@@ -7,11 +7,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from models.db import session_scope
-from models.enums import InferenceProvider, ItemStatus
-from models.queue import get_stats, provider_stats
-from providers.catalogue import info
-from ui.views.queue import PROVIDER_BADGES
+from reelroute.models.db import session_scope
+from reelroute.models.enums import InferenceProvider, ItemStatus
+from reelroute.models.queue import get_stats, provider_stats
+from reelroute.providers.catalogue import info
+from reelroute.ui.views.queue import PROVIDER_BADGES
 
 TABLE_COLUMNS = [
     "Inference method",

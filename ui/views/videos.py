@@ -10,12 +10,12 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from models.db import session_scope
-from models.enums import ItemStatus
-from models.settings import Settings
-from models.storage import Storage
-from models.tables import VideoItem
-from ui.views.queue import PROVIDER_BADGES
+from reelroute.models.db import session_scope
+from reelroute.models.enums import ItemStatus
+from reelroute.models.settings import Settings
+from reelroute.models.storage import Storage
+from reelroute.models.tables import VideoItem
+from reelroute.ui.views.queue import PROVIDER_BADGES
 
 VIDEOS_SHOWN = 60
 

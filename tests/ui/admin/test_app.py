@@ -6,9 +6,9 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from ui.admin.app import SANDBOX_BANNER, build_admin, check_login
-from ui.admin.context import AdminContext, prefect_ui_url
-from ui.app import create_app
+from reelroute.ui.admin.app import SANDBOX_BANNER, build_admin, check_login
+from reelroute.ui.admin.context import AdminContext, prefect_ui_url
+from reelroute.ui.app import create_app
 
 
 def test_login_is_admin_with_the_admin_token(settings):

@@ -19,11 +19,11 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from deployments.launcher import Services, free_port, wait_until
-from models.db import make_engine
-from models.enums import InferenceProvider, ItemStatus, RoutedBy
-from models.settings import Settings, settings_from_environment
-from models.tables import VideoItem
+from reelroute.deployments.launcher import Services, free_port, wait_until
+from reelroute.models.db import make_engine
+from reelroute.models.enums import InferenceProvider, ItemStatus, RoutedBy
+from reelroute.models.settings import Settings, settings_from_environment
+from reelroute.models.tables import VideoItem
 from tests.models.helpers import image_bytes
 from tests.ui.helpers import populate, status_of
 
@@ -72,7 +72,7 @@ def web(db_url: str, tmp_path: Path) -> Iterator[Web]:
     }
     port = free_port()
     services = Services()
-    argv = [sys.executable, "-m", "deployments", "web", "--port", str(port)]
+    argv = [sys.executable, "-m", "reelroute", "web", "--port", str(port)]
     services.start("web", argv, env, tmp_path / "logs")
     try:
         wait_until(f"http://127.0.0.1:{port}/docs", 90, "the web app")

@@ -6,11 +6,11 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
-from models.enums import AUTO, GroupPriority, InferenceProvider, RoutedBy
-from models.errors import InvalidInput
-from models.tables import Photo, VideoItem
+from reelroute.models.enums import AUTO, GroupPriority, InferenceProvider, RoutedBy
+from reelroute.models.errors import InvalidInput
+from reelroute.models.tables import Photo, VideoItem
+from reelroute.ui.views import new_tasks as view
 from tests.models.helpers import add_items, image_bytes
-from ui.views import new_tasks as view
 
 
 def counts(engine: sa.Engine) -> tuple[int, int]:

@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import Session
 
-from models.dispatch import mark_dispatched
-from models.enums import InferenceProvider, ItemStatus
-from models.errors import InvalidInput
+from reelroute.models.dispatch import mark_dispatched
+from reelroute.models.enums import InferenceProvider, ItemStatus
+from reelroute.models.errors import InvalidInput
+from reelroute.ui.views import queue as view
 from tests.models.helpers import add_items
 from tests.ui.helpers import populate, status_of
-from ui.views import queue as view
 
 
 def badges(html: str) -> list[str]:

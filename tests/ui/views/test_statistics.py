@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from models.db import session_scope
-from models.queue import provider_stats
+from reelroute.models.db import session_scope
+from reelroute.models.queue import provider_stats
+from reelroute.ui.views import queue as queue_view
+from reelroute.ui.views import statistics as view
 from tests.ui.helpers import populate
-from ui.views import queue as queue_view
-from ui.views import statistics as view
 
 
 def test_table_and_charts_show_the_counts_and_spend(engine, settings):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models.storage import Storage
-from providers.video import probe_mp4
+from reelroute.models.storage import Storage
+from reelroute.providers.video import probe_mp4
+from reelroute.ui.views import videos as view
 from tests.ui.helpers import populate
-from ui.views import videos as view
 
 
 def test_finished_videos_of_a_group_newest_first(engine, settings, tmp_path):
