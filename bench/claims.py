@@ -13,12 +13,12 @@ from sqlmodel import Session
 
 from bench.data import settle
 from reelroute.models.db import make_engine
-from reelroute.models.enums import WorkerType
-from reelroute.models.items import claim_next
-from reelroute.models.queries import POOL_PREDICATE
+from reelroute.models.enums import Pool
+from reelroute.models.lifecycle import claim_next
 from reelroute.models.settings import load_settings
+from reelroute.models.tables import POOL_PREDICATE
 
-RUNWAY = POOL_PREDICATE[WorkerType.runway]
+RUNWAY = POOL_PREDICATE[Pool.cloud]
 
 
 @dataclass(frozen=True)
@@ -56,9 +56,7 @@ def _claimer(url: str, name: str, warmup: float, seconds: float, start_at: float
     measured_from, deadline = start_at + warmup, start_at + warmup + seconds
     with Session(engine, expire_on_commit=False) as session:
         while (now := time.time()) < deadline:
-            claim = claim_next(
-                session, worker_type=WorkerType.runway, worker_id=name, settings=settings
-            )
+            claim = claim_next(session, pool=Pool.cloud, worker_id=name, settings=settings)
             if claim is None:
                 break
             ids.append(str(claim.item_id))

@@ -29,13 +29,14 @@ from prefect.client.schemas.objects import StateType
 from sqlmodel import Session
 
 from bench.system import LocalSystem, local_system
+from reelroute.models.batches import add_batch
 from reelroute.models.db import make_engine
 from reelroute.models.enums import InferenceProvider, ItemStatus
 from reelroute.models.groups import create_group
-from reelroute.models.items import TaskSpec, create_items
-from reelroute.models.queue import get_stats
+from reelroute.models.statistics import count_ledger
 from reelroute.models.storage import Storage, store_photo
 from reelroute.models.tables import VideoItem
+from reelroute.models.tasks import TaskSpec
 
 PHOTO_SIZE = (64, 48)
 
@@ -65,7 +66,7 @@ def add_items(system: LocalSystem, providers: list[InferenceProvider], prompt: s
         ]
         items = []
         for start in range(0, len(tasks), 500):
-            items += create_items(
+            items += add_batch(
                 session,
                 group_id=group.id,
                 tasks=tasks[start : start + 500],
@@ -215,7 +216,7 @@ def dispatch(root: Path, items: int) -> dict[str, float]:
                 time.sleep(0.2)
         engine = make_engine(system.settings.database_url)
         with Session(engine) as session:
-            pending = sum(entry["pending"] for entry in get_stats(session).values())
+            pending = sum(entry.pending for entry in count_ledger(session).values())
         engine.dispose()
     return {
         "full_after": full_after,

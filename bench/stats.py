@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from reelroute.models.db import make_engine
-from reelroute.models.queue import compact_counts, get_stats
+from reelroute.models.statistics import compact_counts, count_ledger
 
 
 def timed(function: Callable[[], object], repeat: int) -> float:
@@ -47,7 +47,7 @@ def group_by_count(engine: sa.Engine) -> object:
 def ledger(engine: sa.Engine) -> dict[str, dict[str, int]]:
     """reelroute: the sums of the count ledger."""
     with Session(engine) as session:
-        result = get_stats(session)
+        result = {p.value: c.model_dump() for p, c in count_ledger(session).items()}
         session.commit()
     return result
 

@@ -24,6 +24,7 @@ from reelroute.deployments.launcher import (
     worker_env,
 )
 from reelroute.deployments.prefect_setup import deploy, job_variables
+from reelroute.models.enums import Pool
 from reelroute.models.migrate import upgrade
 from reelroute.models.settings import Settings, settings_from_environment
 from reelroute.providers.emulator import EmulatorScript, EmulatorServer, RunwayEmulator
@@ -122,7 +123,7 @@ def local_system(
                 build=False,
                 push=False,
             )
-            for pool in ("gpu", "cloud"):
+            for pool in Pool:
                 services.start(
                     f"worker-{pool}",
                     worker_argv(pool, f"bench-{pool}"),

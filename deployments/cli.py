@@ -10,15 +10,16 @@ from typing import Annotated
 
 import typer
 
+from reelroute.models.batches import PhotoTask, Upload, add_batch
 from reelroute.models.db import make_engine, session_scope
-from reelroute.models.enums import AUTO, GroupPriority
-from reelroute.models.errors import ReelrouteError
-from reelroute.models.groups import create_group
-from reelroute.models.items import TaskSpec, create_items
+from reelroute.models.enums import AUTO, GroupPriority, Pool
+from reelroute.models.errors import DatabaseUnavailable, ReelrouteError
+from reelroute.models.groups import group_named
 from reelroute.models.migrate import upgrade
-from reelroute.models.queue import get_stats
 from reelroute.models.settings import Settings, SettingsError, get_settings
-from reelroute.models.storage import Storage, store_photo
+from reelroute.models.statistics import Statistics, provider_stats
+from reelroute.models.storage import Storage
+from reelroute.models.tasks import TaskSpec
 
 app = typer.Typer(
     help="reelroute: photos to short videos on Wan GPUs or Runway.",
@@ -43,23 +44,36 @@ def migrate() -> None:
     typer.echo(f"database is at the newest schema: {_safe_url(settings.database_url)}")
 
 
+def stats_answer(statistics: Statistics) -> str:
+    """`GET /api/admin/stats`'s JSON answer for these statistics (the seed's envelope)."""
+    return json.dumps(
+        {"success": True, "data": statistics.model_dump(mode="json")}, indent=2, ensure_ascii=False
+    )
+
+
 @app.command()
 def stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print the API's answer.")] = False,
 ) -> None:
-    """Items per provider and status."""
+    """Items per provider and status, spend and time to finish."""
     settings = _settings()
     engine = make_engine(settings.database_url)
-    with session_scope(engine) as session:
-        data = get_stats(session)
-    engine.dispose()
+    try:
+        with session_scope(engine) as session:
+            data = provider_stats(session)
+    except DatabaseUnavailable as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
     if as_json:
-        typer.echo(json.dumps({"success": True, "data": data}, indent=2))
+        typer.echo(stats_answer(data))
         return
     columns = ["total", "pending", "processing", "completed", "failed", "cancelled", "credits"]
     typer.echo(f"{'provider':<20}" + "".join(f"{c:>11}" for c in columns))
     for provider, entry in data.items():
-        typer.echo(f"{provider:<20}" + "".join(f"{entry[c]:>11}" for c in columns))
+        figures = entry.model_dump()
+        typer.echo(f"{provider.value:<20}" + "".join(f"{figures[c]:>11}" for c in columns))
 
 
 @app.command()
@@ -69,7 +83,10 @@ def add(
     provider: Annotated[
         str, typer.Option(help="wan_local, runway_gen4_turbo, runway_veo3.1 or auto.")
     ] = AUTO,
-    group: Annotated[str | None, typer.Option(help="Name of a new group.")] = None,
+    group: Annotated[
+        str | None,
+        typer.Option(help="Group name: the existing group of that name, else a new one."),
+    ] = None,
     group_id: Annotated[str | None, typer.Option(help="Add to this existing group.")] = None,
     priority: Annotated[GroupPriority, typer.Option(help="Priority of a new group.")] = (
         GroupPriority.normal
@@ -79,37 +96,33 @@ def add(
 ) -> None:
     """Create video tasks from photos on disk: one item per photo, all or none."""
     settings = _settings()
+    try:
+        uploads = [Upload(path.name, path.read_bytes()) for path in photos]
+        target = uuid.UUID(group_id) if group_id else None
+    except (OSError, ValueError) as error:
+        typer.echo(f"nothing was added: {error}", err=True)
+        raise typer.Exit(1) from None
+    task = TaskSpec(
+        prompt=prompt, frame_num=frames, duration_s=duration, inference_provider=provider
+    )
     engine = make_engine(settings.database_url)
-    storage = Storage(settings.storage_url)
     try:
         with session_scope(engine) as session:
-            if group_id:
-                target = uuid.UUID(group_id)
-            else:
-                name = group or f"cli {photos[0].stem}"
-                target = create_group(session, name=name, priority=priority).id
-            tasks = []
-            for path in photos:
-                photo = store_photo(
-                    session,
-                    storage=storage,
-                    group_id=target,
-                    data=path.read_bytes(),
-                    filename=path.name,
-                    settings=settings,
+            if target is None:
+                chosen, _ = group_named(
+                    session, name=group or f"cli {photos[0].stem}", priority=priority
                 )
-                tasks.append(
-                    TaskSpec(
-                        photo_id=photo.id,
-                        prompt=prompt,
-                        frame_num=frames,
-                        duration_s=duration,
-                        inference_provider=provider,
-                    )
-                )
-            items = create_items(session, group_id=target, tasks=tasks, settings=settings)
-    except (ReelrouteError, OSError, ValueError) as error:
-        typer.echo(f"nothing was added: {error}", err=True)
+                target = chosen.id
+            items = add_batch(
+                session,
+                group_id=target,
+                settings=settings,
+                photo_tasks=[PhotoTask(upload, task) for upload in uploads],
+                storage=Storage(settings.storage_url),
+            )
+    except ReelrouteError as error:
+        problems = getattr(error, "problems", [str(error)])
+        typer.echo("nothing was added:\n  " + "\n  ".join(problems), err=True)
         raise typer.Exit(1) from None
     finally:
         engine.dispose()
@@ -168,7 +181,7 @@ def dispatch() -> None:
 
 @app.command()
 def worker(
-    pool: Annotated[str, typer.Option(help="gpu (Wan) or cloud (Runway).")],
+    pool: Annotated[Pool, typer.Option(help="gpu (Wan) or cloud (Runway).")],
     gpu: Annotated[
         int | None, typer.Option(help="The GPU this worker owns (sets CUDA_VISIBLE_DEVICES).")
     ] = None,
@@ -181,9 +194,6 @@ def worker(
 
     from reelroute.deployments.launcher import worker_argv, worker_env
 
-    if pool not in {"gpu", "cloud"}:
-        typer.echo(f"--pool {pool!r}: use gpu or cloud", err=True)
-        raise typer.Exit(2)
     _settings()  # refuse to start on invalid settings
     label = name or f"{pool}-{socket.gethostname()}" + (f"-gpu{gpu}" if gpu is not None else "")
     argv = worker_argv(pool, label)

@@ -23,6 +23,7 @@ from sqlalchemy import make_url
 from reelroute.flows.dispatch import Dispatcher
 from reelroute.flows.reconcile import reconcile_once
 from reelroute.models.db import make_engine
+from reelroute.models.enums import Pool
 from reelroute.models.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,7 @@ def wan_weights_present(model: str) -> bool:
         return False
 
 
-def worker_argv(pool: str, name: str) -> list[str]:
+def worker_argv(pool: Pool, name: str) -> list[str]:
     """The command of a process worker for `pool`."""
     return [
         sys.executable,
@@ -180,7 +181,7 @@ def worker_argv(pool: str, name: str) -> list[str]:
         "worker",
         "start",
         "--pool",
-        pool,
+        pool.value,
         "--type",
         "process",
         "--name",

@@ -18,7 +18,8 @@ from prefect.events.schemas.events import ResourceSpecification
 from prefect.exceptions import ObjectNotFound
 from prefect.types.entrypoint import EntrypointType
 
-from reelroute.flows.dispatch import DEFAULT_QUEUE, DEPLOYMENT_OF_POOL, URGENT_QUEUE, pool_slots
+from reelroute.flows.dispatch import DEFAULT_QUEUE, DEPLOYMENT_OF_POOL, URGENT_QUEUE
+from reelroute.models.enums import Pool
 from reelroute.models.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ ZOMBIE_AUTOMATION = "reelroute: crash zombie flow runs"
 HEARTBEAT_SECONDS = 30  # PREFECT_FLOWS_HEARTBEAT_FREQUENCY the workers set for their runs
 
 
-def ensure_pool(client: SyncPrefectClient, name: str, slots: int) -> None:
+def ensure_pool(client: SyncPrefectClient, name: Pool, slots: int) -> None:
     """A process pool `name` with `slots` concurrency, an `urgent` queue served before `default`."""
     try:
         client.read_work_pool(name)
@@ -39,7 +40,7 @@ def ensure_pool(client: SyncPrefectClient, name: str, slots: int) -> None:
                 name=name,
                 type="process",
                 concurrency_limit=slots,
-                description=f"reelroute: {'Wan on GPUs' if name == 'gpu' else 'Runway calls'}",
+                description=f"reelroute: {'Wan on GPUs' if name is Pool.gpu else 'Runway calls'}",
             )
         )
     queues = {queue.name: queue for queue in client.read_work_queues(work_pool_name=name)}
@@ -106,7 +107,7 @@ def deploy(settings: Settings) -> None:
 
     with get_client(sync_client=True) as client:
         for pool in DEPLOYMENT_OF_POOL:
-            ensure_pool(client, pool, pool_slots(settings, pool))
+            ensure_pool(client, pool, settings.pool_slots(pool))
     for pool, name in DEPLOYMENT_OF_POOL.items():
         generate_video.deploy(
             name=name,

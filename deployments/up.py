@@ -26,6 +26,7 @@ from reelroute.deployments.launcher import (
     worker_env,
 )
 from reelroute.deployments.prefect_setup import deploy
+from reelroute.models.enums import Pool
 from reelroute.models.migrate import upgrade
 from reelroute.models.settings import Settings, get_settings, load_settings
 
@@ -65,7 +66,7 @@ def run_up(settings: Settings, *, host: str, port: int) -> int:
                 data / "logs",
             )
             wait_until(f"http://{host}:{port}/docs", 60, "the web app")
-            for pool in ("gpu", "cloud"):
+            for pool in Pool:
                 services.start(
                     f"worker-{pool}",
                     worker_argv(pool, f"{pool}-local"),

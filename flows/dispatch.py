@@ -18,21 +18,14 @@ from prefect.states import Cancelled
 
 from reelroute.models.db import session_scope
 from reelroute.models.dispatch import count_in_flight, mark_dispatched, next_to_dispatch
-from reelroute.models.enums import WorkerType
+from reelroute.models.enums import Pool
 from reelroute.models.settings import Settings
-from reelroute.providers.catalogue import CATALOGUE
 
 log = logging.getLogger(__name__)
 
 FLOW_NAME = "generate-video"
-DEPLOYMENT_OF_POOL = {"gpu": "wan", "cloud": "runway"}
-POOL_OF = {info.worker_type: info.pool for info in CATALOGUE.values()}
+DEPLOYMENT_OF_POOL = {Pool.gpu: "wan", Pool.cloud: "runway"}
 URGENT_QUEUE, DEFAULT_QUEUE = "urgent", "default"
-
-
-def pool_slots(settings: Settings, pool: str) -> int:
-    """How many flow runs the pool runs at once."""
-    return settings.gpu_slots if pool == "gpu" else settings.cloud_slots
 
 
 @dataclass
@@ -42,9 +35,9 @@ class Dispatcher:
     engine: sa.Engine
     client: SyncPrefectClient
     settings: Settings
-    _deployments: dict[str, uuid.UUID] = field(default_factory=dict)
+    _deployments: dict[Pool, uuid.UUID] = field(default_factory=dict)
 
-    def deployment_id(self, pool: str) -> uuid.UUID:
+    def deployment_id(self, pool: Pool) -> uuid.UUID:
         """The id of the pool's generate-video deployment (read once)."""
         if pool not in self._deployments:
             name = f"{FLOW_NAME}/{DEPLOYMENT_OF_POOL[pool]}"
@@ -54,17 +47,14 @@ class Dispatcher:
     def dispatch_once(self) -> int:
         """One pass over both pools; returns how many flow runs were made."""
         made = 0
-        for worker_type in WorkerType:
-            pool = POOL_OF[worker_type]
+        for pool in Pool:
             with session_scope(self.engine) as session:
                 free = (
-                    pool_slots(self.settings, pool)
+                    self.settings.pool_slots(pool)
                     + self.settings.dispatch_lookahead
-                    - count_in_flight(session, worker_type)
+                    - count_in_flight(session, pool)
                 )
-                items = next_to_dispatch(
-                    session, worker_type=worker_type, limit=free, settings=self.settings
-                )
+                items = next_to_dispatch(session, pool=pool, limit=free, settings=self.settings)
             for item in items:
                 run = self.client.create_flow_run_from_deployment(
                     self.deployment_id(pool),
@@ -77,7 +67,7 @@ class Dispatcher:
                     idempotency_key=f"{item.item_id}:{item.attempt}",
                     tags=[
                         f"provider:{item.inference_provider.value}",
-                        f"pool:{pool}",
+                        f"pool:{pool.value}",
                         f"group:{item.group_id}",
                     ],
                     work_queue_name=URGENT_QUEUE if item.priority == 0 else DEFAULT_QUEUE,

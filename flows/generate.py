@@ -21,10 +21,17 @@ from prefect.runtime import flow_run
 from reelroute.flows.lease import LeaseKeeper, Throttle
 from reelroute.models.db import make_engine, session_scope
 from reelroute.models.errors import StaleAttempt
-from reelroute.models.items import Claim, claim_item, complete_item, fail_item, set_provider_task
+from reelroute.models.lifecycle import (
+    Claim,
+    claim_item,
+    complete_item,
+    fail_item,
+    set_provider_task,
+)
 from reelroute.models.settings import Settings, get_settings
 from reelroute.models.storage import Storage, video_path
 from reelroute.models.tables import Photo
+from reelroute.models.workers import flow_run_worker_id
 from reelroute.providers.base import (
     GenerationRequest,
     GenerationResult,
@@ -41,7 +48,8 @@ PROGRESS_EVERY_SECONDS = 10.0
 
 def worker_id() -> str:
     """Who holds the item: this flow run (the reconciler matches it against Prefect's state)."""
-    return f"flow-run/{flow_run.get_id() or uuid.uuid4()}@{socket.gethostname()}"
+    run_id = flow_run.get_id()
+    return flow_run_worker_id(uuid.UUID(run_id) if run_id else uuid.uuid4(), socket.gethostname())
 
 
 def run_name() -> str:

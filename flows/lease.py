@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from reelroute.models.db import session_scope
 from reelroute.models.errors import StaleAttempt
-from reelroute.models.items import renew_lease
+from reelroute.models.lifecycle import renew_lease
 
 log = logging.getLogger(__name__)
 

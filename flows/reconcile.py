@@ -28,9 +28,15 @@ from reelroute.models.dispatch import (
 )
 from reelroute.models.enums import InferenceProvider, ItemStatus
 from reelroute.models.errors import StaleAttempt
-from reelroute.models.items import cancel_item, fail_item, forget_provider_task, requeue_expired
+from reelroute.models.lifecycle import (
+    cancel_item,
+    fail_item,
+    forget_provider_task,
+    requeue_expired,
+)
 from reelroute.models.settings import Settings
 from reelroute.models.tables import VideoItem
+from reelroute.models.workers import flow_run_of
 from reelroute.providers.base import ProviderError
 from reelroute.providers.registry import provider_for
 
@@ -92,7 +98,7 @@ def reconcile_once(
                     reason=reason + " before claiming the item",
                     settings=settings,
                 )
-            elif (item.worker_id or "").startswith(f"flow-run/{item.flow_run_id}"):
+            elif flow_run_of(item.worker_id) == item.flow_run_id:
                 try:
                     fail_item(
                         session,
@@ -139,7 +145,8 @@ def stop_cancelled(
     """Cancel the flow run of a cancelled item and delete its Runway task (stops the billing
     where Runway allows); returns what it did. Failures are left for the next reconcile."""
     cancelled_run = deleted_task = False
-    if client is not None and run is not None and _ended(run) is None:
+    stopping = run is not None and run.state is not None and run.state.is_cancelling()
+    if client is not None and run is not None and _ended(run) is None and not stopping:
         try:
             client.set_flow_run_state(run.id, Cancelling(message="item cancelled"), force=True)
             cancelled_run = True

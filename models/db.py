@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlmodel import Session
 
+from reelroute.models.errors import Conflict, DatabaseUnavailable
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -52,9 +54,37 @@ def _sqlite_on_begin(connection: sa.Connection) -> None:
 
 
 @contextmanager
+def database_errors() -> Iterator[None]:
+    """Translate the driver's errors into models' own: a constraint violation becomes Conflict,
+    a lost or refused connection DatabaseUnavailable. Nothing above `models` catches SQLAlchemy
+    or psycopg exceptions."""
+    try:
+        yield
+    except sa.exc.IntegrityError as error:
+        raise Conflict(f"the database refused the write: {_first_line(error.orig)}") from error
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as error:
+        raise DatabaseUnavailable(
+            f"the database is unavailable: {_first_line(error.orig)}"
+        ) from error
+    except sa.exc.DBAPIError as error:
+        if error.connection_invalidated:
+            raise DatabaseUnavailable(
+                f"the database connection was lost: {_first_line(error.orig)}"
+            ) from error
+        raise
+
+
+def _first_line(error: BaseException | None) -> str:
+    """The driver's message without the SQL statement and its parameters."""
+    text = str(error or "").strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+@contextmanager
 def session_scope(engine: sa.Engine) -> Iterator[Session]:
-    """A session that commits when the block ends and rolls back when it raises."""
-    with Session(engine, expire_on_commit=False) as session:
+    """A session that commits when the block ends and rolls back when it raises; driver errors
+    come out as models.errors (database_errors)."""
+    with database_errors(), Session(engine, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()

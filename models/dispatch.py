@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from reelroute.models import queries
-from reelroute.models.enums import InferenceProvider, ItemStatus, WorkerType
-from reelroute.models.items import sql
+from reelroute.models.enums import InferenceProvider, ItemStatus, Pool
 from reelroute.models.settings import Settings
+from reelroute.models.sql import rowcount, sql
 from reelroute.models.tables import VideoItem, utcnow
 
 
@@ -32,18 +32,18 @@ class Dispatchable:
         return self.retry_count + 1
 
 
-def count_in_flight(session: Session, worker_type: WorkerType) -> int:
+def count_in_flight(session: Session, pool: Pool) -> int:
     """Items of the pool that are processing or already sent to Prefect."""
-    return int(session.execute(sa.text(queries.in_flight(worker_type))).scalar_one())
+    return int(session.execute(sa.text(queries.in_flight(pool))).scalar_one())
 
 
 def next_to_dispatch(
-    session: Session, *, worker_type: WorkerType, limit: int, settings: Settings
+    session: Session, *, pool: Pool, limit: int, settings: Settings
 ) -> list[Dispatchable]:
     """The next due pending items of the pool that no flow run has been made for."""
     if limit <= 0:
         return []
-    statement = sql(queries.next_to_dispatch(worker_type)).columns(
+    statement = sql(queries.next_to_dispatch(pool)).columns(
         sa.column("id", sa.Uuid()),
         sa.column("retry_count", sa.Integer()),
         sa.column("priority", sa.Integer()),
@@ -79,7 +79,7 @@ def mark_dispatched(
             "now": utcnow(),
         },
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return rowcount(result) > 0
 
 
 def run_lost_before_claim(
@@ -102,7 +102,7 @@ def run_lost_before_claim(
             "now": utcnow(),
         },
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return rowcount(result) > 0
 
 
 def items_with_runs(session: Session, *, limit: int = 500) -> list[VideoItem]:

@@ -40,17 +40,38 @@ class RoutedBy(StrEnum):
     fallback = "fallback"
 
 
+class Pool(StrEnum):
+    """A Prefect work pool; every provider belongs to exactly one (POOL_OF)."""
+
+    gpu = "gpu"
+    """Wan on our own GPUs: one slot per GPU."""
+    cloud = "cloud"
+    """Runway's API: small hosts, slots follow Runway's concurrency."""
+
+    def providers(self) -> tuple[InferenceProvider, ...]:
+        """The providers whose items this pool runs."""
+        return tuple(provider for provider, pool in POOL_OF.items() if pool is self)
+
+
+POOL_OF: dict[InferenceProvider, Pool] = {
+    InferenceProvider.wan_local: Pool.gpu,
+    InferenceProvider.runway_gen4_turbo: Pool.cloud,
+    InferenceProvider.runway_veo3_1: Pool.cloud,
+}
+"""The one provider → pool mapping."""
+
+
 class WorkerType(StrEnum):
-    """The seed's worker types; each takes the providers of one work pool."""
+    """The seed's worker types (SEED.md §2.2); each takes the items of one pool."""
 
     wan = "wan"
     runway = "runway"
 
+    @property
+    def pool(self) -> Pool:
+        """The pool whose items a worker of this type takes."""
+        return Pool.gpu if self is WorkerType.wan else Pool.cloud
 
-WORKER_PROVIDERS: dict[WorkerType, tuple[InferenceProvider, ...]] = {
-    WorkerType.wan: (InferenceProvider.wan_local,),
-    WorkerType.runway: (InferenceProvider.runway_gen4_turbo, InferenceProvider.runway_veo3_1),
-}
 
 AUTO = "auto"
 """The provider choice that means "apply the routing rules"."""

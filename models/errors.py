@@ -28,3 +28,12 @@ class StaleAttempt(ReelrouteError):
 
     The write was not applied; the caller must stop working on the item.
     """
+
+
+class Conflict(ReelrouteError):
+    """What was asked for clashes with what exists (a group of that name, a concurrent write
+    that got there first). Nothing was written."""
+
+
+class DatabaseUnavailable(ReelrouteError):
+    """The database cannot be reached or refused the connection; nothing is lost, try again."""

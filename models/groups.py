@@ -1,12 +1,45 @@
-"""Groups: the admin's unit of work, with a priority that drives routing and ordering."""
+"""Groups: the admin's unit of work, with a priority that drives routing and ordering.
+
+A group's name is unique per installation, ignoring case and spacing (`name_key`): `reelroute add
+--group Summer` run three times adds to one group called Summer.
+"""
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from reelroute.models.enums import GroupPriority, InferenceProvider
-from reelroute.models.errors import InvalidInput
+from reelroute.models.errors import Conflict, InvalidInput
 from reelroute.models.tables import Group
+
+MAX_NAME_CHARS = 200
+
+
+def name_key(name: str) -> str:
+    """What makes two group names the same: case and runs of spaces do not count."""
+    return " ".join(name.split()).casefold()
+
+
+def _checked_name(name: str) -> str:
+    name = " ".join(name.split())
+    if not name:
+        raise InvalidInput(["name: is empty; give the group a name"])
+    if len(name) > MAX_NAME_CHARS:
+        raise InvalidInput([f"name: is longer than {MAX_NAME_CHARS} characters; shorten it"])
+    return name
+
+
+def find_group(session: Session, name: str) -> Group | None:
+    """The group with this name (ignoring case and spacing), if there is one."""
+    return session.exec(select(Group).where(Group.name_key == name_key(name))).first()
+
+
+def _taken(group: Group) -> Conflict:
+    return Conflict(
+        f"name: a group named {group.name!r} already exists (id {group.id}); add to it, or "
+        "choose another name"
+    )
 
 
 def create_group(
@@ -16,15 +49,39 @@ def create_group(
     priority: GroupPriority = GroupPriority.normal,
     default_provider: InferenceProvider | None = None,
 ) -> Group:
-    """A new group; its name must not be empty."""
-    if not name.strip():
-        raise InvalidInput(["name: is empty; give the group a name"])
-    if len(name.strip()) > 200:
-        raise InvalidInput(["name: is longer than 200 characters; shorten it"])
-    group = Group(name=name.strip(), priority=priority, default_provider=default_provider)
-    session.add(group)
-    session.flush()
+    """A new group. Conflict (naming the existing group) when the name is taken, even by a
+    concurrent caller a moment earlier."""
+    name = _checked_name(name)
+    existing = find_group(session, name)
+    if existing is not None:
+        raise _taken(existing)
+    group = Group(
+        name=name, name_key=name_key(name), priority=priority, default_provider=default_provider
+    )
+    try:
+        with session.begin_nested():  # a savepoint: losing the race leaves the session usable
+            session.add(group)
+    except sa.exc.IntegrityError:
+        winner = find_group(session, name)
+        if winner is None:
+            raise
+        raise _taken(winner) from None
     return group
+
+
+def group_named(
+    session: Session, *, name: str, priority: GroupPriority = GroupPriority.normal
+) -> tuple[Group, bool]:
+    """The group called `name`, made with `priority` when there is none; True when it is new."""
+    existing = find_group(session, _checked_name(name))
+    if existing is not None:
+        return existing, False
+    try:
+        return create_group(session, name=name, priority=priority), True
+    except Conflict:  # made by a concurrent caller since we looked
+        winner = find_group(session, name)
+        assert winner is not None
+        return winner, False
 
 
 def list_groups(session: Session, limit: int = 200) -> list[Group]:

@@ -48,6 +48,17 @@ def downgrade(url: str, revision: str) -> None:
     _migrate(url, lambda config: command.downgrade(config, revision))
 
 
+def head_revision() -> str:
+    """The newest revision of the migrations (what `upgrade` brings a database to)."""
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head
+
+
 def current_revision(url: str) -> str | None:
     """The revision the database at `url` is at, or None for an empty database."""
     from alembic.runtime.migration import MigrationContext

@@ -8,33 +8,16 @@ Every fenced write says `retry_count = :attempt`: an older attempt's write match
 
 from __future__ import annotations
 
-from reelroute.models.enums import WorkerType
-from reelroute.models.tables import VideoItem
+from reelroute.models.enums import Pool
+from reelroute.models.tables import POOL_PREDICATE, VideoItem
 
 # RETURNING names every column in the model's order, so results map to VideoItem by position.
 ITEM_COLUMNS = ", ".join(column.name for column in VideoItem.__table__.columns)  # type: ignore[attr-defined]
-# A claim returns what the holder needs to work (models.items.Claim), in this order.
-CLAIM_FIELDS = (
-    "id",
-    "retry_count",
-    "group_id",
-    "photo_id",
-    "prompt",
-    "inference_provider",
-    "frame_num",
-    "duration_s",
-    "ratio",
-    "seed",
-    "provider_task_id",
-    "leased_until",
-    "worker_id",
+# What a claim returns: the holder's working set (models.lifecycle.Claim), read by column name.
+CLAIM_RETURNING = (
+    "id, retry_count, group_id, photo_id, prompt, inference_provider, frame_num, duration_s, "
+    "ratio, seed, provider_task_id, leased_until, worker_id"
 )
-CLAIM_COLUMNS = ", ".join(CLAIM_FIELDS)
-
-POOL_PREDICATE: dict[WorkerType, str] = {
-    WorkerType.wan: "inference_provider = 'wan_local'",
-    WorkerType.runway: "inference_provider IN ('runway_gen4_turbo', 'runway_veo3.1')",
-}
 
 _CLAIMED = """
     status = 'processing',
@@ -48,7 +31,7 @@ _CLAIMED = """
 """
 
 
-def claim_next(worker_type: WorkerType, *, skip_locked: bool) -> str:
+def claim_next(pool: Pool, *, skip_locked: bool) -> str:
     """Claim the next item of one pool in a single statement.
 
     First an item whose lease ran out (its holder died or hung), served by
@@ -60,23 +43,23 @@ def claim_next(worker_type: WorkerType, *, skip_locked: bool) -> str:
     taking; SQLite runs one writer at a time, so the statement is atomic as it is.
     """
     lock = "FOR UPDATE SKIP LOCKED" if skip_locked else ""
-    pool = POOL_PREDICATE[worker_type]
+    in_pool = POOL_PREDICATE[pool]
     return f"""
 UPDATE video_items SET {_CLAIMED}
 WHERE id = coalesce(
     (SELECT id FROM video_items
-     WHERE leased_until < :now AND {pool}
+     WHERE leased_until < :now AND {in_pool}
        AND retry_count < :max_attempts
      ORDER BY leased_until
      LIMIT 1 {lock}),
     (SELECT id FROM video_items
-     WHERE status = 'pending' AND {pool}
+     WHERE status = 'pending' AND {in_pool}
        AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
        AND retry_count < :max_attempts
      ORDER BY priority, created_at
      LIMIT 1 {lock})
 )
-RETURNING {CLAIM_COLUMNS}
+RETURNING {CLAIM_RETURNING}
 """
 
 
@@ -89,7 +72,7 @@ WHERE id = :item_id
   AND retry_count = :attempt - 1
   AND retry_count < :max_attempts
   AND (status = 'pending' OR (status = 'processing' AND leased_until < :now))
-RETURNING {CLAIM_COLUMNS}
+RETURNING {CLAIM_RETURNING}
 """
 
 # The holder's heartbeat: extend the lease, report progress.
@@ -208,21 +191,21 @@ VALUES (:provider, :status, :items, :credits)
 # --- dispatching to Prefect (flows.dispatch) ----------------------------------------------
 
 
-def in_flight(worker_type: WorkerType) -> str:
+def in_flight(pool: Pool) -> str:
     """Items of a pool that hold or await a worker slot: processing, or sent to Prefect."""
     return f"""
 SELECT count(*) FROM video_items
-WHERE {POOL_PREDICATE[worker_type]}
+WHERE {POOL_PREDICATE[pool]}
   AND (leased_until IS NOT NULL OR (status = 'pending' AND flow_run_id IS NOT NULL))
 """
 
 
-def next_to_dispatch(worker_type: WorkerType) -> str:
+def next_to_dispatch(pool: Pool) -> str:
     """The next due pending items of a pool not yet sent to Prefect, in claim order
     (served by ix_video_items_claim_<pool>)."""
     return f"""
 SELECT id, retry_count, priority, inference_provider, group_id FROM video_items
-WHERE status = 'pending' AND {POOL_PREDICATE[worker_type]}
+WHERE status = 'pending' AND {POOL_PREDICATE[pool]}
   AND flow_run_id IS NULL
   AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
   AND retry_count < :max_attempts

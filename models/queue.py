@@ -1,117 +1,18 @@
-"""What the admin reads: statistics per provider (from the count ledger) and the queue,
-newest first, a page at a time."""
+"""The queue as the admin reads it: items newest first, filtered, a page at a time."""
 
 from __future__ import annotations
 
 import base64
-import statistics
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from reelroute.models import queries
-from reelroute.models.db import is_postgres
 from reelroute.models.enums import InferenceProvider, ItemStatus
 from reelroute.models.errors import InvalidInput
-from reelroute.models.tables import ItemStatusCount, VideoItem
-
-COMPACT_AFTER_ROWS = 500  # ledger rows read by get_stats before it folds them
-FINISH_TIME_WINDOW = 1000  # time-to-finish figures cover each provider's latest completions
-
-STAT_STATUSES = tuple(ItemStatus)
-
-
-def get_stats(session: Session) -> dict[str, dict[str, int]]:
-    """Per provider: `total` and a count per status (the seed's shape, plus `cancelled`), and
-    `credits` spent. Read from the count ledger: the cost does not grow with the table."""
-    stats = {
-        provider.value: {"total": 0, **{s.value: 0 for s in STAT_STATUSES}, "credits": 0}
-        for provider in InferenceProvider
-    }
-    ledger_rows = 0
-    for provider, status, items, credits, rows in session.execute(sa.text(queries.COUNTS)):
-        entry = stats[InferenceProvider(provider).value]
-        entry[ItemStatus(status).value] += int(items)
-        entry["total"] += int(items)
-        entry["credits"] += int(credits)
-        ledger_rows += int(rows)
-    if ledger_rows > COMPACT_AFTER_ROWS:
-        compact_counts(session)
-    return stats
-
-
-def finish_times(session: Session, provider: InferenceProvider) -> list[float]:
-    """Seconds from created to finished of the provider's latest completed items (at most
-    FINISH_TIME_WINDOW, read through ix_video_items_finished_created)."""
-    query = (
-        select(VideoItem.created_at, VideoItem.finished_at)
-        .where(col(VideoItem.status) == ItemStatus.completed)
-        .where(col(VideoItem.inference_provider) == provider)
-        .order_by(col(VideoItem.created_at).desc())
-        .limit(FINISH_TIME_WINDOW)
-    )
-    return [(done - created).total_seconds() for created, done in session.exec(query) if done]
-
-
-def provider_stats(session: Session) -> dict[str, dict[str, Any]]:
-    """What `GET /api/admin/stats` and the statistics page show, per provider: get_stats'
-    counts and credits, plus success rate, median and p90 seconds to finish, dollars spent,
-    and (for wan_local) the backlog of pending items."""
-    data: dict[str, dict[str, Any]] = {}
-    for provider, counts in get_stats(session).items():
-        ended = counts["completed"] + counts["failed"]
-        times = sorted(finish_times(session, InferenceProvider(provider)))
-        data[provider] = {
-            **counts,
-            "success_rate": round(counts["completed"] / ended, 4) if ended else None,
-            "median_seconds_to_finish": statistics.median(times) if times else None,
-            "p90_seconds_to_finish": times[int(0.9 * (len(times) - 1))] if times else None,
-            "dollars": counts["credits"] / 100,
-        }
-    wan = data[InferenceProvider.wan_local.value]
-    wan["backlog"] = wan["pending"]
-    return data
-
-
-def count_items(session: Session, provider: InferenceProvider, status: ItemStatus) -> int:
-    """How many items of `provider` are in `status`, from the count ledger."""
-    total = session.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(ItemStatusCount.items), 0)).where(
-            col(ItemStatusCount.inference_provider) == provider,
-            col(ItemStatusCount.status) == status,
-        )
-    ).scalar_one()
-    return int(total)
-
-
-def compact_counts(session: Session) -> None:
-    """Fold the count ledger to one row per (provider, status)."""
-    if is_postgres(session):
-        # One compaction at a time; a concurrent caller skips (the ledger stays correct).
-        if session.execute(sa.text("SELECT pg_try_advisory_xact_lock(7246001)")).scalar_one():
-            session.execute(sa.text(queries.COMPACT_COUNTS_PG))
-        return
-    sums: dict[tuple[str, str], list[int]] = {}
-    for provider, status, items, credits in session.execute(
-        sa.text(queries.COMPACT_COUNTS_DELETE_SQLITE)
-    ):
-        entry = sums.setdefault((provider, status), [0, 0])
-        entry[0] += items
-        entry[1] += credits
-    rows = [
-        {"provider": p, "status": s, "items": n, "credits": c}
-        for (p, s), (n, c) in sums.items()
-        if n or c
-    ]
-    if rows:
-        session.execute(sa.text(queries.INSERT_COUNT), rows)
-
-
-# --- the queue ----------------------------------------------------------------------------
+from reelroute.models.tables import VideoItem
 
 
 @dataclass

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reelroute.models.enums import GroupPriority, InferenceProvider, RoutedBy
+from reelroute.models.settings import Settings
+from reelroute.models.tables import Group
 
 PRIORITY_PROVIDERS: dict[GroupPriority, InferenceProvider] = {
     GroupPriority.urgent: InferenceProvider.runway_gen4_turbo,
@@ -54,3 +56,22 @@ def route(
             f"(more than the threshold of {fallback_threshold})",
         )
     return RoutingDecision(provider, RoutedBy.default, f"{source} is {provider.value}")
+
+
+def route_in_group(
+    group: Group,
+    settings: Settings,
+    *,
+    requested: InferenceProvider | None,
+    pending_wan: int,
+) -> RoutingDecision:
+    """The routing rules for a new item of `group` while `pending_wan` Wan items wait (what a
+    batch applies and the admin's New tasks page previews)."""
+    return route(
+        requested=requested,
+        group_priority=group.priority,
+        group_default=group.default_provider,
+        configured_default=settings.default_provider,
+        pending_wan=pending_wan,
+        fallback_threshold=settings.wan_fallback_threshold,
+    )

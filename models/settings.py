@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import lru_cache
-from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from reelroute.models.enums import InferenceProvider
+from reelroute.models.enums import InferenceProvider, Pool
 
 ENV_PREFIX = "REELROUTE_"
 
@@ -183,13 +182,9 @@ class Settings(BaseSettings):
             raise ValueError("PostgreSQL URLs must use psycopg 3: postgresql+psycopg://…")
         return value
 
-    def sqlite_path(self) -> Path | None:
-        """The database file of a SQLite URL (None for PostgreSQL or in-memory SQLite)."""
-        prefix = "sqlite:///"
-        if not self.database_url.startswith(prefix) or self.database_url == "sqlite://":
-            return None
-        path = self.database_url[len(prefix) :].split("?", 1)[0]
-        return Path(path) if path and path != ":memory:" else None
+    def pool_slots(self, pool: Pool) -> int:
+        """How many flow runs the pool runs at once (its Prefect concurrency limit)."""
+        return self.gpu_slots if pool is Pool.gpu else self.cloud_slots
 
 
 def load_settings(**overrides: object) -> Settings:

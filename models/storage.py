@@ -130,6 +130,14 @@ def inspect_image(data: bytes, settings: Settings) -> ImageInfo:
     return ImageInfo(image_format, ACCEPTED_FORMATS[image_format], width, height)
 
 
+def image_problems(data: bytes, settings: Settings) -> tuple[ImageInfo | None, list[str]]:
+    """inspect_image's verdict as a value: the image's info, or what is wrong with it."""
+    try:
+        return inspect_image(data, settings), []
+    except InvalidInput as error:
+        return None, [problem.removeprefix("photo: ") for problem in error.problems]
+
+
 def store_photo(
     session: Session,
     *,
@@ -147,10 +155,10 @@ def store_photo(
     if session.get(Group, group_id) is None:
         raise NotFound(f"no group {group_id}")
     info = inspect_image(data, settings)
-    return _store(session, storage, group_id, data, filename, info, generated_prompt)
+    return store_inspected(session, storage, group_id, data, filename, info, generated_prompt)
 
 
-def _store(
+def store_inspected(
     session: Session,
     storage: Storage,
     group_id: uuid.UUID,
@@ -159,7 +167,8 @@ def _store(
     info: ImageInfo,
     generated_prompt: str | None = None,
 ) -> Photo:
-    """Store an inspected image of an existing group (store_photo's second half)."""
+    """Store an image inspect_image accepted, in an existing group (content-addressed: the same
+    image twice in a group is one photo)."""
     digest = hashlib.sha256(data).hexdigest()
     existing = session.exec(
         select(Photo).where(Photo.group_id == group_id, Photo.sha256 == digest)
@@ -201,14 +210,14 @@ def store_photos(
         raise InvalidInput(["photos: none given; choose at least one image"])
     problems = []
     infos = []
-    for filename, data in files:
-        try:
-            infos.append(inspect_image(data, settings))
-        except InvalidInput as error:
-            problems += [f"{filename}: {problem}" for problem in error.problems]
+    for number, (filename, data) in enumerate(files, start=1):
+        info, found = image_problems(data, settings)
+        infos.append(info)
+        problems += [f"photo {number} ({filename}): {problem}" for problem in found]
     if problems:
         raise InvalidInput(problems)
     return [
-        _store(session, storage, group_id, data, filename, info)
+        store_inspected(session, storage, group_id, data, filename, info)
         for (filename, data), info in zip(files, infos, strict=True)
+        if info is not None
     ]

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from reelroute.models.enums import GroupPriority, InferenceProvider, ItemStatus, RoutedBy
+from reelroute.models.enums import GroupPriority, InferenceProvider, ItemStatus, Pool, RoutedBy
 
 # Constraint names that are stable across dialects, so migrations can refer to them.
 SQLModel.metadata.naming_convention = {
@@ -64,6 +64,8 @@ class Group(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     name: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+    name_key: str = Field(sa_column=sa.Column(sa.String(200), nullable=False, unique=True))
+    """The name without case or extra spaces (models.groups.name_key): unique per installation."""
     priority: GroupPriority = Field(
         default=GroupPriority.normal,
         sa_column=sa.Column(GROUP_PRIORITY_TYPE, nullable=False, server_default="normal"),
@@ -102,8 +104,19 @@ class Photo(SQLModel, table=True):
 # Literal predicates, so that the planner can use the partial indexes with any bind style.
 PENDING = "status = 'pending'"
 FINISHED = "status IN ('completed', 'failed', 'cancelled')"
-WAN_PROVIDERS_SQL = "inference_provider = 'wan_local'"
-RUNWAY_PROVIDERS_SQL = "inference_provider IN ('runway_gen4_turbo', 'runway_veo3.1')"
+
+
+def _in_pool(pool: Pool) -> str:
+    values = [f"'{provider.value}'" for provider in pool.providers()]
+    if len(values) == 1:
+        return f"inference_provider = {values[0]}"
+    return f"inference_provider IN ({', '.join(values)})"
+
+
+POOL_PREDICATE: dict[Pool, str] = {pool: _in_pool(pool) for pool in Pool}
+"""The items of a pool, as the claim indexes and the queries that use them spell it."""
+WAN_PROVIDERS_SQL = POOL_PREDICATE[Pool.gpu]
+RUNWAY_PROVIDERS_SQL = POOL_PREDICATE[Pool.cloud]
 
 
 class VideoItem(SQLModel, table=True):

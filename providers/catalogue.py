@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reelroute.models.enums import InferenceProvider, WorkerType
+from reelroute.models.enums import POOL_OF, InferenceProvider, Pool
 
-WAN_FRAMES_DEFAULT = 121  # Wan2.2 TI2V-5B: 121 frames at 24 fps, the seed's frame_num
 DEFAULT_DURATION_S = 5
 
 
@@ -15,9 +14,6 @@ class ProviderInfo:
     """What reelroute knows about one provider."""
 
     provider: InferenceProvider
-    pool: str
-    """The Prefect work pool that runs its items: `gpu` or `cloud`."""
-    worker_type: WorkerType
     model: str
     label: str
     description: str
@@ -30,6 +26,11 @@ class ProviderInfo:
     minutes: tuple[int, int]
     """Usual time from start to finished video, in minutes."""
 
+    @property
+    def pool(self) -> Pool:
+        """The Prefect work pool that runs its items (models.enums.POOL_OF)."""
+        return POOL_OF[self.provider]
+
     def estimate_credits(self, duration_s: int) -> int:
         """Credits a video of `duration_s` seconds is expected to cost."""
         return round(self.credits_per_second * duration_s)
@@ -38,8 +39,6 @@ class ProviderInfo:
 CATALOGUE: dict[InferenceProvider, ProviderInfo] = {
     InferenceProvider.wan_local: ProviderInfo(
         provider=InferenceProvider.wan_local,
-        pool="gpu",
-        worker_type=WorkerType.wan,
         model="Wan2.2-TI2V-5B",
         label="WAN local (GPU server)",
         description="Local GPU inference with the open Wan model: free, slow.",
@@ -50,8 +49,6 @@ CATALOGUE: dict[InferenceProvider, ProviderInfo] = {
     ),
     InferenceProvider.runway_gen4_turbo: ProviderInfo(
         provider=InferenceProvider.runway_gen4_turbo,
-        pool="cloud",
-        worker_type=WorkerType.runway,
         model="gen4_turbo",
         label="Runway Gen-4 Turbo (fast)",
         description="Runway API: fast, costs money (about 5 credits, $0.05, per second).",
@@ -62,8 +59,6 @@ CATALOGUE: dict[InferenceProvider, ProviderInfo] = {
     ),
     InferenceProvider.runway_veo3_1: ProviderInfo(
         provider=InferenceProvider.runway_veo3_1,
-        pool="cloud",
-        worker_type=WorkerType.runway,
         model="veo3.1",
         label="Runway Veo 3.1 (best quality)",
         description="Runway API with Google's Veo 3.1: best quality, costs the most "

@@ -78,6 +78,8 @@ class EmulatorScript:
     """Seconds an output URL stays valid."""
     api_keys: set[str] | None = None
     """Keys accepted; None accepts any key (401 without one, 401 for a key not in the set)."""
+    unknown_status: str | None = None
+    """Report every task with this status, as a future API might (e.g. `QUEUED`)."""
 
 
 @dataclass
@@ -228,6 +230,8 @@ class RunwayEmulator:
             "id": task.id,
             "createdAt": datetime.fromtimestamp(task.created, UTC).isoformat(),
         }
+        if self.script.unknown_status is not None:
+            return answer | {"status": self.script.unknown_status}
         if task.cancelled:
             started = now >= task.start
             return answer | {

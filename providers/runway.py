@@ -17,6 +17,7 @@ from PIL import Image
 
 from reelroute.models.enums import InferenceProvider
 from reelroute.models.settings import Settings
+from reelroute.models.tasks import MAX_PROMPT_UTF16_UNITS, prompt_units
 from reelroute.providers.base import (
     ConfigurationError,
     GenerationRequest,
@@ -30,15 +31,9 @@ from reelroute.providers.base import (
 from reelroute.providers.catalogue import info, nearest_duration, ratio_for, requested_seconds
 from reelroute.providers.video import probe_mp4
 
-MAX_PROMPT_UTF16_UNITS = 1000
 MAX_DATA_URI_BYTES = 5 * 1024 * 1024
 DATA_URI_PREFIX = "data:image/jpeg;base64,"
 DOWNLOAD_ATTEMPTS = 3
-
-
-def prompt_units(prompt: str) -> int:
-    """Length in UTF-16 code units, as Runway counts it."""
-    return len(prompt.encode("utf-16-le")) // 2
 
 
 def image_data_uri(image: bytes) -> str:
@@ -197,8 +192,15 @@ class RunwayProvider:
                 )
             if task.status == "RUNNING":
                 on_progress(float(task.progress))
-            else:  # PENDING, THROTTLED: waiting at Runway in submission order, not an error
-                on_progress(0.0)
+            elif task.status in ("PENDING", "THROTTLED"):
+                on_progress(0.0)  # waiting at Runway in submission order, not an error
+            else:
+                raise PermanentError(
+                    f"Runway task {task_id} has the status {task.status!r}, which reelroute does "
+                    "not know: the task was left as it is; check it at Runway and upgrade "
+                    "reelroute",
+                    code="UNKNOWN_STATUS",
+                )
             if time.monotonic() > deadline:
                 raise TransientError(
                     f"Runway task {task_id} is not done after "

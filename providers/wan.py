@@ -22,7 +22,9 @@ from reelroute.providers.base import (
     GenerationResult,
     PermanentError,
     ProgressCallback,
+    ProviderError,
     TaskCallback,
+    TransientError,
 )
 from reelroute.providers.tiny_wan import ensure_tiny_wan
 from reelroute.providers.video import encode_mp4
@@ -129,7 +131,7 @@ def load_pipeline(config: WanConfig) -> Any:
         pipeline = WanImageToVideoPipeline.from_pretrained(
             config.model, vae=vae, dtype=dtype, local_files_only=True
         )
-    except (OSError, ValueError) as error:
+    except Exception as error:  # any failure to load is a setup problem: say what to set
         raise ConfigurationError(
             f"cannot load Wan weights from {config.model!r}: set REELROUTE_WAN_MODEL to a local "
             "folder or a Hugging Face id already in the local cache (no downloads at run time), "
@@ -143,6 +145,30 @@ def load_pipeline(config: WanConfig) -> Any:
     else:
         pipeline.to(device)
     return pipeline
+
+
+def translate(error: BaseException, *, width: int, height: int, frames: int) -> ProviderError:
+    """An error of the pipeline run as one of ours. Out of GPU memory, and an input the model
+    cannot take, fail the item (the same input fails again). A fault of the GPU or its driver may
+    pass: the next attempt retries. Anything else is a failure of the model code on this input:
+    permanent, with the error's type and message for whoever reads the item."""
+    import torch
+
+    where = f"at {width}x{height}, {frames} frames"
+    if isinstance(error, torch.OutOfMemoryError):
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return PermanentError(
+            f"the GPU ran out of memory {where}: set REELROUTE_WAN_OFFLOAD=true, "
+            "REELROUTE_WAN_VAE_TILING=true or a smaller REELROUTE_WAN_MAX_AREA",
+            code="CUDA_OOM",
+        )
+    if isinstance(error, ValueError | TypeError | IndexError):
+        return PermanentError(f"Wan cannot make this input {where}: {error}", code="BAD_INPUT")
+    accelerator_error = getattr(torch, "AcceleratorError", ())
+    if isinstance(error, accelerator_error) or "CUDA error" in str(error):
+        return TransientError(f"the GPU failed {where}: {error}", code="GPU_FAULT")
+    return PermanentError(f"Wan failed {where}: {type(error).__name__}: {error}", code="WAN_FAILED")
 
 
 class WanProvider:
@@ -179,8 +205,14 @@ class WanProvider:
         if request.seed is not None:
             generator = torch.Generator(device="cpu").manual_seed(request.seed)
 
+        stopped: list[BaseException] = []
+
         def step_done(_pipe: Any, step: int, _timestep: Any, kwargs: dict[str, Any]) -> Any:
-            on_progress((step + 1) / config.steps)
+            try:
+                on_progress((step + 1) / config.steps)
+            except BaseException as error:  # the caller stops us (e.g. its lease was lost)
+                stopped.append(error)
+                raise
             return kwargs
 
         on_progress(0.0)
@@ -199,16 +231,14 @@ class WanProvider:
                 callback_on_step_end=step_done,
                 max_sequence_length=config.max_sequence_length,
             )
-        except torch.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            raise PermanentError(
-                f"the GPU ran out of memory at {width}x{height}, {frames} frames: set "
-                "REELROUTE_WAN_OFFLOAD=true, REELROUTE_WAN_VAE_TILING=true or a smaller "
-                "REELROUTE_WAN_MAX_AREA",
-                code="CUDA_OOM",
-            ) from None
-        video = (output.frames[0] * 255).round().clip(0, 255).astype("uint8")
-        data = encode_mp4(iter(video), fps=config.fps, width=width, height=height)
+            video = (output.frames[0] * 255).round().clip(0, 255).astype("uint8")
+            data = encode_mp4(iter(video), fps=config.fps, width=width, height=height)
+        except ProviderError:
+            raise
+        except Exception as error:  # the boundary: nothing of torch or diffusers leaves it
+            if stopped and error is stopped[0]:
+                raise  # the caller's own exception, from its progress callback
+            raise translate(error, width=width, height=height, frames=frames) from None
         return GenerationResult(
             video=data,
             model=Path(config.model).name if Path(config.model).exists() else config.model,

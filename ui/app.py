@@ -10,7 +10,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from reelroute.models.db import make_engine
-from reelroute.models.errors import InvalidInput, InvalidTransition, NotFound, StaleAttempt
+from reelroute.models.errors import (
+    Conflict,
+    DatabaseUnavailable,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    StaleAttempt,
+)
 from reelroute.models.settings import Settings
 from reelroute.providers.base import PermanentError
 from reelroute.ui.api import admin, worker
@@ -21,6 +28,8 @@ STATUS = {
     NotFound: 404,
     InvalidTransition: 409,
     StaleAttempt: 409,
+    Conflict: 409,
+    DatabaseUnavailable: 503,
 }
 
 

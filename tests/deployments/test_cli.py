@@ -5,12 +5,20 @@ from __future__ import annotations
 import json
 
 import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from reelroute.deployments.cli import app
-from reelroute.models.migrate import current_revision
+from reelroute.models.db import make_engine
+from reelroute.models.groups import find_group
+from reelroute.models.migrate import current_revision, head_revision
 from reelroute.models.settings import get_settings
+from reelroute.models.tables import Group, VideoItem
+from reelroute.ui.app import create_app
 from tests.models.helpers import image_bytes
+from tests.ui.helpers import populate
 
 
 @pytest.fixture
@@ -33,7 +41,7 @@ def test_migrate_builds_the_schema(cli, empty_url):
     result = cli("migrate", REELROUTE_DATABASE_URL=empty_url)
     assert result.exit_code == 0, result.output
     assert "newest schema" in result.output
-    assert current_revision(empty_url) == "0003"
+    assert current_revision(empty_url) == head_revision()
 
 
 def test_add_then_stats(cli, empty_url, tmp_path):
@@ -58,16 +66,57 @@ def test_add_then_stats(cli, empty_url, tmp_path):
     assert answer["data"]["runway_veo3.1"]["pending"] == 2
 
 
-def test_add_refuses_a_non_image_and_adds_nothing(cli, tmp_path):
+def test_add_names_every_bad_file_and_adds_nothing(cli, tmp_path):
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     cli("migrate", REELROUTE_DATABASE_URL=url)
     (tmp_path / "a.png").write_bytes(image_bytes())
     (tmp_path / "notes.txt").write_text("not a photo")
-    result = cli("add", "a.png", "notes.txt", "--prompt", "x", REELROUTE_DATABASE_URL=url)
+    (tmp_path / "tiny.png").write_bytes(image_bytes(8, 8))
+    result = cli(
+        "add", "notes.txt", "a.png", "tiny.png", "--prompt", "x", "--group", "G",
+        REELROUTE_DATABASE_URL=url,
+    )  # fmt: skip
     assert result.exit_code == 1
-    assert "nothing was added" in result.output and "not a readable image" in result.output
+    assert "nothing was added" in result.output
+    assert "photo 1 (notes.txt): is not a readable image" in result.output
+    assert "photo 3 (tiny.png): 8x8 is too small" in result.output
     stats = json.loads(cli("stats", "--json", REELROUTE_DATABASE_URL=url).output)
     assert sum(entry["total"] for entry in stats["data"].values()) == 0
+    engine = make_engine(url)
+    with Session(engine) as session:
+        assert find_group(session, "G") is None  # the group of a refused batch is not kept
+    engine.dispose()
+
+
+def test_add_with_a_group_name_adds_to_the_group_of_that_name(cli, tmp_path):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    cli("migrate", REELROUTE_DATABASE_URL=url)
+    for n in range(3):
+        (tmp_path / f"p{n}.png").write_bytes(image_bytes(color=(n, 40, 80)))
+        name = "Summer" if n != 1 else "summer"
+        result = cli(
+            "add", f"p{n}.png", "--prompt", "x", "--group", name, REELROUTE_DATABASE_URL=url
+        )
+        assert result.exit_code == 0, result.output
+    engine = make_engine(url)
+    with Session(engine) as session:
+        groups = session.exec(select(Group)).all()
+        items = session.exec(select(VideoItem)).all()
+    engine.dispose()
+    assert [g.name for g in groups] == ["Summer"]
+    assert len(items) == 3 and {i.group_id for i in items} == {groups[0].id}
+
+
+def test_stats_json_prints_exactly_what_the_api_answers(cli, db_url, engine, settings):
+    populate(engine, settings)
+    printed = json.loads(cli("stats", "--json", REELROUTE_DATABASE_URL=db_url).output)
+    app = create_app(settings.model_copy(update={"admin_token": SecretStr("t" * 32)}))
+    with TestClient(app) as client:
+        answered = client.get("/api/admin/stats", headers={"Authorization": "Bearer " + "t" * 32})
+    app.state.engine.dispose()
+    assert answered.status_code == 200
+    assert printed == answered.json()
+    assert printed["data"]["runway_veo3.1"]["dollars"] == 2.4
 
 
 def test_an_invalid_setting_stops_with_its_name(cli, tmp_path):

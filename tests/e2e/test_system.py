@@ -12,10 +12,12 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import StateType
 
 from reelroute.flows.reconcile import cancel_everywhere
+from reelroute.models.batches import add_batch
 from reelroute.models.enums import InferenceProvider, ItemStatus, RoutedBy
 from reelroute.models.groups import create_group
-from reelroute.models.items import TaskSpec, create_items, get_item
+from reelroute.models.lifecycle import get_item
 from reelroute.models.storage import Storage, store_photo
+from reelroute.models.tasks import TaskSpec
 from reelroute.providers.video import probe_mp4
 from tests.models.helpers import image_bytes
 
@@ -35,7 +37,7 @@ def add(system, providers: list[str | None], prompt: str, settings=None, size=(6
             filename="p.png",
             settings=settings,
         )
-        items = create_items(
+        items = add_batch(
             session,
             group_id=group.id,
             settings=settings,

@@ -7,15 +7,15 @@ import time
 import pytest
 
 from reelroute.flows.lease import LeaseKeeper, Throttle
-from reelroute.models import items as ops
-from reelroute.models.enums import WorkerType
+from reelroute.models import lifecycle as ops
+from reelroute.models.enums import Pool
 from reelroute.models.errors import StaleAttempt
 from tests.models.helpers import add_items
 
 
 def test_renewal_extends_the_lease_and_stores_progress(engine, session, settings):
     (item,) = add_items(session, settings, 1)
-    claim = ops.claim_next(session, worker_type=WorkerType.runway, worker_id="w", settings=settings)
+    claim = ops.claim_next(session, pool=Pool.cloud, worker_id="w", settings=settings)
     session.commit()
     keeper = LeaseKeeper(engine, item_id=item.id, attempt=claim.attempt, lease_seconds=900)
     keeper.report(0.25)
@@ -27,7 +27,7 @@ def test_renewal_extends_the_lease_and_stores_progress(engine, session, settings
 
 def test_a_lost_lease_stops_the_provider_at_its_next_report(engine, session, settings):
     (item,) = add_items(session, settings, 1)
-    claim = ops.claim_next(session, worker_type=WorkerType.runway, worker_id="w", settings=settings)
+    claim = ops.claim_next(session, pool=Pool.cloud, worker_id="w", settings=settings)
     ops.cancel_item(session, item_id=item.id)
     session.commit()
     keeper = LeaseKeeper(engine, item_id=item.id, attempt=claim.attempt, lease_seconds=60)
@@ -39,7 +39,7 @@ def test_a_lost_lease_stops_the_provider_at_its_next_report(engine, session, set
 
 def test_the_keeper_renews_in_the_background(engine, session, settings):
     (item,) = add_items(session, settings, 1)
-    claim = ops.claim_next(session, worker_type=WorkerType.runway, worker_id="w", settings=settings)
+    claim = ops.claim_next(session, pool=Pool.cloud, worker_id="w", settings=settings)
     session.commit()
     with LeaseKeeper(engine, item_id=item.id, attempt=claim.attempt, lease_seconds=1) as keeper:
         keeper.report(0.5)

@@ -8,11 +8,13 @@ import uuid
 from PIL import Image
 from sqlmodel import Session
 
+from reelroute.models.batches import add_batch
 from reelroute.models.enums import GroupPriority, InferenceProvider
 from reelroute.models.groups import create_group
-from reelroute.models.items import TaskSpec, create_items
 from reelroute.models.settings import Settings
+from reelroute.models.statistics import count_ledger
 from reelroute.models.tables import Photo, VideoItem
+from reelroute.models.tasks import TaskSpec
 
 
 def image_bytes(
@@ -30,7 +32,7 @@ def image_bytes(
 def add_group_with_photos(
     session: Session, count: int = 1, priority: GroupPriority = GroupPriority.normal
 ) -> tuple[uuid.UUID, list[uuid.UUID]]:
-    group = create_group(session, name="test group", priority=priority)
+    group = create_group(session, name=f"test group {uuid.uuid4().hex[:8]}", priority=priority)
     photos = [
         Photo(group_id=group.id, storage_path=f"photos/{uuid.uuid4().hex}") for _ in range(count)
     ]
@@ -51,6 +53,11 @@ def add_items(
         TaskSpec(photo_id=photo_ids[0], prompt=f"task {n}", inference_provider=provider)
         for n in range(count)
     ]
-    items = create_items(session, group_id=group_id, tasks=tasks, settings=settings)
+    items = add_batch(session, group_id=group_id, tasks=tasks, settings=settings)
     session.commit()
     return items
+
+
+def ledger_counts(session: Session) -> dict[str, dict[str, int]]:
+    """The count ledger's figures as plain dicts: {provider: {status: items, ..., credits}}."""
+    return {p.value: counts.model_dump() for p, counts in count_ledger(session).items()}

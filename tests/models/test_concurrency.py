@@ -10,10 +10,9 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from reelroute.models import items as ops
-from reelroute.models.enums import InferenceProvider, WorkerType
-from reelroute.models.queue import get_stats
-from tests.models.helpers import add_group_with_photos
+from reelroute.models import lifecycle as ops
+from reelroute.models.enums import InferenceProvider, Pool
+from tests.models.helpers import add_group_with_photos, ledger_counts
 
 ITEMS = 1_200
 THREADS = 8
@@ -63,7 +62,7 @@ def test_eight_claimers_take_every_item_exactly_once(engine, settings):
             while True:
                 with Session(engine, expire_on_commit=False) as session:
                     item = ops.claim_next(
-                        session, worker_type=WorkerType.runway, worker_id=name, settings=settings
+                        session, pool=Pool.cloud, worker_id=name, settings=settings
                     )
                     session.commit()
                 if item is None:
@@ -82,7 +81,7 @@ def test_eight_claimers_take_every_item_exactly_once(engine, settings):
     counts = Counter(claimed)
     assert len(counts) == ITEMS and set(counts.values()) == {1}
     with Session(engine) as session:
-        stats = get_stats(session)
+        stats = ledger_counts(session)
     runway = [stats[p.value] for p in InferenceProvider if p.value.startswith("runway")]
     assert sum(s["processing"] for s in runway) == ITEMS
     assert sum(s["pending"] for s in runway) == 0

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, select
 
 from reelroute.models.db import make_engine
-from reelroute.models.migrate import current_revision, downgrade, upgrade
-from reelroute.models.queue import get_stats, list_queue
-from reelroute.models.tables import utcnow
+from reelroute.models.migrate import current_revision, downgrade, head_revision, upgrade
+from reelroute.models.queue import list_queue
+from reelroute.models.tables import Group, Photo, VideoItem, utcnow
 from tests.conftest import drop_pg_database, new_pg_database
+from tests.models.helpers import ledger_counts
 
 
 def run(url: str, sql: str, **params) -> list[sa.Row]:
@@ -92,10 +94,10 @@ def test_upgrading_a_seed_database_keeps_its_rows_and_counts_them(empty_url):
     upgrade(empty_url, "0001")
     insert_seed_rows(empty_url, ["pending", "pending", "processing", "completed", "failed"])
     upgrade(empty_url)
-    assert current_revision(empty_url) == "0003"
+    assert current_revision(empty_url) == head_revision()
     engine = make_engine(empty_url)
     with Session(engine) as session:
-        stats = get_stats(session)
+        stats = ledger_counts(session)
         wan = stats["wan_local"]
         assert (
             wan["total"],
@@ -129,7 +131,7 @@ def test_downgrade_and_upgrade_again(empty_url):
     upgrade(empty_url)
     engine = make_engine(empty_url)
     with Session(engine) as session:
-        assert get_stats(session)["wan_local"]["total"] == 2
+        assert ledger_counts(session)["wan_local"]["total"] == 2
     engine.dispose()
     assert_models_match(empty_url)
 
@@ -185,3 +187,84 @@ def test_sqlite_check_constraints_refuse_unknown_values(tmp_path):
                 f"INSERT INTO video_items (id, prompt, {column}, created_at, updated_at) "
                 f"VALUES ('1', 'p', '{value}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
             )
+
+
+def test_revision_4_merges_groups_of_one_name_into_the_oldest(empty_url):
+    upgrade(empty_url, "0003")
+    ids = {name: uuid.uuid4() for name in ("keeper", "twin", "other-twin", "winter")}
+    photo = {name: uuid.uuid4() for name in ("keep-x", "twin-x", "twin-y")}
+    item = {name: uuid.uuid4() for name in ("on-keep-x", "on-twin-x", "on-twin-y")}
+    typed = {"id": sa.Uuid(), "group": sa.Uuid(), "photo": sa.Uuid(), "at": sa.DateTime(True)}
+    engine = make_engine(empty_url)
+    now = utcnow()
+
+    def insert(connection, statement, **params):
+        binds = [sa.bindparam(k, type_=t) for k, t in typed.items() if f":{k}" in statement]
+        connection.execute(sa.text(statement).bindparams(*binds), params)
+
+    with engine.begin() as connection:
+        for n, (key, name) in enumerate(
+            [("keeper", "Summer"), ("twin", "summer "), ("other-twin", "SUMMER"), ("winter", "W")]
+        ):
+            insert(
+                connection,
+                "INSERT INTO groups (id, name, priority, created_at) "
+                "VALUES (:id, :name, 'normal', :at)",
+                id=ids[key],
+                name=name,
+                at=now + timedelta(seconds=n),
+            )
+        for key, group, sha in (
+            ("keep-x", "keeper", "x"),
+            ("twin-x", "twin", "x"),
+            ("twin-y", "twin", "y"),
+        ):
+            insert(
+                connection,
+                "INSERT INTO photos (id, group_id, storage_path, sha256, created_at) "
+                "VALUES (:id, :group, :path, :sha, :at)",
+                id=photo[key],
+                group=ids[group],
+                path=f"photos/{sha}",
+                sha=sha,
+                at=now,
+            )
+        for key, group, on in (
+            ("on-keep-x", "keeper", "keep-x"),
+            ("on-twin-x", "twin", "twin-x"),
+            ("on-twin-y", "other-twin", "twin-y"),
+        ):
+            insert(
+                connection,
+                "INSERT INTO video_items (id, group_id, photo_id, prompt, status, "
+                "inference_provider, retry_count, created_at, updated_at) "
+                "VALUES (:id, :group, :photo, 'p', 'pending', 'wan_local', 0, :at, :at)",
+                id=item[key],
+                group=ids[group],
+                photo=photo[on],
+                at=now,
+            )
+    upgrade(empty_url)
+    with Session(engine) as session:
+        groups = {g.id: g for g in session.exec(select(Group)).all()}
+        photos = {p.id: p for p in session.exec(select(Photo)).all()}
+        items = {i.id: i for i in session.exec(select(VideoItem)).all()}
+    engine.dispose()
+    assert {g.name for g in groups.values()} == {"Summer", "W"}
+    assert groups[ids["keeper"]].name_key == "summer"
+    assert set(photos) == {photo["keep-x"], photo["twin-y"]}
+    assert {p.group_id for p in photos.values()} == {ids["keeper"]}
+    assert {i.group_id for i in items.values()} == {ids["keeper"]}
+    assert items[item["on-twin-x"]].photo_id == photo["keep-x"]
+    assert items[item["on-twin-y"]].photo_id == photo["twin-y"]
+    assert ledger_counts_at(empty_url)["wan_local"]["total"] == 3
+    assert_models_match(empty_url)
+
+
+def ledger_counts_at(url: str) -> dict[str, dict[str, int]]:
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            return ledger_counts(session)
+    finally:
+        engine.dispose()

@@ -15,7 +15,6 @@ def test_defaults(monkeypatch):
     assert settings.database_url == "sqlite:///data/reelroute.db"
     assert settings.default_provider is InferenceProvider.runway_gen4_turbo
     assert (settings.wan_fallback_threshold, settings.max_attempts) == (50, 3)
-    assert settings.sqlite_path().name == "reelroute.db"
 
 
 def test_environment_variables_are_read(monkeypatch):

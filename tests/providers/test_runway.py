@@ -119,6 +119,33 @@ def test_moderation_failure_is_permanent(runway, emulator):
     assert error.value.code == "SAFETY.INPUT.TEXT" and "flagged" in str(error.value)
 
 
+def test_an_unknown_task_status_fails_at_once_instead_of_waiting(runway, emulator):
+    emulator.script.unknown_status = "QUEUED"
+    recorder = Recorder()
+    with pytest.raises(PermanentError) as error:
+        recorder.run(runway, request())
+    assert error.value.code == "UNKNOWN_STATUS" and "'QUEUED'" in str(error.value)
+    assert emulator.count("GET", "/v1/tasks/") == 1  # no polling until the timeout
+    assert recorder.tasks == list(emulator.tasks)  # the task id was kept before it failed
+
+
+def test_a_lost_connection_is_transient_and_keeps_the_task(runway_settings, emulator):
+    submitted = Recorder()
+    provider = RunwayProvider(runway_settings)
+    emulator.script.latency_s = 30
+    task = provider.client.image_to_video.create(**provider.request_body(request()))
+    gone = RunwayProvider(
+        runway_settings.model_copy(update={"runway_base_url": "http://127.0.0.1:1"})
+    )
+    with pytest.raises(TransientError) as error:
+        gone.generate(
+            request(provider_task_id=task.id),
+            on_progress=submitted.progress.append,
+            on_task=submitted.tasks.append,
+        )
+    assert error.value.code == "CONNECTION" and error.value.task_alive
+
+
 @pytest.mark.parametrize("code", ["INTERNAL.BAD_OUTPUT.CODE01", "ASSET.INVALID"])
 def test_runway_internal_failures_are_transient(runway, emulator, code):
     emulator.script.fail_next.append((code, "try again"))
@@ -239,12 +266,13 @@ def test_large_photos_are_reencoded_under_five_megabytes():
     assert uri.startswith("data:image/jpeg;base64,") and len(uri) <= 5 * 1024 * 1024
 
 
-def test_importing_the_runway_provider_loads_no_torch_or_diffusers():
+def test_importing_the_runway_provider_loads_no_torch_or_diffusers(tmp_path):
     code = (
-        "import sys, providers.runway, providers.emulator, providers.catalogue; "
+        "import sys, reelroute.providers.runway, reelroute.providers.emulator, "
+        "reelroute.providers.catalogue, reelroute.providers.registry, reelroute.flows.generate; "
         "print(sorted({'torch', 'diffusers', 'gradio'} & set(sys.modules)))"
     )
     output = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
     ).stdout
     assert output.strip() == "[]"

@@ -9,10 +9,16 @@ import uuid
 import pytest
 
 from reelroute.models.enums import InferenceProvider
+from reelroute.models.errors import StaleAttempt
 from reelroute.models.settings import load_settings
-from reelroute.providers.base import ConfigurationError, GenerationRequest, PermanentError
+from reelroute.providers.base import (
+    ConfigurationError,
+    GenerationRequest,
+    PermanentError,
+    TransientError,
+)
 from reelroute.providers.video import probe_mp4
-from reelroute.providers.wan import WanConfig, WanProvider, load_pipeline, size_for
+from reelroute.providers.wan import WanConfig, WanProvider, load_pipeline, size_for, translate
 from tests.providers.conftest import photo
 
 
@@ -124,9 +130,45 @@ def test_sandbox_config_uses_the_tiny_model(sandbox_settings):
     assert config.model.endswith("tiny-wan") and config.device == "cpu"
 
 
-def test_importing_the_wan_provider_defers_torch():
-    code = "import sys, providers.wan; print('torch' in sys.modules)"
+def test_importing_the_wan_provider_defers_torch(tmp_path):
+    code = "import sys, reelroute.providers.wan; print('torch' in sys.modules)"
     output = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
     ).stdout
     assert output.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("error", "kind", "code"),
+    [
+        (lambda torch: torch.OutOfMemoryError("CUDA out of memory"), PermanentError, "CUDA_OOM"),
+        (lambda torch: ValueError("height must be divisible by 16"), PermanentError, "BAD_INPUT"),
+        (lambda torch: TypeError("expected a PIL image"), PermanentError, "BAD_INPUT"),
+        (
+            lambda torch: RuntimeError("CUDA error: an illegal memory access was encountered"),
+            TransientError,
+            "GPU_FAULT",
+        ),
+        (lambda torch: RuntimeError("mat1 and mat2 shapes cannot be multiplied"), PermanentError,
+         "WAN_FAILED"),
+    ],
+)  # fmt: skip
+def test_every_pipeline_error_leaves_as_one_of_the_three_classes(error, kind, code):
+    import torch
+
+    translated = translate(error(torch), width=80, height=64, frames=9)
+    assert type(translated) is kind and translated.code == code
+    assert "80x64, 9 frames" in str(translated)
+    if code == "CUDA_OOM":
+        assert "REELROUTE_WAN_OFFLOAD=true" in str(translated)
+
+
+def test_the_callers_own_stop_passes_through_and_the_next_item_works(wan):
+    def lost(fraction: float) -> None:
+        if fraction > 0:
+            raise StaleAttempt("attempt 1 lost item x")
+
+    with pytest.raises(StaleAttempt):
+        wan.generate(request(), on_progress=lost, on_task=lambda _: None)
+    result = wan.generate(request(), on_progress=lambda _: None, on_task=lambda _: None)
+    assert probe_mp4(result.video).frames == 9

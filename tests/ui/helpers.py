@@ -8,13 +8,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import sqlalchemy as sa
 
-from reelroute.models import items as ops
+from reelroute.models import lifecycle as ops
+from reelroute.models.batches import add_batch
 from reelroute.models.db import session_scope
 from reelroute.models.enums import GroupPriority, InferenceProvider
 from reelroute.models.groups import create_group
 from reelroute.models.settings import Settings
 from reelroute.models.storage import Storage, store_photos, video_path
 from reelroute.models.tables import VideoItem
+from reelroute.models.tasks import TaskSpec
 from reelroute.providers.video import encode_mp4
 from tests.models.helpers import image_bytes
 
@@ -64,11 +66,11 @@ def populate(engine: sa.Engine, settings: Settings, name: str = "Beach houses") 
             (InferenceProvider.runway_veo3_1, "pending"),
         ]
         for index, (provider, state) in enumerate(plan):
-            [item] = ops.create_items(
+            [item] = add_batch(
                 session,
                 group_id=group.id,
                 tasks=[
-                    ops.TaskSpec(
+                    TaskSpec(
                         photo_id=photos[index % 3].id,
                         prompt=f"the camera slowly pans across scene {index}",
                         inference_provider=provider.value,

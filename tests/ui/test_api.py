@@ -38,7 +38,9 @@ def as_admin(token: str = ADMIN) -> dict[str, str]:
 
 def new_group(client, priority="normal") -> str:
     answer = client.post(
-        "/api/admin/groups", json={"name": "g", "priority": priority}, headers=as_admin()
+        "/api/admin/groups",
+        json={"name": f"g {uuid.uuid4().hex[:8]}", "priority": priority},
+        headers=as_admin(),
     )
     assert answer.status_code == 200, answer.text
     return answer.json()["data"]["id"]
@@ -165,7 +167,7 @@ def test_a_non_image_upload_is_refused_and_nothing_stored(client):
     )
     assert (
         answer.status_code == 400
-        and "notes.txt: photo: is not a readable image" in (answer.json()["error"])
+        and "photo 2 (notes.txt): is not a readable image" in (answer.json()["error"])
     )
     unknown = client.post(
         f"/api/admin/groups/{uuid.uuid4()}/photos",
@@ -343,3 +345,28 @@ def test_cancel_a_pending_item_needs_no_prefect(client):
         client.post(f"/api/admin/tasks/{uuid.uuid4()}/cancel", headers=as_admin()).status_code
         == 404
     )
+
+
+def test_a_taken_group_name_is_409_naming_the_group(client):
+    first = client.post("/api/admin/groups", json={"name": "Summer"}, headers=as_admin())
+    again = client.post("/api/admin/groups", json={"name": " summer "}, headers=as_admin())
+    assert again.status_code == 409
+    body = again.json()
+    assert body["success"] is False
+    assert (
+        "'Summer' already exists" in body["error"] and first.json()["data"]["id"] in body["error"]
+    )
+
+
+def test_an_unreachable_database_is_503_in_the_envelope(app_settings, tmp_path):
+    down = app_settings.model_copy(
+        update={"database_url": "postgresql+psycopg://nobody:secret-pw@127.0.0.1:1/none"}
+    )
+    app = create_app(down)
+    with TestClient(app) as test_client:
+        answer = test_client.get("/api/admin/stats", headers=as_admin())
+    app.state.engine.dispose()
+    assert answer.status_code == 503
+    body = answer.json()
+    assert body["success"] is False and "database is unavailable" in body["error"]
+    assert "secret-pw" not in answer.text

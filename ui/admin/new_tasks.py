@@ -8,8 +8,8 @@ from typing import Any
 import gradio as gr
 
 from reelroute.models.enums import AUTO, GroupPriority
-from reelroute.models.errors import InvalidInput
-from reelroute.models.items import MAX_DURATION_S, MIN_DURATION_S
+from reelroute.models.errors import Conflict, InvalidInput
+from reelroute.models.tasks import MAX_DURATION_S, MIN_DURATION_S
 from reelroute.ui.admin.context import AdminContext
 from reelroute.ui.views import new_tasks as view
 
@@ -26,7 +26,7 @@ def build(context: AdminContext, blocks: gr.Blocks) -> None:
         with gr.Column(scale=2):
             group = gr.Dropdown(
                 label="Group",
-                choices=view.group_choices(engine),
+                choices=[],  # filled when the page loads: building the app reads no database
                 value=None,
                 info="The group the photos and tasks belong to; its priority drives routing.",
             )
@@ -98,6 +98,8 @@ def build(context: AdminContext, blocks: gr.Blocks) -> None:
             group_id = view.add_group(engine, name, level)
         except InvalidInput as error:
             return gr.update(), view.problems_markdown(error.problems), name
+        except Conflict as error:  # the name is taken: say which group has it
+            return gr.update(), view.problems_markdown([str(error)]), name
         return (
             gr.update(choices=view.group_choices(engine), value=group_id),
             f"Group **{view.escape_cell(name.strip())}** created.",
@@ -127,7 +129,7 @@ def build(context: AdminContext, blocks: gr.Blocks) -> None:
             provider=chosen,
         )
         try:
-            created = view.add_batch(engine, settings, batch)
+            created = view.submit_batch(engine, settings, batch)
         except InvalidInput as error:
             return view.problems_markdown(error.problems), gr.update()
         return view.result_markdown(created), gr.update(value=None)

@@ -21,9 +21,7 @@ def build(context: AdminContext, blocks: gr.Blocks) -> None:
             label="Inference method", choices=view.provider_filter_choices(), value=view.ALL
         )
         status = gr.Dropdown(label="Status", choices=view.status_filter_choices(), value=view.ALL)
-        group = gr.Dropdown(
-            label="Group", choices=[("All groups", view.ALL), *new_tasks.group_choices(engine)]
-        )
+        group = gr.Dropdown(label="Group", choices=[("All groups", view.ALL)], value=view.ALL)
         auto = gr.Checkbox(label="Refresh by itself", value=True)
     # Page state: the cursors of this page (last) and the pages before it, and where the next
     # older page starts (None on the last page).

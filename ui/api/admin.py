@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import Response
 
-from reelroute.models import items as ops
+from reelroute.models import lifecycle as ops
+from reelroute.models.batches import add_batch
 from reelroute.models.enums import InferenceProvider, ItemStatus
 from reelroute.models.errors import NotFound
 from reelroute.models.groups import create_group
-from reelroute.models.queue import list_queue, provider_stats
+from reelroute.models.queue import list_queue
+from reelroute.models.statistics import Statistics, provider_stats
 from reelroute.models.storage import Storage, store_photos
 from reelroute.ui.api.common import DB, Envelope, Role, SettingsDep, engine_of, require
 from reelroute.ui.api.schemas import AddTasksIn, GroupIn, GroupOut, ItemOut, PhotoOut, QueueOut
@@ -23,16 +25,15 @@ router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[require(Ro
 @router.post("/tasks/add")
 def add_tasks(body: AddTasksIn, db: DB, settings: SettingsDep) -> Envelope[list[ItemOut]]:
     """Create one item per task, routed by the policy; all of them or none (SEED.md §2.1)."""
-    tasks = [ops.TaskSpec(**task.model_dump()) for task in body.tasks]
-    created = ops.create_items(db, group_id=body.group_id, tasks=tasks, settings=settings)
+    created = add_batch(db, group_id=body.group_id, tasks=body.tasks, settings=settings)
     return Envelope(data=[ItemOut.of(item) for item in created])
 
 
 @router.get("/stats")
-def stats(db: DB) -> Envelope[dict[str, dict[str, Any]]]:
+def stats(db: DB) -> Envelope[Statistics]:
     """Per provider: the seed's counts (total, pending, processing, completed, failed), plus
     cancelled, success rate, median and p90 seconds to finish, credits and dollars spent, and
-    the Wan backlog."""
+    the backlog of items waiting to start."""
     return Envelope(data=provider_stats(db))
 
 

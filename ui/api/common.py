@@ -26,14 +26,6 @@ class Envelope(BaseModel, Generic[T]):
     data: T
 
 
-class Problem(BaseModel):
-    """An error answer: what is wrong, and every problem found."""
-
-    success: bool = False
-    error: str
-    problems: list[str] = []
-
-
 def settings_of(request: Request) -> Settings:
     """The app's settings (set by create_app)."""
     settings: Settings = request.app.state.settings
@@ -47,7 +39,9 @@ def engine_of(request: Request) -> sa.Engine:
 
 
 def session(request: Request) -> Iterator[Session]:
-    """A session per request, committed when the route returns without an error."""
+    """A session per request, committed when the route returns without an error: before the
+    answer is sent (`scope="function"` below), so a 200 means the change is visible, and a
+    failed commit answers as its error (409, 503) instead of after a 200."""
     with session_scope(engine_of(request)) as db:
         yield db
 
@@ -94,5 +88,5 @@ def require(role: Role) -> Any:
     return Depends(check)
 
 
-DB = Annotated[Session, Depends(session)]
+DB = Annotated[Session, Depends(session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(settings_of)]

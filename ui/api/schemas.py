@@ -7,6 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from reelroute.models.batches import MAX_BATCH
 from reelroute.models.enums import (
     GroupPriority,
     InferenceProvider,
@@ -15,21 +16,7 @@ from reelroute.models.enums import (
     WorkerType,
 )
 from reelroute.models.tables import Group, Photo, VideoItem
-
-
-class TaskIn(BaseModel):
-    """One task of `POST /api/admin/tasks/add` (SEED.md §2.1)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    photo_id: uuid.UUID
-    prompt: str = Field(max_length=10_000)
-    frame_num: int | None = None
-    duration_s: int | None = None
-    seed: int | None = None
-    inference_provider: str | None = Field(
-        default=None, description="wan_local, runway_gen4_turbo, runway_veo3.1 or auto"
-    )
+from reelroute.models.tasks import TaskSpec
 
 
 class AddTasksIn(BaseModel):
@@ -38,7 +25,7 @@ class AddTasksIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     group_id: uuid.UUID
-    tasks: list[TaskIn] = Field(max_length=1000)
+    tasks: list[TaskSpec] = Field(max_length=MAX_BATCH)
 
 
 class ItemOut(BaseModel):

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
 
-from reelroute.models import items as ops
+from reelroute.models import lifecycle as ops
 from reelroute.models.storage import Storage, video_path
 from reelroute.models.tables import Photo
 from reelroute.providers.video import probe_mp4
@@ -23,7 +23,7 @@ def next_task(body: NextTaskIn, db: DB, settings: SettingsDep) -> Envelope[NextT
     providers), atomically; `data` is null when there is nothing to do."""
     claim = ops.claim_next(
         db,
-        worker_type=body.worker_type,
+        pool=body.worker_type.pool,
         worker_id=body.worker_id,
         settings=settings,
         lease_seconds=body.lease_duration_seconds,

@@ -9,15 +9,17 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from reelroute.models.batches import PhotoTask, Upload, add_batch
 from reelroute.models.db import session_scope
 from reelroute.models.enums import AUTO, GroupPriority, InferenceProvider, ItemStatus
 from reelroute.models.errors import InvalidInput
 from reelroute.models.groups import create_group, list_groups
-from reelroute.models.items import TaskSpec, create_items, route_in_group
-from reelroute.models.queue import count_items
+from reelroute.models.routing import route_in_group
 from reelroute.models.settings import Settings
-from reelroute.models.storage import Storage, store_photos
+from reelroute.models.statistics import count_items
+from reelroute.models.storage import Storage
 from reelroute.models.tables import Group
+from reelroute.models.tasks import TaskSpec
 from reelroute.providers.catalogue import CATALOGUE, info, nearest_duration
 
 AUTO_LABEL = "Automatic (routing rules)"
@@ -80,7 +82,7 @@ def options(settings: Settings, photo_count: int, duration_s: int) -> list[Optio
     count = max(photo_count, 0)
     for provider, entry in CATALOGUE.items():
         seconds = nearest_duration(entry, duration_s)
-        slots = settings.gpu_slots if entry.pool == "gpu" else settings.cloud_slots
+        slots = settings.pool_slots(entry.pool)
         waves = math.ceil(count / slots) if count else 0
         low, high = entry.minutes
         timing = f"{low} to {high} min per video"
@@ -174,21 +176,10 @@ def _prompts(batch: Batch) -> list[str]:
     ]
 
 
-def _by_photo(problems: list[str], names: list[str]) -> list[str]:
-    """`tasks[2].prompt: …` becomes `photo 3 (beach.jpg), prompt: …`."""
-    readable = []
-    for problem in problems:
-        for index, name in enumerate(names):
-            problem = problem.replace(f"tasks[{index}].", f"photo {index + 1} ({name}), ")
-        readable.append(problem)
-    return readable
-
-
-def add_batch(engine: sa.Engine, settings: Settings, batch: Batch) -> list[Created]:
-    """Store the photos and create one item per photo in one transaction: every item or none.
-
-    Raises InvalidInput with every problem found (nothing is written then).
-    """
+def submit_batch(engine: sa.Engine, settings: Settings, batch: Batch) -> list[Created]:
+    """Store the photos and create one item per photo in one transaction: every item or none
+    (models.batches.add_batch). Raises InvalidInput with every problem found, each naming its
+    photo (nothing is written then)."""
     problems = []
     if not batch.group_id:
         problems.append("group: none chosen; pick a group or create one")
@@ -197,31 +188,26 @@ def add_batch(engine: sa.Engine, settings: Settings, batch: Batch) -> list[Creat
     if problems:
         raise InvalidInput(problems)
     assert batch.group_id is not None
-    group_id = uuid.UUID(batch.group_id)
-    prompts = _prompts(batch)
-    names = [name for name, _ in batch.photos]
-    with session_scope(engine) as session:
-        photos = store_photos(
-            session,
-            storage=Storage(settings.storage_url),
-            group_id=group_id,
-            files=batch.photos,
-            settings=settings,
-        )
-        tasks = [
+    photo_tasks = [
+        PhotoTask(
+            Upload(name, data),
             TaskSpec(
-                photo_id=photo.id,
                 prompt=prompt,
                 duration_s=batch.duration_s,
                 frame_num=batch.frame_num,
                 inference_provider=batch.provider,
-            )
-            for photo, prompt in zip(photos, prompts, strict=True)
-        ]
-        try:
-            items = create_items(session, group_id=group_id, tasks=tasks, settings=settings)
-        except InvalidInput as error:
-            raise InvalidInput(_by_photo(error.problems, names)) from None
+            ),
+        )
+        for (name, data), prompt in zip(batch.photos, _prompts(batch), strict=True)
+    ]
+    with session_scope(engine) as session:
+        items = add_batch(
+            session,
+            group_id=uuid.UUID(batch.group_id),
+            settings=settings,
+            photo_tasks=photo_tasks,
+            storage=Storage(settings.storage_url),
+        )
         return [
             Created(
                 item_id=item.id,
@@ -230,7 +216,7 @@ def add_batch(engine: sa.Engine, settings: Settings, batch: Batch) -> list[Creat
                 routed_by=item.routed_by.value if item.routed_by else "",
                 reason=item.route_reason or "",
             )
-            for item, name in zip(items, names, strict=True)
+            for item, (name, _) in zip(items, batch.photos, strict=True)
         ]
 
 

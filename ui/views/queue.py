@@ -15,7 +15,7 @@ from html import escape
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from reelroute.models import items as ops
+from reelroute.models import lifecycle as ops
 from reelroute.models.db import session_scope
 from reelroute.models.enums import InferenceProvider, ItemStatus
 from reelroute.models.errors import InvalidInput, InvalidTransition, NotFound

@@ -1,5 +1,5 @@
 """The Statistics page without Gradio: the per-provider table and the rows of its charts, from
-the same figures as `GET /api/admin/stats` (models.queue.provider_stats)."""
+the same figures as `GET /api/admin/stats` (models.statistics.provider_stats)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from reelroute.models.db import session_scope
 from reelroute.models.enums import InferenceProvider, ItemStatus
-from reelroute.models.queue import get_stats, provider_stats
+from reelroute.models.statistics import Statistics, count_ledger, provider_stats
 from reelroute.providers.catalogue import info
 from reelroute.ui.views.queue import PROVIDER_BADGES
 
@@ -27,7 +27,6 @@ TABLE_COLUMNS = [
     "Spent",
 ]
 
-Stats = dict[str, dict[str, Any]]
 MEASURES = (("median", "median_seconds_to_finish"), ("p90", "p90_seconds_to_finish"))
 
 
@@ -35,11 +34,11 @@ def fingerprint(engine: sa.Engine) -> str:
     """A cheap digest of the counts (the ledger only): the page recomputes everything else
     only when it changes."""
     with session_scope(engine) as session:
-        counts = get_stats(session)
-    return repr(sorted((p, sorted(c.items())) for p, c in counts.items()))
+        counts = count_ledger(session)
+    return repr(sorted((p.value, sorted(c.model_dump().items())) for p, c in counts.items()))
 
 
-def read(engine: sa.Engine) -> Stats:
+def read(engine: sa.Engine) -> Statistics:
     """The figures of every provider."""
     with session_scope(engine) as session:
         return provider_stats(session)
@@ -52,66 +51,71 @@ def minutes(seconds: float | None) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
-def table(stats: Stats) -> list[list[Any]]:
+def table(stats: Statistics) -> list[list[Any]]:
     """One row per provider, in TABLE_COLUMNS' order."""
     rows = []
     for provider, entry in stats.items():
-        rate = entry["success_rate"]
+        rate = entry.success_rate
         rows.append(
             [
-                info(InferenceProvider(provider)).label,
-                entry["total"],
-                entry["pending"],
-                entry["processing"],
-                entry["completed"],
-                entry["failed"],
-                entry["cancelled"],
+                info(provider).label,
+                entry.total,
+                entry.pending,
+                entry.processing,
+                entry.completed,
+                entry.failed,
+                entry.cancelled,
                 "-" if rate is None else f"{rate:.0%}",
-                minutes(entry["median_seconds_to_finish"]),
-                minutes(entry["p90_seconds_to_finish"]),
-                f"${entry['dollars']:,.2f} ({entry['credits']:,} credits)",
+                minutes(entry.median_seconds_to_finish),
+                minutes(entry.p90_seconds_to_finish),
+                f"${entry.dollars:,.2f} ({entry.credits:,} credits)",
             ]
         )
     return rows
 
 
-def _short(provider: str) -> str:
-    return PROVIDER_BADGES[InferenceProvider(provider)][0]
+def _short(provider: InferenceProvider) -> str:
+    return PROVIDER_BADGES[provider][0]
 
 
-def status_rows(stats: Stats) -> list[dict[str, Any]]:
+def status_rows(stats: Statistics) -> list[dict[str, Any]]:
     """Items by status per provider (a stacked bar chart)."""
     return [
-        {"provider": _short(provider), "status": status.value, "items": entry[status.value]}
+        {
+            "provider": _short(provider),
+            "status": status.value,
+            "items": getattr(entry, status.value),
+        }
         for provider, entry in stats.items()
         for status in ItemStatus
     ]
 
 
-def spend_rows(stats: Stats) -> list[dict[str, Any]]:
+def spend_rows(stats: Statistics) -> list[dict[str, Any]]:
     """Dollars spent per provider."""
-    return [{"provider": _short(p), "dollars": entry["dollars"]} for p, entry in stats.items()]
+    return [{"provider": _short(p), "dollars": entry.dollars} for p, entry in stats.items()]
 
 
-def finish_rows(stats: Stats) -> list[dict[str, Any]]:
+def finish_rows(stats: Statistics) -> list[dict[str, Any]]:
     """Median and p90 minutes from created to finished, per provider (only those with data)."""
     rows = []
     for provider, entry in stats.items():
         for measure, key in MEASURES:
-            if entry[key] is not None:
+            seconds = getattr(entry, key)
+            if seconds is not None:
                 rows.append(
                     {
                         "provider": _short(provider),
                         "measure": measure,
-                        "minutes": round(entry[key] / 60, 2),
+                        "minutes": round(seconds / 60, 2),
                     }
                 )
     return rows
 
 
-def summary(stats: Stats) -> str:
+def summary(stats: Statistics) -> str:
     """One line above the table."""
-    total = sum(entry["total"] for entry in stats.values())
-    dollars = sum(entry["dollars"] for entry in stats.values())
-    backlog = stats[InferenceProvider.wan_local.value]["backlog"]
+    total = sum(entry.total for _, entry in stats.items())
+    dollars = sum(entry.dollars for _, entry in stats.items())
+    backlog = stats[InferenceProvider.wan_local].backlog
     return f"**{total:,} items** · **${dollars:,.2f} spent** · Wan backlog: **{backlog:,}** pending"

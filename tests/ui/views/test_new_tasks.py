@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
 from reelroute.models.enums import AUTO, GroupPriority, InferenceProvider, RoutedBy
-from reelroute.models.errors import InvalidInput
+from reelroute.models.errors import Conflict, InvalidInput
 from reelroute.models.tables import Photo, VideoItem
 from reelroute.ui.views import new_tasks as view
 from tests.models.helpers import add_items, image_bytes
@@ -72,6 +72,8 @@ def test_groups_are_created_and_listed_newest_first(engine):
         view.add_group(engine, "  ", "normal")
     with pytest.raises(InvalidInput, match="'vip' is not one of normal, urgent, high_quality"):
         view.add_group(engine, "x", "vip")
+    with pytest.raises(Conflict, match=f"'First' already exists \\(id {first}\\)"):
+        view.add_group(engine, "FIRST", "urgent")
 
 
 def test_a_batch_stores_photos_and_items_with_exactly_the_chosen_provider(engine, settings):
@@ -87,7 +89,7 @@ def test_a_batch_stores_photos_and_items_with_exactly_the_chosen_provider(engine
         duration_s=8,
         provider="runway_veo3.1",
     )
-    created = view.add_batch(engine, settings, batch)
+    created = view.submit_batch(engine, settings, batch)
     assert [c.photo for c in created] == ["a.png", "b.png"]
     assert {c.provider for c in created} == {"Runway Veo 3.1 (best quality)"}
     with Session(engine) as session:
@@ -103,7 +105,7 @@ def test_a_batch_stores_photos_and_items_with_exactly_the_chosen_provider(engine
 
 def test_auto_batch_shows_why_each_item_went_where_it_did(engine, settings):
     group = view.add_group(engine, "Archive", "high_quality")
-    [created] = view.add_batch(
+    [created] = view.submit_batch(
         engine,
         settings,
         view.Batch(
@@ -125,7 +127,7 @@ def test_auto_batch_shows_why_each_item_went_where_it_did(engine, settings):
     [
         (
             {"photos": [("a.png", b"not an image"), ("b.png", image_bytes(color=(1, 1, 1)))]},
-            "a.png: photo:",
+            "photo 1 (a.png): is not a readable image",
         ),
         ({"frame_num": 100}, "photo 2 (b.png), frame_num: 100 is not a frame count"),
         (
@@ -152,7 +154,7 @@ def test_a_bad_batch_says_what_to_fix_and_writes_nothing(engine, settings, chang
     }
     batch = view.Batch(**{**fields, **change})
     with pytest.raises(InvalidInput) as raised:
-        view.add_batch(engine, settings, batch)
+        view.submit_batch(engine, settings, batch)
     assert any(message in problem for problem in raised.value.problems), raised.value.problems
     assert counts(engine) == (0, 0)
     assert view.problems_markdown(raised.value.problems).startswith("**Nothing was added.**")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reelroute.models.db import session_scope
-from reelroute.models.queue import provider_stats
+from reelroute.models.statistics import provider_stats
 from reelroute.ui.views import queue as queue_view
 from reelroute.ui.views import statistics as view
 from tests.ui.helpers import populate

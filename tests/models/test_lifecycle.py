@@ -1,4 +1,5 @@
-"""The item lifecycle: every transition, fencing, leases and attempts, on SQLite and PostgreSQL."""
+"""The item lifecycle after creation: every transition, fencing, leases and attempts, on SQLite
+and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,21 +8,16 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from sqlmodel import select
 
-from reelroute.models import items as ops
+from reelroute.models import lifecycle as ops
 from reelroute.models.enums import (
-    GroupPriority,
     InferenceProvider,
     ItemStatus,
-    RoutedBy,
-    WorkerType,
+    Pool,
 )
-from reelroute.models.errors import InvalidInput, InvalidTransition, NotFound, StaleAttempt
-from reelroute.models.items import TaskSpec
-from reelroute.models.queue import get_stats
+from reelroute.models.errors import InvalidTransition, NotFound, StaleAttempt
 from reelroute.models.tables import VideoItem, utcnow
-from tests.models.helpers import add_group_with_photos, add_items
+from tests.models.helpers import add_items
 
 WAN, TURBO, VEO = (
     InferenceProvider.wan_local,
@@ -34,106 +30,10 @@ def item_count(session) -> int:
     return session.execute(sa.select(sa.func.count()).select_from(VideoItem)).scalar_one()
 
 
-def claim(session, settings, worker_type=WorkerType.runway, now=None):
-    item = ops.claim_next(
-        session, worker_type=worker_type, worker_id="w1", settings=settings, now=now
-    )
+def claim(session, settings, pool=Pool.cloud, now=None):
+    item = ops.claim_next(session, pool=pool, worker_id="w1", settings=settings, now=now)
     session.commit()
     return item
-
-
-# --- creating ----------------------------------------------------------------------------
-
-
-def test_create_stores_each_provider_exactly(session, settings):
-    group_id, photos = add_group_with_photos(session, 4)
-    tasks = [
-        TaskSpec(photo_id=photos[0], prompt="a", inference_provider="wan_local", frame_num=121),
-        TaskSpec(photo_id=photos[1], prompt="b", inference_provider="runway_gen4_turbo"),
-        TaskSpec(photo_id=photos[2], prompt="c", inference_provider="runway_veo3.1", duration_s=8),
-        TaskSpec(photo_id=photos[3], prompt="d", inference_provider="auto"),
-    ]
-    created = ops.create_items(session, group_id=group_id, tasks=tasks, settings=settings)
-    session.commit()
-    stored = {i.prompt: i for i in session.exec(select(VideoItem)).all()}
-    assert [stored[p].inference_provider for p in "abcd"] == [WAN, TURBO, VEO, TURBO]
-    assert [stored[p].routed_by for p in "abcd"] == [RoutedBy.explicit] * 3 + [RoutedBy.default]
-    assert stored["a"].frame_num == 121 and stored["c"].duration_s == 8
-    assert all(i.status is ItemStatus.pending and i.retry_count == 0 for i in created)
-    raw = session.execute(sa.text("SELECT inference_provider FROM video_items")).scalars().all()
-    assert sorted(raw) == sorted(
-        ["wan_local", "runway_gen4_turbo", "runway_veo3.1", "runway_gen4_turbo"]
-    )
-
-
-def test_urgent_group_items_route_to_turbo_and_go_first(session, settings):
-    normal = add_items(session, settings, 2, provider=None)
-    urgent = add_items(session, settings, 1, provider=None, priority=GroupPriority.urgent)
-    assert urgent[0].routed_by is RoutedBy.group_priority
-    assert claim(session, settings).item_id == urgent[0].id
-    assert claim(session, settings).item_id == normal[0].id
-
-
-def test_fallback_counts_pending_wan_items_in_the_database_and_the_batch(session, settings):
-    settings = settings.model_copy(update={"default_provider": WAN, "wan_fallback_threshold": 2})
-    first = add_items(session, settings, 2, provider=None)
-    assert [i.inference_provider for i in first] == [WAN, WAN]
-    batch = add_items(session, settings, 2, provider=None)
-    # 2 pending: the third Wan item is allowed (not more than 2) ... the fourth is not.
-    assert [i.inference_provider for i in batch] == [WAN, TURBO]
-    assert batch[1].routed_by is RoutedBy.fallback
-    assert "3 Wan items are pending" in (batch[1].route_reason or "")
-
-
-@pytest.mark.parametrize(
-    ("task", "message"),
-    [
-        ({"inference_provider": "runway_veo3"}, "'runway_veo3' is not a provider; choose one of"),
-        ({"prompt": "   "}, "prompt: is empty"),
-        ({"prompt": "😀" * 501}, "is 1002 UTF-16 units long; shorten it to at most 1000"),
-        ({"frame_num": 120}, "frame_num: 120 is not a frame count Wan can make; use 4k+1"),
-        ({"frame_num": 1}, "frame_num: 1 is not a frame count"),
-        ({"duration_s": 30}, "duration_s: 30 is out of range"),
-        ({"photo_id": uuid.UUID(int=7)}, "no photo 00000000-0000-0000-0000-000000000007"),
-    ],
-)
-def test_a_batch_with_one_bad_task_writes_nothing(session, settings, task, message):
-    group_id, photos = add_group_with_photos(session, 2)
-    good = TaskSpec(photo_id=photos[0], prompt="fine")
-    bad = TaskSpec(**{"photo_id": photos[1], "prompt": "fine", **task})
-    with pytest.raises(InvalidInput) as error:
-        ops.create_items(session, group_id=group_id, tasks=[good, good, bad], settings=settings)
-    session.rollback()
-    assert message in str(error.value) and "tasks[2]" in str(error.value)
-    assert item_count(session) == 0
-    assert get_stats(session)[TURBO.value]["total"] == 0
-
-
-def test_photo_from_another_group_and_unknown_group_are_refused(session, settings):
-    _, photos = add_group_with_photos(session, 1)
-    other_group, _ = add_group_with_photos(session, 1)
-    with pytest.raises(InvalidInput, match="belongs to another group"):
-        ops.create_items(
-            session,
-            group_id=other_group,
-            tasks=[TaskSpec(photo_id=photos[0], prompt="x")],
-            settings=settings,
-        )
-    with pytest.raises(InvalidInput, match="no group"):
-        ops.create_items(
-            session,
-            group_id=uuid.uuid4(),
-            tasks=[TaskSpec(photo_id=photos[0], prompt="x")],
-            settings=settings,
-        )
-    session.rollback()
-    assert item_count(session) == 0
-
-
-def test_prompt_exactly_at_the_limit_is_accepted(session, settings):
-    group_id, photos = add_group_with_photos(session, 1)
-    task = TaskSpec(photo_id=photos[0], prompt="é" * 1000)
-    assert ops.create_items(session, group_id=group_id, tasks=[task], settings=settings)
 
 
 # --- claiming -----------------------------------------------------------------------------
@@ -143,8 +43,8 @@ def test_worker_types_only_get_their_providers(session, settings):
     wan = add_items(session, settings, 2, WAN)
     turbo = add_items(session, settings, 2, TURBO)
     veo = add_items(session, settings, 2, VEO)
-    wan_claims = [claim(session, settings, WorkerType.wan) for _ in range(3)]
-    runway_claims = [claim(session, settings, WorkerType.runway) for _ in range(5)]
+    wan_claims = [claim(session, settings, Pool.gpu) for _ in range(3)]
+    runway_claims = [claim(session, settings, Pool.cloud) for _ in range(5)]
     assert [c.item_id for c in wan_claims[:2]] == [i.id for i in wan] and wan_claims[2] is None
     assert [c.item_id for c in runway_claims[:4]] == [i.id for i in turbo + veo]
     assert runway_claims[4] is None

@@ -1,0 +1,284 @@
+"""The item lifecycle after creation: claim, renew, complete, fail, cancel, retry, requeue.
+
+Plain functions that take a session; the SQL they run lives in models.queries. Flows, the REST
+API and the admin pages call these functions; nothing else writes video_items.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from reelroute.models import queries
+from reelroute.models.db import is_postgres
+from reelroute.models.enums import InferenceProvider, Pool
+from reelroute.models.errors import InvalidTransition, NotFound, StaleAttempt
+from reelroute.models.settings import Settings
+from reelroute.models.sql import returning_items, rowcount, sql
+from reelroute.models.tables import VideoItem, utcnow
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An item leased to one attempt, with what the holder needs to do the work.
+
+    `attempt` is the fencing token: pass it to every later write about this item.
+    """
+
+    item_id: uuid.UUID
+    attempt: int
+    group_id: uuid.UUID | None
+    photo_id: uuid.UUID | None
+    prompt: str
+    inference_provider: InferenceProvider
+    frame_num: int | None
+    duration_s: int | None
+    ratio: str | None
+    seed: int | None
+    provider_task_id: str | None
+    leased_until: datetime
+    worker_id: str
+
+
+# Claim fields named differently from their column; every other field is its column's name.
+_COLUMN_OF_FIELD = {"item_id": "id", "attempt": "retry_count"}
+_FIELD_OF_COLUMN = {
+    _COLUMN_OF_FIELD.get(field.name, field.name): field.name for field in fields(Claim)
+}
+
+
+@lru_cache(maxsize=16)
+def _claiming(statement: str) -> sa.TextualSelect:
+    """A claim statement with its result columns typed, matched by name (not position)."""
+    columns = VideoItem.__table__.columns  # type: ignore[attr-defined]
+    return sql(statement).columns(**{name: columns[name].type for name in _FIELD_OF_COLUMN})
+
+
+def _claim(session: Session, statement: str, **params: Any) -> Claim | None:
+    # A plain dataclass, not an ORM object: the claim is every worker's hot path, and building
+    # a VideoItem costs more than the claim's own SQL (bench/claims.py).
+    row = session.connection().execute(_claiming(statement), params).first()
+    if row is None:
+        return None
+    return Claim(**{_FIELD_OF_COLUMN[column]: value for column, value in row._mapping.items()})
+
+
+def claim_next(
+    session: Session,
+    *,
+    pool: Pool,
+    worker_id: str,
+    settings: Settings,
+    lease_seconds: int | None = None,
+    now: datetime | None = None,
+) -> Claim | None:
+    """Atomically lease the next item of a pool, or None when there is nothing to do.
+
+    An item whose lease ran out comes first (its holder is gone), then pending items by
+    priority and age. The claim's `attempt` is the fencing token the caller now holds.
+    The claim is one statement: a session in autocommit mode claims in one round trip.
+    """
+    now = now or utcnow()
+    params = {
+        "now": now,
+        "leased_until": now + timedelta(seconds=lease_seconds or settings.lease_seconds),
+        "worker_id": worker_id,
+        "max_attempts": settings.max_attempts,
+    }
+    return _claim(session, queries.claim_next(pool, skip_locked=is_postgres(session)), **params)
+
+
+def claim_item(
+    session: Session,
+    *,
+    item_id: uuid.UUID,
+    attempt: int,
+    worker_id: str,
+    settings: Settings,
+    now: datetime | None = None,
+) -> Claim | None:
+    """Lease one item for the run made for `attempt`; None when it is no longer claimable
+    (another attempt took it, it was cancelled or finished, or its attempts are used up)."""
+    now = now or utcnow()
+    return _claim(
+        session,
+        queries.CLAIM_BY_ID,
+        item_id=item_id,
+        attempt=attempt,
+        now=now,
+        leased_until=now + timedelta(seconds=settings.lease_seconds),
+        worker_id=worker_id,
+        max_attempts=settings.max_attempts,
+    )
+
+
+def _fenced(session: Session, statement: str, **params: Any) -> None:
+    if rowcount(session.execute(sql(statement), params)) == 0:
+        raise StaleAttempt(f"attempt {params['attempt']} no longer holds item {params['item_id']}")
+
+
+def renew_lease(
+    session: Session,
+    *,
+    item_id: uuid.UUID,
+    attempt: int,
+    lease_seconds: int,
+    progress: float | None = None,
+    now: datetime | None = None,
+) -> datetime:
+    """Extend the lease of the holder of `attempt` (and store its progress, 0..1).
+
+    Returns the new end of the lease; raises StaleAttempt when the caller lost the item.
+    """
+    now = now or utcnow()
+    leased_until = now + timedelta(seconds=lease_seconds)
+    if progress is not None:
+        progress = min(max(progress, 0.0), 1.0)
+    _fenced(
+        session,
+        queries.RENEW_LEASE,
+        item_id=item_id,
+        attempt=attempt,
+        leased_until=leased_until,
+        progress=progress,
+        now=now,
+    )
+    return leased_until
+
+
+def set_provider_task(session: Session, *, item_id: uuid.UUID, attempt: int, task_id: str) -> None:
+    """Store the provider's task id (Runway's) the moment it exists, so a retry resumes it."""
+    _fenced(
+        session,
+        queries.SET_PROVIDER_TASK,
+        item_id=item_id,
+        attempt=attempt,
+        task_id=task_id,
+        now=utcnow(),
+    )
+
+
+def _one_or_stale(items: list[VideoItem], item_id: uuid.UUID, attempt: int) -> VideoItem:
+    if not items:
+        raise StaleAttempt(f"attempt {attempt} no longer holds item {item_id}")
+    return items[0]
+
+
+def complete_item(
+    session: Session,
+    *,
+    item_id: uuid.UUID,
+    attempt: int,
+    output_path: str,
+    cost_credits: int = 0,
+) -> VideoItem:
+    """Mark the item completed with its video and what this attempt cost (fenced)."""
+    items = returning_items(
+        session,
+        queries.COMPLETE,
+        item_id=item_id,
+        attempt=attempt,
+        output_path=output_path,
+        cost_credits=cost_credits,
+        now=utcnow(),
+    )
+    return _one_or_stale(items, item_id, attempt)
+
+
+def backoff(attempt: int, settings: Settings) -> timedelta:
+    """Wait before the attempt after `attempt`: the base delay, doubled per attempt made."""
+    return timedelta(seconds=settings.retry_backoff_seconds * 2 ** (attempt - 1))
+
+
+def fail_item(
+    session: Session,
+    *,
+    item_id: uuid.UUID,
+    attempt: int,
+    error: str,
+    permanent: bool,
+    settings: Settings,
+    failure_code: str | None = None,
+    cost_credits: int | None = None,
+    keep_provider_task: bool = False,
+) -> VideoItem:
+    """Record a failed attempt (fenced).
+
+    Transient errors send the item back to pending after a backoff while attempts remain;
+    permanent errors, and the last attempt, fail it. `keep_provider_task` keeps the provider's
+    task id for the next attempt to resume (the task itself is still alive, e.g. a poll failed).
+    """
+    now = utcnow()
+    retry = not permanent and attempt < settings.max_attempts
+    items = returning_items(
+        session,
+        queries.fail("pending" if retry else "failed"),
+        item_id=item_id,
+        attempt=attempt,
+        error=error,
+        failure_code=failure_code,
+        cost_credits=cost_credits,
+        keep_task=keep_provider_task,
+        next_attempt_at=now + backoff(attempt, settings) if retry else None,
+        now=now,
+    )
+    return _one_or_stale(items, item_id, attempt)
+
+
+def _transition(session: Session, statement: str, item_id: uuid.UUID, action: str) -> VideoItem:
+    items = returning_items(session, statement, item_id=item_id, now=utcnow())
+    if items:
+        return items[0]
+    item = session.get(VideoItem, item_id, populate_existing=True)
+    if item is None:
+        raise NotFound(f"no item {item_id}")
+    raise InvalidTransition(f"cannot {action} item {item_id}: it is {item.status.value}")
+
+
+def cancel_item(session: Session, *, item_id: uuid.UUID) -> VideoItem:
+    """Cancel a pending or processing item. The caller stops its flow run and provider task."""
+    return _transition(session, queries.CANCEL, item_id, "cancel")
+
+
+def retry_item(session: Session, *, item_id: uuid.UUID) -> VideoItem:
+    """Send a failed or cancelled item back to pending with its attempts reset."""
+    return _transition(session, queries.ADMIN_RETRY, item_id, "retry")
+
+
+def forget_provider_task(session: Session, *, item_id: uuid.UUID, task_id: str) -> None:
+    """Record that a cancelled item's provider task was deleted at the provider."""
+    session.execute(
+        sql(queries.FORGET_TASK), {"item_id": item_id, "task_id": task_id, "now": utcnow()}
+    )
+
+
+@dataclass(frozen=True)
+class RequeueResult:
+    """What requeue_expired did."""
+
+    requeued: int
+    failed: int
+
+
+def requeue_expired(
+    session: Session, *, settings: Settings, now: datetime | None = None
+) -> RequeueResult:
+    """Items whose lease ran out go back to pending, or fail after their last attempt."""
+    params = {"now": now or utcnow(), "max_attempts": settings.max_attempts}
+    requeued = rowcount(session.execute(sql(queries.REQUEUE_EXPIRED), params))
+    failed = rowcount(session.execute(sql(queries.FAIL_EXPIRED), params))
+    return RequeueResult(requeued=requeued, failed=failed)
+
+
+def get_item(session: Session, item_id: uuid.UUID) -> VideoItem:
+    """The item with this id; NotFound otherwise."""
+    item = session.get(VideoItem, item_id, populate_existing=True)
+    if item is None:
+        raise NotFound(f"no item {item_id}")
+    return item

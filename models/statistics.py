@@ -1,0 +1,147 @@
+"""Statistics per provider: counts from the count ledger (cost independent of the table's size),
+time to finish over each provider's latest completions, spend. One typed answer, shown by the
+REST API, `reelroute stats` and the admin's Statistics page."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping
+
+import sqlalchemy as sa
+from pydantic import BaseModel, Field, RootModel
+from sqlmodel import Session, col, select
+
+from reelroute.models import queries
+from reelroute.models.db import is_postgres
+from reelroute.models.enums import InferenceProvider, ItemStatus
+from reelroute.models.tables import ItemStatusCount, VideoItem
+
+COMPACT_AFTER_ROWS = 500  # ledger rows read by count_ledger before it folds them
+FINISH_TIME_WINDOW = 1000  # time-to-finish figures cover each provider's latest completions
+
+
+class StatusCounts(BaseModel):
+    """Items of one provider per status (the seed's counts, plus cancelled), and credits."""
+
+    total: int = 0
+    pending: int = 0
+    processing: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    credits: int = Field(default=0, description="Runway credits spent (1 credit = $0.01).")
+
+    def add(self, status: ItemStatus, items: int, credits: int) -> None:
+        """Count `items` more items in `status` (negative: fewer) and their credits."""
+        setattr(self, status.value, getattr(self, status.value) + items)
+        self.total += items
+        self.credits += credits
+
+
+class ProviderStats(StatusCounts):
+    """What `GET /api/admin/stats` answers per provider (SEED.md §7, and ours)."""
+
+    success_rate: float | None = Field(
+        description="completed / (completed + failed); null before anything ended."
+    )
+    median_seconds_to_finish: float | None = Field(
+        description=f"Created → finished, over the latest {FINISH_TIME_WINDOW} completed items."
+    )
+    p90_seconds_to_finish: float | None = Field(description="As the median, 90th percentile.")
+    dollars: float = Field(description="credits / 100.")
+    backlog: int = Field(description="Items waiting to start (pending).")
+
+
+class Statistics(RootModel[dict[InferenceProvider, ProviderStats]]):
+    """Statistics of every provider, keyed by provider."""
+
+    def __getitem__(self, provider: InferenceProvider) -> ProviderStats:
+        return self.root[provider]
+
+    def items(self) -> list[tuple[InferenceProvider, ProviderStats]]:
+        """(provider, figures) pairs, in the providers' order."""
+        return list(self.root.items())
+
+
+def count_ledger(session: Session) -> dict[InferenceProvider, StatusCounts]:
+    """Per provider, the items in each status and the credits spent, read from the count
+    ledger: the cost does not grow with the table."""
+    counts = {provider: StatusCounts() for provider in InferenceProvider}
+    ledger_rows = 0
+    for provider, status, items, credits, rows in session.execute(sa.text(queries.COUNTS)):
+        counts[InferenceProvider(provider)].add(ItemStatus(status), int(items), int(credits))
+        ledger_rows += int(rows)
+    if ledger_rows > COMPACT_AFTER_ROWS:
+        compact_counts(session)
+    return counts
+
+
+def finish_times(session: Session, provider: InferenceProvider) -> list[float]:
+    """Seconds from created to finished of the provider's latest completed items (at most
+    FINISH_TIME_WINDOW, read through ix_video_items_finished_created)."""
+    query = (
+        select(VideoItem.created_at, VideoItem.finished_at)
+        .where(col(VideoItem.status) == ItemStatus.completed)
+        .where(col(VideoItem.inference_provider) == provider)
+        .order_by(col(VideoItem.created_at).desc())
+        .limit(FINISH_TIME_WINDOW)
+    )
+    return [(done - created).total_seconds() for created, done in session.exec(query) if done]
+
+
+def _provider_stats(counts: StatusCounts, times: list[float]) -> ProviderStats:
+    ended = counts.completed + counts.failed
+    times = sorted(times)
+    return ProviderStats(
+        **counts.model_dump(),
+        success_rate=round(counts.completed / ended, 4) if ended else None,
+        median_seconds_to_finish=statistics.median(times) if times else None,
+        p90_seconds_to_finish=times[int(0.9 * (len(times) - 1))] if times else None,
+        dollars=counts.credits / 100,
+        backlog=counts.pending,
+    )
+
+
+def provider_stats(session: Session) -> Statistics:
+    """The statistics of every provider (the REST API's, the CLI's and the admin's answer)."""
+    counts: Mapping[InferenceProvider, StatusCounts] = count_ledger(session)
+    return Statistics(
+        {
+            provider: _provider_stats(entry, finish_times(session, provider))
+            for provider, entry in counts.items()
+        }
+    )
+
+
+def count_items(session: Session, provider: InferenceProvider, status: ItemStatus) -> int:
+    """How many items of `provider` are in `status`, from the count ledger."""
+    total = session.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(ItemStatusCount.items), 0)).where(
+            col(ItemStatusCount.inference_provider) == provider,
+            col(ItemStatusCount.status) == status,
+        )
+    ).scalar_one()
+    return int(total)
+
+
+def compact_counts(session: Session) -> None:
+    """Fold the count ledger to one row per (provider, status)."""
+    if is_postgres(session):
+        # One compaction at a time; a concurrent caller skips (the ledger stays correct).
+        if session.execute(sa.text("SELECT pg_try_advisory_xact_lock(7246001)")).scalar_one():
+            session.execute(sa.text(queries.COMPACT_COUNTS_PG))
+        return
+    sums: dict[tuple[str, str], list[int]] = {}
+    for provider, status, items, credits in session.execute(
+        sa.text(queries.COMPACT_COUNTS_DELETE_SQLITE)
+    ):
+        entry = sums.setdefault((provider, status), [0, 0])
+        entry[0] += items
+        entry[1] += credits
+    rows = [
+        {"provider": p, "status": s, "items": n, "credits": c}
+        for (p, s), (n, c) in sums.items()
+        if n or c
+    ]
+    if rows:
+        session.execute(sa.text(queries.INSERT_COUNT), rows)

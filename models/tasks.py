@@ -1,0 +1,108 @@
+"""The one task type: what an admin asks for per video, and every rule it must meet.
+
+The REST API takes it as its request body, the CLI and the admin page build it; `problems()` says
+what is wrong with one, in words that say what to fix (models.batches collects them).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from reelroute.models.enums import AUTO, InferenceProvider
+
+MAX_PROMPT_UTF16_UNITS = 1000  # Runway's limit; applied to every item so it can be re-routed.
+MIN_FRAMES, MAX_FRAMES = 5, 241  # Wan: 4k+1 frames; 241 is 10 s at the 5B model's 24 fps.
+MIN_DURATION_S, MAX_DURATION_S = 1, 10
+MAX_SEED = 2**32 - 1
+
+
+def parse_provider(value: str | None) -> InferenceProvider | None:
+    """`None` or `auto` mean "apply the routing rules"; anything else must name a provider."""
+    if value is None or value == AUTO:
+        return None
+    try:
+        return InferenceProvider(value)
+    except ValueError:
+        choices = ", ".join([p.value for p in InferenceProvider] + [AUTO])
+        raise ValueError(f"{value!r} is not a provider; choose one of {choices}") from None
+
+
+def prompt_units(prompt: str) -> int:
+    """Length in UTF-16 code units, as Runway counts it."""
+    return len(prompt.encode("utf-16-le")) // 2
+
+
+class TaskSpec(BaseModel):
+    """One task of a batch: the seed's fields (SEED.md §2.1) and ours.
+
+    Types are checked when it is built; the rules (prompt length, Wan's frame counts, ranges) by
+    `problems()`, so that a batch names every problem of every task at once.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    photo_id: uuid.UUID | None = Field(
+        default=None,
+        description="A photo of the batch's group (upload it first). Tasks made from files "
+        "uploaded in the same batch (CLI, admin page) get theirs when it is stored.",
+    )
+    prompt: str = Field(description=f"What should move, and how (1 to {MAX_PROMPT_UTF16_UNITS}).")
+    frame_num: int | None = Field(
+        default=None, description=f"Wan's frame count, 4k+1 from {MIN_FRAMES} to {MAX_FRAMES}."
+    )
+    duration_s: int | None = Field(
+        default=None,
+        description=f"Seconds of video ({MIN_DURATION_S}-{MAX_DURATION_S}); each model uses its "
+        "allowed length nearest to it.",
+    )
+    seed: int | None = Field(default=None, description=f"0 to {MAX_SEED}; random when omitted.")
+    inference_provider: str | None = Field(
+        default=None,
+        description="wan_local, runway_gen4_turbo, runway_veo3.1, or auto (the routing rules)",
+    )
+
+    def provider(self) -> InferenceProvider | None:
+        """The provider asked for; None for the routing rules (checked by `problems()`)."""
+        return parse_provider(self.inference_provider)
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Every rule this task breaks, as (field, what is wrong and how to fix it)."""
+        problems = []
+        try:
+            parse_provider(self.inference_provider)
+        except ValueError as error:
+            problems.append(("inference_provider", str(error)))
+        if not self.prompt.strip():
+            problems.append(("prompt", "is empty; describe the motion you want"))
+        elif (units := prompt_units(self.prompt)) > MAX_PROMPT_UTF16_UNITS:
+            problems.append(
+                (
+                    "prompt",
+                    f"is {units} UTF-16 units long; shorten it to at most {MAX_PROMPT_UTF16_UNITS}",
+                )
+            )
+        if self.frame_num is not None and (
+            self.frame_num % 4 != 1 or not MIN_FRAMES <= self.frame_num <= MAX_FRAMES
+        ):
+            problems.append(
+                (
+                    "frame_num",
+                    f"{self.frame_num} is not a frame count Wan can make; use 4k+1 between "
+                    f"{MIN_FRAMES} and {MAX_FRAMES} (e.g. 81 or 121)",
+                )
+            )
+        if self.duration_s is not None and not (
+            MIN_DURATION_S <= self.duration_s <= MAX_DURATION_S
+        ):
+            problems.append(
+                (
+                    "duration_s",
+                    f"{self.duration_s} is out of range; use {MIN_DURATION_S} to "
+                    f"{MAX_DURATION_S} seconds",
+                )
+            )
+        if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
+            problems.append(("seed", f"{self.seed} is out of range; use 0 to {MAX_SEED}"))
+        return problems
