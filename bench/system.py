@@ -56,9 +56,9 @@ class LocalSystem:
 
     def worker(self, pool: str) -> psutil.Process:
         """The worker process of `pool`."""
-        for name, process in self.services.children:
-            if name == f"worker-{pool}":
-                return psutil.Process(process.pid)
+        for child in self.services.children:
+            if child.name == f"worker-{pool}":
+                return psutil.Process(child.process.pid)
         raise KeyError(pool)
 
 
@@ -70,8 +70,11 @@ def local_system(
     latency_s: float,
     runway_concurrency: int = 1_000,
     extra_env: dict[str, str] | None = None,
+    database_url: str | None = None,
+    prefect_database_url: str | None = None,
 ) -> Iterator[LocalSystem]:
-    """Start everything (sandbox providers), yield, stop everything."""
+    """Start everything (sandbox providers), yield, stop everything. Items on SQLite under
+    `root` unless `database_url`; the Prefect server on SQLite unless `prefect_database_url`."""
     services = Services()
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
@@ -79,7 +82,7 @@ def local_system(
         RunwayEmulator(EmulatorScript(latency_s=latency_s, concurrency=runway_concurrency))
     )
     emulator_server.start()
-    database_url = f"sqlite:///{root / 'reelroute.db'}"
+    database_url = database_url or f"sqlite:///{root / 'reelroute.db'}"
     upgrade(database_url)
     env = {
         **os.environ,
@@ -105,6 +108,7 @@ def local_system(
             log_dir=root / "logs",
             env=dict(os.environ),
             ui=False,
+            database_url=prefect_database_url,
         )
         with temporary_settings(updates={PREFECT_API_URL: api_url}):
             deploy(settings)

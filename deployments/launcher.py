@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import sqlalchemy as sa
 from prefect import get_client
-from prefect.exceptions import PrefectHTTPStatusError
+from prefect.client.orchestration import SyncPrefectClient
 from sqlalchemy import make_url
 
+from reelroute.flows.backoff import Backoff
 from reelroute.flows.dispatch import Dispatcher
 from reelroute.flows.reconcile import reconcile_once
 from reelroute.models.db import make_engine
@@ -31,38 +33,102 @@ log = logging.getLogger(__name__)
 WORKER_POLL_SECONDS = "3"  # Prefect's default is 10 s: a video waits less for its worker
 
 
+RESTART_BACKOFF_SECONDS = 1.0  # first wait before restarting a child that died
+RESTART_BACKOFF_MAX_SECONDS = 30.0
+STABLE_SECONDS = 60.0  # a child up this long has recovered: its backoff starts again
+
+
+@dataclass
+class Child:
+    """One supervised process: how to start it again, and its restart history."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_dir: Path
+    process: subprocess.Popen[bytes]
+    started_at: float
+    restarts: int = 0
+    restart_at: float | None = None
+    """When a dead child is started again (None while it runs)."""
+
+    def backoff(self) -> float:
+        """Seconds to wait before the next restart: doubling, capped."""
+        return float(min(RESTART_BACKOFF_MAX_SECONDS, RESTART_BACKOFF_SECONDS * 2**self.restarts))
+
+
 @dataclass
 class Services:
-    """Child processes started by `up`; each in its own process group, stopped together."""
+    """Child processes started by `up`, each in its own process group. `supervise` restarts
+    one that died (with a doubling backoff, logged); `stop` ends them all."""
 
-    children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    children: list[Child] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
-        """Start `argv`, logging to `<log_dir>/<name>.log`."""
-        log_dir.mkdir(parents=True, exist_ok=True)
-        with open(log_dir / f"{name}.log", "ab") as output:
-            process = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
-                argv, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        self.children.append((name, process))
+        """Start `argv`, logging to `<log_dir>/<name>.log`, and supervise it."""
+        process = _spawn(argv, env, log_dir / f"{name}.log")
+        with self._lock:
+            self.children.append(Child(name, argv, env, log_dir, process, time.monotonic()))
 
-    def check(self) -> None:
-        """Raise when a child has exited (the system is not whole any more)."""
-        for name, process in self.children:
-            if process.poll() is not None:
-                raise RuntimeError(f"{name} exited with {process.returncode}; see data/logs/")
+    def supervise(self, now: float | None = None) -> list[str]:
+        """Restart what died (each after its backoff); returns what happened, also logged."""
+        now = time.monotonic() if now is None else now
+        events = []
+        with self._lock:
+            for child in self.children:
+                code = child.process.poll()
+                if code is None:
+                    if now - child.started_at > STABLE_SECONDS:
+                        child.restarts = 0
+                    continue
+                if child.restart_at is None:
+                    child.restart_at = now + child.backoff()
+                    events.append(
+                        f"{child.name} exited with {code}; restarting in {child.backoff():.0f} s "
+                        f"(log: {child.log_dir / (child.name + '.log')})"
+                    )
+                    _signal_group(child.process, signal.SIGKILL)  # what it left behind
+                elif now >= child.restart_at:
+                    child.process = _spawn(
+                        child.argv, child.env, child.log_dir / f"{child.name}.log"
+                    )
+                    child.started_at, child.restart_at = now, None
+                    child.restarts += 1
+                    events.append(f"{child.name} restarted (restart {child.restarts})")
+        for event in events:
+            log.warning("%s", event)
+        return events
 
     def stop(self, grace_seconds: float = 10.0) -> None:
         """SIGTERM every group, then SIGKILL what is left after the grace period."""
-        for _, process in reversed(self.children):
-            _signal_group(process, signal.SIGTERM)
+        with self._lock:
+            children, self.children = self.children, []
+        for child in reversed(children):
+            _signal_group(child.process, signal.SIGTERM)
         deadline = time.monotonic() + grace_seconds
-        for _, process in self.children:
+        for child in children:
             with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            _signal_group(process, signal.SIGKILL)  # also grandchildren (flow run processes)
-            process.wait()
-        self.children.clear()
+                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            _signal_group(child.process, signal.SIGKILL)  # also grandchildren (flow runs)
+            child.process.wait()
+
+
+def _spawn(argv: list[str], env: dict[str, str], log_file: Path) -> subprocess.Popen[bytes]:
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "ab") as output:
+        return subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
+            argv, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def supervise_until(services: Services, stop: threading.Event, every: float = 0.5) -> None:
+    """Supervise `services` every `every` seconds until `stop` is set (a thread's target)."""
+    while not stop.wait(every):
+        try:
+            services.supervise()
+        except Exception:  # the supervisor must outlive its own surprises
+            log.exception("supervisor: unexpected error; carrying on")
 
 
 def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
@@ -105,9 +171,11 @@ def start_prefect_server(
     log_dir: Path,
     env: dict[str, str],
     ui: bool = True,
+    database_url: str | None = None,
 ) -> str:
-    """A Prefect server on 127.0.0.1:`port` with its own SQLite under `home`; returns its API
-    URL once healthy."""
+    """A Prefect server on 127.0.0.1:`port`, on its own SQLite under `home` or on the
+    PostgreSQL database `database_url` (a `postgresql+asyncpg://` URL; created when missing);
+    returns its API URL once healthy."""
     home.mkdir(parents=True, exist_ok=True)
     argv = [
         sys.executable,
@@ -130,10 +198,30 @@ def start_prefect_server(
         "PREFECT_SERVER_API_PORT": str(port),
         "PREFECT_UI_API_URL": api_url,
     }
+    if database_url is not None:
+        ensure_postgres_database(database_url)
+        server_env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
     server_env.pop("PREFECT_API_URL", None)
     services.start("prefect-server", argv, server_env, log_dir)
     wait_until(f"{api_url}/health", 120, "the Prefect server")
     return api_url
+
+
+def ensure_postgres_database(url: str) -> None:
+    """Create the PostgreSQL database of `url` when it does not exist yet (connecting to the
+    server's `postgres` database with the same credentials)."""
+    import psycopg
+
+    target = make_url(url)
+    admin = target.set(drivername="postgresql", database="postgres")
+    conninfo = admin.render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as connection:
+        exists = connection.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (target.database,)
+        ).fetchone()
+        if exists is None:
+            name = (target.database or "").replace('"', '""')
+            connection.execute(f'CREATE DATABASE "{name}"')
 
 
 def absolute_settings_env(settings: Settings) -> dict[str, str]:
@@ -205,26 +293,36 @@ def worker_env(base: dict[str, str], gpu: int | None = None) -> dict[str, str]:
 
 
 def dispatch_loop(
-    settings: Settings, stop: threading.Event, services: Services | None = None
+    settings: Settings, stop: threading.Event, *, client: SyncPrefectClient | None = None
 ) -> None:
     """Dispatch every `dispatch_interval_seconds` and reconcile every
-    `reconcile_interval_seconds` until `stop` is set. Outages are logged and waited out: the
-    backlog is safe in the database."""
+    `reconcile_interval_seconds` until `stop` is set. An outage of the database or of Prefect
+    (or anything else a pass trips on) is logged and waited out with a growing backoff: the
+    backlog is safe in the database, and the loop carries on when they are back."""
     engine = make_engine(settings.database_url)
-    next_reconcile = 0.0
     try:
-        with get_client(sync_client=True) as client:
-            dispatcher = Dispatcher(engine, client, settings)
-            while not stop.is_set():
-                if services is not None:
-                    services.check()
-                try:
-                    dispatcher.dispatch_once()
-                    if time.monotonic() >= next_reconcile:
-                        reconcile_once(engine, client, settings)
-                        next_reconcile = time.monotonic() + settings.reconcile_interval_seconds
-                except (httpx.HTTPError, OSError, PrefectHTTPStatusError) as error:
-                    log.warning("dispatcher: %s; retrying", error)
-                stop.wait(settings.dispatch_interval_seconds)
+        if client is not None:
+            _dispatch_until(engine, client, settings, stop)
+            return
+        with get_client(sync_client=True) as own:
+            _dispatch_until(engine, own, settings, stop)
     finally:
         engine.dispose()
+
+
+def _dispatch_until(
+    engine: sa.Engine, client: SyncPrefectClient, settings: Settings, stop: threading.Event
+) -> None:
+    dispatcher = Dispatcher(engine, client, settings)
+    backoff = Backoff("dispatcher", settings.dispatch_interval_seconds, log=log)
+    next_reconcile = 0.0
+    while not stop.is_set():
+        try:
+            dispatcher.dispatch_once()
+            if time.monotonic() >= next_reconcile:
+                reconcile_once(engine, client, settings)
+                next_reconcile = time.monotonic() + settings.reconcile_interval_seconds
+            wait = backoff.succeeded()
+        except Exception as error:  # an outage, or a surprise: either way the loop goes on
+            wait = backoff.failed(error)
+        stop.wait(wait)

@@ -21,6 +21,7 @@ from reelroute.deployments.launcher import (
     port_is_free,
     sandbox_reason,
     start_prefect_server,
+    supervise_until,
     wait_until,
     worker_argv,
     worker_env,
@@ -33,7 +34,8 @@ from reelroute.models.settings import Settings, get_settings, load_settings
 
 def run_up(settings: Settings, *, host: str, port: int) -> int:
     """Start everything, print where to look, block until Ctrl-C or SIGTERM; returns the exit
-    code. Nothing is left running afterwards."""
+    code. A child that dies (a worker, the web app, the emulator, the Prefect server) is started
+    again with a growing backoff; nothing is left running afterwards."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     data = Path("data").resolve()
     env = {**os.environ, **absolute_settings_env(settings)}
@@ -44,9 +46,13 @@ def run_up(settings: Settings, *, host: str, port: int) -> int:
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
+    supervisor = threading.Thread(
+        target=supervise_until, args=(services, stop), name="supervisor", daemon=True
+    )
     try:
         upgrade(env.get("REELROUTE_DATABASE_URL", settings.database_url))
         prefect_ui = _prefect(settings, env, services, data)
+        supervisor.start()
         reason = sandbox_reason(settings)
         if reason is not None:
             env["REELROUTE_SANDBOX"] = "true"
@@ -74,7 +80,7 @@ def run_up(settings: Settings, *, host: str, port: int) -> int:
                     data / "logs",
                 )
             _announce(prefect_ui, host, port, data, reason, token_file)
-            dispatch_loop(settings, stop, services)
+            dispatch_loop(settings, stop)
     except KeyboardInterrupt:
         pass
     except RuntimeError as error:
@@ -82,6 +88,9 @@ def run_up(settings: Settings, *, host: str, port: int) -> int:
         return 1
     finally:
         typer.echo("stopping…")
+        stop.set()
+        if supervisor.is_alive():
+            supervisor.join(timeout=5)
         services.stop()
     return 0
 
@@ -143,6 +152,7 @@ def _prefect(settings: Settings, env: dict[str, str], services: Services, data: 
         home=data / "prefect",
         log_dir=data / "logs",
         env=env,
+        database_url=settings.prefect_database_url,
     )
     env["PREFECT_API_URL"] = api_url
     return api_url.removesuffix("/api")

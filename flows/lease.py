@@ -11,7 +11,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from reelroute.models.db import session_scope
-from reelroute.models.errors import StaleAttempt
+from reelroute.models.errors import DatabaseUnavailable, StaleAttempt
 from reelroute.models.lifecycle import renew_lease
 
 log = logging.getLogger(__name__)
@@ -30,12 +30,14 @@ class LeaseKeeper:
         *,
         item_id: uuid.UUID,
         attempt: int,
+        worker_id: str,
         lease_seconds: int,
         on_progress: Callable[[float], None] | None = None,
     ) -> None:
         self.engine = engine
         self.item_id = item_id
         self.attempt = attempt
+        self.worker_id = worker_id
         self.lease_seconds = lease_seconds
         self.progress = 0.0
         self.lost = threading.Event()
@@ -63,13 +65,14 @@ class LeaseKeeper:
                     session,
                     item_id=self.item_id,
                     attempt=self.attempt,
+                    worker_id=self.worker_id,
                     lease_seconds=self.lease_seconds,
                     progress=self.progress,
                 )
         except StaleAttempt:
             log.warning("attempt %s lost item %s", self.attempt, self.item_id)
             self.lost.set()
-        except sa.exc.OperationalError as error:  # database briefly away: the lease has slack
+        except DatabaseUnavailable as error:  # database briefly away: the lease has slack
             log.warning("could not renew the lease of %s: %s", self.item_id, error)
 
     def report(self, fraction: float) -> None:

@@ -11,6 +11,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -123,3 +124,56 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     url = new_pg_database(admin, "reelroute_empty")
     yield url
     drop_pg_database(admin, url)
+
+
+@contextmanager
+def database_outage(url: str) -> Iterator[None]:
+    """The PostgreSQL database at `url` refuses every connection, and loses the ones it had,
+    until the block ends: a failover or a restart, for that database alone."""
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+        )
+    try:
+        yield
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+
+
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "reelroute-test",
+    "AWS_SECRET_ACCESS_KEY": "reelroute-test-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[dict[str, str]]:
+    """An S3-compatible server on loopback (moto), speaking the real protocol to s3fs; yields
+    the AWS_* environment that points a process at it (also set for this process)."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {**S3_ENV, "AWS_ENDPOINT_URL": f"http://{host}:{port}"}
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield env
+    finally:
+        server.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture
+def s3_url(s3_server: dict[str, str]) -> str:
+    """A storage URL in a bucket of its own on the S3 server."""
+    return f"s3://reelroute-{uuid.uuid4().hex[:12]}/store"

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import socket
+import sys
+import threading
+import time
 from pathlib import Path
 
+import pytest
+
 from reelroute.deployments.launcher import (
+    Services,
     absolute_settings_env,
+    dispatch_loop,
     free_port,
     port_is_free,
     sandbox_reason,
     worker_env,
 )
 from reelroute.models.settings import load_settings
+from tests.conftest import database_outage
+from tests.flows.conftest import FakePrefect
+from tests.models.helpers import add_items
 
 
 def test_sandbox_when_key_or_weights_are_missing(tmp_path):
@@ -65,3 +75,62 @@ def test_flow_runs_of_a_worker_find_its_interpreter_first_on_the_path():
 
     env = worker_env({"PATH": f"/usr/bin{os.pathsep}{Path(sys.executable).parent}"})
     assert env["PATH"].split(os.pathsep) == [str(Path(sys.executable).parent), "/usr/bin"]
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_the_dispatch_loop_rides_out_a_database_outage(db_url, engine, session, settings, caplog):
+    settings = settings.model_copy(
+        update={"dispatch_interval_seconds": 0.1, "reconcile_interval_seconds": 0.2}
+    )
+    prefect = FakePrefect()
+    stop = threading.Event()
+    loop = threading.Thread(
+        target=dispatch_loop, args=(settings, stop), kwargs={"client": prefect}, daemon=True
+    )
+    add_items(session, settings, 1)
+    loop.start()
+    try:
+        wait_for(lambda: len(prefect.created) == 1)
+        with database_outage(db_url):
+            time.sleep(2)  # several passes fail meanwhile
+            assert loop.is_alive()
+        add_items(session, settings, 1)  # after the outage: dispatched as usual
+        wait_for(lambda: len(prefect.created) == 2, timeout=30)
+    finally:
+        stop.set()
+        loop.join(timeout=30)
+    assert not loop.is_alive()
+    logged = [r.getMessage() for r in caplog.records if r.name.endswith("launcher")]
+    assert any("dispatcher: outage (DatabaseUnavailable" in m for m in logged), logged
+    assert any("dispatcher: recovered" in m for m in logged), logged
+
+
+def wait_for(condition, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_child_that_dies_is_restarted_with_a_growing_backoff(tmp_path):
+    services = Services()
+    services.start("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"], {}, tmp_path)
+    first = services.children[0].process
+    try:
+        assert services.supervise() == []
+        first.kill()
+        first.wait()
+        now = time.monotonic()
+        (died,) = services.supervise(now)
+        assert died.startswith("sleeper exited with -9; restarting in 1 s")
+        assert services.supervise(now + 0.5) == []  # waits out its backoff
+        assert services.supervise(now + 1.1) == ["sleeper restarted (restart 1)"]
+        second = services.children[0].process
+        assert second.pid != first.pid and second.poll() is None
+        second.kill()
+        second.wait()
+        (again,) = services.supervise(now + 3)
+        assert "restarting in 2 s" in again  # the backoff doubles
+    finally:
+        services.stop()
+    assert services.children == []

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from reelroute.models.settings import Settings
 
 REFRESH_SECONDS = 5.0
+OUTAGE_NOTE = "**The database is unavailable just now; retrying.** What is shown may be stale."
 
 
 @dataclass(frozen=True)

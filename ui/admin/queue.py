@@ -6,8 +6,8 @@ from typing import Any
 
 import gradio as gr
 
-from reelroute.models.errors import InvalidInput
-from reelroute.ui.admin.context import REFRESH_SECONDS, AdminContext
+from reelroute.models.errors import DatabaseUnavailable, InvalidInput
+from reelroute.ui.admin.context import OUTAGE_NOTE, REFRESH_SECONDS, AdminContext
 from reelroute.ui.views import new_tasks
 from reelroute.ui.views import queue as view
 
@@ -92,7 +92,10 @@ def build(context: AdminContext, blocks: gr.Blocks) -> None:
     ) -> tuple[Any, ...]:
         if not on:
             return tuple(gr.skip() for _ in outputs)
-        return show(p, s, g, stack, chosen)
+        try:
+            return show(p, s, g, stack, chosen)
+        except DatabaseUnavailable:  # keep what is shown; the next tick tries again
+            return (gr.skip(), OUTAGE_NOTE, *(gr.skip() for _ in outputs[2:]))
 
     timer.tick(
         tick, inputs=[*filters, cursors, selected, auto], outputs=outputs, show_progress="hidden"

@@ -7,7 +7,8 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from reelroute.ui.admin.context import REFRESH_SECONDS, AdminContext
+from reelroute.models.errors import DatabaseUnavailable
+from reelroute.ui.admin.context import OUTAGE_NOTE, REFRESH_SECONDS, AdminContext
 from reelroute.ui.views import statistics as view
 
 
@@ -54,10 +55,13 @@ def build(context: AdminContext, blocks: gr.Blocks) -> None:
     outputs = [headline, table, by_status, spend, finish, shown]
 
     def refresh(last: str) -> tuple[Any, ...]:
-        now = view.fingerprint(engine)
-        if now == last:
-            return tuple(gr.skip() for _ in outputs)
-        return (*draw(), now)
+        try:
+            now = view.fingerprint(engine)
+            if now == last:
+                return tuple(gr.skip() for _ in outputs)
+            return (*draw(), now)
+        except DatabaseUnavailable:  # keep what is shown; the next tick tries again
+            return (OUTAGE_NOTE, *(gr.skip() for _ in outputs[1:]))
 
     timer.tick(refresh, inputs=[shown], outputs=outputs, show_progress="hidden")
     blocks.load(lambda: (*draw(), view.fingerprint(engine)), outputs=outputs)

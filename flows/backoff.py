@@ -1,0 +1,67 @@
+"""How a long-running loop rides out an outage: log it once, wait longer each time, carry on.
+
+The dispatcher, the reconciler, the lease keeper and the webhook sender all run for days; a
+database failover or a Prefect restart must make them wait, never stop them.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+import httpx
+from prefect.exceptions import PrefectHTTPStatusError
+
+from reelroute.models.errors import DatabaseUnavailable
+
+OUTAGES: tuple[type[BaseException], ...] = (
+    DatabaseUnavailable,  # the database (models translates the driver's errors)
+    httpx.HTTPError,  # Prefect's API unreachable or timing out
+    PrefectHTTPStatusError,  # Prefect answering 5xx while it restarts
+    OSError,
+)
+"""What an outage looks like to our loops: wait and try again."""
+
+
+class Backoff:
+    """The waits of one loop: `interval` while all is well; after each failure in a row twice
+    the last wait (with jitter), up to `ceiling`. Logs the first failure of an outage, every
+    tenth after it, and the recovery."""
+
+    def __init__(
+        self, name: str, interval: float, *, ceiling: float = 30.0, log: logging.Logger
+    ) -> None:
+        self.name = name
+        self.interval = interval
+        self.ceiling = max(ceiling, interval)
+        self.failures = 0
+        self._log = log
+
+    def succeeded(self) -> float:
+        """All went well: the wait before the next pass."""
+        if self.failures:
+            self._log.warning("%s: recovered after %s failed passes", self.name, self.failures)
+        self.failures = 0
+        return self.interval
+
+    def failed(self, error: BaseException) -> float:
+        """A pass failed with `error`: the wait before the next try (logged)."""
+        self.failures += 1
+        grown = self.interval * float(2**self.failures)
+        wait = min(self.ceiling, grown) * random.uniform(0.8, 1.0)  # noqa: S311 (jitter)
+        expected = isinstance(error, OUTAGES)
+        if self.failures == 1 or self.failures % 10 == 0 or not expected:
+            self._log.warning(
+                "%s: %s (%s); retrying in %.1f s",
+                self.name,
+                "outage" if expected else "unexpected error",
+                _describe(error),
+                wait,
+                exc_info=not expected,
+            )
+        return wait
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"
