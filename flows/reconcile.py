@@ -1,9 +1,12 @@
 """The reconciler: makes the database and Prefect agree after crashes, outages and cancels.
 
-- Expired leases go back to pending (or fail after the last attempt).
+- Expired leases go back to pending (or fail after the last attempt), once their flow run is
+  stopped (flows.zombies).
 - An item whose flow run is Crashed, Cancelled, Failed or gone while the item is not finished:
   before the claim, that attempt is counted and the next one dispatched; after the claim, the
   attempt fails as transient, keeping the provider's task so the next attempt resumes it.
+- Flow runs that are going but not working (after a power loss, a killed worker) are crashed,
+  freeing their pool slot (flows.zombies).
 - Cancelled items: their flow run is cancelled and their Runway task deleted.
 """
 
@@ -20,6 +23,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import FlowRun
 from prefect.states import Cancelling
 
+from reelroute.flows.zombies import crash_zombie_runs, stop_expired_holders
 from reelroute.models.db import session_scope
 from reelroute.models.dispatch import (
     items_with_runs,
@@ -28,12 +32,7 @@ from reelroute.models.dispatch import (
 )
 from reelroute.models.enums import InferenceProvider, ItemStatus
 from reelroute.models.errors import StaleAttempt
-from reelroute.models.lifecycle import (
-    cancel_item,
-    fail_item,
-    forget_provider_task,
-    requeue_expired,
-)
+from reelroute.models.lifecycle import cancel_item, fail_item, forget_provider_task
 from reelroute.models.settings import Settings
 from reelroute.models.tables import VideoItem
 from reelroute.models.workers import flow_run_of
@@ -49,6 +48,7 @@ class ReconcileReport:
 
     requeued: int = 0
     failed_expired: int = 0
+    crashed_runs: int = 0
     lost_runs: int = 0
     cancelled_runs: int = 0
     deleted_tasks: int = 0
@@ -78,9 +78,10 @@ def reconcile_once(
 ) -> ReconcileReport:
     """One pass; safe to run from several places at once (every write is fenced)."""
     report = ReconcileReport()
+    expired, crashed = stop_expired_holders(engine, client, settings)
+    report.requeued, report.failed_expired = expired.requeued, expired.failed
+    report.crashed_runs += crashed
     with session_scope(engine) as session:
-        expired = requeue_expired(session, settings=settings)
-        report.requeued, report.failed_expired = expired.requeued, expired.failed
         items = items_with_runs(session)
     runs = read_runs(client, [item.flow_run_id for item in items if item.flow_run_id])
     for item in items:
@@ -104,6 +105,7 @@ def reconcile_once(
                         session,
                         item_id=item.id,
                         attempt=item.retry_count,
+                        worker_id=item.worker_id or "",
                         error=reason,
                         permanent=False,
                         settings=settings,
@@ -118,6 +120,7 @@ def reconcile_once(
         if changed:
             report.lost_runs += 1
             log.warning("item %s: %s", item.id, reason)
+    report.crashed_runs += crash_zombie_runs(engine, client, settings)
     _finish_cancels(engine, client, settings, report)
     return report
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -103,6 +104,14 @@ def run_lost_before_claim(
         },
     )
     return rowcount(result) > 0
+
+
+def items_by_id(session: Session, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, VideoItem]:
+    """The items with these ids (those that exist)."""
+    if not ids:
+        return {}
+    query = select(VideoItem).where(col(VideoItem.id).in_(list(ids)))
+    return {item.id: item for item in session.exec(query).all()}
 
 
 def items_with_runs(session: Session, *, limit: int = 500) -> list[VideoItem]:

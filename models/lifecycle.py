@@ -7,6 +7,7 @@ API and the admin pages call these functions; nothing else writes video_items.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -128,13 +129,15 @@ def renew_lease(
     *,
     item_id: uuid.UUID,
     attempt: int,
+    worker_id: str,
     lease_seconds: int,
     progress: float | None = None,
     now: datetime | None = None,
 ) -> datetime:
-    """Extend the lease of the holder of `attempt` (and store its progress, 0..1).
+    """Extend the lease of `worker_id`, the holder of `attempt` (and store its progress, 0..1).
 
-    Returns the new end of the lease; raises StaleAttempt when the caller lost the item.
+    Returns the new end of the lease; raises StaleAttempt when the caller lost the item (or
+    never held it).
     """
     now = now or utcnow()
     leased_until = now + timedelta(seconds=lease_seconds)
@@ -145,6 +148,7 @@ def renew_lease(
         queries.RENEW_LEASE,
         item_id=item_id,
         attempt=attempt,
+        worker_id=worker_id,
         leased_until=leased_until,
         progress=progress,
         now=now,
@@ -152,13 +156,16 @@ def renew_lease(
     return leased_until
 
 
-def set_provider_task(session: Session, *, item_id: uuid.UUID, attempt: int, task_id: str) -> None:
+def set_provider_task(
+    session: Session, *, item_id: uuid.UUID, attempt: int, worker_id: str, task_id: str
+) -> None:
     """Store the provider's task id (Runway's) the moment it exists, so a retry resumes it."""
     _fenced(
         session,
         queries.SET_PROVIDER_TASK,
         item_id=item_id,
         attempt=attempt,
+        worker_id=worker_id,
         task_id=task_id,
         now=utcnow(),
     )
@@ -175,15 +182,18 @@ def complete_item(
     *,
     item_id: uuid.UUID,
     attempt: int,
+    worker_id: str,
     output_path: str,
     cost_credits: int = 0,
 ) -> VideoItem:
-    """Mark the item completed with its video and what this attempt cost (fenced)."""
+    """Mark the item completed with its video and what this attempt cost (fenced: only the
+    holder of `attempt` may)."""
     items = returning_items(
         session,
         queries.COMPLETE,
         item_id=item_id,
         attempt=attempt,
+        worker_id=worker_id,
         output_path=output_path,
         cost_credits=cost_credits,
         now=utcnow(),
@@ -201,6 +211,7 @@ def fail_item(
     *,
     item_id: uuid.UUID,
     attempt: int,
+    worker_id: str,
     error: str,
     permanent: bool,
     settings: Settings,
@@ -221,6 +232,7 @@ def fail_item(
         queries.fail("pending" if retry else "failed"),
         item_id=item_id,
         attempt=attempt,
+        worker_id=worker_id,
         error=error,
         failure_code=failure_code,
         cost_credits=cost_credits,
@@ -267,13 +279,52 @@ class RequeueResult:
 
 
 def requeue_expired(
-    session: Session, *, settings: Settings, now: datetime | None = None
+    session: Session,
+    *,
+    settings: Settings,
+    now: datetime | None = None,
+    item_ids: Collection[uuid.UUID] | None = None,
 ) -> RequeueResult:
-    """Items whose lease ran out go back to pending, or fail after their last attempt."""
-    params = {"now": now or utcnow(), "max_attempts": settings.max_attempts}
-    requeued = rowcount(session.execute(sql(queries.REQUEUE_EXPIRED), params))
-    failed = rowcount(session.execute(sql(queries.FAIL_EXPIRED), params))
+    """Items whose lease ran out go back to pending, or fail after their last attempt: all of
+    them, or those of `item_ids` (the reconciler passes the ones whose holder it has stopped)."""
+    params: dict[str, Any] = {"now": now or utcnow(), "max_attempts": settings.max_attempts}
+    if item_ids is None:
+        requeued = rowcount(session.execute(sql(queries.REQUEUE_EXPIRED), params))
+        failed = rowcount(session.execute(sql(queries.FAIL_EXPIRED), params))
+        return RequeueResult(requeued=requeued, failed=failed)
+    requeued = failed = 0
+    for item_id in item_ids:
+        one = {**params, "item_id": item_id}
+        requeued += rowcount(session.execute(sql(queries.REQUEUE_EXPIRED + ONE_ITEM), one))
+        failed += rowcount(session.execute(sql(queries.FAIL_EXPIRED + ONE_ITEM), one))
     return RequeueResult(requeued=requeued, failed=failed)
+
+
+ONE_ITEM = "  AND id = :item_id\n"
+
+
+@dataclass(frozen=True)
+class ExpiredLease:
+    """An item whose holder stopped renewing its lease."""
+
+    item_id: uuid.UUID
+    attempt: int
+    worker_id: str | None
+
+
+def expired_leases(
+    session: Session, *, now: datetime | None = None, limit: int = 500
+) -> list[ExpiredLease]:
+    """Items whose lease ran out, and who held them (ix_video_items_leases)."""
+    rows = session.execute(
+        sql(queries.EXPIRED_LEASES).columns(
+            sa.column("id", sa.Uuid()),
+            sa.column("retry_count", sa.Integer()),
+            sa.column("worker_id", sa.String()),
+        ),
+        {"now": now or utcnow(), "limit": limit},
+    )
+    return [ExpiredLease(row.id, row.retry_count, row.worker_id) for row in rows]
 
 
 def get_item(session: Session, item_id: uuid.UUID) -> VideoItem:

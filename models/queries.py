@@ -3,7 +3,8 @@
 Status and provider values are written as literals, never bound: the partial indexes
 (`ix_video_items_claim_*`, `ix_video_items_leases`) are only usable when the planner sees the same
 literal predicate as the index, which a generic plan over bound parameters does not.
-Every fenced write says `retry_count = :attempt`: an older attempt's write matches no row.
+Every fenced write says `retry_count = :attempt AND worker_id = :worker_id`: a write from an older
+attempt, or from anyone but the holder of the current one, matches no row.
 """
 
 from __future__ import annotations
@@ -79,12 +80,14 @@ RETURNING {CLAIM_RETURNING}
 RENEW_LEASE = """
 UPDATE video_items
 SET leased_until = :leased_until, progress = coalesce(:progress, progress), updated_at = :now
-WHERE id = :item_id AND retry_count = :attempt AND status = 'processing'
+WHERE id = :item_id AND retry_count = :attempt AND worker_id = :worker_id
+  AND status = 'processing'
 """
 
 SET_PROVIDER_TASK = """
 UPDATE video_items SET provider_task_id = :task_id, updated_at = :now
-WHERE id = :item_id AND retry_count = :attempt AND status = 'processing'
+WHERE id = :item_id AND retry_count = :attempt AND worker_id = :worker_id
+  AND status = 'processing'
 """
 
 # A finished video is kept even when its lease ran out, as long as no other attempt has
@@ -95,7 +98,8 @@ SET status = 'completed', output_path = :output_path,
     cost_credits = coalesce(cost_credits + :cost_credits, cost_credits, :cost_credits),
     progress = 1, leased_until = NULL, finished_at = :now, updated_at = :now,
     error = NULL, failure_code = NULL, next_attempt_at = NULL
-WHERE id = :item_id AND retry_count = :attempt AND status IN ('processing', 'pending')
+WHERE id = :item_id AND retry_count = :attempt AND worker_id = :worker_id
+  AND status IN ('processing', 'pending')
 RETURNING {ITEM_COLUMNS}
 """
 
@@ -115,7 +119,8 @@ SET status = '{new_status}', error = :error, failure_code = :failure_code,
     provider_task_id = CASE WHEN :keep_task THEN provider_task_id ELSE NULL END,
     flow_run_id = {flow_run}, next_attempt_at = :next_attempt_at, leased_until = NULL,
     finished_at = {finished}, updated_at = :now
-WHERE id = :item_id AND retry_count = :attempt AND status = 'processing'
+WHERE id = :item_id AND retry_count = :attempt AND worker_id = :worker_id
+  AND status = 'processing'
 RETURNING {ITEM_COLUMNS}
 """
 
@@ -155,6 +160,14 @@ SET status = 'failed', leased_until = NULL, finished_at = :now, updated_at = :no
     failure_code = 'LEASE_EXPIRED',
     error = 'lease expired on the last attempt (' || retry_count || ')'
 WHERE leased_until < :now AND retry_count >= :max_attempts
+"""
+
+# Who held the items whose lease ran out (the reconciler stops their flow runs first).
+EXPIRED_LEASES = """
+SELECT id, retry_count, worker_id FROM video_items
+WHERE leased_until < :now
+ORDER BY leased_until
+LIMIT :limit
 """
 
 # Statistics: the sums of the count ledger, whatever the size of video_items.

@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     runway_task_timeout_seconds: float = Field(
         default=1800.0, gt=0, description="Give up on a Runway task that is not done after this."
     )
+    runway_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Give up on one request to Runway (or one download) after this.",
+    )
     runway_max_retries: int = Field(
         default=2, ge=0, le=10, description="The SDK's own retries of 429, 5xx and timeouts."
     )
@@ -133,6 +138,17 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = Field(
         default=15.0, gt=0, description="How often leases, crashed runs and cancels are checked."
     )
+    run_start_timeout_seconds: float = Field(
+        default=180.0,
+        gt=0,
+        description="A flow run that started (Pending or Running) this long ago without holding "
+        "its item is crashed by the reconciler, freeing its pool slot.",
+    )
+    prefect_database_url: str | None = Field(
+        default=None,
+        description="Database of the Prefect server `reelroute up` runs: a PostgreSQL URL "
+        "(postgresql://…); unset: SQLite under data/prefect.",
+    )
     prefect_port: int = Field(
         default=4200, ge=1, le=65535, description="Port of the Prefect server `reelroute up` runs."
     )
@@ -146,6 +162,7 @@ class Settings(BaseSettings):
         "runway_api_secret",
         "runway_base_url",
         "sandbox",
+        "prefect_database_url",
         mode="before",
     )
     @classmethod
@@ -181,6 +198,16 @@ class Settings(BaseSettings):
         if value.startswith("postgresql") and not value.startswith("postgresql+psycopg://"):
             raise ValueError("PostgreSQL URLs must use psycopg 3: postgresql+psycopg://…")
         return value
+
+    @field_validator("prefect_database_url")
+    @classmethod
+    def _prefect_database(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("postgresql://", "postgresql+")):
+            raise ValueError("must be a PostgreSQL URL (postgresql://user@host/db)")
+        # Prefect's server talks to PostgreSQL through asyncpg.
+        return "postgresql+asyncpg://" + value.split("://", 1)[1]
 
     def pool_slots(self, pool: Pool) -> int:
         """How many flow runs the pool runs at once (its Prefect concurrency limit)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from prefect.client.schemas.filters import FlowRunFilter
+from prefect.client.schemas.filters import FlowFilter, FlowRunFilter
 from prefect.client.schemas.objects import FlowRun
 from prefect.states import Scheduled, State
 
@@ -68,10 +68,24 @@ class FakePrefect:
             self.on_create(run)
         return run
 
-    def read_flow_runs(self, *, flow_run_filter: FlowRunFilter, limit: int) -> list[FlowRun]:
-        assert flow_run_filter.id is not None and flow_run_filter.id.any_ is not None
-        wanted = set(flow_run_filter.id.any_)
-        return [run for run_id, run in self.runs.items() if run_id in wanted][:limit]
+    def read_flow_runs(
+        self,
+        *,
+        flow_run_filter: FlowRunFilter,
+        limit: int,
+        flow_filter: FlowFilter | None = None,
+    ) -> list[FlowRun]:
+        """By id, or (the zombie sweep) generate-video runs in some states."""
+        runs = list(self.runs.values())
+        if flow_run_filter.id is not None and flow_run_filter.id.any_ is not None:
+            runs = [run for run in runs if run.id in set(flow_run_filter.id.any_)]
+        if flow_run_filter.state is not None:
+            assert flow_run_filter.state.type is not None
+            types = set(flow_run_filter.state.type.any_ or [])
+            runs = [run for run in runs if run.state is not None and run.state.type in types]
+        if flow_filter is not None:
+            assert flow_filter.name is not None and flow_filter.name.any_ == [FLOW_NAME]
+        return runs[:limit]
 
     def set_flow_run_state(self, flow_run_id: uuid.UUID, state: State, force: bool = False) -> None:
         assert force, "reelroute forces its state changes"

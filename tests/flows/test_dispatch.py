@@ -35,7 +35,9 @@ def test_a_pool_gets_its_slots_plus_the_look_ahead_and_no_more(engine, session, 
             scoped, item_id=items[0].id, attempt=1, worker_id="w", settings=settings
         )
         assert claim is not None
-        ops.complete_item(scoped, item_id=items[0].id, attempt=1, output_path="v.mp4")
+        ops.complete_item(
+            scoped, item_id=items[0].id, attempt=1, worker_id="w", output_path="v.mp4"
+        )
     assert feeder.dispatch_once() == 1
     assert made_for(prefect)[-1] == str(items[3].id)
 
@@ -96,6 +98,7 @@ def test_items_waiting_for_their_backoff_are_not_sent(engine, session, prefect, 
         session,
         item_id=item.id,
         attempt=1,
+        worker_id="w",
         error="503",
         permanent=False,
         settings=settings.model_copy(update={"retry_backoff_seconds": 3600}),

@@ -79,7 +79,13 @@ def test_a_crashed_run_that_held_its_item_fails_that_attempt_and_keeps_the_task(
     (held,) = dispatched(engine, session, prefect, settings)
     claimed_by_its_run(engine, settings, held)
     with session_scope(engine) as scoped:
-        ops.set_provider_task(scoped, item_id=held.id, attempt=1, task_id="runway-task-1")
+        ops.set_provider_task(
+            scoped,
+            item_id=held.id,
+            attempt=1,
+            worker_id=flow_run_worker_id(held.flow_run_id, "host"),
+            task_id="runway-task-1",
+        )
     prefect.runs[held.flow_run_id].state = Crashed()
     report = reconcile_once(engine, prefect, settings)  # type: ignore[arg-type]
     assert report.lost_runs == 1
@@ -146,7 +152,13 @@ def test_a_cancelled_item_stops_its_run_and_its_runway_task(
     prefect.runs[found.flow_run_id].state = Running()
     task = emulator.emulator._submit({"model": "gen4_turbo", "ratio": "960:960"}, b"")["id"]
     with session_scope(engine) as scoped:
-        ops.set_provider_task(scoped, item_id=found.id, attempt=1, task_id=task)
+        ops.set_provider_task(
+            scoped,
+            item_id=found.id,
+            attempt=1,
+            worker_id=flow_run_worker_id(found.flow_run_id, "host"),
+            task_id=task,
+        )
     cancel_everywhere(engine, settings, found.id, client=prefect)  # type: ignore[arg-type]
     assert prefect.runs[found.flow_run_id].state.name == "Cancelling"
     assert emulator.emulator.tasks[task].cancelled
