@@ -5,9 +5,12 @@ Importing this module loads no torch, diffusers or gradio: a Runway run starts i
 
 from __future__ import annotations
 
+import logging
 import socket
+import time
 import uuid
-from typing import cast
+from collections.abc import Callable
+from typing import TypeVar, cast
 
 import sqlalchemy as sa
 from prefect import flow, get_run_logger
@@ -18,19 +21,15 @@ from prefect.artifacts import (
 )
 from prefect.runtime import flow_run
 
+from reelroute.flows.backoff import OUTAGES, Backoff
 from reelroute.flows.lease import LeaseKeeper, Throttle
 from reelroute.models.db import make_engine, session_scope
-from reelroute.models.errors import StaleAttempt
-from reelroute.models.lifecycle import (
-    Claim,
-    claim_item,
-    complete_item,
-    fail_item,
-    set_provider_task,
-)
+from reelroute.models.errors import DatabaseUnavailable, StaleAttempt
+from reelroute.models.lifecycle import Claim, claim_item, fail_item, set_provider_task
 from reelroute.models.settings import Settings, get_settings
-from reelroute.models.storage import Storage, video_path
+from reelroute.models.storage import Storage
 from reelroute.models.tables import Photo
+from reelroute.models.videos import complete_with_video
 from reelroute.models.workers import flow_run_worker_id
 from reelroute.providers.base import (
     GenerationRequest,
@@ -41,9 +40,22 @@ from reelroute.providers.base import (
 )
 from reelroute.providers.registry import provider_for
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
 # The progress artifact is written at most this often: every write is a call to the Prefect
 # server, and a Runway task takes minutes, a Wan video tens of minutes.
 PROGRESS_EVERY_SECONDS = 10.0
+
+
+def shown(show: Callable[[], T]) -> T | None:
+    """Run `show`, which writes an artifact to Prefect: a picture of the work, not the work. If
+    Prefect cannot take it now (restarting, unreachable), the video goes on without it."""
+    try:
+        return show()
+    except OUTAGES as error:
+        log.warning("could not update an artifact in Prefect: %s", error)
+        return None
 
 
 def worker_id() -> str:
@@ -82,21 +94,29 @@ def _generate(engine: sa.Engine, settings: Settings, item_id: uuid.UUID, attempt
     logger.info(
         "claimed item %s, attempt %s, provider %s", item_id, attempt, claim.inference_provider.value
     )
-    progress_artifact = cast(
-        uuid.UUID,
-        create_progress_artifact(
-            progress=0.0, key=f"progress-{item_id}", description="Video generation progress"
-        ),
+    progress_artifact = shown(
+        lambda: cast(
+            uuid.UUID,
+            create_progress_artifact(
+                progress=0.0, key=f"progress-{item_id}", description="Video generation progress"
+            ),
+        )
     )
 
     def show_progress(fraction: float) -> None:
-        update_progress_artifact(artifact_id=progress_artifact, progress=round(fraction * 100, 1))
+        if progress_artifact is not None:
+            shown(
+                lambda: update_progress_artifact(
+                    artifact_id=progress_artifact, progress=round(fraction * 100, 1)
+                )
+            )
 
     progress = Throttle(show_progress, seconds=PROGRESS_EVERY_SECONDS, initial=0.0)
     keeper = LeaseKeeper(
         engine,
         item_id=item_id,
         attempt=attempt,
+        worker_id=claim.worker_id,
         lease_seconds=settings.lease_seconds,
         on_progress=progress,
     )
@@ -114,20 +134,43 @@ def _generate(engine: sa.Engine, settings: Settings, item_id: uuid.UUID, attempt
     except Exception as error:  # a bug or an outage of ours: retry, keep the provider's task
         _record_failure(engine, settings, claim, TransientError(repr(error), task_alive=True))
         raise
-    path = video_path(claim.group_id, item_id)
-    Storage(settings.storage_url).write(path, result.video)
-    with session_scope(engine) as session:
-        complete_item(
-            session,
-            item_id=item_id,
-            attempt=attempt,
-            output_path=path,
-            cost_credits=result.cost_credits,
-        )
+    try:
+        path = _complete(engine, settings, claim, result)
+    except StaleAttempt:
+        logger.warning("attempt %s lost item %s before it could complete it", attempt, item_id)
+        return "lost"
     progress(1.0)  # already shown when the provider reported its end
-    _describe(claim, result, path)
+    shown(lambda: _describe(claim, result, path))
     logger.info("item %s completed: %s (%s credits)", item_id, path, result.cost_credits)
     return path
+
+
+def _complete(engine: sa.Engine, settings: Settings, claim: Claim, result: GenerationResult) -> str:
+    """Store the video and complete the item (fenced; models.videos). The video is in hand, and
+    may have been paid for: a database outage is waited out for up to a lease's length before
+    the attempt gives up (the next one then resumes the provider's task)."""
+    storage = Storage(settings.storage_url)
+    backoff = Backoff(f"completing item {claim.item_id}", 1.0, ceiling=15.0, log=log)
+    deadline = time.monotonic() + settings.lease_seconds
+    while True:
+        try:
+            with session_scope(engine) as session:
+                item = complete_with_video(
+                    session,
+                    storage,
+                    item_id=claim.item_id,
+                    group_id=claim.group_id,
+                    attempt=claim.attempt,
+                    worker_id=claim.worker_id,
+                    video=result.video,
+                    cost_credits=result.cost_credits,
+                )
+            assert item.output_path is not None
+            return item.output_path
+        except DatabaseUnavailable as error:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(backoff.failed(error))
 
 
 def _make_video(
@@ -142,7 +185,11 @@ def _make_video(
     def store_task(task_id: str) -> None:
         with session_scope(engine) as session:
             set_provider_task(
-                session, item_id=claim.item_id, attempt=claim.attempt, task_id=task_id
+                session,
+                item_id=claim.item_id,
+                attempt=claim.attempt,
+                worker_id=claim.worker_id,
+                task_id=task_id,
             )
 
     request = GenerationRequest(
@@ -169,6 +216,7 @@ def _record_failure(
                 session,
                 item_id=claim.item_id,
                 attempt=claim.attempt,
+                worker_id=claim.worker_id,
                 error=str(error)[:2000],
                 permanent=not transient,
                 settings=settings,

@@ -24,21 +24,37 @@ MIN_SIDE = 16
 
 
 class Storage:
-    """A store rooted at an fsspec URL; every read and write goes through it."""
+    """A store rooted at an fsspec URL; every read and write goes through it.
+
+    A local folder by default; `s3://bucket/prefix` through s3fs, configured the AWS way
+    (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_DEFAULT_REGION`, and `AWS_ENDPOINT_URL`
+    for an S3-compatible server; docs/operations.md).
+    """
 
     def __init__(self, url: str) -> None:
         import fsspec
 
         self.url = url.rstrip("/")
-        self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        # Other processes write here too: never answer `exists` from a cached listing.
+        options = {"use_listings_cache": False} if self.url.startswith("s3://") else {}
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, **options)
         self.fs.makedirs(self.root, exist_ok=True)
 
     def _full(self, path: str) -> str:
         return f"{self.root}/{path}"
 
+    @property
+    def _local(self) -> bool:
+        protocol = self.fs.protocol
+        return "file" in protocol if isinstance(protocol, tuple) else protocol == "file"
+
     def write(self, path: str, data: bytes) -> None:
-        """Write `data` at `path` (relative to the root), creating folders; atomic on local disk."""
+        """Write `data` at `path` (relative to the root), creating folders. Atomic: on local disk
+        through a temporary file and a rename; an object store's put is atomic by itself."""
         full = self._full(path)
+        if not self._local:
+            self.fs.pipe_file(full, data)
+            return
         self.fs.makedirs(full.rsplit("/", 1)[0], exist_ok=True)
         temporary = f"{full}.{uuid.uuid4().hex}.part"
         self.fs.pipe_file(temporary, data)
@@ -52,15 +68,27 @@ class Storage:
             raise NotFound(f"no file {path} in storage {self.url}") from None
         return data
 
+    def move(self, source: str, target: str) -> None:
+        """Move `source` to `target` (both relative to the root), replacing nothing twice: when
+        `source` is gone and `target` is there, an earlier call already did it."""
+        if not self.exists(source) and self.exists(target):
+            return
+        full = self._full(target)
+        self.fs.makedirs(full.rsplit("/", 1)[0], exist_ok=True)
+        self.fs.mv(self._full(source), full)
+
+    def delete(self, path: str) -> None:
+        """Remove the file at `path`, if there is one."""
+        if self.exists(path):
+            self.fs.rm_file(self._full(path))
+
     def exists(self, path: str) -> bool:
         """True when a file is stored at `path`."""
         return bool(self.fs.exists(self._full(path)))
 
     def local_path(self, path: str) -> str | None:
         """A filesystem path for `path` when the store is a local folder, else None."""
-        protocol = self.fs.protocol
-        local = "file" in protocol if isinstance(protocol, tuple) else protocol == "file"
-        return self._full(path) if local else None
+        return self._full(path) if self._local else None
 
 
 def photo_path(sha256: str) -> str:
@@ -71,6 +99,11 @@ def photo_path(sha256: str) -> str:
 def video_path(group_id: uuid.UUID | None, item_id: uuid.UUID) -> str:
     """Where the video of an item is stored."""
     return f"videos/{group_id or 'ungrouped'}/{item_id}.mp4"
+
+
+def staged_video_path(group_id: uuid.UUID | None, item_id: uuid.UUID, attempt: int) -> str:
+    """Where one attempt's video waits until the attempt's completion is accepted."""
+    return f"videos/{group_id or 'ungrouped'}/{item_id}.attempt-{attempt}.part"
 
 
 @dataclass(frozen=True)

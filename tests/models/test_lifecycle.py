@@ -89,18 +89,21 @@ def test_an_expired_lease_makes_the_item_claimable_again(session, settings):
     assert second.item_id == first.item_id and second.attempt == 2
     # The first attempt is now stale: it can neither complete, fail nor renew.
     with pytest.raises(StaleAttempt):
-        ops.complete_item(session, item_id=first.item_id, attempt=1, output_path="x.mp4")
+        ops.complete_item(
+            session, item_id=first.item_id, attempt=1, worker_id="w1", output_path="x.mp4"
+        )
     with pytest.raises(StaleAttempt):
         ops.fail_item(
             session,
             item_id=first.item_id,
             attempt=1,
+            worker_id="w1",
             error="boom",
             permanent=True,
             settings=settings,
         )
     with pytest.raises(StaleAttempt):
-        ops.renew_lease(session, item_id=first.item_id, attempt=1, lease_seconds=60)
+        ops.renew_lease(session, item_id=first.item_id, attempt=1, worker_id="w1", lease_seconds=60)
     session.rollback()
     current = ops.get_item(session, first.item_id)
     assert current.status is ItemStatus.processing and current.retry_count == 2
@@ -121,7 +124,13 @@ def test_renewal_keeps_the_item_from_expiring(session, settings):
     claimed = claim(session, settings)
     soon = utcnow() + timedelta(seconds=settings.lease_seconds - 5)
     until = ops.renew_lease(
-        session, item_id=item.id, attempt=1, lease_seconds=600, progress=0.4, now=soon
+        session,
+        item_id=item.id,
+        attempt=1,
+        worker_id="w1",
+        lease_seconds=600,
+        progress=0.4,
+        now=soon,
     )
     session.commit()
     assert until > claimed.leased_until
@@ -133,7 +142,13 @@ def test_items_waiting_for_their_backoff_are_not_claimed(session, settings):
     (item,) = add_items(session, settings, 1)
     claim(session, settings)
     failed = ops.fail_item(
-        session, item_id=item.id, attempt=1, error="503", permanent=False, settings=settings
+        session,
+        item_id=item.id,
+        attempt=1,
+        worker_id="w1",
+        error="503",
+        permanent=False,
+        settings=settings,
     )
     session.commit()
     assert failed.status is ItemStatus.pending
@@ -150,14 +165,21 @@ def test_complete_records_output_and_cost(session, settings):
     (item,) = add_items(session, settings, 1)
     claim(session, settings)
     done = ops.complete_item(
-        session, item_id=item.id, attempt=1, output_path="videos/g/i.mp4", cost_credits=25
+        session,
+        item_id=item.id,
+        attempt=1,
+        worker_id="w1",
+        output_path="videos/g/i.mp4",
+        cost_credits=25,
     )
     session.commit()
     assert done.status is ItemStatus.completed and done.progress == 1
     assert (done.output_path, done.cost_credits) == ("videos/g/i.mp4", 25)
     assert done.finished_at is not None and done.leased_until is None
     with pytest.raises(StaleAttempt):
-        ops.complete_item(session, item_id=item.id, attempt=1, output_path="again.mp4")
+        ops.complete_item(
+            session, item_id=item.id, attempt=1, worker_id="w1", output_path="again.mp4"
+        )
 
 
 def test_a_finished_video_is_kept_after_its_lease_expired_if_nobody_took_over(session, settings):
@@ -165,7 +187,9 @@ def test_a_finished_video_is_kept_after_its_lease_expired_if_nobody_took_over(se
     claim(session, settings)
     later = utcnow() + timedelta(seconds=settings.lease_seconds + 1)
     assert ops.requeue_expired(session, settings=settings, now=later).requeued == 1
-    done = ops.complete_item(session, item_id=item.id, attempt=1, output_path="v.mp4")
+    done = ops.complete_item(
+        session, item_id=item.id, attempt=1, worker_id="w1", output_path="v.mp4"
+    )
     assert done.status is ItemStatus.completed
 
 
@@ -180,6 +204,7 @@ def test_transient_failures_back_off_exponentially_then_fail_at_max_attempts(ses
             session,
             item_id=item.id,
             attempt=attempt,
+            worker_id="w1",
             error="HTTP 503",
             failure_code="HTTP_503",
             permanent=False,
@@ -197,11 +222,12 @@ def test_transient_failures_back_off_exponentially_then_fail_at_max_attempts(ses
 def test_permanent_failure_fails_at_once_and_keeps_the_code(session, settings):
     (item,) = add_items(session, settings, 1)
     claim(session, settings)
-    ops.set_provider_task(session, item_id=item.id, attempt=1, task_id="task-1")
+    ops.set_provider_task(session, item_id=item.id, attempt=1, worker_id="w1", task_id="task-1")
     failed = ops.fail_item(
         session,
         item_id=item.id,
         attempt=1,
+        worker_id="w1",
         permanent=True,
         error="moderation",
         failure_code="SAFETY.INPUT.TEXT",
@@ -215,11 +241,12 @@ def test_permanent_failure_fails_at_once_and_keeps_the_code(session, settings):
 def test_provider_task_is_kept_for_the_next_attempt_when_asked(session, settings):
     (item,) = add_items(session, settings, 1)
     claim(session, settings)
-    ops.set_provider_task(session, item_id=item.id, attempt=1, task_id="task-1")
+    ops.set_provider_task(session, item_id=item.id, attempt=1, worker_id="w1", task_id="task-1")
     failed = ops.fail_item(
         session,
         item_id=item.id,
         attempt=1,
+        worker_id="w1",
         permanent=False,
         error="poll timed out",
         keep_provider_task=True,
@@ -227,7 +254,7 @@ def test_provider_task_is_kept_for_the_next_attempt_when_asked(session, settings
     )
     assert failed.provider_task_id == "task-1"
     with pytest.raises(StaleAttempt):
-        ops.set_provider_task(session, item_id=item.id, attempt=1, task_id="task-2")
+        ops.set_provider_task(session, item_id=item.id, attempt=1, worker_id="w1", task_id="task-2")
 
 
 def test_requeue_expired_requeues_then_fails_after_the_last_attempt(session, settings):
@@ -252,7 +279,9 @@ def test_cancel_and_retry(session, settings):
         assert cancelled.status is ItemStatus.cancelled and cancelled.finished_at is not None
     session.commit()
     with pytest.raises(StaleAttempt):
-        ops.complete_item(session, item_id=processing.id, attempt=1, output_path="v.mp4")
+        ops.complete_item(
+            session, item_id=processing.id, attempt=1, worker_id="w1", output_path="v.mp4"
+        )
     with pytest.raises(InvalidTransition, match=r"cannot cancel .* it is cancelled"):
         ops.cancel_item(session, item_id=pending.id)
     retried = ops.retry_item(session, item_id=processing.id)
@@ -267,7 +296,15 @@ def test_cancel_and_retry(session, settings):
 def test_retry_a_failed_item_starts_its_attempts_again(session, settings):
     (item,) = add_items(session, settings, 1)
     claim(session, settings)
-    ops.fail_item(session, item_id=item.id, attempt=1, permanent=True, error="x", settings=settings)
+    ops.fail_item(
+        session,
+        item_id=item.id,
+        attempt=1,
+        worker_id="w1",
+        permanent=True,
+        error="x",
+        settings=settings,
+    )
     ops.retry_item(session, item_id=item.id)
     session.commit()
     assert claim(session, settings).attempt == 1
@@ -276,6 +313,37 @@ def test_retry_a_failed_item_starts_its_attempts_again(session, settings):
 def test_completed_items_cannot_be_cancelled(session, settings):
     (item,) = add_items(session, settings, 1)
     claim(session, settings)
-    ops.complete_item(session, item_id=item.id, attempt=1, output_path="v.mp4")
+    ops.complete_item(session, item_id=item.id, attempt=1, worker_id="w1", output_path="v.mp4")
     with pytest.raises(InvalidTransition):
         ops.cancel_item(session, item_id=item.id)
+
+
+def test_every_fenced_write_needs_the_holder_as_well_as_the_attempt(session, settings):
+    (item,) = add_items(session, settings, 1)
+    claim(session, settings)
+    writes = {
+        "renew_lease": lambda who: ops.renew_lease(
+            session, item_id=item.id, attempt=1, worker_id=who, lease_seconds=60
+        ),
+        "set_provider_task": lambda who: ops.set_provider_task(
+            session, item_id=item.id, attempt=1, worker_id=who, task_id="t"
+        ),
+        "complete_item": lambda who: ops.complete_item(
+            session, item_id=item.id, attempt=1, worker_id=who, output_path="v.mp4"
+        ),
+        "fail_item": lambda who: ops.fail_item(
+            session,
+            item_id=item.id,
+            attempt=1,
+            worker_id=who,
+            error="x",
+            permanent=True,
+            settings=settings,
+        ),
+    }
+    for name, write in writes.items():
+        for intruder in ("w2", ""):
+            with pytest.raises(StaleAttempt):
+                write(intruder)
+        assert ops.get_item(session, item.id).status is ItemStatus.processing, name
+    ops.renew_lease(session, item_id=item.id, attempt=1, worker_id="w1", lease_seconds=60)

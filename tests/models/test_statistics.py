@@ -49,6 +49,7 @@ def make_busy_table(session, settings) -> None:
                 session,
                 item_id=item.item_id,
                 attempt=item.attempt,
+                worker_id="w",
                 output_path="v.mp4",
                 cost_credits=rng.randint(0, 50),
             )
@@ -57,6 +58,7 @@ def make_busy_table(session, settings) -> None:
                 session,
                 item_id=item.item_id,
                 attempt=item.attempt,
+                worker_id="w",
                 error="x",
                 permanent=rng.random() < 0.5,
                 cost_credits=rng.randint(0, 5),

@@ -16,8 +16,11 @@ from reelroute.models.storage import Storage, inspect_image, store_photo, video_
 from tests.models.helpers import image_bytes
 
 
-@pytest.fixture
-def storage(settings) -> Storage:
+@pytest.fixture(params=["local", "s3"])
+def storage(request, settings) -> Storage:
+    """A local folder, and an S3 bucket through s3fs (moto's server on loopback)."""
+    if request.param == "s3":
+        return Storage(request.getfixturevalue("s3_url"))
     return Storage(settings.storage_url)
 
 
@@ -120,7 +123,14 @@ def test_storage_paths_and_missing_files(storage):
     assert video_path(group, item) == f"videos/{group}/{item}.mp4"
     storage.write(video_path(group, item), b"mp4")
     assert storage.read(video_path(group, item)) == b"mp4"
-    assert storage.local_path(video_path(group, item)).endswith(f"{item}.mp4")
+    local = storage.local_path(video_path(group, item))
+    assert local is None if storage.url.startswith("s3://") else local.endswith(f"{item}.mp4")
+    storage.move(video_path(group, item), f"videos/{group}/moved.mp4")
+    storage.move(video_path(group, item), f"videos/{group}/moved.mp4")  # done already: no-op
+    assert not storage.exists(video_path(group, item))
+    assert storage.read(f"videos/{group}/moved.mp4") == b"mp4"
+    storage.delete(f"videos/{group}/moved.mp4")
+    assert not storage.exists(f"videos/{group}/moved.mp4")
     with pytest.raises(NotFound):
         storage.read("videos/none.mp4")
 

@@ -90,6 +90,7 @@ def populate(engine: sa.Engine, settings: Settings, name: str = "Beach houses") 
                     session,
                     item_id=item.id,
                     attempt=claimed.attempt,
+                    worker_id=claimed.worker_id,
                     output_path=path,
                     cost_credits=credits[provider.value],
                 )
@@ -98,6 +99,7 @@ def populate(engine: sa.Engine, settings: Settings, name: str = "Beach houses") 
                     session,
                     item_id=item.id,
                     attempt=claimed.attempt,
+                    worker_id=claimed.worker_id,
                     error="Runway refused the prompt (content moderation)",
                     permanent=True,
                     settings=settings,
@@ -108,6 +110,7 @@ def populate(engine: sa.Engine, settings: Settings, name: str = "Beach houses") 
                     session,
                     item_id=item.id,
                     attempt=claimed.attempt,
+                    worker_id=claimed.worker_id,
                     lease_seconds=600,
                     progress=0.4,
                 )

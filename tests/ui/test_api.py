@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -269,13 +271,13 @@ def test_the_pull_worker_protocol(client):
     beat = client.post(
         f"/api/worker/tasks/{first['item_id']}/heartbeat",
         headers=as_admin(WORKER),
-        json={"attempt": 1, "progress": 0.5},
+        json={"attempt": 1, "worker_id": "w1", "progress": 0.5},
     )
     assert beat.status_code == 200
     stale = client.post(
         f"/api/worker/tasks/{first['item_id']}/heartbeat",
         headers=as_admin(WORKER),
-        json={"attempt": 2},
+        json={"attempt": 2, "worker_id": "w1"},
     )
     assert stale.status_code == 409
     mp4 = encode_mp4(
@@ -284,7 +286,7 @@ def test_the_pull_worker_protocol(client):
     done = client.post(
         f"/api/worker/tasks/{first['item_id']}/complete",
         headers=as_admin(WORKER),
-        data={"attempt": "1", "cost_credits": "25"},
+        data={"attempt": "1", "worker_id": "w1", "cost_credits": "25"},
         files={"video": ("v.mp4", mp4, "video/mp4")},
     )
     assert done.status_code == 200, done.text
@@ -294,7 +296,7 @@ def test_the_pull_worker_protocol(client):
     garbage = client.post(
         f"/api/worker/tasks/{second['item_id']}/complete",
         headers=as_admin(WORKER),
-        data={"attempt": "1"},
+        data={"attempt": "1", "worker_id": "w1"},
         files={"video": ("v.mp4", b"not a video", "video/mp4")},
     )
     assert garbage.status_code == 400 and "not a playable mp4" in garbage.json()["error"]
@@ -303,6 +305,7 @@ def test_the_pull_worker_protocol(client):
         headers=as_admin(WORKER),
         json={
             "attempt": 1,
+            "worker_id": "w1",
             "error": "moderation",
             "permanent": True,
             "failure_code": "SAFETY.INPUT.TEXT",
@@ -370,3 +373,69 @@ def test_an_unreachable_database_is_503_in_the_envelope(app_settings, tmp_path):
     body = answer.json()
     assert body["success"] is False and "database is unavailable" in body["error"]
     assert "secret-pw" not in answer.text
+
+
+def mp4_of(color: int) -> bytes:
+    frames = (np.full((16, 16, 3), color, np.uint8) for _ in range(5))
+    return encode_mp4(frames, fps=8, width=16, height=16)
+
+
+def complete(client, item_id, attempt, worker_id, video):
+    return client.post(
+        f"/api/worker/tasks/{item_id}/complete",
+        headers=as_admin(WORKER),
+        data={"attempt": str(attempt), "worker_id": worker_id},
+        files={"video": ("v.mp4", video, "video/mp4")},
+    )
+
+
+def stored_files(settings) -> list[str]:
+    root = Path(settings.storage_url) / "videos"
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_a_refused_writer_never_touches_the_video_and_leaves_no_file(client, app_settings):
+    group = new_group(client)
+    (photo,) = upload(client, group, ("a.png", image_bytes(), "image/png"))
+    add(client, group, [{"photo_id": photo["id"], "prompt": "p"}] * 2)
+    first, second = claim(client), claim(client)
+    winner = mp4_of(200)
+    assert complete(client, first["item_id"], 1, "w1", winner).status_code == 200
+    video_of = f"/api/admin/items/{first['item_id']}/video"
+    before = hashlib.sha256(client.get(video_of, headers=as_admin()).content).hexdigest()
+    assert before == hashlib.sha256(winner).hexdigest()
+    for attempt in (1, 2):  # an already completed item, with the holder's and a stale attempt
+        late = complete(client, first["item_id"], attempt, "w1", mp4_of(10))
+        assert late.status_code == 409
+    after = hashlib.sha256(client.get(video_of, headers=as_admin()).content).hexdigest()
+    assert after == before
+    # A pending item nobody holds: refused, and no stray file.
+    add(client, group, [{"photo_id": photo["id"], "prompt": "unclaimed"}])
+    queue = client.get("/api/admin/queue?status=pending", headers=as_admin()).json()["data"]
+    unclaimed = queue["items"][0]["id"]
+    assert complete(client, unclaimed, 1, "w1", mp4_of(30)).status_code == 409
+    assert stored_files(app_settings) == [f"{group}/{first['item_id']}.mp4"]
+    assert second["item_id"] != unclaimed
+
+
+@pytest.mark.parametrize("route", ["heartbeat", "complete", "fail"])
+def test_the_fence_checks_the_holder_as_well_as_the_attempt(client, route, app_settings):
+    group = new_group(client)
+    (photo,) = upload(client, group, ("a.png", image_bytes(), "image/png"))
+    add(client, group, [{"photo_id": photo["id"], "prompt": "p"}])
+    held = claim(client, worker_id="holder")
+    path = f"/api/worker/tasks/{held['item_id']}/{route}"
+    for intruder in ("someone-else", ""):
+        if route == "complete":
+            answer = complete(client, held["item_id"], 1, intruder, mp4_of(50))
+        else:
+            body = {"attempt": 1, "worker_id": intruder, "error": "x", "permanent": True}
+            if route == "heartbeat":
+                body = {"attempt": 1, "worker_id": intruder}
+            answer = client.post(path, headers=as_admin(WORKER), json=body)
+        assert answer.status_code in (409, 422), answer.text
+        if intruder:
+            assert answer.status_code == 409
+    queue = client.get("/api/admin/queue", headers=as_admin()).json()["data"]["items"]
+    assert [(i["status"], i["worker_id"]) for i in queue] == [("processing", "holder")]
+    assert stored_files(app_settings) == []

@@ -140,6 +140,9 @@ class HeartbeatIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     attempt: int = Field(ge=1, le=1000)
+    worker_id: str = Field(
+        min_length=1, max_length=200, description="The worker_id that claimed the item."
+    )
     lease_duration_seconds: int = Field(default=600, ge=10, le=86_400)
     progress: float | None = Field(default=None, ge=0, le=1)
 
@@ -150,6 +153,9 @@ class FailIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     attempt: int = Field(ge=1, le=1000)
+    worker_id: str = Field(
+        min_length=1, max_length=200, description="The worker_id that claimed the item."
+    )
     error: str = Field(min_length=1, max_length=5000)
     permanent: bool = False
     failure_code: str | None = Field(default=None, max_length=100)

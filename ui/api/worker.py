@@ -8,8 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, UploadFile
 
 from reelroute.models import lifecycle as ops
-from reelroute.models.storage import Storage, video_path
+from reelroute.models.storage import Storage
 from reelroute.models.tables import Photo
+from reelroute.models.videos import complete_with_video
 from reelroute.providers.video import probe_mp4
 from reelroute.ui.api.common import DB, Envelope, Role, SettingsDep, require
 from reelroute.ui.api.schemas import FailIn, HeartbeatIn, ItemOut, NextTaskIn, NextTaskOut
@@ -53,6 +54,7 @@ def heartbeat(item_id: uuid.UUID, body: HeartbeatIn, db: DB) -> Envelope[dict[st
         db,
         item_id=item_id,
         attempt=body.attempt,
+        worker_id=body.worker_id,
         lease_seconds=body.lease_duration_seconds,
         progress=body.progress,
     )
@@ -65,17 +67,24 @@ def complete(
     db: DB,
     settings: SettingsDep,
     attempt: Annotated[int, Form(ge=1, le=1000)],
+    worker_id: Annotated[str, Form(min_length=1, max_length=200)],
     video: Annotated[UploadFile, File(description="the mp4")],
     cost_credits: Annotated[int, Form(ge=0, le=10**9)] = 0,
 ) -> Envelope[ItemOut]:
-    """Store the video (it must be a playable mp4) and complete the item (fenced)."""
+    """Complete the item with its video (a playable mp4), fenced by attempt and worker: a
+    refused call (409) leaves the item's video as it was and stores nothing."""
     data = video.file.read()
     probe_mp4(data)
     item = ops.get_item(db, item_id)
-    path = video_path(item.group_id, item_id)
-    Storage(settings.storage_url).write(path, data)
-    done = ops.complete_item(
-        db, item_id=item_id, attempt=attempt, output_path=path, cost_credits=cost_credits
+    done = complete_with_video(
+        db,
+        Storage(settings.storage_url),
+        item_id=item_id,
+        group_id=item.group_id,
+        attempt=attempt,
+        worker_id=worker_id,
+        video=data,
+        cost_credits=cost_credits,
     )
     return Envelope(data=ItemOut.of(done))
 
@@ -87,6 +96,7 @@ def fail(item_id: uuid.UUID, body: FailIn, db: DB, settings: SettingsDep) -> Env
         db,
         item_id=item_id,
         attempt=body.attempt,
+        worker_id=body.worker_id,
         error=body.error,
         permanent=body.permanent,
         settings=settings,
