@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,7 +35,31 @@ def make_engine(url: str, *, sqlite_foreign_keys: bool = True, **kwargs: Any) ->
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    return sa.create_engine(url, **kwargs)
+    engine = sa.create_engine(url, **kwargs)
+    engine.dialect.do_ping = types.MethodType(_ping_keeping_interrupts, engine.dialect)  # type: ignore[method-assign]
+    return engine
+
+
+def _ping_keeping_interrupts(_dialect: Any, dbapi_connection: Any) -> bool:
+    """The pool's pre-ping (as SQLAlchemy's psycopg dialect does it: `SELECT 1` in autocommit
+    mode) without its flaw: when something interrupts the ping (Prefect's termination signal
+    is an exception raised in the main thread), SQLAlchemy's version sets autocommit back in a
+    `finally`, which psycopg refuses while the query is ACTIVE, so the signal came out as
+    "ProgrammingError: can't change 'autocommit' now" and was recorded as a database error.
+    Here the interruption propagates as it is, and the pool discards the connection."""
+    before = dbapi_connection.autocommit
+    if not before:
+        dbapi_connection.autocommit = True
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SELECT 1")
+    except BaseException:
+        dbapi_connection.close()  # mid-query: never usable again
+        raise
+    cursor.close()
+    if not before:
+        dbapi_connection.autocommit = before
+    return True
 
 
 def _sqlite_on_connect(dbapi_connection: Any, foreign_keys: bool) -> None:
