@@ -7,6 +7,7 @@ failure codes, HTTP errors for the next requests, expiring output URLs. Every re
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import io
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 import uvicorn
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from PIL import Image
 
 from reelroute.providers.video import encode_mp4
@@ -80,6 +81,13 @@ class EmulatorScript:
     """Keys accepted; None accepts any key (401 without one, 401 for a key not in the set)."""
     unknown_status: str | None = None
     """Report every task with this status, as a future API might (e.g. `QUEUED`)."""
+    hang_next: int = 0
+    """The next API requests (this many) hang for `hang_s` before they are answered."""
+    hang_s: float = 30.0
+    truncate_next: int = 0
+    """The next video downloads (this many) are cut off half-way (the connection drops)."""
+    slow_download_s: float = 0.0
+    """Seconds each video download takes (sent in small pieces)."""
 
 
 @dataclass
@@ -93,6 +101,7 @@ class _Task:
     ratio: str
     image: bytes
     failure: tuple[str, str] | None
+    prompt: str | None = None
     cancelled: bool = False
     output: bytes | None = None
 
@@ -128,6 +137,16 @@ class RunwayEmulator:
         """Bodies of every accepted or refused POST /v1/image_to_video."""
         return [r.body or {} for r in self.requests if r.method == "POST"]
 
+    def succeeded(self, prompt: str) -> int:
+        """How many tasks of this prompt ran to a video (what Runway bills for)."""
+        now = time.time()
+        return sum(
+            1
+            for task in list(self.tasks.values())
+            if task.prompt == prompt and not task.cancelled and task.failure is None
+            and task.end <= now
+        )  # fmt: skip
+
     def count(self, method: str, path_prefix: str = "/v1/") -> int:
         """How many requests with this method (and path prefix) arrived."""
         return sum(
@@ -160,6 +179,8 @@ class RunwayEmulator:
                 if self.script.http_errors:
                     status = self.script.http_errors.popleft()
                     return _error(status, f"scripted error {status}")
+                if self._take("hang_next"):
+                    await asyncio.sleep(self.script.hang_s)
             response: Response = await call_next(request)
             return response
 
@@ -194,9 +215,36 @@ class RunwayEmulator:
             task = self.tasks[task_id]
             if task.output is None:
                 task.output = _render(task)
-            return Response(task.output, media_type="video/mp4")
+            return self._serve(task.output)
 
         return app
+
+    def _take(self, fault: str) -> bool:
+        """Use one of the scripted faults of this kind, if any is left."""
+        with self._lock:
+            left = getattr(self.script, fault)
+            if left <= 0:
+                return False
+            setattr(self.script, fault, left - 1)
+            return True
+
+    def _serve(self, video: bytes) -> Response:
+        """A video download: whole, slow, or cut off half-way (the advertised length stays)."""
+        truncated = self._take("truncate_next")
+        pieces = 8
+        delay = self.script.slow_download_s / pieces
+
+        async def body() -> Any:
+            size = len(video) // pieces + 1
+            for n in range(pieces):
+                if truncated and n == pieces // 2:
+                    raise ConnectionResetError("scripted: the download is cut off")
+                if delay:
+                    await asyncio.sleep(delay)
+                yield video[n * size : (n + 1) * size]
+
+        headers = {"content-length": str(len(video))}
+        return StreamingResponse(body(), media_type="video/mp4", headers=headers)
 
     def _submit(self, body: dict[str, Any], image: bytes) -> dict[str, Any]:
         now = time.time()
@@ -220,6 +268,7 @@ class RunwayEmulator:
                 ratio=body["ratio"],
                 image=image,
                 failure=failure,
+                prompt=body.get("promptText"),
             )
             self.tasks[task.id] = task
         return {"id": task.id, "estimatedCost": {"credits": task.credits()}}

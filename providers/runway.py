@@ -119,6 +119,7 @@ class RunwayProvider:
                 api_key=secret.get_secret_value(),
                 base_url=self.settings.runway_base_url,
                 max_retries=self.settings.runway_max_retries,
+                timeout=self.settings.runway_timeout_seconds,
             )
         return self._client
 
@@ -214,28 +215,27 @@ class RunwayProvider:
     def _download(
         self, task_id: str, model: str, credits: int, urls: list[str]
     ) -> GenerationResult:
-        """Fetch the output at once (URLs expire in 24-48 h); an expired URL is refreshed by
-        retrieving the task again."""
+        """Fetch the output at once (URLs expire in 24-48 h) and check it plays. A failed or
+        broken download (expired URL, a connection cut mid-file) is tried again with fresh URLs
+        from the task; after DOWNLOAD_ATTEMPTS it is transient, the task kept: the next attempt
+        downloads again and pays nothing more."""
+        problem = ""
         for attempt in range(DOWNLOAD_ATTEMPTS):
+            if attempt:
+                urls = self._fresh_urls(task_id, urls)
             try:
-                response = httpx.get(urls[0], timeout=60, follow_redirects=True)
+                response = httpx.get(
+                    urls[0], timeout=self.settings.runway_timeout_seconds, follow_redirects=True
+                )
                 response.raise_for_status()
+                video = response.content
+                meta = probe_mp4(video)
             except httpx.HTTPError as error:
-                if attempt == DOWNLOAD_ATTEMPTS - 1:
-                    raise TransientError(
-                        f"cannot download the video of task {task_id}: {error}",
-                        code="DOWNLOAD",
-                        task_alive=True,
-                    ) from None
-                try:
-                    fresh = self.client.tasks.retrieve(task_id)
-                except runwayml.RunwayMLError as retrieve_error:
-                    raise translate(retrieve_error, task_alive=True) from None
-                if fresh.status == "SUCCEEDED":
-                    urls = fresh.output
+                problem = f"{type(error).__name__}: {error}"
                 continue
-            video = response.content
-            meta = probe_mp4(video)
+            except PermanentError as error:  # truncated or damaged on the way: fetch it again
+                problem = str(error)
+                continue
             return GenerationResult(
                 video=video,
                 model=model,
@@ -246,7 +246,19 @@ class RunwayProvider:
                 width=meta.width,
                 height=meta.height,
             )
-        raise AssertionError("unreachable")
+        raise TransientError(
+            f"cannot download the video of task {task_id} ({DOWNLOAD_ATTEMPTS} tries): {problem}",
+            code="DOWNLOAD",
+            task_alive=True,
+        )
+
+    def _fresh_urls(self, task_id: str, urls: list[str]) -> list[str]:
+        """The task's output URLs as Runway gives them now (they expire)."""
+        try:
+            fresh = self.client.tasks.retrieve(task_id)
+        except runwayml.RunwayMLError as error:
+            raise translate(error, task_alive=True) from None
+        return list(fresh.output) if fresh.status == "SUCCEEDED" else urls
 
     def cancel(self, task_id: str) -> None:
         """Delete the task at Runway: stops a pending or running one (no refund once it ran)."""

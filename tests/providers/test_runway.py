@@ -276,3 +276,27 @@ def test_importing_the_runway_provider_loads_no_torch_or_diffusers(tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
     ).stdout
     assert output.strip() == "[]"
+
+
+def test_a_download_cut_off_half_way_is_fetched_again(runway, emulator):
+    emulator.script.truncate_next = 2
+    result = Recorder().run(runway, request())
+    assert probe_mp4(result.video).frames > 0
+    assert emulator.script.truncate_next == 0
+
+
+def test_downloads_that_keep_breaking_are_transient_with_the_task_kept(runway, emulator):
+    emulator.script.truncate_next = 3
+    with pytest.raises(TransientError) as error:
+        Recorder().run(runway, request())
+    assert error.value.code == "DOWNLOAD" and error.value.task_alive
+    assert "3 tries" in str(error.value)
+
+
+def test_a_hung_request_times_out_as_transient(runway_settings, emulator):
+    emulator.script.hang_next, emulator.script.hang_s = 1, 3.0
+    impatient = RunwayProvider(runway_settings.model_copy(update={"runway_timeout_seconds": 0.5}))
+    with pytest.raises(TransientError) as error:
+        Recorder().run(impatient, request())
+    assert error.value.code == "CONNECTION"
+    assert Recorder().run(impatient, request()).video  # the next request is answered
