@@ -27,13 +27,15 @@ FROM generate_series(1, :count) AS n
 """
 
 
-def fresh_database(name: str) -> str:
-    """Drop and create database `name`, migrate it, and return its SQLAlchemy URL."""
+def fresh_database(name: str, *, migrate: bool = True) -> str:
+    """Drop and create database `name`, migrate it (unless told not to), and return its
+    SQLAlchemy URL."""
     with psycopg.connect(ADMIN_URL, autocommit=True) as connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         connection.execute(f'CREATE DATABASE "{name}"')
     url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    upgrade(url)
+    if migrate:
+        upgrade(url)
     return url
 
 

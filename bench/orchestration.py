@@ -28,6 +28,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import StateType
 from sqlmodel import Session
 
+from bench.data import fresh_database
 from bench.system import LocalSystem, local_system
 from reelroute.models.batches import add_batch
 from reelroute.models.db import make_engine
@@ -174,10 +175,22 @@ def throughput(root: Path, items: int, concurrency: int, latency: float) -> dict
     return {"seconds": took, "ideal": ideal}
 
 
-def dispatch(root: Path, items: int) -> dict[str, float]:
-    """1,000 pending items: time until both pools are full; most Scheduled runs ever seen."""
+def dispatch(root: Path, items: int, *, postgres: bool = False) -> dict[str, float]:
+    """A backlog of pending items: time until both pools are full; most Scheduled runs ever
+    seen. With `postgres`, the items and the Prefect server are both on PostgreSQL."""
     slots = {"gpu": 1, "cloud": 5}
-    with local_system(root, cloud_slots=slots["cloud"], latency_s=600.0) as system:
+    database_url = prefect_database_url = None
+    if postgres:
+        database_url = fresh_database("reelroute_bench_dispatch")
+        prefect = fresh_database("reelroute_bench_prefect", migrate=False)
+        prefect_database_url = prefect.replace("+psycopg", "+asyncpg")
+    with local_system(
+        root,
+        cloud_slots=slots["cloud"],
+        latency_s=600.0,
+        database_url=database_url,
+        prefect_database_url=prefect_database_url,
+    ) as system:
         providers = [
             InferenceProvider.wan_local,
             InferenceProvider.runway_gen4_turbo,
@@ -235,6 +248,12 @@ def main() -> None:
     parser.add_argument("--c", type=int, default=8)
     parser.add_argument("--t", type=float, nargs="+", default=[20.0, 60.0])
     parser.add_argument("--backlog", type=int, default=1000)
+    parser.add_argument(
+        "--postgres-backlog",
+        type=int,
+        default=10_000,
+        help="Dispatch this backlog with the items and the Prefect server on PostgreSQL (0: skip).",
+    )
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
@@ -256,13 +275,18 @@ def main() -> None:
                 f"  all finished after {t['seconds']:.1f} s; ideal ceil(N/C)*T = "
                 f"{t['ideal']:.0f} s; ratio {t['seconds'] / t['ideal']:.2f}x   (target <= 1.15x)"
             )
-        d = dispatch(root / "dispatch", options.backlog)
-        print(f"\ndispatch of {options.backlog} pending items (pools: gpu 1, cloud 5)")
-        print(
-            f"  every pool full after {d['full_after']:.1f} s; most Scheduled runs seen "
-            f"{d['most_scheduled']} (pools can take {d['limit']:.0f} soon); "
-            f"{d['still_pending']} items still waiting in the database"
-        )
+        runs = [(options.backlog, False)] if options.backlog else []
+        if options.postgres_backlog:
+            runs.append((options.postgres_backlog, True))
+        for backlog, postgres in runs:
+            d = dispatch(root / f"dispatch-{postgres}", backlog, postgres=postgres)
+            where = "PostgreSQL (items and Prefect server)" if postgres else "SQLite"
+            print(f"\ndispatch of {backlog:,} pending items on {where} (pools: gpu 1, cloud 5)")
+            print(
+                f"  every pool full after {d['full_after']:.1f} s; most Scheduled runs seen "
+                f"{d['most_scheduled']} (pools can take {d['limit']:.0f} soon); "
+                f"{d['still_pending']:,} items still waiting in the database"
+            )
 
 
 if __name__ == "__main__":

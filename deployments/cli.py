@@ -223,11 +223,23 @@ def web(
 def up(
     host: Annotated[str, typer.Option(help="Address of the web app.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the web app.")] = 7860,
+    prefect_database: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the Prefect server on this PostgreSQL database (postgresql://…; created "
+            "when missing) instead of SQLite (REELROUTE_PREFECT_DATABASE_URL)."
+        ),
+    ] = None,
 ) -> None:
     """Everything on this machine: database, Prefect server, deployments, a gpu and a cloud
     worker, the dispatcher (and the Runway emulator in sandbox mode), until Ctrl-C."""
+    import os
+
     from reelroute.deployments.up import run_up
 
+    if prefect_database is not None:
+        os.environ["REELROUTE_PREFECT_DATABASE_URL"] = prefect_database
+        get_settings.cache_clear()
     raise typer.Exit(run_up(_settings(), host=host, port=port))
 
 

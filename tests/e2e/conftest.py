@@ -10,10 +10,12 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 import sqlalchemy as sa
 from prefect import get_client
@@ -144,3 +146,94 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
             server.stop()
             emulator_server.stop()
             engine.dispose()
+
+
+class Up:
+    """`reelroute up` as a user starts it, in its own folder, with its own ports."""
+
+    def __init__(self, folder: Path, **settings: str) -> None:
+        self.folder = folder
+        self.prefect_port, self.web_port = free_port(), free_port()
+        self.env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("PREFECT_", "REELROUTE_", "RUNWAYML_"))
+        }
+        self.env |= {
+            "REELROUTE_PREFECT_PORT": str(self.prefect_port),
+            "REELROUTE_EMULATOR_PORT": str(free_port()),
+            **settings,
+        }
+        self.process: subprocess.Popen | None = None
+        self.log = folder / "up.log"
+
+    def start(self, timeout: float = 180) -> None:
+        """Start `up` and wait until it says it is up."""
+        self.start_with(timeout=timeout)
+
+    def start_with(self, *options: str, timeout: float = 180) -> None:
+        """Start `up` with these command-line options and wait until it says it is up."""
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        argv = [sys.executable, "-m", "reelroute", "up", "--port", str(self.web_port), *options]
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                argv,
+                cwd=self.folder,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.time() + timeout
+        while "reelroute is up" not in self.output()[offset:]:
+            assert self.process.poll() is None, self.output()[-3000:]
+            assert time.time() < deadline, "reelroute up did not come up"
+            time.sleep(0.5)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "reelroute", *args],
+            cwd=self.folder,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+
+    def tree(self) -> list[psutil.Process]:
+        """`up` and everything it started."""
+        assert self.process is not None
+        root = psutil.Process(self.process.pid)
+        return [root, *root.children(recursive=True)]
+
+    def child(self, *words: str) -> psutil.Process:
+        """The process of `up`'s tree whose command line holds all of `words`."""
+        for process in self.tree()[1:]:
+            with contextlib.suppress(psutil.Error):
+                if all(word in " ".join(process.cmdline()) for word in words):
+                    return process
+        raise LookupError(words)
+
+    def stop(self) -> int | None:
+        if self.process is None:
+            return None
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=60)
+        finally:
+            stop_group(self.process)
+        return self.process.returncode
+
+
+def wait_until(condition, timeout: float, what: str, every: float = 1.0):
+    """Poll `condition()` until it returns something true; fail with `what` after `timeout`."""
+    deadline = time.time() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(every)
