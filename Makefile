@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test pytest lint bench screenshots clean
+.PHONY: install run test pytest lint bench chaos screenshots clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -42,6 +42,10 @@ lint: install
 bench: install
 	$(PY) -m bench
 	$(PY) -m bench.orchestration
+
+# The chaos soak (about 10 minutes; restarts PostgreSQL, so it runs as root): docs/reliability.md.
+chaos: install
+	$(PY) -m tests.chaos.soak
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
