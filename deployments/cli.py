@@ -12,14 +12,15 @@ import typer
 
 from reelroute.models.batches import PhotoTask, Upload, add_batch
 from reelroute.models.db import make_engine, session_scope
-from reelroute.models.enums import AUTO, GroupPriority, Pool
+from reelroute.models.enums import AUTO, GroupPriority, InferenceProvider, Pool
 from reelroute.models.errors import DatabaseUnavailable, ReelrouteError
 from reelroute.models.groups import group_named
 from reelroute.models.migrate import upgrade
+from reelroute.models.routing import Policy
 from reelroute.models.settings import Settings, SettingsError, get_settings
 from reelroute.models.statistics import Statistics, provider_stats
 from reelroute.models.storage import Storage
-from reelroute.models.tasks import TaskSpec
+from reelroute.models.tasks import TaskSpec, parse_deadline
 
 app = typer.Typer(
     help="reelroute: photos to short videos on Wan GPUs or Runway.",
@@ -81,7 +82,11 @@ def add(
     photos: Annotated[list[Path], typer.Argument(help="Image files (JPEG, PNG, WebP).")],
     prompt: Annotated[str, typer.Option(help="What should move, and how.")],
     provider: Annotated[
-        str, typer.Option(help="wan_local, runway_gen4_turbo, runway_veo3.1 or auto.")
+        str,
+        typer.Option(
+            help="wan_local, runway_gen4_turbo, runway_gen4.5, runway_veo3.1, "
+            "runway_veo3.1_fast, or auto (the routing policy)."
+        ),
     ] = AUTO,
     group: Annotated[
         str | None,
@@ -93,17 +98,26 @@ def add(
     ),
     frames: Annotated[int | None, typer.Option(help="Wan frame count (4k+1).")] = None,
     duration: Annotated[int | None, typer.Option(help="Seconds of video.")] = None,
+    deadline: Annotated[
+        str | None,
+        typer.Option(help="Ready within, e.g. 90m, 4h, 1h30m (default: the group's target)."),
+    ] = None,
 ) -> None:
     """Create video tasks from photos on disk: one item per photo, all or none."""
     settings = _settings()
     try:
         uploads = [Upload(path.name, path.read_bytes()) for path in photos]
         target = uuid.UUID(group_id) if group_id else None
+        within = parse_deadline(deadline) if deadline is not None else None
     except (OSError, ValueError) as error:
         typer.echo(f"nothing was added: {error}", err=True)
         raise typer.Exit(1) from None
     task = TaskSpec(
-        prompt=prompt, frame_num=frames, duration_s=duration, inference_provider=provider
+        prompt=prompt,
+        frame_num=frames,
+        duration_s=duration,
+        inference_provider=provider,
+        deadline_seconds=within,
     )
     engine = make_engine(settings.database_url)
     try:
@@ -128,7 +142,71 @@ def add(
         engine.dispose()
     typer.echo(f"group {target}")
     for item in items:
-        typer.echo(f"{item.id}  {item.inference_provider.value:<18} {item.route_reason}")
+        due = item.due_at.strftime("%Y-%m-%d %H:%M UTC")
+        typer.echo(f"{item.id}  {item.inference_provider.value:<18} due {due}  {item.route_reason}")
+
+
+def _pairs(text: str | None, what: str) -> dict[str, str]:
+    if not text:
+        return {}
+    pairs = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise typer.BadParameter(f"{part!r}: write {what}=VALUE, separated by commas")
+        pairs[name.strip()] = value.strip()
+    return pairs
+
+
+@app.command()
+def replay(
+    trace: Annotated[Path, typer.Argument(help="CSV: created_at, group, priority, ...")],
+    gpus: Annotated[int, typer.Option(help="GPUs running Wan.")] = 4,
+    runway_concurrency: Annotated[
+        str,
+        typer.Option(help="Runway's concurrency: one number, or MODEL=C,... (gen4_turbo=5)."),
+    ] = "5",
+    budget: Annotated[
+        str | None, typer.Option(help="Daily caps: PROVIDER=DOLLARS,... (runway_veo3.1=20).")
+    ] = None,
+    policy: Annotated[
+        list[str] | None,
+        typer.Option(help="deadline, threshold, all-gen4 or all-wan; repeat for several."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Draws the durations the trace leaves out.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Replay a day through the real routing, dispatch-order and budget code, on a simulated
+    clock with simulated providers, in a throw-away database; one line per policy, and a
+    `hindsight` line: the deadline policy fed the true durations."""
+    from reelroute.deployments.replay import ReplayOptions, TraceError, read_trace
+    from reelroute.deployments.replay import as_json as to_json
+    from reelroute.deployments.replay import replay as run_replay
+
+    try:
+        tasks = read_trace(trace, seed=seed)
+        policies = list(policy or ["deadline"])
+        for name in policies:
+            Policy(name)
+        if runway_concurrency.strip().isdigit():
+            concurrency, default = {}, int(runway_concurrency)
+        else:
+            concurrency = {k: int(v) for k, v in _pairs(runway_concurrency, "MODEL").items()}
+            default = 5
+        caps = {InferenceProvider(k): float(v) for k, v in _pairs(budget, "PROVIDER").items()}
+    except (OSError, ValueError, TraceError) as error:
+        typer.echo(f"cannot replay: {error}", err=True)
+        raise typer.Exit(2) from None
+    options = ReplayOptions(
+        gpus=gpus, runway_concurrency=concurrency, default_concurrency=default, budgets=caps
+    )
+    outcomes = run_replay(tasks, options, [*policies, "hindsight"])
+    if as_json:
+        typer.echo(json.dumps(to_json(outcomes), indent=2))
+        return
+    typer.echo(f"{len(tasks)} tasks, {gpus} GPU(s), Runway concurrency {runway_concurrency}")
+    for outcome in outcomes:
+        typer.echo(outcome.line())
 
 
 @app.command()

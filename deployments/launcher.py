@@ -23,6 +23,7 @@ from sqlalchemy import make_url
 
 from reelroute.flows.backoff import Backoff
 from reelroute.flows.dispatch import Dispatcher
+from reelroute.flows.planning import Planner, runway_limits_source
 from reelroute.flows.reconcile import reconcile_once
 from reelroute.models.db import make_engine
 from reelroute.models.enums import Pool
@@ -49,6 +50,8 @@ class Child:
     process: subprocess.Popen[bytes]
     started_at: float
     restarts: int = 0
+    """Restarts since it last stayed up STABLE_SECONDS (what the backoff grows with)."""
+    total_restarts: int = 0
     restart_at: float | None = None
     """When a dead child is started again (None while it runs)."""
 
@@ -95,6 +98,7 @@ class Services:
                     )
                     child.started_at, child.restart_at = now, None
                     child.restarts += 1
+                    child.total_restarts += 1
                     events.append(f"{child.name} restarted (restart {child.restarts})")
         for event in events:
             log.warning("%s", event)
@@ -314,10 +318,13 @@ def _dispatch_until(
     engine: sa.Engine, client: SyncPrefectClient, settings: Settings, stop: threading.Event
 ) -> None:
     dispatcher = Dispatcher(engine, client, settings)
+    runway = settings.sandbox or settings.runway_api_secret is not None
+    planner = Planner(engine, settings, client, runway_limits_source(settings) if runway else None)
     backoff = Backoff("dispatcher", settings.dispatch_interval_seconds, log=log)
     next_reconcile = 0.0
     while not stop.is_set():
         try:
+            planner.run_due()
             dispatcher.dispatch_once()
             if time.monotonic() >= next_reconcile:
                 reconcile_once(engine, client, settings)

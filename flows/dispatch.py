@@ -1,8 +1,9 @@
 """The dispatcher: feeds Prefect from the database just in time.
 
-For each pool it makes flow runs for the next pending items (priority, then age), no more than
-the pool can run soon (its slots plus a small look-ahead, minus what is already in flight), with
-the idempotency key `<item id>:<attempt>`. The backlog stays in our database, where routing,
+For each pool it makes flow runs for the next pending items (earliest due first), no more than
+the pool can run soon (models.dispatch.plan_dispatch: its slots plus a small look-ahead, minus
+what is already in flight; for Runway, each model's own concurrency), with the idempotency key
+`<item id>:<attempt>`. The backlog stays in our database, where routing,
 priorities and cancels are plain SQL; Prefect sees a handful of Scheduled runs per pool.
 """
 
@@ -17,8 +18,9 @@ from prefect.client.orchestration import SyncPrefectClient
 from prefect.states import Cancelled
 
 from reelroute.models.db import session_scope
-from reelroute.models.dispatch import count_in_flight, mark_dispatched, next_to_dispatch
+from reelroute.models.dispatch import mark_dispatched, plan_dispatch
 from reelroute.models.enums import Pool
+from reelroute.models.limits import last_limits
 from reelroute.models.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,12 +51,8 @@ class Dispatcher:
         made = 0
         for pool in Pool:
             with session_scope(self.engine) as session:
-                free = (
-                    self.settings.pool_slots(pool)
-                    + self.settings.dispatch_lookahead
-                    - count_in_flight(session, pool)
-                )
-                items = next_to_dispatch(session, pool=pool, limit=free, settings=self.settings)
+                limits = last_limits(session) if pool is Pool.cloud else None
+                items = plan_dispatch(session, pool=pool, settings=self.settings, limits=limits)
             for item in items:
                 run = self.client.create_flow_run_from_deployment(
                     self.deployment_id(pool),
@@ -78,6 +76,7 @@ class Dispatcher:
                         item_id=item.item_id,
                         retry_count=item.retry_count,
                         flow_run_id=run.id,
+                        provider=item.inference_provider,
                     )
                 if not stored:  # cancelled or taken meanwhile: the run must not wait for it
                     self.client.set_flow_run_state(

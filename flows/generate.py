@@ -24,6 +24,7 @@ from prefect.runtime import flow_run
 from reelroute.flows.backoff import OUTAGES, Backoff
 from reelroute.flows.lease import LeaseKeeper, Throttle
 from reelroute.models.db import make_engine, session_scope
+from reelroute.models.enums import InferenceProvider
 from reelroute.models.errors import DatabaseUnavailable, StaleAttempt
 from reelroute.models.lifecycle import Claim, claim_item, fail_item, set_provider_task
 from reelroute.models.settings import Settings, get_settings
@@ -73,20 +74,41 @@ def run_name() -> str:
 @flow(name="generate-video", flow_run_name=run_name, persist_result=False, log_prints=False)
 def generate_video(item_id: str, attempt: int, provider: str = "", group: str = "") -> str:
     """Make the video of one item as attempt `attempt`; ends cleanly without touching the item
-    when it is no longer claimable (`provider` and `group` are labels for the Prefect UI)."""
+    when it is no longer claimable. `provider` is the provider the run was made for: an item
+    moved to another provider while it waited is no longer this run's; `group` is a label for
+    the Prefect UI."""
     settings = get_settings()
     engine = make_engine(settings.database_url)
     try:
-        return _generate(engine, settings, uuid.UUID(item_id), attempt)
+        return _generate(engine, settings, uuid.UUID(item_id), attempt, _provider(provider))
     finally:
         engine.dispose()
 
 
-def _generate(engine: sa.Engine, settings: Settings, item_id: uuid.UUID, attempt: int) -> str:
+def _provider(label: str) -> InferenceProvider | None:
+    """The provider the run was made for (runs made before the label was a fence: None)."""
+    try:
+        return InferenceProvider(label) if label else None
+    except ValueError:
+        return None
+
+
+def _generate(
+    engine: sa.Engine,
+    settings: Settings,
+    item_id: uuid.UUID,
+    attempt: int,
+    provider: InferenceProvider | None = None,
+) -> str:
     logger = get_run_logger()
     with session_scope(engine) as session:
         claim = claim_item(
-            session, item_id=item_id, attempt=attempt, worker_id=worker_id(), settings=settings
+            session,
+            item_id=item_id,
+            attempt=attempt,
+            worker_id=worker_id(),
+            settings=settings,
+            provider=provider,
         )
     if claim is None:
         logger.info("item %s is no longer claimable by attempt %s: nothing to do", item_id, attempt)
@@ -183,14 +205,25 @@ def _make_video(
     image = Storage(settings.storage_url).read(photo.storage_path)
 
     def store_task(task_id: str) -> None:
-        with session_scope(engine) as session:
-            set_provider_task(
-                session,
-                item_id=claim.item_id,
-                attempt=claim.attempt,
-                worker_id=claim.worker_id,
-                task_id=task_id,
-            )
+        # The task is paid for: its id must be kept, through a database outage if need be
+        # (up to a lease's length; the provider deletes the task if this still fails).
+        backoff = Backoff(f"keeping the task of item {claim.item_id}", 0.5, ceiling=10, log=log)
+        deadline = time.monotonic() + settings.lease_seconds
+        while True:
+            try:
+                with session_scope(engine) as session:
+                    set_provider_task(
+                        session,
+                        item_id=claim.item_id,
+                        attempt=claim.attempt,
+                        worker_id=claim.worker_id,
+                        task_id=task_id,
+                    )
+                return
+            except DatabaseUnavailable as error:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(backoff.failed(error))
 
     request = GenerationRequest(
         item_id=claim.item_id,

@@ -10,15 +10,23 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from reelroute.models.enums import InferenceProvider, ItemStatus, queue_rank
+from reelroute.models.budgets import BudgetExceeded, lock_budgets, reserve
+from reelroute.models.enums import InferenceProvider, queue_rank
 from reelroute.models.errors import InvalidInput
-from reelroute.models.routing import route_in_group
+from reelroute.models.eta import Waiting
+from reelroute.models.routing import (
+    Policy,
+    RouteRequest,
+    RoutingDecision,
+    default_allowed,
+    route,
+)
 from reelroute.models.settings import Settings
-from reelroute.models.statistics import count_items
+from reelroute.models.snapshot import Snapshot, build_snapshot
 from reelroute.models.storage import ImageInfo, Storage, image_problems, store_inspected
 from reelroute.models.tables import Group, Photo, VideoItem, utcnow
 from reelroute.models.tasks import TaskSpec
@@ -89,11 +97,19 @@ def add_batch(
     tasks: Sequence[TaskSpec] = (),
     photo_tasks: Sequence[PhotoTask] = (),
     storage: Storage | None = None,
+    now: datetime | None = None,
+    snapshot: Snapshot | None = None,
+    policy: Policy | None = None,
+    item_ids: Sequence[uuid.UUID] | None = None,
 ) -> list[VideoItem]:
-    """Store the batch's photos and create one item per task, routed by the policy: the items
-    of `photo_tasks` (in order), then those of `tasks` (photos already stored in the group).
+    """Store the batch's photos and create one item per task, routed by the policy, with its
+    due time and its budget reservation: the items of `photo_tasks` (in order), then those of
+    `tasks` (photos already stored in the group).
 
-    Raises InvalidInput listing every problem, and writes nothing, when anything is wrong.
+    Raises InvalidInput listing every problem, and writes nothing, when anything is wrong; and
+    BudgetExceeded (409) when a task names a paid provider whose cap it would pass.
+    `now`, `snapshot`, `policy` and `item_ids` are for `reelroute replay` (a simulated clock,
+    and the ids its hindsight knows the true durations of).
     """
     group = session.get(Group, group_id)
     if group is None:
@@ -116,23 +132,71 @@ def add_batch(
         upload = photo_task.upload
         photo = store_inspected(session, storage, group_id, upload.data, upload.filename, info)
         specs.append(photo_task.task.model_copy(update={"photo_id": photo.id}))
-    return _insert_items(session, group, [*specs, *tasks], settings)
+    now = now or utcnow()
+    snapshot = snapshot or build_snapshot(session, settings, now=now)
+    ids = list(item_ids) if item_ids is not None else [uuid.uuid4() for _ in range(count)]
+    return _insert_items(
+        session,
+        group,
+        [*specs, *tasks],
+        ids,
+        settings,
+        now,
+        snapshot,
+        policy or policy_of(settings),
+    )
+
+
+def policy_of(settings: Settings) -> Policy:
+    """The routing policy the settings ask for."""
+    return Policy(settings.routing_policy)
+
+
+def request_for(
+    group: Group, settings: Settings, task: TaskSpec, item_id: uuid.UUID, now: datetime
+) -> RouteRequest:
+    """What the routing policy needs to know about one task of `group`."""
+    deadline = (
+        task.deadline_seconds or group.deadline_seconds or settings.deadline_seconds(group.priority)
+    )
+    allowed = tuple(InferenceProvider(p) for p in group.allowed_providers or ()) or (
+        default_allowed(group.priority)
+    )
+    return RouteRequest(
+        requested=task.provider(),
+        group_id=group.id,
+        priority=group.priority,
+        group_default=group.default_provider,
+        allowed=allowed,
+        due_at=now + timedelta(seconds=deadline),
+        frame_num=task.frame_num,
+        duration_s=task.duration_s,
+        item_id=item_id,
+    )
 
 
 def _insert_items(
-    session: Session, group: Group, tasks: Sequence[TaskSpec], settings: Settings
+    session: Session,
+    group: Group,
+    tasks: Sequence[TaskSpec],
+    ids: Sequence[uuid.UUID],
+    settings: Settings,
+    now: datetime,
+    snapshot: Snapshot,
+    policy: Policy,
 ) -> list[VideoItem]:
-    pending_wan = count_items(session, InferenceProvider.wan_local, ItemStatus.pending)
-    now = utcnow()
-    items = []
-    for index, task in enumerate(tasks):
-        decision = route_in_group(
-            group, settings, requested=task.provider(), pending_wan=pending_wan
-        )
-        if decision.provider is InferenceProvider.wan_local:
-            pending_wan += 1  # the batch's own Wan items count towards the fallback
+    routing = {
+        "policy": policy,
+        "default_provider": settings.default_provider,
+        "fallback_threshold": settings.wan_fallback_threshold,
+    }
+    items, requests, decisions = [], [], []
+    for index, (task, item_id) in enumerate(zip(tasks, ids, strict=True)):
+        request = request_for(group, settings, task, item_id, now)
+        decision = route(request, snapshot, **routing)  # type: ignore[arg-type]
         items.append(
             VideoItem(
+                id=item_id,
                 group_id=group.id,
                 photo_id=task.photo_id,
                 prompt=task.prompt.strip(),
@@ -143,11 +207,111 @@ def _insert_items(
                 routed_by=decision.routed_by,
                 route_reason=decision.reason,
                 priority=queue_rank(group.priority),
+                due_at=request.due_at,
                 # A microsecond apart: the queue takes a batch's items in the order given.
                 created_at=now + timedelta(microseconds=index),
                 updated_at=now,
             )
         )
+        requests.append(request)
+        decisions.append(decision)
     session.add_all(items)
     session.flush()
+    lock_budgets(session, group_id=group.id, now=now)
+    refused = []
+    for index, (item, request, decision) in enumerate(zip(items, requests, decisions, strict=True)):
+        problem = _reserve(session, item, request, decision, snapshot, routing, now)
+        if problem is not None:
+            refused.append(f"tasks[{index}].inference_provider: {problem}")
+    if refused:
+        raise BudgetExceeded("; ".join(refused), problems=refused)
     return items
+
+
+def _reserve(
+    session: Session,
+    item: VideoItem,
+    request: RouteRequest,
+    decision: RoutingDecision,
+    snapshot: Snapshot,
+    routing: dict[str, object],
+    now: datetime,
+) -> str | None:
+    """Reserve the item's estimated cost on its budgets. A cap that a concurrent batch reached
+    first sends an auto-routed item to its next option; an explicit choice is refused."""
+    excluded: set[InferenceProvider] = set()
+    while True:
+        try:
+            reserve(
+                session,
+                item_id=item.id,
+                provider=decision.provider,
+                group_id=item.group_id,
+                credits=decision.credits,
+                now=now,
+            )
+            return None
+        except BudgetExceeded as error:
+            if request.requested is not None:
+                return str(error)
+            excluded.add(decision.provider)
+            decision = route(
+                request,
+                snapshot,
+                exclude=frozenset(excluded),
+                **routing,  # type: ignore[arg-type]
+            )
+            item.inference_provider = decision.provider
+            item.routed_by, item.route_reason = decision.routed_by, decision.reason
+            session.flush()
+
+
+@dataclass(frozen=True)
+class Outlook:
+    """What one provider would give a batch now: when its last video should be ready."""
+
+    provider: InferenceProvider
+    finish: datetime
+    finish_p90: datetime
+    on_time: bool
+    """Every video of the batch predicted done (at p90) by its due time."""
+
+
+def outlook(
+    session: Session,
+    *,
+    group_id: uuid.UUID,
+    settings: Settings,
+    task: TaskSpec,
+    count: int,
+    now: datetime | None = None,
+) -> tuple[RoutingDecision, list[Outlook]]:
+    """For a batch of `count` tasks like `task` in the group: what the routing policy would
+    choose for the first now, and when each provider would finish the whole batch (measured
+    service times replayed on its queue). Writes nothing."""
+    group = session.get(Group, group_id)
+    if group is None:
+        raise InvalidInput([f"group_id: no group {group_id}; create the group first"])
+    now = now or utcnow()
+    snapshot = build_snapshot(session, settings, now=now)
+    request = request_for(group, settings, task, uuid.uuid4(), now)
+    outlooks = []
+    for provider, lane in snapshot.lanes.items():
+        trial = lane.copy()
+        p50, p90 = snapshot.estimates.seconds(provider, task.frame_num, task.duration_s)
+        last = None
+        for _ in range(max(count, 1)):
+            last = trial.if_added(request.due_at, p50, p90)
+            trial.add(Waiting(uuid.uuid4(), request.due_at, p50, p90))
+        assert last is not None
+        outlooks.append(
+            Outlook(provider, last.finish, last.finish_p90, last.finish_p90 <= request.due_at)
+        )
+    decision = route(
+        request,
+        snapshot,
+        policy=policy_of(settings),
+        default_provider=settings.default_provider,
+        fallback_threshold=settings.wan_fallback_threshold,
+    )
+    return decision, outlooks

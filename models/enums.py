@@ -11,6 +11,8 @@ class InferenceProvider(StrEnum):
     wan_local = "wan_local"
     runway_gen4_turbo = "runway_gen4_turbo"
     runway_veo3_1 = "runway_veo3.1"
+    runway_gen4_5 = "runway_gen4.5"
+    runway_veo3_1_fast = "runway_veo3.1_fast"
 
 
 class ItemStatus(StrEnum):
@@ -38,6 +40,26 @@ class RoutedBy(StrEnum):
     group_priority = "group_priority"
     default = "default"
     fallback = "fallback"
+    deadline = "deadline"
+    """The deadline policy: the cheapest allowed provider predicted to deliver on time."""
+    rerouted = "rerouted"
+    """Moved to another provider while it waited, because its prediction changed."""
+
+
+class BudgetScope(StrEnum):
+    """What a spending cap covers."""
+
+    provider = "provider"
+    group = "group"
+    total = "total"
+    """Every paid provider together."""
+
+
+class BudgetPeriod(StrEnum):
+    """How long a cap lasts before it starts again (UTC days and calendar months)."""
+
+    day = "day"
+    month = "month"
 
 
 class Pool(StrEnum):
@@ -54,11 +76,10 @@ class Pool(StrEnum):
 
 
 POOL_OF: dict[InferenceProvider, Pool] = {
-    InferenceProvider.wan_local: Pool.gpu,
-    InferenceProvider.runway_gen4_turbo: Pool.cloud,
-    InferenceProvider.runway_veo3_1: Pool.cloud,
+    provider: Pool.gpu if provider is InferenceProvider.wan_local else Pool.cloud
+    for provider in InferenceProvider
 }
-"""The one provider → pool mapping."""
+"""The one provider → pool mapping: Wan on our GPUs, every Runway model in the cloud."""
 
 
 class WorkerType(StrEnum):

@@ -6,12 +6,15 @@ A group's name is unique per installation, ignoring case and spacing (`name_key`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from reelroute.models.enums import GroupPriority, InferenceProvider
 from reelroute.models.errors import Conflict, InvalidInput
 from reelroute.models.tables import Group
+from reelroute.models.tasks import MAX_DEADLINE_S, MIN_DEADLINE_S
 
 MAX_NAME_CHARS = 200
 
@@ -48,15 +51,29 @@ def create_group(
     name: str,
     priority: GroupPriority = GroupPriority.normal,
     default_provider: InferenceProvider | None = None,
+    deadline_seconds: int | None = None,
+    allowed_providers: Sequence[InferenceProvider] | None = None,
 ) -> Group:
     """A new group. Conflict (naming the existing group) when the name is taken, even by a
-    concurrent caller a moment earlier."""
+    concurrent caller a moment earlier. `deadline_seconds` is its items' time-to-video target
+    and `allowed_providers` who the routing policy may choose (None: by its priority)."""
     name = _checked_name(name)
+    if deadline_seconds is not None and not MIN_DEADLINE_S <= deadline_seconds <= MAX_DEADLINE_S:
+        raise InvalidInput(
+            [f"deadline_seconds: {deadline_seconds} is out of range; use 60 s to 30 days"]
+        )
+    if allowed_providers is not None and not allowed_providers:
+        raise InvalidInput(["allowed_providers: is empty; allow at least one provider"])
     existing = find_group(session, name)
     if existing is not None:
         raise _taken(existing)
     group = Group(
-        name=name, name_key=name_key(name), priority=priority, default_provider=default_provider
+        name=name,
+        name_key=name_key(name),
+        priority=priority,
+        default_provider=default_provider,
+        deadline_seconds=deadline_seconds,
+        allowed_providers=[p.value for p in allowed_providers] if allowed_providers else None,
     )
     try:
         with session.begin_nested():  # a savepoint: losing the race leaves the session usable

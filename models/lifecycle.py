@@ -17,6 +17,8 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from reelroute.models import queries
+from reelroute.models.budgets import reserve, settle
+from reelroute.models.catalogue import info
 from reelroute.models.db import is_postgres
 from reelroute.models.enums import InferenceProvider, Pool
 from reelroute.models.errors import InvalidTransition, NotFound, StaleAttempt
@@ -103,13 +105,17 @@ def claim_item(
     worker_id: str,
     settings: Settings,
     now: datetime | None = None,
+    provider: InferenceProvider | None = None,
 ) -> Claim | None:
-    """Lease one item for the run made for `attempt`; None when it is no longer claimable
-    (another attempt took it, it was cancelled or finished, or its attempts are used up)."""
+    """Lease one item for the run made for `attempt` (and for `provider`, when given); None
+    when it is no longer claimable (another attempt took it, it was cancelled, finished or
+    moved to another provider, or its attempts are used up)."""
     now = now or utcnow()
+    extra = {} if provider is None else {"provider": provider.value}
     return _claim(
         session,
-        queries.CLAIM_BY_ID,
+        queries.CLAIM_BY_ID if provider is None else queries.CLAIM_BY_ID_FOR_PROVIDER,
+        **extra,
         item_id=item_id,
         attempt=attempt,
         now=now,
@@ -185,9 +191,10 @@ def complete_item(
     worker_id: str,
     output_path: str,
     cost_credits: int = 0,
+    now: datetime | None = None,
 ) -> VideoItem:
     """Mark the item completed with its video and what this attempt cost (fenced: only the
-    holder of `attempt` may)."""
+    holder of `attempt` may); its budget reservation becomes what it really cost."""
     items = returning_items(
         session,
         queries.COMPLETE,
@@ -196,9 +203,11 @@ def complete_item(
         worker_id=worker_id,
         output_path=output_path,
         cost_credits=cost_credits,
-        now=utcnow(),
+        now=now or utcnow(),
     )
-    return _one_or_stale(items, item_id, attempt)
+    item = _one_or_stale(items, item_id, attempt)
+    settle(session, item_id=item_id, spent_credits=item.cost_credits or 0)
+    return item
 
 
 def backoff(attempt: int, settings: Settings) -> timedelta:
@@ -218,6 +227,7 @@ def fail_item(
     failure_code: str | None = None,
     cost_credits: int | None = None,
     keep_provider_task: bool = False,
+    now: datetime | None = None,
 ) -> VideoItem:
     """Record a failed attempt (fenced).
 
@@ -225,7 +235,7 @@ def fail_item(
     permanent errors, and the last attempt, fail it. `keep_provider_task` keeps the provider's
     task id for the next attempt to resume (the task itself is still alive, e.g. a poll failed).
     """
-    now = utcnow()
+    now = now or utcnow()
     retry = not permanent and attempt < settings.max_attempts
     items = returning_items(
         session,
@@ -240,7 +250,10 @@ def fail_item(
         next_attempt_at=now + backoff(attempt, settings) if retry else None,
         now=now,
     )
-    return _one_or_stale(items, item_id, attempt)
+    item = _one_or_stale(items, item_id, attempt)
+    if not retry:  # failed for good: it keeps only what Runway charged
+        settle(session, item_id=item_id, spent_credits=item.cost_credits or 0)
+    return item
 
 
 def _transition(session: Session, statement: str, item_id: uuid.UUID, action: str) -> VideoItem:
@@ -254,13 +267,26 @@ def _transition(session: Session, statement: str, item_id: uuid.UUID, action: st
 
 
 def cancel_item(session: Session, *, item_id: uuid.UUID) -> VideoItem:
-    """Cancel a pending or processing item. The caller stops its flow run and provider task."""
-    return _transition(session, queries.CANCEL, item_id, "cancel")
+    """Cancel a pending or processing item (releasing what it reserved of its budgets). The
+    caller stops its flow run and provider task."""
+    item = _transition(session, queries.CANCEL, item_id, "cancel")
+    settle(session, item_id=item_id, spent_credits=item.cost_credits or 0)
+    return item
 
 
 def retry_item(session: Session, *, item_id: uuid.UUID) -> VideoItem:
-    """Send a failed or cancelled item back to pending with its attempts reset."""
-    return _transition(session, queries.ADMIN_RETRY, item_id, "retry")
+    """Send a failed or cancelled item back to pending with its attempts reset; a paid item
+    reserves its cost again (BudgetExceeded, 409, when a cap is reached)."""
+    item = _transition(session, queries.ADMIN_RETRY, item_id, "retry")
+    credits = info(item.inference_provider).credits_for(item.duration_s, item.frame_num)
+    reserve(
+        session,
+        item_id=item.id,
+        provider=item.inference_provider,
+        group_id=item.group_id,
+        credits=credits,
+    )
+    return item
 
 
 def forget_provider_task(session: Session, *, item_id: uuid.UUID, task_id: str) -> None:
@@ -287,16 +313,18 @@ def requeue_expired(
 ) -> RequeueResult:
     """Items whose lease ran out go back to pending, or fail after their last attempt: all of
     them, or those of `item_ids` (the reconciler passes the ones whose holder it has stopped)."""
-    params: dict[str, Any] = {"now": now or utcnow(), "max_attempts": settings.max_attempts}
+    now = now or utcnow()
     if item_ids is None:
-        requeued = rowcount(session.execute(sql(queries.REQUEUE_EXPIRED), params))
-        failed = rowcount(session.execute(sql(queries.FAIL_EXPIRED), params))
-        return RequeueResult(requeued=requeued, failed=failed)
+        item_ids = [lease.item_id for lease in expired_leases(session, now=now, limit=100_000)]
+    params: dict[str, Any] = {"now": now, "max_attempts": settings.max_attempts}
     requeued = failed = 0
     for item_id in item_ids:
         one = {**params, "item_id": item_id}
         requeued += rowcount(session.execute(sql(queries.REQUEUE_EXPIRED + ONE_ITEM), one))
-        failed += rowcount(session.execute(sql(queries.FAIL_EXPIRED + ONE_ITEM), one))
+        if rowcount(session.execute(sql(queries.FAIL_EXPIRED + ONE_ITEM), one)):
+            failed += 1
+            item = session.get(VideoItem, item_id, populate_existing=True)
+            settle(session, item_id=item_id, spent_credits=item.cost_credits or 0 if item else 0)
     return RequeueResult(requeued=requeued, failed=failed)
 
 

@@ -57,7 +57,7 @@ WHERE id = coalesce(
      WHERE status = 'pending' AND {in_pool}
        AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
        AND retry_count < :max_attempts
-     ORDER BY priority, created_at
+     ORDER BY due_at, created_at
      LIMIT 1 {lock})
 )
 RETURNING {CLAIM_RETURNING}
@@ -75,6 +75,11 @@ WHERE id = :item_id
   AND (status = 'pending' OR (status = 'processing' AND leased_until < :now))
 RETURNING {CLAIM_RETURNING}
 """
+# The same, for a run made for one provider: a waiting item moved to another provider since
+# (models.replanning) is no longer this run's.
+CLAIM_BY_ID_FOR_PROVIDER = CLAIM_BY_ID.replace(
+    "WHERE id = :item_id", "WHERE id = :item_id AND inference_provider = :provider"
+)
 
 # The holder's heartbeat: extend the lease, report progress.
 RENEW_LEASE = """
@@ -205,24 +210,27 @@ VALUES (:provider, :status, :items, :credits)
 
 
 def in_flight(pool: Pool) -> str:
-    """Items of a pool that hold or await a worker slot: processing, or sent to Prefect."""
+    """Items of a pool that hold or await a worker slot (processing, or sent to Prefect), per
+    provider."""
     return f"""
-SELECT count(*) FROM video_items
+SELECT inference_provider, count(*) FROM video_items
 WHERE {POOL_PREDICATE[pool]}
   AND (leased_until IS NOT NULL OR (status = 'pending' AND flow_run_id IS NOT NULL))
+GROUP BY inference_provider
 """
 
 
-def next_to_dispatch(pool: Pool) -> str:
-    """The next due pending items of a pool not yet sent to Prefect, in claim order
-    (served by ix_video_items_claim_<pool>)."""
+def next_to_dispatch(pool: Pool, *, one_provider: bool = False) -> str:
+    """The next due pending items of a pool (or of one of its providers) not yet sent to
+    Prefect, in claim order: earliest due first (served by ix_video_items_claim_<pool>)."""
+    provider = "AND inference_provider = :provider" if one_provider else ""
     return f"""
-SELECT id, retry_count, priority, inference_provider, group_id FROM video_items
-WHERE status = 'pending' AND {POOL_PREDICATE[pool]}
+SELECT id, retry_count, priority, inference_provider, group_id, due_at FROM video_items
+WHERE status = 'pending' AND {POOL_PREDICATE[pool]} {provider}
   AND flow_run_id IS NULL
   AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
   AND retry_count < :max_attempts
-ORDER BY priority, created_at
+ORDER BY due_at, created_at
 LIMIT :limit
 """
 
@@ -231,7 +239,7 @@ LIMIT :limit
 MARK_DISPATCHED = """
 UPDATE video_items SET flow_run_id = :flow_run_id, updated_at = :now
 WHERE id = :item_id AND status = 'pending' AND retry_count = :retry_count
-  AND flow_run_id IS NULL
+  AND flow_run_id IS NULL AND inference_provider = :provider
 """
 
 # A flow run that ended without claiming its item used up that attempt: count it, and let the

@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 
 from reelroute.models.enums import InferenceProvider, ItemStatus
 from reelroute.models.errors import InvalidInput
-from reelroute.models.tables import VideoItem
+from reelroute.models.tables import ItemEta, VideoItem
 
 
 @dataclass
@@ -71,3 +71,11 @@ def list_queue(
     items = list(session.exec(query.limit(limit + 1)).all())
     next_cursor = _encode_cursor(items[limit - 1]) if len(items) > limit else None
     return QueuePage(items=items[:limit], next_cursor=next_cursor)
+
+
+def etas_of(session: Session, item_ids: list[uuid.UUID]) -> dict[uuid.UUID, ItemEta]:
+    """The stored ETAs of these items (those that have one)."""
+    if not item_ids:
+        return {}
+    query = select(ItemEta).where(col(ItemEta.item_id).in_(item_ids))
+    return {eta.item_id: eta for eta in session.exec(query).all()}

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from reelroute.models.enums import InferenceProvider, Pool
+from reelroute.models.enums import GroupPriority, InferenceProvider, Pool
 
 ENV_PREFIX = "REELROUTE_"
 
@@ -39,6 +39,28 @@ class Settings(BaseSettings):
     default_provider: InferenceProvider = Field(
         default=InferenceProvider.runway_gen4_turbo,
         description="Provider of items with no explicit choice and no group rule.",
+    )
+    routing_policy: str = Field(
+        default="deadline",
+        description="deadline (cheapest provider predicted on time) or threshold (the seed's "
+        "rules: group priority, default provider, Wan fallback on a queue length).",
+    )
+    deadline_urgent_seconds: int = Field(
+        default=20 * 60, ge=60, description="Time-to-video target of urgent groups."
+    )
+    deadline_normal_seconds: int = Field(
+        default=4 * 3600, ge=60, description="Time-to-video target of normal groups."
+    )
+    deadline_high_quality_seconds: int = Field(
+        default=3 * 3600, ge=60, description="Time-to-video target of high-quality groups."
+    )
+    eta_refresh_seconds: float = Field(
+        default=10.0, gt=0, description="How often the dispatcher replays the queues for ETAs."
+    )
+    runway_limits_refresh_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="How often Runway's limits and balance are read (organization.retrieve()).",
     )
     wan_fallback_threshold: int = Field(
         default=50,
@@ -169,6 +191,13 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
+    @field_validator("routing_policy")
+    @classmethod
+    def _routing_policy(cls, value: str) -> str:
+        if value not in {"deadline", "threshold"}:
+            raise ValueError("use deadline or threshold")
+        return value
+
     @field_validator("wan_frames")
     @classmethod
     def _wan_frames(cls, value: int) -> int:
@@ -208,6 +237,14 @@ class Settings(BaseSettings):
             raise ValueError("must be a PostgreSQL URL (postgresql://user@host/db)")
         # Prefect's server talks to PostgreSQL through asyncpg.
         return "postgresql+asyncpg://" + value.split("://", 1)[1]
+
+    def deadline_seconds(self, priority: GroupPriority) -> int:
+        """The default time-to-video target of a group of `priority`."""
+        return {
+            GroupPriority.urgent: self.deadline_urgent_seconds,
+            GroupPriority.normal: self.deadline_normal_seconds,
+            GroupPriority.high_quality: self.deadline_high_quality_seconds,
+        }[priority]
 
     def pool_slots(self, pool: Pool) -> int:
         """How many flow runs the pool runs at once (its Prefect concurrency limit)."""

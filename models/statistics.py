@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from pydantic import BaseModel, Field, RootModel
@@ -50,6 +51,14 @@ class ProviderStats(StatusCounts):
     p90_seconds_to_finish: float | None = Field(description="As the median, 90th percentile.")
     dollars: float = Field(description="credits / 100.")
     backlog: int = Field(description="Items waiting to start (pending).")
+    on_time_rate: float | None = Field(
+        default=None, description="Share of the latest completions finished by their due time."
+    )
+    predicted_late: int = Field(
+        default=0, description="Waiting items the last replay found likely to miss their due time."
+    )
+    moved_away: int = Field(default=0, description="Items moved from this provider while waiting.")
+    moved_here: int = Field(default=0, description="Items moved to this provider while waiting.")
 
 
 class Statistics(RootModel[dict[InferenceProvider, ProviderStats]]):
@@ -76,22 +85,36 @@ def count_ledger(session: Session) -> dict[InferenceProvider, StatusCounts]:
     return counts
 
 
-def finish_times(session: Session, provider: InferenceProvider) -> list[float]:
-    """Seconds from created to finished of the provider's latest completed items (at most
-    FINISH_TIME_WINDOW, read through ix_video_items_finished_created)."""
+@dataclass(frozen=True)
+class Finishes:
+    """A provider's latest completions: seconds from created to finished, and how many were
+    done by their due time."""
+
+    seconds: list[float]
+    on_time: int
+
+
+def finish_times(session: Session, provider: InferenceProvider) -> Finishes:
+    """The provider's latest completed items (at most FINISH_TIME_WINDOW, read through
+    ix_video_items_completed_provider)."""
     query = (
-        select(VideoItem.created_at, VideoItem.finished_at)
+        select(VideoItem.created_at, VideoItem.finished_at, VideoItem.due_at)
         .where(col(VideoItem.status) == ItemStatus.completed)
         .where(col(VideoItem.inference_provider) == provider)
-        .order_by(col(VideoItem.created_at).desc())
+        .order_by(col(VideoItem.finished_at).desc())
         .limit(FINISH_TIME_WINDOW)
     )
-    return [(done - created).total_seconds() for created, done in session.exec(query) if done]
+    seconds, on_time = [], 0
+    for created, done, due in session.exec(query):
+        if done:
+            seconds.append((done - created).total_seconds())
+            on_time += done <= due
+    return Finishes(seconds, on_time)
 
 
-def _provider_stats(counts: StatusCounts, times: list[float]) -> ProviderStats:
+def _provider_stats(counts: StatusCounts, finishes: Finishes) -> ProviderStats:
     ended = counts.completed + counts.failed
-    times = sorted(times)
+    times = sorted(finishes.seconds)
     return ProviderStats(
         **counts.model_dump(),
         success_rate=round(counts.completed / ended, 4) if ended else None,
@@ -99,18 +122,33 @@ def _provider_stats(counts: StatusCounts, times: list[float]) -> ProviderStats:
         p90_seconds_to_finish=times[int(0.9 * (len(times) - 1))] if times else None,
         dollars=counts.credits / 100,
         backlog=counts.pending,
+        on_time_rate=round(finishes.on_time / len(times), 4) if times else None,
     )
+
+
+LATE_AND_MOVES = """
+SELECT CAST(v.inference_provider AS VARCHAR(32)) AS provider, 'late' AS what, count(*)
+FROM item_etas AS e JOIN video_items AS v ON v.id = e.item_id
+WHERE e.late_risk AND v.status = 'pending'
+GROUP BY v.inference_provider
+UNION ALL
+SELECT from_provider, 'away', count(*) FROM item_reroutes GROUP BY from_provider
+UNION ALL
+SELECT to_provider, 'here', count(*) FROM item_reroutes GROUP BY to_provider
+"""
 
 
 def provider_stats(session: Session) -> Statistics:
     """The statistics of every provider (the REST API's, the CLI's and the admin's answer)."""
     counts: Mapping[InferenceProvider, StatusCounts] = count_ledger(session)
-    return Statistics(
-        {
-            provider: _provider_stats(entry, finish_times(session, provider))
-            for provider, entry in counts.items()
-        }
-    )
+    answer = {
+        provider: _provider_stats(entry, finish_times(session, provider))
+        for provider, entry in counts.items()
+    }
+    field_of = {"late": "predicted_late", "away": "moved_away", "here": "moved_here"}
+    for provider, what, number in session.execute(sa.text(LATE_AND_MOVES)):
+        setattr(answer[InferenceProvider(provider)], field_of[what], int(number))
+    return Statistics(answer)
 
 
 def count_items(session: Session, provider: InferenceProvider, status: ItemStatus) -> int:

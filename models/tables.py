@@ -7,14 +7,22 @@ finds no difference); they also install the triggers that keep `item_status_coun
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from reelroute.models.enums import GroupPriority, InferenceProvider, ItemStatus, Pool, RoutedBy
+from reelroute.models.enums import (
+    BudgetPeriod,
+    BudgetScope,
+    GroupPriority,
+    InferenceProvider,
+    ItemStatus,
+    Pool,
+    RoutedBy,
+)
 
 # Constraint names that are stable across dialects, so migrations can refer to them.
 SQLModel.metadata.naming_convention = {
@@ -73,6 +81,10 @@ class Group(SQLModel, table=True):
     default_provider: InferenceProvider | None = Field(
         default=None, sa_column=sa.Column(PROVIDER_TYPE, nullable=True)
     )
+    deadline_seconds: int | None = Field(default=None, sa_column=sa.Column(sa.Integer))
+    """Time-to-video target of the group's items; None: the default of its priority."""
+    allowed_providers: list[str] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
+    """Providers the routing policy may choose for its items; None: the default of its priority."""
     created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
 
 
@@ -106,15 +118,12 @@ PENDING = "status = 'pending'"
 FINISHED = "status IN ('completed', 'failed', 'cancelled')"
 
 
-def _in_pool(pool: Pool) -> str:
-    values = [f"'{provider.value}'" for provider in pool.providers()]
-    if len(values) == 1:
-        return f"inference_provider = {values[0]}"
-    return f"inference_provider IN ({', '.join(values)})"
-
-
-POOL_PREDICATE: dict[Pool, str] = {pool: _in_pool(pool) for pool in Pool}
-"""The items of a pool, as the claim indexes and the queries that use them spell it."""
+POOL_PREDICATE: dict[Pool, str] = {
+    Pool.gpu: "inference_provider = 'wan_local'",
+    Pool.cloud: "inference_provider <> 'wan_local'",
+}
+"""The items of a pool, as the claim indexes and the queries that use them spell it (every
+provider but Wan is Runway's: a new Runway model needs no new index)."""
 WAN_PROVIDERS_SQL = POOL_PREDICATE[Pool.gpu]
 RUNWAY_PROVIDERS_SQL = POOL_PREDICATE[Pool.cloud]
 
@@ -124,20 +133,29 @@ class VideoItem(SQLModel, table=True):
 
     __tablename__ = "video_items"
     __table_args__ = (
-        # Claiming and dispatching: the oldest pending item of one pool, urgent groups first.
+        # Claiming and dispatching: the pending item of one pool due first (urgent work is
+        # simply due sooner), then the oldest.
         sa.Index(
-            "ix_video_items_claim_wan",
-            "priority",
+            "ix_video_items_claim_gpu",
+            "due_at",
             "created_at",
             postgresql_where=sa.text(f"{PENDING} AND {WAN_PROVIDERS_SQL}"),
             sqlite_where=sa.text(f"{PENDING} AND {WAN_PROVIDERS_SQL}"),
         ),
         sa.Index(
-            "ix_video_items_claim_runway",
-            "priority",
+            "ix_video_items_claim_cloud",
+            "due_at",
             "created_at",
             postgresql_where=sa.text(f"{PENDING} AND {RUNWAY_PROVIDERS_SQL}"),
             sqlite_where=sa.text(f"{PENDING} AND {RUNWAY_PROVIDERS_SQL}"),
+        ),
+        # Service-time estimates: a provider's latest completions (models.estimates).
+        sa.Index(
+            "ix_video_items_completed_provider",
+            "inference_provider",
+            "finished_at",
+            postgresql_where=sa.text("status = 'completed'"),
+            sqlite_where=sa.text("status = 'completed'"),
         ),
         # Expired leases: only items being processed hold one (ck_video_items_lease), a few per
         # worker.
@@ -205,6 +223,10 @@ class VideoItem(SQLModel, table=True):
     cost_credits: int | None = None
     routed_by: RoutedBy | None = Field(default=None, sa_column=sa.Column(ROUTED_BY_TYPE))
     route_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    due_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
+    """When the video should be ready: created_at plus the task's or the group's deadline."""
+    rerouted_at: datetime | None = Field(default=None, sa_column=_timestamp())
+    """When it was moved to another provider while it waited (it moves at most once)."""
     created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
     started_at: datetime | None = Field(default=None, sa_column=_timestamp())
@@ -233,3 +255,118 @@ class ItemStatusCount(SQLModel, table=True):
     status: ItemStatus = Field(sa_column=sa.Column(STATUS_TYPE, nullable=False))
     items: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
     credits: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+
+
+BUDGET_SCOPE_TYPE = _enum_type(BudgetScope, "budget_scope", native=False)
+BUDGET_PERIOD_TYPE = _enum_type(BudgetPeriod, "budget_period", native=False)
+
+
+class Budget(SQLModel, table=True):
+    """A spending cap in credits: for one paid provider, one group, or all paid providers,
+    per UTC day or calendar month (models.budgets)."""
+
+    __tablename__ = "budgets"
+    __table_args__ = (sa.UniqueConstraint("scope", "period", "provider", "group_id"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    scope: BudgetScope = Field(sa_column=sa.Column(BUDGET_SCOPE_TYPE, nullable=False))
+    period: BudgetPeriod = Field(sa_column=sa.Column(BUDGET_PERIOD_TYPE, nullable=False))
+    provider: InferenceProvider | None = Field(
+        default=None, sa_column=sa.Column(PROVIDER_TYPE, nullable=True)
+    )
+    group_id: uuid.UUID | None = Field(
+        default=None,
+        sa_column=sa.Column(sa.Uuid, sa.ForeignKey("groups.id", ondelete="CASCADE")),
+    )
+    cap_credits: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
+
+
+class BudgetUsage(SQLModel, table=True):
+    """What one budget has reserved and spent in one period."""
+
+    __tablename__ = "budget_usage"
+
+    budget_id: uuid.UUID = Field(
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("budgets.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    period_start: date = Field(sa_column=sa.Column(sa.Date, primary_key=True))
+    reserved: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
+    spent: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
+
+
+class BudgetReservation(SQLModel, table=True):
+    """Credits an unfinished item holds on one budget until it is settled."""
+
+    __tablename__ = "budget_reservations"
+
+    item_id: uuid.UUID = Field(
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("video_items.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    budget_id: uuid.UUID = Field(
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("budgets.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    period_start: date = Field(sa_column=sa.Column(sa.Date, nullable=False))
+    credits: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+
+
+class RunwayLimitsRow(SQLModel, table=True):
+    """Runway's latest answer about our organisation (models.limits), one row."""
+
+    __tablename__ = "runway_limits"
+
+    id: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
+    payload: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    fetched_at: datetime = Field(sa_column=_timestamp(nullable=False))
+
+
+class ItemEta(SQLModel, table=True):
+    """A waiting item's place and predicted times, as the dispatcher last replayed them."""
+
+    __tablename__ = "item_etas"
+
+    item_id: uuid.UUID = Field(
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("video_items.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    queue_position: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    start_at: datetime = Field(sa_column=_timestamp(nullable=False))
+    eta: datetime = Field(sa_column=_timestamp(nullable=False))
+    eta_p90: datetime = Field(sa_column=_timestamp(nullable=False))
+    late_risk: bool = Field(sa_column=sa.Column(sa.Boolean, nullable=False))
+
+
+class Reroute(SQLModel, table=True):
+    """One move of a waiting item to another provider, and why."""
+
+    __tablename__ = "item_reroutes"
+
+    id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    )
+    item_id: uuid.UUID = Field(
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("video_items.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    from_provider: InferenceProvider = Field(
+        sa_column=sa.Column(
+            _enum_type(InferenceProvider, "from_provider", native=False), nullable=False
+        )
+    )
+    to_provider: InferenceProvider = Field(
+        sa_column=sa.Column(
+            _enum_type(InferenceProvider, "to_provider", native=False), nullable=False
+        )
+    )
+    reason: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    moved_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))

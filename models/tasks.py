@@ -16,6 +16,7 @@ MAX_PROMPT_UTF16_UNITS = 1000  # Runway's limit; applied to every item so it can
 MIN_FRAMES, MAX_FRAMES = 5, 241  # Wan: 4k+1 frames; 241 is 10 s at the 5B model's 24 fps.
 MIN_DURATION_S, MAX_DURATION_S = 1, 10
 MAX_SEED = 2**32 - 1
+MIN_DEADLINE_S, MAX_DEADLINE_S = 60, 30 * 24 * 3600
 
 
 def parse_provider(value: str | None) -> InferenceProvider | None:
@@ -60,7 +61,13 @@ class TaskSpec(BaseModel):
     seed: int | None = Field(default=None, description=f"0 to {MAX_SEED}; random when omitted.")
     inference_provider: str | None = Field(
         default=None,
-        description="wan_local, runway_gen4_turbo, runway_veo3.1, or auto (the routing rules)",
+        description="A provider (wan_local, runway_gen4_turbo, runway_gen4.5, runway_veo3.1, "
+        "runway_veo3.1_fast), or auto: the routing policy decides",
+    )
+    deadline_seconds: int | None = Field(
+        default=None,
+        description="Seconds from now by which the video should be ready; unset: the group's "
+        "time-to-video target.",
     )
 
     def provider(self) -> InferenceProvider | None:
@@ -105,4 +112,28 @@ class TaskSpec(BaseModel):
             )
         if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
             problems.append(("seed", f"{self.seed} is out of range; use 0 to {MAX_SEED}"))
+        if self.deadline_seconds is not None and not (
+            MIN_DEADLINE_S <= self.deadline_seconds <= MAX_DEADLINE_S
+        ):
+            problems.append(
+                (
+                    "deadline_seconds",
+                    f"{self.deadline_seconds} is out of range; use {MIN_DEADLINE_S} s to "
+                    f"{MAX_DEADLINE_S // 86400} days",
+                )
+            )
         return problems
+
+
+def parse_deadline(text: str) -> int:
+    """`90m`, `4h`, `1h30m`, `1200s` or `1200` as seconds; ValueError says how to write it."""
+    import re
+
+    cleaned = text.strip().lower().replace(" ", "")
+    if cleaned.isdigit():
+        return int(cleaned)
+    match = re.fullmatch(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", cleaned)
+    if not cleaned or match is None or not any(match.groups()):
+        raise ValueError(f"{text!r} is not a duration; write e.g. 90m, 4h, 1h30m or 1200s")
+    days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return days * 86400 + hours * 3600 + minutes * 60 + seconds

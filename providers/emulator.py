@@ -71,6 +71,13 @@ class EmulatorScript:
     """Seconds a new task stays PENDING before it may start."""
     concurrency: int = 1_000
     """Tasks running at once; later ones are THROTTLED, in submission order."""
+    model_concurrency: dict[str, int] = field(default_factory=dict)
+    """Per model, tasks running at once (overrides `concurrency`), as Runway's tiers set it."""
+    daily_limits: dict[str, int] = field(default_factory=dict)
+    """Per model, tasks created in a rolling day; past it, creation answers 429."""
+    credit_balance: int = 1_000_000
+    """Credits left; every task created takes its estimate."""
+    monthly_credit_limit: int = 10_000_000
     fail_next: deque[tuple[str, str]] = field(default_factory=deque)
     """(failureCode, failure) for the next submitted tasks, one each."""
     http_errors: deque[int] = field(default_factory=deque)
@@ -190,7 +197,14 @@ class RunwayEmulator:
             problem, image = _validate(body)
             if problem:
                 return _error(400, problem)
+            limit = self.script.daily_limits.get(body["model"])
+            if limit is not None and self.used_today(body["model"]) >= limit:
+                return _error(429, f"daily generation limit of {body['model']} reached")
             return JSONResponse(self._submit(body, image))
+
+        @app.get("/v1/organization")
+        async def organization() -> Response:
+            return JSONResponse(self._organization())
 
         @app.get("/v1/tasks/{task_id}")
         async def get_task(task_id: str, request: Request) -> Response:
@@ -246,17 +260,44 @@ class RunwayEmulator:
         headers = {"content-length": str(len(video))}
         return StreamingResponse(body(), media_type="video/mp4", headers=headers)
 
+    def used_today(self, model: str) -> int:
+        """Tasks of `model` created in the last 24 hours."""
+        since = time.time() - 86_400
+        return sum(1 for t in list(self.tasks.values()) if t.model == model and t.created > since)
+
+    def _organization(self) -> dict[str, Any]:
+        """GET /v1/organization: the tier's per-model limits, today's use, the balance."""
+        models = {}
+        for name in MODELS:
+            models[name] = {
+                "maxConcurrentGenerations": self.script.model_concurrency.get(
+                    name, self.script.concurrency
+                ),
+                "maxDailyGenerations": self.script.daily_limits.get(name),
+            }
+        return {
+            "creditBalance": self.script.credit_balance,
+            "tier": {"maxMonthlyCreditSpend": self.script.monthly_credit_limit, "models": models},
+            "usage": {"models": {n: {"dailyGenerations": self.used_today(n)} for n in MODELS}},
+        }
+
     def _submit(self, body: dict[str, Any], image: bytes) -> dict[str, Any]:
         now = time.time()
+        model = body["model"]
         with self._lock:
             ready = now + self.script.pending_s
-            # Slots: a task starts when fewer than `concurrency` earlier tasks are still running.
-            ends = sorted(t.end for t in self.tasks.values() if not t.cancelled and t.end > ready)
+            # Slots: a task starts when fewer than its model's concurrency earlier tasks of the
+            # model are still running (Runway's limits are per model).
+            slots = self.script.model_concurrency.get(model, self.script.concurrency)
+            ends = sorted(
+                t.end
+                for t in self.tasks.values()
+                if not t.cancelled and t.end > ready and t.model == model
+            )
             start = ready
-            if len(ends) >= self.script.concurrency:
-                start = ends[len(ends) - self.script.concurrency]
+            if len(ends) >= slots:
+                start = ends[len(ends) - slots]
             failure = self.script.fail_next.popleft() if self.script.fail_next else None
-            model = body["model"]
             duration = int(body.get("duration") or (8 if model.startswith("veo") else 10))
             task = _Task(
                 id=str(uuid.uuid4()),
@@ -271,6 +312,7 @@ class RunwayEmulator:
                 prompt=body.get("promptText"),
             )
             self.tasks[task.id] = task
+            self.script.credit_balance -= task.credits()
         return {"id": task.id, "estimatedCost": {"credits": task.credits()}}
 
     def _describe(self, task: _Task, base_url: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ Imports neither torch nor diffusers: a Runway flow run must start in about a sec
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import time
 from collections.abc import Callable
@@ -15,7 +16,9 @@ import httpx
 import runwayml
 from PIL import Image
 
+from reelroute.models.catalogue import info, nearest_duration, ratio_for, requested_seconds
 from reelroute.models.enums import InferenceProvider
+from reelroute.models.limits import ModelLimits, RunwayLimits
 from reelroute.models.settings import Settings
 from reelroute.models.tasks import MAX_PROMPT_UTF16_UNITS, prompt_units
 from reelroute.providers.base import (
@@ -28,12 +31,12 @@ from reelroute.providers.base import (
     TaskCallback,
     TransientError,
 )
-from reelroute.providers.catalogue import info, nearest_duration, ratio_for, requested_seconds
 from reelroute.providers.video import probe_mp4
 
 MAX_DATA_URI_BYTES = 5 * 1024 * 1024
 DATA_URI_PREFIX = "data:image/jpeg;base64,"
 DOWNLOAD_ATTEMPTS = 3
+CREATE_TIMEOUT_SECONDS = 300.0  # a create is never retried: give Runway time to answer it
 
 
 def image_data_uri(image: bytes) -> str:
@@ -160,13 +163,30 @@ class RunwayProvider:
         task_id = request.provider_task_id
         if task_id is None:
             body = self.request_body(request)
+            # Runway has no idempotency key: a create that timed out may still have made (and
+            # will bill) a task we never hear of. So a create is never retried by the SDK and is
+            # given time to answer; anything else is a transient failure of this attempt.
+            creator = self.client.with_options(
+                max_retries=0,
+                timeout=max(self.settings.runway_timeout_seconds, CREATE_TIMEOUT_SECONDS),
+            )
             try:
-                created = self.client.image_to_video.create(**body)
+                created = creator.image_to_video.create(**body)
             except runwayml.RunwayMLError as error:
                 raise translate(error) from None
             task_id = created.id
-            on_task(task_id)  # stored before anything else can fail: a retry resumes it
+            try:
+                on_task(task_id)  # stored before anything else can fail: a retry resumes it
+            except BaseException:
+                self._abandon(task_id)
+                raise
         return self._wait(task_id, info(request.provider).model, on_progress)
+
+    def _abandon(self, task_id: str) -> None:
+        """A task whose id could not be kept: delete it at Runway (it stops the billing if it
+        has not run yet), so that the next attempt's task is the only one paid for."""
+        with contextlib.suppress(ProviderError):  # best effort: the id is lost either way
+            self.cancel(task_id)
 
     def _wait(self, task_id: str, model: str, on_progress: ProgressCallback) -> GenerationResult:
         deadline = time.monotonic() + self.settings.runway_task_timeout_seconds
@@ -259,6 +279,27 @@ class RunwayProvider:
         except runwayml.RunwayMLError as error:
             raise translate(error, task_alive=True) from None
         return list(fresh.output) if fresh.status == "SUCCEEDED" else urls
+
+    def limits(self) -> RunwayLimits:
+        """Our organisation's limits, today's use and the credit balance
+        (`client.organization.retrieve()`), as reelroute keeps them."""
+        try:
+            answer = self.client.organization.retrieve()
+        except runwayml.RunwayMLError as error:
+            raise translate(error) from None
+        used = {name: usage.daily_generations for name, usage in answer.usage.models.items()}
+        return RunwayLimits(
+            credit_balance=answer.credit_balance,
+            max_monthly_credits=answer.tier.max_monthly_credit_spend,
+            models={
+                name: ModelLimits(
+                    max_concurrent=limits.max_concurrent_generations,
+                    max_daily=limits.max_daily_generations,
+                    used_today=used.get(name, 0),
+                )
+                for name, limits in answer.tier.models.items()
+            },
+        )
 
     def cancel(self, task_id: str) -> None:
         """Delete the task at Runway: stops a pending or running one (no refund once it ran)."""

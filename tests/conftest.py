@@ -77,7 +77,10 @@ def sqlite_migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-TABLES = "item_status_counts, video_items, photos, groups"
+TABLES = (
+    "item_status_counts, item_etas, item_reroutes, budget_reservations, budget_usage, budgets, "
+    "runway_limits, video_items, photos, groups"
+)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -442,7 +442,7 @@ class Soak:
 
     def report(self, problems: list[str], seconds: float) -> str:
         for child in self.services.children:
-            self.faults.restarts[child.name] = child.restarts
+            self.faults.restarts[child.name] = child.total_restarts
         lines = [
             f"## Chaos soak: {self.items} items, {seconds / 60:.1f} min",
             "",

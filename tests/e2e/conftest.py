@@ -78,6 +78,7 @@ class System:
     emulator: RunwayEmulator
     server: PrefectServer
     env: dict[str, str]
+    workers: dict[str, subprocess.Popen]
 
     def client(self) -> SyncPrefectClient:
         with temporary_settings(updates={PREFECT_API_URL: self.server.api_url}):
@@ -112,23 +113,22 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         "REELROUTE_CLOUD_SLOTS": "4",
         "REELROUTE_DISPATCH_INTERVAL_SECONDS": "0.5",
         "REELROUTE_RECONCILE_INTERVAL_SECONDS": "1",
+        "REELROUTE_ETA_REFRESH_SECONDS": "1",
     }
     settings = settings_from_environment(env)
-    workers: list[subprocess.Popen] = []
+    workers: dict[str, subprocess.Popen] = {}
     stop = threading.Event()
     with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
         deploy(settings)
         for pool in ("gpu", "cloud"):
             with open(root / f"worker-{pool}.log", "ab") as log:
-                workers.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "reelroute", "worker", "--pool", pool],
-                        env=env,
-                        cwd=REPO,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
+                workers[pool] = subprocess.Popen(
+                    [sys.executable, "-m", "reelroute", "worker", "--pool", pool],
+                    env=env,
+                    cwd=REPO,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
                 )
         context = contextvars.copy_context()  # the thread talks to this server too
         dispatcher = threading.Thread(
@@ -137,11 +137,11 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         dispatcher.start()
         engine = make_engine(database_url)
         try:
-            yield System(settings, engine, emulator_server.emulator, server, env)
+            yield System(settings, engine, emulator_server.emulator, server, env, workers)
         finally:
             stop.set()
             dispatcher.join(timeout=30)
-            for worker in workers:
+            for worker in workers.values():
                 stop_group(worker)
             server.stop()
             emulator_server.stop()

@@ -139,9 +139,7 @@ def test_after_a_power_loss_every_item_completes_and_runway_is_paid_once(tmp_pat
             add(up, "runway_veo3.1", f"veo {n}")
         wait_until(lambda: len(runway.emulator.tasks) == 3, 120, "the Veo tasks at Runway")
         add(up, "wan_local", "wan")  # while the Veo videos are still being made
-        wait_until(
-            lambda: statuses(url).get("wan") == "processing", 60, "the Wan item", every=0.1
-        )
+        wait_until(lambda: statuses(url).get("wan") == "processing", 60, "the Wan item", every=0.1)
         assert set(statuses(url).values()) == {"processing"}
         for process in up.tree():  # the power goes: everything dies at once
             with contextlib.suppress(psutil.NoSuchProcess):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import time
@@ -16,6 +17,8 @@ from reelroute.models.batches import add_batch
 from reelroute.models.enums import InferenceProvider, ItemStatus, RoutedBy
 from reelroute.models.groups import create_group
 from reelroute.models.lifecycle import get_item
+from reelroute.models.replanning import moves_of
+from reelroute.models.snapshot import read_service_times
 from reelroute.models.storage import Storage, store_photo
 from reelroute.models.tasks import TaskSpec
 from reelroute.providers.video import probe_mp4
@@ -121,7 +124,11 @@ def test_a_finished_run_shows_its_progress_and_its_video_as_artifacts(system):
 
 def test_the_fallback_sends_a_default_routed_wan_item_to_gen4_turbo(system):
     settings = system.settings.model_copy(
-        update={"default_provider": InferenceProvider.wan_local, "wan_fallback_threshold": 1}
+        update={
+            "default_provider": InferenceProvider.wan_local,
+            "wan_fallback_threshold": 1,
+            "routing_policy": "threshold",
+        }
     )
     add(system, ["wan_local", "wan_local"], "busy gpu", settings)
     (item,) = add(system, [None], "fallback", settings)
@@ -227,3 +234,54 @@ def test_deploying_twice_changes_nothing(system):
         "cloud": (4, [("default", 2), ("urgent", 1)]),
     }
     assert automations.count(ZOMBIE_AUTOMATION) == 1
+
+
+def test_a_waiting_wan_item_moves_to_runway_when_the_gpu_worker_stops(system):
+    """The GPU host stops (its worker frozen): an auto-routed Wan item, on time when it was
+    added, is predicted late as it waits; the dispatcher moves it to Gen-4 Turbo, cancels the
+    run it had made for the GPU, and the video is done before its deadline."""
+    with system.session() as session:
+        estimates = read_service_times(session, system.settings)
+    _, wan_p90 = estimates.seconds(InferenceProvider.wan_local, None, None)
+    # Wan just makes it now; a few seconds of waiting later it no longer does.
+    deadline = max(60, math.ceil(wan_p90) + 10)
+    gpu = psutil.Process(system.workers["gpu"].pid)
+    gpu.suspend()
+    try:
+        with system.session() as session:
+            group = create_group(session, name="frozen gpu")
+            photo = store_photo(
+                session,
+                storage=Storage(system.settings.storage_url),
+                group_id=group.id,
+                data=image_bytes(),
+                filename="p.png",
+                settings=system.settings,
+            )
+            (item,) = add_batch(
+                session,
+                group_id=group.id,
+                settings=system.settings,
+                tasks=[TaskSpec(photo_id=photo.id, prompt="moved", deadline_seconds=deadline)],
+            )
+            session.commit()
+        assert item.inference_provider is InferenceProvider.wan_local, item.route_reason
+        gpu_run = wait_for(system, item.id, lambda i: i.flow_run_id is not None, 60).flow_run_id
+        done = finished(system, item.id, timeout=deadline + 60)
+        assert done.status is ItemStatus.completed
+        assert done.inference_provider is InferenceProvider.runway_gen4_turbo
+        assert done.routed_by is RoutedBy.rerouted
+        assert done.route_reason.startswith("moved from Wan: now predicted")
+        assert done.finished_at <= done.due_at
+        assert [b["model"] for b in posts_for(system, "moved")] == ["gen4_turbo"]
+        with system.session() as session:
+            [move] = moves_of(session, item.id)
+        assert (move.from_provider, move.to_provider) == (
+            InferenceProvider.wan_local,
+            InferenceProvider.runway_gen4_turbo,
+        )
+        with system.client() as client:
+            run = client.read_flow_run(gpu_run)
+        assert run.state is not None and run.state.type is StateType.CANCELLED
+    finally:
+        gpu.resume()

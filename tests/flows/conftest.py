@@ -34,6 +34,7 @@ class FakePrefect:
     created: list[dict[str, Any]] = field(default_factory=list)
     by_key: dict[str, uuid.UUID] = field(default_factory=dict)
     deployments: dict[str, Deployment] = field(default_factory=dict)
+    pools: dict[str, int | None] = field(default_factory=dict)
     on_create: Callable[[FlowRun], None] | None = None
     """Runs right after a flow run is made (a test's way to change the world meanwhile)."""
 
@@ -90,6 +91,9 @@ class FakePrefect:
     def set_flow_run_state(self, flow_run_id: uuid.UUID, state: State, force: bool = False) -> None:
         assert force, "reelroute forces its state changes"
         self.runs[flow_run_id].state = state
+
+    def update_work_pool(self, name: str, update: Any) -> None:
+        self.pools[name] = update.concurrency_limit
 
     def forget(self, flow_run_id: uuid.UUID) -> None:
         """The run vanished (Prefect's database was reset)."""

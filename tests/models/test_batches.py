@@ -47,26 +47,46 @@ def test_create_stores_each_provider_exactly(session, settings):
     created = add_batch(session, group_id=group_id, tasks=tasks, settings=settings)
     session.commit()
     stored = {i.prompt: i for i in session.exec(select(VideoItem)).all()}
-    assert [stored[p].inference_provider for p in "abcd"] == [WAN, TURBO, VEO, TURBO]
-    assert [stored[p].routed_by for p in "abcd"] == [RoutedBy.explicit] * 3 + [RoutedBy.default]
+    # `auto` under the deadline policy: free Wan meets a normal group's 4 h target.
+    assert [stored[p].inference_provider for p in "abcd"] == [WAN, TURBO, VEO, WAN]
+    assert [stored[p].routed_by for p in "abcd"] == [RoutedBy.explicit] * 3 + [RoutedBy.deadline]
     assert stored["a"].frame_num == 121 and stored["c"].duration_s == 8
     assert all(i.status is ItemStatus.pending and i.retry_count == 0 for i in created)
     raw = session.execute(sa.text("SELECT inference_provider FROM video_items")).scalars().all()
-    assert sorted(raw) == sorted(
-        ["wan_local", "runway_gen4_turbo", "runway_veo3.1", "runway_gen4_turbo"]
-    )
+    assert sorted(raw) == sorted(["wan_local", "runway_gen4_turbo", "runway_veo3.1", "wan_local"])
+    assert {round((i.due_at - i.created_at).total_seconds() / 60) for i in created} == {240}
 
 
-def test_urgent_group_items_route_to_turbo_and_go_first(session, settings):
-    normal = add_items(session, settings, 2, provider=None)
+def test_urgent_items_are_due_sooner_and_so_go_first(session, settings):
+    normal = add_items(session, settings, 2, provider=TURBO)
     urgent = add_items(session, settings, 1, provider=None, priority=GroupPriority.urgent)
-    assert urgent[0].routed_by is RoutedBy.group_priority
+    assert (urgent[0].inference_provider, urgent[0].routed_by) == (TURBO, RoutedBy.deadline)
+    assert round((urgent[0].due_at - urgent[0].created_at).total_seconds()) == 20 * 60
     assert claim(session, settings).item_id == urgent[0].id
     assert claim(session, settings).item_id == normal[0].id
 
 
-def test_fallback_counts_pending_wan_items_in_the_database_and_the_batch(session, settings):
-    settings = settings.model_copy(update={"default_provider": WAN, "wan_fallback_threshold": 2})
+def test_a_task_may_carry_its_own_deadline(session, settings):
+    group_id, (photo,) = add_group_with_photos(session, 1)
+    (item,) = add_batch(
+        session,
+        group_id=group_id,
+        settings=settings,
+        tasks=[TaskSpec(photo_id=photo, prompt="p", deadline_seconds=90 * 60)],
+    )
+    assert round((item.due_at - item.created_at).total_seconds()) == 90 * 60
+
+
+def test_the_threshold_policy_counts_pending_wan_items_in_the_database_and_the_batch(
+    session, settings
+):
+    settings = settings.model_copy(
+        update={
+            "default_provider": WAN,
+            "wan_fallback_threshold": 2,
+            "routing_policy": "threshold",
+        }
+    )
     first = add_items(session, settings, 2, provider=None)
     assert [i.inference_provider for i in first] == [WAN, WAN]
     batch = add_items(session, settings, 2, provider=None)

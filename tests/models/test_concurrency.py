@@ -36,9 +36,9 @@ def seed_items(engine: sa.Engine, count: int) -> None:
         connection.execute(
             sa.text(
                 "INSERT INTO video_items (id, group_id, photo_id, prompt, inference_provider, "
-                "status, priority, retry_count, progress, created_at, updated_at) VALUES "
+                "status, priority, retry_count, progress, created_at, updated_at, due_at) VALUES "
                 "(:id, :group_id, :photo_id, 'p', :provider, 'pending', 1, 0, 0, "
-                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
             ).bindparams(
                 sa.bindparam("id", type_=sa.Uuid()),
                 sa.bindparam("group_id", type_=sa.Uuid()),

@@ -164,7 +164,14 @@ def test_postgres_enum_types_are_the_seeds(pg_server):
         for name, label in rows:
             types.setdefault(name, []).append(label)
         assert types == {
-            "inference_provider": ["wan_local", "runway_gen4_turbo", "runway_veo3.1"],
+            # The seed's three values first, in its order; then the two models added since.
+            "inference_provider": [
+                "wan_local",
+                "runway_gen4_turbo",
+                "runway_veo3.1",
+                "runway_gen4.5",
+                "runway_veo3.1_fast",
+            ],
             "processing_status": ["pending", "processing", "completed", "failed", "cancelled"],
         }
         engine = make_engine(url)
@@ -184,8 +191,9 @@ def test_sqlite_check_constraints_refuse_unknown_values(tmp_path):
         with pytest.raises(sa.exc.IntegrityError, match="CHECK constraint failed"):
             run(
                 url,
-                f"INSERT INTO video_items (id, prompt, {column}, created_at, updated_at) "
-                f"VALUES ('1', 'p', '{value}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+                f"INSERT INTO video_items (id, prompt, {column}, created_at, updated_at, due_at) "
+                f"VALUES ('1', 'p', '{value}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, "
+                "CURRENT_TIMESTAMP)",
             )
 
 

@@ -25,7 +25,7 @@ def test_queue_pages_cover_every_item_once_newest_first(session, settings):
         cursor = page.next_cursor
         if cursor is None:
             break
-    assert len(seen) == len({i.id for i in seen}) == 120
+    assert len(seen) == len({i.id for i in seen}) == 40 * len(InferenceProvider)
     keys = [(i.created_at, i.id.hex) for i in seen]
     assert keys == sorted(keys, reverse=True)
 

@@ -13,16 +13,16 @@ import uuid
 import httpx
 import pytest
 
-from reelroute.models.enums import InferenceProvider
-from reelroute.models.settings import load_settings
-from reelroute.providers.base import ConfigurationError, GenerationRequest
-from reelroute.providers.catalogue import (
+from reelroute.models.catalogue import (
     CATALOGUE,
     info,
     nearest_duration,
     ratio_for,
     requested_seconds,
 )
+from reelroute.models.enums import InferenceProvider
+from reelroute.models.settings import load_settings
+from reelroute.providers.base import ConfigurationError, GenerationRequest
 from reelroute.providers.registry import provider_for
 from reelroute.providers.runway import RunwayProvider
 from reelroute.providers.wan import WanProvider
@@ -33,14 +33,21 @@ def test_each_provider_has_its_pool_and_model():
     assert {p: (i.pool, i.model) for p, i in CATALOGUE.items()} == {
         InferenceProvider.wan_local: ("gpu", "Wan2.2-TI2V-5B"),
         InferenceProvider.runway_gen4_turbo: ("cloud", "gen4_turbo"),
+        InferenceProvider.runway_gen4_5: ("cloud", "gen4.5"),
+        InferenceProvider.runway_veo3_1_fast: ("cloud", "veo3.1_fast"),
         InferenceProvider.runway_veo3_1: ("cloud", "veo3.1"),
     }
-    assert [info(p).label for p in InferenceProvider] == [
+    assert set(CATALOGUE) == set(InferenceProvider)  # every provider has its entry
+    assert [info(p).label for p in CATALOGUE] == [
         "WAN local (GPU server)",
         "Runway Gen-4 Turbo (fast)",
+        "Runway Gen-4.5 (newest Runway model)",
+        "Runway Veo 3.1 Fast",
         "Runway Veo 3.1 (best quality)",
     ]
     assert info(InferenceProvider.runway_veo3_1).estimate_credits(8) == 320
+    assert info(InferenceProvider.runway_gen4_5).credits_for(None, 121) == 60
+    assert info(InferenceProvider.runway_veo3_1_fast).credits_for(5, None) == 90  # 6 s
 
 
 def test_duration_rules():

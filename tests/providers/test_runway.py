@@ -164,11 +164,41 @@ def test_rate_limits_and_server_errors_are_transient(runway, emulator, status):
     assert emulator.tasks == {}
 
 
-def test_the_sdk_retries_a_server_error_by_itself(runway_settings, emulator):
+def test_the_sdk_retries_a_server_error_while_polling_by_itself(runway_settings, emulator):
+    settings = runway_settings.model_copy(update={"runway_max_retries": 2})
+    provider = RunwayProvider(settings)
+
+    def created(task_id: str) -> None:
+        emulator.script.http_errors.append(503)  # the first poll fails once
+
+    result = provider.generate(request(), on_progress=lambda _: None, on_task=created)
+    assert result.video and emulator.count("POST") == 1
+
+
+def test_a_create_is_never_retried_it_could_pay_twice(runway_settings, emulator):
+    """Runway has no idempotency key: a create that failed may still have made a task."""
     settings = runway_settings.model_copy(update={"runway_max_retries": 2})
     emulator.script.http_errors.append(503)
-    result = Recorder().run(RunwayProvider(settings), request())
-    assert result.video and emulator.count("POST") == 2
+    with pytest.raises(TransientError) as error:
+        Recorder().run(RunwayProvider(settings), request())
+    assert error.value.code == "HTTP_503" and emulator.count("POST") == 1
+
+
+def test_a_slow_create_is_waited_for_not_timed_out(runway_settings, emulator):
+    emulator.script.hang_next, emulator.script.hang_s = 1, 1.5
+    impatient = RunwayProvider(runway_settings.model_copy(update={"runway_timeout_seconds": 0.5}))
+    assert Recorder().run(impatient, request()).video
+    assert len(emulator.tasks) == 1 and emulator.count("POST") == 1
+
+
+def test_a_task_whose_id_cannot_be_kept_is_deleted_at_runway(runway, emulator):
+    def cannot_keep(task_id: str) -> None:
+        raise RuntimeError("the database is gone")
+
+    with pytest.raises(RuntimeError):
+        runway.generate(request(), on_progress=lambda _: None, on_task=cannot_keep)
+    (task,) = emulator.tasks.values()
+    assert task.cancelled  # its billing stops; the next attempt's task is the one paid for
 
 
 def test_an_error_while_polling_keeps_the_task_for_the_next_attempt(runway, emulator):
@@ -269,7 +299,7 @@ def test_large_photos_are_reencoded_under_five_megabytes():
 def test_importing_the_runway_provider_loads_no_torch_or_diffusers(tmp_path):
     code = (
         "import sys, reelroute.providers.runway, reelroute.providers.emulator, "
-        "reelroute.providers.catalogue, reelroute.providers.registry, reelroute.flows.generate; "
+        "reelroute.models.catalogue, reelroute.providers.registry, reelroute.flows.generate; "
         "print(sorted({'torch', 'diffusers', 'gradio'} & set(sys.modules)))"
     )
     output = subprocess.run(
@@ -293,10 +323,36 @@ def test_downloads_that_keep_breaking_are_transient_with_the_task_kept(runway, e
     assert "3 tries" in str(error.value)
 
 
-def test_a_hung_request_times_out_as_transient(runway_settings, emulator):
-    emulator.script.hang_next, emulator.script.hang_s = 1, 3.0
+def test_a_hung_poll_times_out_as_transient_with_the_task_kept(runway_settings, emulator):
     impatient = RunwayProvider(runway_settings.model_copy(update={"runway_timeout_seconds": 0.5}))
+
+    def created(task_id: str) -> None:
+        emulator.script.hang_next, emulator.script.hang_s = 1, 3.0  # the first poll hangs
+
     with pytest.raises(TransientError) as error:
-        Recorder().run(impatient, request())
-    assert error.value.code == "CONNECTION"
+        impatient.generate(request(), on_progress=lambda _: None, on_task=created)
+    assert error.value.code == "CONNECTION" and error.value.task_alive
     assert Recorder().run(impatient, request()).video  # the next request is answered
+
+
+def test_limits_read_the_organisation_through_the_sdk(runway, emulator):
+    emulator.script.model_concurrency = {"gen4_turbo": 3}
+    emulator.script.daily_limits = {"veo3.1": 2}
+    emulator.script.credit_balance = 5_000
+    result = runway.generate(
+        request(), on_progress=lambda _: None, on_task=lambda _: None
+    )  # one Gen-4 Turbo task today
+    limits = runway.limits()
+    assert limits.credit_balance == 5_000 - result.cost_credits
+    assert limits.max_monthly_credits == 10_000_000
+    assert limits.model("gen4_turbo").max_concurrent == 3
+    assert limits.model("gen4_turbo").used_today == 1
+    veo = limits.model("veo3.1")
+    assert (veo.max_daily, veo.used_today, veo.daily_left) == (2, 0, 2)
+    assert {"gen4.5", "veo3.1_fast"} <= set(limits.models)
+
+
+def test_limits_that_cannot_be_read_raise_a_provider_error(runway, emulator):
+    emulator.script.http_errors.append(503)
+    with pytest.raises(TransientError):
+        runway.limits()

@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 import threading
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from sqlmodel import Session
 
+from reelroute.models.enums import InferenceProvider
 from reelroute.providers.video import encode_mp4
 from reelroute.ui.app import create_app
 from tests.models.helpers import image_bytes
@@ -21,8 +24,14 @@ ADMIN, WORKER = "admin-secret", "worker-secret"
 
 @pytest.fixture
 def app_settings(settings):
+    # The seed's routing rules (tasks without a provider go to Gen-4 Turbo): these tests are
+    # about the API's protocol; test_routing.py and the deadline tests below are about routing.
     return settings.model_copy(
-        update={"admin_token": SecretStr(ADMIN), "worker_token": SecretStr(WORKER)}
+        update={
+            "admin_token": SecretStr(ADMIN),
+            "worker_token": SecretStr(WORKER),
+            "routing_policy": "threshold",
+        }
     )
 
 
@@ -73,6 +82,9 @@ ROUTES = [
     ("post", "/api/admin/groups"),
     ("post", f"/api/admin/groups/{uuid.uuid4()}/photos"),
     ("get", f"/api/admin/items/{uuid.uuid4()}/video"),
+    ("get", f"/api/admin/items/{uuid.uuid4()}"),
+    ("get", "/api/admin/budgets"),
+    ("put", "/api/admin/budgets"),
 ]
 WORKER_ROUTES = [
     ("post", "/api/worker/next-task"),
@@ -182,7 +194,8 @@ def test_a_non_image_upload_is_refused_and_nothing_stored(client):
 def test_stats_have_the_seeds_shape_and_ours(client):
     stats = client.get("/api/admin/stats", headers=as_admin()).json()
     assert stats["success"] is True
-    assert set(stats["data"]) == {"wan_local", "runway_gen4_turbo", "runway_veo3.1"}
+    assert {"wan_local", "runway_gen4_turbo", "runway_veo3.1"} <= set(stats["data"])  # the seed's
+    assert set(stats["data"]) == {p.value for p in InferenceProvider}
     for entry in stats["data"].values():
         assert {
             "total",
@@ -439,3 +452,86 @@ def test_the_fence_checks_the_holder_as_well_as_the_attempt(client, route, app_s
     queue = client.get("/api/admin/queue", headers=as_admin()).json()["data"]["items"]
     assert [(i["status"], i["worker_id"]) for i in queue] == [("processing", "holder")]
     assert stored_files(app_settings) == []
+
+
+# --- deadlines, ETAs and budgets ------------------------------------------------------------
+
+
+@pytest.fixture
+def deadline_client(app_settings):
+    app = create_app(app_settings.model_copy(update={"routing_policy": "deadline"}))
+    with TestClient(app) as test_client:
+        yield test_client
+    app.state.engine.dispose()
+
+
+def test_an_item_shows_its_due_time_queue_place_and_eta(deadline_client, engine):
+    from reelroute.models.replanning import store_etas
+    from reelroute.models.snapshot import build_snapshot
+    from reelroute.models.tables import utcnow
+
+    client = deadline_client
+    group = new_group(client, "urgent")
+    [photo] = upload(client, group, ("a.png", image_bytes(), "image/png"))
+    answer = add(
+        client,
+        group,
+        [
+            {"photo_id": photo["id"], "prompt": "waves"},
+            {"photo_id": photo["id"], "prompt": "pan", "deadline_seconds": 7200},
+        ],
+    )
+    assert answer.status_code == 200, answer.text
+    urgent, relaxed = answer.json()["data"]
+    assert urgent["inference_provider"] == "runway_gen4_turbo"  # Wan cannot make 20 min
+    assert "Gen-4 predicted" in urgent["route_reason"]
+    assert relaxed["inference_provider"] == "wan_local"  # its own deadline: two hours
+    with Session(engine) as session:  # the dispatcher's replay
+        store_etas(session, build_snapshot(session, client.app.state.settings, now=utcnow()))
+        session.commit()
+    detail = client.get(f"/api/admin/items/{relaxed['id']}", headers=as_admin()).json()["data"]
+    assert detail["queue_position"] == 1 and detail["late_risk"] is False
+    due = datetime.fromisoformat(detail["due_at"])
+    created = datetime.fromisoformat(detail["created_at"])
+    assert abs(due - created - timedelta(hours=2)) < timedelta(seconds=1)
+    assert datetime.fromisoformat(detail["eta"]) < due
+    assert detail["moves"] == [] and detail["video_url"] is None
+    queue = client.get("/api/admin/queue", headers=as_admin()).json()["data"]
+    listed = {row["id"]: row for row in queue["items"]}
+    assert listed[relaxed["id"]]["queue_position"] == 1
+    assert listed[relaxed["id"]]["eta"] == detail["eta"]
+    missing = client.get(f"/api/admin/items/{uuid.uuid4()}", headers=as_admin())
+    assert missing.status_code == 404
+
+
+def test_budgets_are_set_listed_and_refuse_a_named_paid_provider_with_409(client):
+    put = client.put(
+        "/api/admin/budgets",
+        headers=as_admin(),
+        json={
+            "scope": "provider",
+            "period": "day",
+            "cap_dollars": 0.5,
+            "provider": "runway_gen4_turbo",
+        },
+    )
+    assert put.status_code == 200, put.text
+    assert put.json()["data"]["left_dollars"] == 0.5
+    group = new_group(client)
+    [photo] = upload(client, group, ("a.png", image_bytes(), "image/png"))
+    task = {"photo_id": photo["id"], "prompt": "p", "inference_provider": "runway_gen4_turbo"}
+    assert add(client, group, [task, task]).status_code == 200
+    refused = add(client, group, [task])
+    assert refused.status_code == 409
+    assert refused.json()["error"] == (
+        "tasks[0].inference_provider: the budget runway_gen4_turbo per day ($0.50) has $0.00 "
+        "left; this video needs about $0.25"
+    )
+    [budget] = client.get("/api/admin/budgets", headers=as_admin()).json()["data"]
+    assert (budget["reserved_dollars"], budget["left_dollars"]) == (0.5, 0.0)
+    bad = client.put(
+        "/api/admin/budgets",
+        headers=as_admin(),
+        json={"scope": "provider", "period": "day", "cap_dollars": 5, "provider": "wan_local"},
+    )
+    assert bad.status_code == 400 and "wan_local is free" in bad.text

@@ -7,6 +7,7 @@ from typing import Any
 
 import gradio as gr
 
+from reelroute.models.budgets import BudgetExceeded
 from reelroute.models.enums import AUTO, GroupPriority
 from reelroute.models.errors import Conflict, InvalidInput
 from reelroute.models.tasks import MAX_DURATION_S, MIN_DURATION_S
@@ -65,31 +66,40 @@ def build(context: AdminContext, blocks: gr.Blocks) -> None:
             precision=0,
             info="4k+1, e.g. 121; 0: from the duration.",
         )
+        deadline = gr.Textbox(
+            label="Ready within (optional)",
+            placeholder="e.g. 90m, 4h",
+            info="Empty: the group's time-to-video target.",
+        )
     provider = gr.Dropdown(
         label="Inference method",
         choices=view.provider_choices(),
         value=AUTO,
-        info="Who makes the videos. Automatic applies the routing rules (group priority, "
-        "default provider, Wan fallback).",
+        info="Who makes the videos. Automatic lets the routing policy choose: the cheapest "
+        "option the group allows that is predicted to be on time.",
     )
     explanation = gr.Markdown(
-        view.options_markdown(settings, 0, 5, view.auto_choice(engine, settings, None), AUTO)
+        view.options_markdown(
+            engine, settings, None, 0, 5, view.auto_choice(engine, settings, None), AUTO
+        )
     )
     add = gr.Button(view.button_label(0), variant="primary")
     result = gr.Markdown()
 
     def explain(
-        files: list[str] | None, seconds: float, chosen: str, group_id: str | None
+        files: list[str] | None, seconds: float, chosen: str, group_id: str | None, within: str
     ) -> tuple[str, Any]:
         count = len(files or [])
-        auto = view.auto_choice(engine, settings, group_id)
-        table = view.options_markdown(settings, count, int(seconds), auto, chosen)
+        auto = view.auto_choice(engine, settings, group_id, within)
+        table = view.options_markdown(
+            engine, settings, group_id, count, int(seconds), auto, chosen, within
+        )
         return table, gr.update(value=view.button_label(count))
 
     gr.on(
-        [photos.change, duration.change, provider.change, group.change],
+        [photos.change, duration.change, provider.change, group.change, deadline.change],
         explain,
-        inputs=[photos, duration, provider, group],
+        inputs=[photos, duration, provider, group, deadline],
         outputs=[explanation, add],
     )
 
@@ -118,6 +128,7 @@ def build(context: AdminContext, blocks: gr.Blocks) -> None:
         seconds: float,
         frame_num: float | None,
         chosen: str,
+        within: str,
     ) -> tuple[str, Any]:
         batch = view.Batch(
             group_id=group_id,
@@ -127,16 +138,17 @@ def build(context: AdminContext, blocks: gr.Blocks) -> None:
             duration_s=int(seconds),
             frame_num=int(frame_num) if frame_num else None,
             provider=chosen,
+            deadline=within,
         )
         try:
             created = view.submit_batch(engine, settings, batch)
-        except InvalidInput as error:
+        except (InvalidInput, BudgetExceeded) as error:
             return view.problems_markdown(error.problems), gr.update()
         return view.result_markdown(created), gr.update(value=None)
 
     add.click(
         submit,
-        inputs=[group, photos, prompt, per_photo, duration, frames, provider],
+        inputs=[group, photos, prompt, per_photo, duration, frames, provider, deadline],
         outputs=[result, photos],
     )
 

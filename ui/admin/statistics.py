@@ -38,6 +38,9 @@ def build(context: AdminContext, blocks: gr.Blocks) -> None:
             x_title="Inference method",
             y_title="Minutes",
         )
+    budgets = gr.Dataframe(
+        headers=view.BUDGET_COLUMNS, interactive=False, label="Spend against budget"
+    )
     # The counts the page shows now: a tick redraws only when they changed.
     shown = gr.State("")
     timer = gr.Timer(REFRESH_SECONDS)
@@ -50,9 +53,10 @@ def build(context: AdminContext, blocks: gr.Blocks) -> None:
             pd.DataFrame(view.status_rows(stats)),
             pd.DataFrame(view.spend_rows(stats)),
             pd.DataFrame(view.finish_rows(stats), columns=["provider", "measure", "minutes"]),
+            pd.DataFrame(view.budget_rows(engine), columns=view.BUDGET_COLUMNS),
         )
 
-    outputs = [headline, table, by_status, spend, finish, shown]
+    outputs = [headline, table, by_status, spend, finish, budgets, shown]
 
     def refresh(last: str) -> tuple[Any, ...]:
         try:

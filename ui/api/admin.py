@@ -10,14 +10,26 @@ from fastapi.responses import Response
 
 from reelroute.models import lifecycle as ops
 from reelroute.models.batches import add_batch
+from reelroute.models.budgets import set_budget, spend
 from reelroute.models.enums import InferenceProvider, ItemStatus
 from reelroute.models.errors import NotFound
 from reelroute.models.groups import create_group
-from reelroute.models.queue import list_queue
+from reelroute.models.queue import etas_of, list_queue
+from reelroute.models.replanning import eta_of, moves_of
 from reelroute.models.statistics import Statistics, provider_stats
 from reelroute.models.storage import Storage, store_photos
 from reelroute.ui.api.common import DB, Envelope, Role, SettingsDep, engine_of, require
-from reelroute.ui.api.schemas import AddTasksIn, GroupIn, GroupOut, ItemOut, PhotoOut, QueueOut
+from reelroute.ui.api.schemas import (
+    AddTasksIn,
+    BudgetIn,
+    BudgetOut,
+    GroupIn,
+    GroupOut,
+    ItemDetailOut,
+    ItemOut,
+    PhotoOut,
+    QueueOut,
+)
 
 router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[require(Role.admin)])
 
@@ -50,9 +62,50 @@ def queue(
     page = list_queue(
         db, provider=provider, status=status, group_id=group_id, limit=limit, cursor=cursor
     )
+    etas = etas_of(db, [item.id for item in page.items])
     return Envelope(
-        data=QueueOut(items=[ItemOut.of(i) for i in page.items], next_cursor=page.next_cursor)
+        data=QueueOut(
+            items=[ItemOut.of(item, etas.get(item.id)) for item in page.items],
+            next_cursor=page.next_cursor,
+        )
     )
+
+
+@router.get("/items/{item_id}")
+def item(item_id: uuid.UUID, db: DB) -> Envelope[ItemDetailOut]:
+    """One item as it stands: status, provider and why (and its moves), attempts, progress,
+    queue position, ETA, due time, cost, and the address of its video once there is one."""
+    found = ops.get_item(db, item_id)
+    out = ItemDetailOut.model_validate(ItemOut.of(found, eta_of(db, item_id)).model_dump())
+    if found.output_path is not None:
+        out.video_url = f"/api/admin/items/{item_id}/video"
+    out.moves = [
+        f"{move.moved_at.isoformat()} {move.from_provider.value} -> {move.to_provider.value}: "
+        f"{move.reason}"
+        for move in moves_of(db, item_id)
+    ]
+    return Envelope(data=out)
+
+
+@router.get("/budgets")
+def budgets(db: DB) -> Envelope[list[BudgetOut]]:
+    """Every spending cap, with what its current period reserved, spent and has left."""
+    return Envelope(data=[BudgetOut.of(entry) for entry in spend(db)])
+
+
+@router.put("/budgets")
+def put_budget(body: BudgetIn, db: DB) -> Envelope[BudgetOut]:
+    """Create or change one cap (per provider, group or all paid providers; per day or month)."""
+    budget = set_budget(
+        db,
+        scope=body.scope,
+        period=body.period,
+        cap_dollars=body.cap_dollars,
+        provider=body.provider,
+        group_id=body.group_id,
+    )
+    (entry,) = [e for e in spend(db) if e.budget.id == budget.id]
+    return Envelope(data=BudgetOut.of(entry))
 
 
 @router.post("/tasks/{item_id}/cancel")
@@ -74,7 +127,12 @@ def retry(item_id: uuid.UUID, db: DB) -> Envelope[ItemOut]:
 def add_group(body: GroupIn, db: DB) -> Envelope[GroupOut]:
     """Create a group (its priority routes and orders its items)."""
     group = create_group(
-        db, name=body.name, priority=body.priority, default_provider=body.default_provider
+        db,
+        name=body.name,
+        priority=body.priority,
+        default_provider=body.default_provider,
+        deadline_seconds=body.deadline_seconds,
+        allowed_providers=body.allowed_providers,
     )
     return Envelope(data=GroupOut.of(group))
 

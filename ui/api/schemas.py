@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from reelroute.models.batches import MAX_BATCH
+from reelroute.models.budgets import Spend
 from reelroute.models.enums import (
+    BudgetPeriod,
+    BudgetScope,
     GroupPriority,
     InferenceProvider,
     ItemStatus,
     RoutedBy,
     WorkerType,
 )
-from reelroute.models.tables import Group, Photo, VideoItem
+from reelroute.models.tables import Group, ItemEta, Photo, VideoItem
 from reelroute.models.tasks import TaskSpec
 
 
@@ -29,7 +32,8 @@ class AddTasksIn(BaseModel):
 
 
 class ItemOut(BaseModel):
-    """A video item as the API shows it."""
+    """A video item as the API shows it, with where it stands: queue position, ETA, due time
+    and late risk (from the dispatcher's last replay of its provider's queue)."""
 
     id: uuid.UUID
     group_id: uuid.UUID | None
@@ -53,11 +57,32 @@ class ItemOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     next_attempt_at: datetime | None
+    due_at: datetime
+    rerouted_at: datetime | None
+    queue_position: int | None = Field(
+        default=None, description="1 for the next to start; 0 while it is being made."
+    )
+    eta: datetime | None = Field(default=None, description="Predicted finish (median).")
+    late_risk: bool | None = Field(
+        default=None, description="Predicted (at p90) to finish after due_at."
+    )
 
     @classmethod
-    def of(cls, item: VideoItem) -> ItemOut:
-        """The API view of an item."""
-        return cls.model_validate(item, from_attributes=True)
+    def of(cls, item: VideoItem, eta: ItemEta | None = None) -> ItemOut:
+        """The API view of an item (and its stored ETA, if it has one)."""
+        out = cls.model_validate(item, from_attributes=True)
+        if eta is not None and item.status in (ItemStatus.pending, ItemStatus.processing):
+            out.queue_position, out.eta, out.late_risk = eta.queue_position, eta.eta, eta.late_risk
+        return out
+
+
+class ItemDetailOut(ItemOut):
+    """`GET /api/admin/items/{id}`: the item, its video's address, and how it was routed."""
+
+    video_url: str | None = Field(
+        default=None, description="Where to download the finished video (this API)."
+    )
+    moves: list[str] = Field(default_factory=list, description="Its moves while it waited.")
 
 
 class QueueOut(BaseModel):
@@ -75,6 +100,62 @@ class GroupIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     priority: GroupPriority = GroupPriority.normal
     default_provider: InferenceProvider | None = None
+    deadline_seconds: int | None = Field(
+        default=None,
+        ge=60,
+        le=30 * 86400,
+        description="Time-to-video target of its items; unset: the default of its priority.",
+    )
+    allowed_providers: list[InferenceProvider] | None = Field(
+        default=None,
+        min_length=1,
+        description="Who the routing policy may choose; unset: the Veo family for "
+        "high_quality, everyone otherwise.",
+    )
+
+
+class BudgetIn(BaseModel):
+    """`PUT /api/admin/budgets`: create or change one cap."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scope: BudgetScope
+    period: BudgetPeriod
+    cap_dollars: float = Field(ge=0, le=10_000_000)
+    provider: InferenceProvider | None = None
+    group_id: uuid.UUID | None = None
+
+
+class BudgetOut(BaseModel):
+    """A cap and what its current period has used."""
+
+    id: uuid.UUID
+    scope: BudgetScope
+    period: BudgetPeriod
+    provider: InferenceProvider | None
+    group_id: uuid.UUID | None
+    cap_dollars: float
+    reserved_dollars: float
+    spent_dollars: float
+    left_dollars: float
+    period_start: date
+
+    @classmethod
+    def of(cls, entry: Spend) -> BudgetOut:
+        """The API view of a budget's current period."""
+        budget = entry.budget
+        return cls(
+            id=budget.id,
+            scope=budget.scope,
+            period=budget.period,
+            provider=budget.provider,
+            group_id=budget.group_id,
+            cap_dollars=budget.cap_credits / 100,
+            reserved_dollars=entry.reserved / 100,
+            spent_dollars=entry.spent / 100,
+            left_dollars=entry.left / 100,
+            period_start=entry.period_start,
+        )
 
 
 class GroupOut(BaseModel):
@@ -84,6 +165,8 @@ class GroupOut(BaseModel):
     name: str
     priority: GroupPriority
     default_provider: InferenceProvider | None
+    deadline_seconds: int | None
+    allowed_providers: list[InferenceProvider] | None
     created_at: datetime
 
     @classmethod

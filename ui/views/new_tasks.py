@@ -3,24 +3,23 @@ button's label, and adding a batch (photos and items in one transaction, all or 
 
 from __future__ import annotations
 
-import math
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 
-from reelroute.models.batches import PhotoTask, Upload, add_batch
+from reelroute.models.batches import PhotoTask, Upload, add_batch, outlook
+from reelroute.models.catalogue import CATALOGUE, info, nearest_duration
 from reelroute.models.db import session_scope
-from reelroute.models.enums import AUTO, GroupPriority, InferenceProvider, ItemStatus
+from reelroute.models.enums import AUTO, GroupPriority, InferenceProvider
 from reelroute.models.errors import InvalidInput
 from reelroute.models.groups import create_group, list_groups
-from reelroute.models.routing import route_in_group
+from reelroute.models.routing import when
 from reelroute.models.settings import Settings
-from reelroute.models.statistics import count_items
 from reelroute.models.storage import Storage
-from reelroute.models.tables import Group
-from reelroute.models.tasks import TaskSpec
-from reelroute.providers.catalogue import CATALOGUE, info, nearest_duration
+from reelroute.models.tables import Group, utcnow
+from reelroute.models.tasks import TaskSpec, parse_deadline
 
 AUTO_LABEL = "Automatic (routing rules)"
 
@@ -58,10 +57,11 @@ def _duration_text(seconds: int) -> str:
     return f"{seconds} s" if seconds < 60 else f"{seconds / 60:.0f} min"
 
 
-def _time_text(low_minutes: float, high_minutes: float) -> str:
-    if high_minutes < 90:
-        return f"{low_minutes:.0f} to {high_minutes:.0f} min"
-    return f"{low_minutes / 60:.1f} to {high_minutes / 60:.1f} h"
+def _clock(moment: datetime, now: datetime) -> str:
+    """`in 25 min (14:05 UTC)`, `in 3.5 h (Nov 29 02:10 UTC)`."""
+    minutes = max(0.0, (moment - now).total_seconds() / 60)
+    span = f"{minutes:.0f} min" if minutes < 90 else f"{minutes / 60:.1f} h"
+    return f"in {span} ({when(moment, now)} UTC)"
 
 
 @dataclass(frozen=True)
@@ -75,21 +75,37 @@ class Option:
     cost: str
 
 
-def options(settings: Settings, photo_count: int, duration_s: int) -> list[Option]:
-    """Each provider's description, expected time (per video, and for the whole batch on its
-    pool's slots) and cost estimate for `photo_count` videos of about `duration_s` seconds."""
-    rows = []
+def options(
+    engine: sa.Engine,
+    settings: Settings,
+    group_id: str | None,
+    photo_count: int,
+    duration_s: int,
+    deadline: str = "",
+) -> list[Option]:
+    """Each provider's description, the predicted finish of this batch (its queue replayed on
+    its slots with the measured service times; models.batches.outlook), and the cost estimate
+    for `photo_count` videos of about `duration_s` seconds."""
     count = max(photo_count, 0)
+    finishes: dict[InferenceProvider, str] = {}
+    if group_id and count:
+        task = TaskSpec(
+            prompt="preview", duration_s=duration_s, deadline_seconds=_deadline(deadline)
+        )
+        with session_scope(engine) as session:
+            now = utcnow()
+            _, outlooks = outlook(
+                session, group_id=uuid.UUID(group_id), settings=settings, task=task, count=count
+            )
+        for predicted in outlooks:
+            verdict = "on time" if predicted.on_time else "**late**"
+            finishes[predicted.provider] = (
+                f"all {count} done {_clock(predicted.finish, now)}, {verdict}"
+            )
+    rows = []
     for provider, entry in CATALOGUE.items():
         seconds = nearest_duration(entry, duration_s)
-        slots = settings.pool_slots(entry.pool)
-        waves = math.ceil(count / slots) if count else 0
-        low, high = entry.minutes
-        timing = f"{low} to {high} min per video"
-        if count > 1:
-            timing += (
-                f"; {count} videos on {slots} slot(s): {_time_text(waves * low, waves * high)}"
-            )
+        timing = finishes.get(provider, "pick a group and photos for a prediction")
         credits = entry.estimate_credits(seconds) * count
         cost = (
             "free (our GPUs)"
@@ -100,38 +116,55 @@ def options(settings: Settings, photo_count: int, duration_s: int) -> list[Optio
     return rows
 
 
-def auto_choice(engine: sa.Engine, settings: Settings, group_id: str | None) -> str:
+def _deadline(text: str) -> int | None:
+    try:
+        return parse_deadline(text) if text.strip() else None
+    except ValueError:
+        return None
+
+
+def auto_choice(
+    engine: sa.Engine, settings: Settings, group_id: str | None, deadline: str = ""
+) -> str:
     """What `auto` picks for a new item of this group right now, and why."""
     if not group_id:
-        return "pick a group to see what the rules choose"
+        return "pick a group to see what the routing policy chooses"
+    task = TaskSpec(prompt="preview", deadline_seconds=_deadline(deadline))
     with session_scope(engine) as session:
-        group = session.get(Group, uuid.UUID(group_id))
-        if group is None:
+        if session.get(Group, uuid.UUID(group_id)) is None:
             return f"no group {group_id}"
-        pending_wan = count_items(session, InferenceProvider.wan_local, ItemStatus.pending)
-        decision = route_in_group(group, settings, requested=None, pending_wan=pending_wan)
+        decision, _ = outlook(
+            session, group_id=uuid.UUID(group_id), settings=settings, task=task, count=1
+        )
     return f"{info(decision.provider).label}, because {decision.reason}"
 
 
 def options_markdown(
-    settings: Settings, photo_count: int, duration_s: int, auto: str, chosen: str
+    engine: sa.Engine,
+    settings: Settings,
+    group_id: str | None,
+    photo_count: int,
+    duration_s: int,
+    auto: str,
+    chosen: str,
+    deadline: str = "",
 ) -> str:
     """The options table as Markdown, the chosen one in bold."""
     chosen_label = dict((value, label) for label, value in provider_choices()).get(chosen, "")
     lines = [
         f"**{photo_count} photo(s), about {_duration_text(duration_s)} each**",
         "",
-        "| Inference method | What it is | Video | Expected time | Cost estimate |",
+        "| Inference method | What it is | Video | Predicted finish | Cost estimate |",
         "|---|---|---|---|---|",
     ]
-    for option in options(settings, photo_count, duration_s):
+    for option in options(engine, settings, group_id, photo_count, duration_s, deadline):
         label = f"**{option.label}**" if option.label == chosen_label else option.label
         lines.append(
             f"| {label} | {option.description} | {option.video_seconds} s | "
             f"{option.expected_time} | {option.cost} |"
         )
     auto_label = f"**{AUTO_LABEL}**" if chosen == AUTO else AUTO_LABEL
-    lines.append(f"| {auto_label} | The routing rules choose per item: now {auto} | | | |")
+    lines.append(f"| {auto_label} | The routing policy chooses per item: now {auto} | | | |")
     return "\n".join(lines)
 
 
@@ -148,6 +181,8 @@ class Batch:
     duration_s: int = 5
     frame_num: int | None = None
     provider: str = AUTO
+    deadline: str = ""
+    """Ready within (e.g. `90m`, `4h`); empty: the group's target."""
 
 
 @dataclass(frozen=True)
@@ -188,6 +223,10 @@ def submit_batch(engine: sa.Engine, settings: Settings, batch: Batch) -> list[Cr
     if problems:
         raise InvalidInput(problems)
     assert batch.group_id is not None
+    try:
+        deadline = parse_deadline(batch.deadline) if batch.deadline.strip() else None
+    except ValueError as error:
+        raise InvalidInput([f"deadline: {error}"]) from None
     photo_tasks = [
         PhotoTask(
             Upload(name, data),
@@ -196,6 +235,7 @@ def submit_batch(engine: sa.Engine, settings: Settings, batch: Batch) -> list[Cr
                 duration_s=batch.duration_s,
                 frame_num=batch.frame_num,
                 inference_provider=batch.provider,
+                deadline_seconds=deadline,
             ),
         )
         for (name, data), prompt in zip(batch.photos, _prompts(batch), strict=True)

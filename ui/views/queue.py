@@ -16,13 +16,15 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from reelroute.models import lifecycle as ops
+from reelroute.models.catalogue import CATALOGUE
 from reelroute.models.db import session_scope
 from reelroute.models.enums import InferenceProvider, ItemStatus
 from reelroute.models.errors import InvalidInput, InvalidTransition, NotFound
-from reelroute.models.queue import list_queue
+from reelroute.models.queue import etas_of, list_queue
+from reelroute.models.routing import when
 from reelroute.models.settings import Settings
 from reelroute.models.storage import Storage
-from reelroute.models.tables import Photo, VideoItem, utcnow
+from reelroute.models.tables import ItemEta, Photo, VideoItem, utcnow
 
 ALL = "all"
 PAGE_SIZE = 50
@@ -30,10 +32,16 @@ THUMBNAIL_PX = 64
 PROMPT_CHARS = 60
 
 # The seed's badges (SEED.md §3.2): WAN / Gen-4 / Veo 3.1.
+BADGE_CLASSES = {
+    InferenceProvider.wan_local: "rr-wan",
+    InferenceProvider.runway_gen4_turbo: "rr-gen4",
+    InferenceProvider.runway_gen4_5: "rr-gen45",
+    InferenceProvider.runway_veo3_1: "rr-veo",
+    InferenceProvider.runway_veo3_1_fast: "rr-veofast",
+}
 PROVIDER_BADGES = {
-    InferenceProvider.wan_local: ("WAN", "rr-wan"),
-    InferenceProvider.runway_gen4_turbo: ("Gen-4", "rr-gen4"),
-    InferenceProvider.runway_veo3_1: ("Veo 3.1", "rr-veo"),
+    provider: (entry.badge, BADGE_CLASSES.get(provider, "rr-gen4"))
+    for provider, entry in CATALOGUE.items()
 }
 STATUS_CLASSES = {status: f"rr-{status.value}" for status in ItemStatus}
 
@@ -45,6 +53,8 @@ CSS = """
 .rr-badge { display: inline-block; padding: 1px 8px; border-radius: 999px; font-size: 12px;
   font-weight: 600; color: #fff; white-space: nowrap; }
 .rr-wan { background: #0f766e; } .rr-gen4 { background: #7c3aed; } .rr-veo { background: #b45309; }
+.rr-gen45 { background: #5b21b6; } .rr-veofast { background: #d97706; }
+.rr-late { background: #dc2626; } .rr-ontime { background: #15803d; }
 .rr-pending { background: #6b7280; } .rr-processing { background: #2563eb; }
 .rr-completed { background: #15803d; } .rr-failed { background: #b91c1c; }
 .rr-cancelled { background: #374151; }
@@ -108,6 +118,22 @@ def age(created: datetime, now: datetime) -> str:
     return f"{seconds} s"
 
 
+def eta_cell(item: VideoItem, eta: ItemEta | None, now: datetime) -> str:
+    """ETA column: the predicted finish, the queue position, and a badge when the item is at
+    risk of missing its due time; for finished items, whether they made it."""
+    due = f"due {when(item.due_at, now)}"
+    if item.status is ItemStatus.completed and item.finished_at is not None:
+        made = item.finished_at <= item.due_at
+        badge = "on time" if made else "late"
+        css = "rr-ontime" if made else "rr-late"
+        return f'<span class="rr-badge {css}">{badge}</span> <small>{due}</small>'
+    if eta is None or item.status not in (ItemStatus.pending, ItemStatus.processing):
+        return f"<small>{due}</small>" if item.status is ItemStatus.pending else "-"
+    where = "at work" if eta.queue_position == 0 else f"#{eta.queue_position}"
+    risk = ' <span class="rr-badge rr-late">late risk</span>' if eta.late_risk else ""
+    return f"{when(eta.eta, now)} <small>({where}, {due})</small>{risk}"
+
+
 def flow_run_url(prefect_ui_url: str | None, flow_run_id: uuid.UUID | None) -> str | None:
     """The Prefect UI page of a flow run, when both are known."""
     if prefect_ui_url is None or flow_run_id is None:
@@ -169,6 +195,7 @@ def render_page(
             limit=limit,
             cursor=cursor,
         )
+        etas = etas_of(session, [item.id for item in page.items])
         photo_ids = {item.photo_id for item in page.items if item.photo_id is not None}
         paths = dict(
             session.exec(
@@ -200,6 +227,7 @@ def render_page(
             f"<td>{escape(item.worker_id or '-')}</td>"
             f"<td>{item.retry_count}</td>"
             f"<td>{round(item.progress * 100)}%</td>"
+            f"<td>{eta_cell(item, etas.get(item.id), now)}</td>"
             f"<td>{age(item.created_at, now)}</td>"
             f"<td>{run}</td>"
             "</tr>"
@@ -215,11 +243,12 @@ def render_page(
             "Worker",
             "Attempts",
             "Progress",
+            "ETA",
             "Age",
             "Prefect",
         )
     )
-    body = "".join(rows) or '<tr><td colspan="10">No items match these filters.</td></tr>'
+    body = "".join(rows) or '<tr><td colspan="11">No items match these filters.</td></tr>'
     html = f'<table class="rr-table"><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>'
     return QueueView(
         html=html,

@@ -7,10 +7,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from reelroute.models.budgets import dollars, spend
+from reelroute.models.catalogue import info
 from reelroute.models.db import session_scope
-from reelroute.models.enums import InferenceProvider, ItemStatus
+from reelroute.models.enums import BudgetScope, InferenceProvider, ItemStatus
+from reelroute.models.groups import list_groups
 from reelroute.models.statistics import Statistics, count_ledger, provider_stats
-from reelroute.providers.catalogue import info
 from reelroute.ui.views.queue import PROVIDER_BADGES
 
 TABLE_COLUMNS = [
@@ -24,6 +26,9 @@ TABLE_COLUMNS = [
     "Success rate",
     "Median to finish",
     "p90 to finish",
+    "On time",
+    "Late risk (waiting)",
+    "Moved away / here",
     "Spent",
 ]
 
@@ -68,6 +73,9 @@ def table(stats: Statistics) -> list[list[Any]]:
                 "-" if rate is None else f"{rate:.0%}",
                 minutes(entry.median_seconds_to_finish),
                 minutes(entry.p90_seconds_to_finish),
+                "-" if entry.on_time_rate is None else f"{entry.on_time_rate:.0%}",
+                entry.predicted_late,
+                f"{entry.moved_away} / {entry.moved_here}",
                 f"${entry.dollars:,.2f} ({entry.credits:,} credits)",
             ]
         )
@@ -113,9 +121,46 @@ def finish_rows(stats: Statistics) -> list[dict[str, Any]]:
     return rows
 
 
+BUDGET_COLUMNS = ["Budget", "Period", "Cap", "Spent", "Reserved", "Left", "Used"]
+
+
+def budget_rows(engine: sa.Engine) -> list[list[Any]]:
+    """Spend against every cap, in its current period."""
+    with session_scope(engine) as session:
+        entries = spend(session)
+        names = {g.id: g.name for g in list_groups(session, limit=1000)}
+    rows = []
+    for entry in entries:
+        budget = entry.budget
+        if budget.scope is BudgetScope.provider and budget.provider is not None:
+            what = info(budget.provider).label
+        elif budget.scope is BudgetScope.group and budget.group_id is not None:
+            what = f"group {names.get(budget.group_id, str(budget.group_id))}"
+        else:
+            what = "all paid providers"
+        used = entry.reserved + entry.spent
+        share = f"{used / budget.cap_credits:.0%}" if budget.cap_credits else "cap 0: closed"
+        rows.append(
+            [
+                what,
+                f"{budget.period.value} from {entry.period_start}",
+                dollars(budget.cap_credits),
+                dollars(entry.spent),
+                dollars(entry.reserved),
+                dollars(entry.left),
+                share,
+            ]
+        )
+    return rows
+
+
 def summary(stats: Statistics) -> str:
     """One line above the table."""
     total = sum(entry.total for _, entry in stats.items())
     dollars = sum(entry.dollars for _, entry in stats.items())
     backlog = stats[InferenceProvider.wan_local].backlog
-    return f"**{total:,} items** · **${dollars:,.2f} spent** · Wan backlog: **{backlog:,}** pending"
+    late = sum(entry.predicted_late for _, entry in stats.items())
+    return (
+        f"**{total:,} items** · **${dollars:,.2f} spent** · Wan backlog: **{backlog:,}** "
+        f"pending · **{late:,}** waiting items at risk of being late"
+    )

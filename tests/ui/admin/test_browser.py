@@ -203,3 +203,51 @@ def test_admin_adds_veo_tasks_and_follows_them(web, page, shots, tmp_path):
     player = page.locator("#video-player video")
     expect(player).to_have_attribute("src", re.compile(r"\.mp4"), timeout=WAIT_MS)
     page.screenshot(path=shots / "admin-videos.png", full_page=True)
+
+
+def test_a_budget_set_in_the_admin_refuses_a_named_provider_and_routes_around(
+    web, page, shots, tmp_path
+):
+    from playwright.sync_api import expect
+
+    log_in(page, web.url)
+    expect(page.get_by_text("reelroute admin")).to_be_visible(timeout=WAIT_MS)
+
+    # Budgets: no more Gen-4 Turbo today.
+    page.get_by_role("tab", name="Budgets").click()
+    pick(page, "Provider", "Runway Gen-4 Turbo (fast)")
+    page.get_by_label("Cap ($)").fill("0")
+    page.get_by_role("button", name="Set cap").click()
+    expect(page.get_by_text("Cap set: $0.00 per day for runway_gen4_turbo.")).to_be_visible(
+        timeout=WAIT_MS
+    )
+    budgets = page.get_by_role("row").filter(has_text="Runway Gen-4 Turbo (fast)")
+    expect(budgets).to_contain_text("$0.00", timeout=WAIT_MS)
+    page.screenshot(path=shots / "admin-budgets.png", full_page=True)
+
+    # New tasks in an urgent group: naming Gen-4 Turbo is refused, saying what is left.
+    page.get_by_role("tab", name="New tasks").click()
+    page.get_by_label("New group name").fill("Flash sale")
+    pick(page, "Priority", "urgent")
+    page.get_by_role("button", name="Create group").click()
+    expect(page.get_by_text("Group Flash sale created.")).to_be_visible(timeout=WAIT_MS)
+    photo = tmp_path / "sale.png"
+    photo.write_bytes(image_bytes(160, 96))
+    page.locator('input[type="file"][accept="image/*"]').set_input_files([str(photo)])
+    add = page.get_by_role("button", name="Add video generation tasks (1)")
+    expect(add).to_be_visible(timeout=WAIT_MS)
+    page.get_by_label("Prompt", exact=True).fill("confetti falls")
+    pick(page, "Inference method", "Runway Gen-4 Turbo (fast)")
+    add.click()
+    expect(
+        page.get_by_text("the budget runway_gen4_turbo per day ($0.00) has $0.00 left")
+    ).to_be_visible(timeout=WAIT_MS)
+    assert items(web.engine) == []
+
+    # Automatic: the urgent video goes to the next model that is on time, Gen-4.5.
+    pick(page, "Inference method", "Automatic (routing rules)")
+    add.click()
+    expect(page.get_by_text("1 task(s) added.")).to_be_visible(timeout=WAIT_MS)
+    [item] = items(web.engine)
+    assert item.inference_provider is InferenceProvider.runway_gen4_5
+    assert "Gen-4 skipped: at a cap" in (item.route_reason or "")

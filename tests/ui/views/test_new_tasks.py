@@ -20,45 +20,65 @@ def counts(engine: sa.Engine) -> tuple[int, int]:
     return photos, items
 
 
-def test_the_select_offers_the_seeds_three_methods_and_auto():
+def test_the_select_offers_the_seeds_three_methods_our_two_and_auto():
     assert view.provider_choices() == [
         ("WAN local (GPU server)", "wan_local"),
         ("Runway Gen-4 Turbo (fast)", "runway_gen4_turbo"),
+        ("Runway Gen-4.5 (newest Runway model)", "runway_gen4.5"),
+        ("Runway Veo 3.1 Fast", "runway_veo3.1_fast"),
         ("Runway Veo 3.1 (best quality)", "runway_veo3.1"),
         ("Automatic (routing rules)", "auto"),
     ]
     assert view.button_label(3) == "Add video generation tasks (3)"
 
 
-def test_estimates_follow_each_models_durations_price_and_pool(settings):
+def test_options_show_each_models_length_price_and_predicted_finish(engine, settings):
     settings = settings.model_copy(update={"cloud_slots": 5, "gpu_slots": 2})
-    wan, gen4, veo = view.options(settings, 12, 5)
+    group = view.add_group(engine, "Houses", "normal")
+    wan, gen4, gen45, fast, veo = view.options(engine, settings, group, 12, 5)
     assert (wan.video_seconds, wan.cost) == (5, "free (our GPUs)")
-    # 12 Wan videos on 2 GPUs: 6 waves of 20 to 40 minutes.
-    assert wan.expected_time == "20 to 40 min per video; 12 videos on 2 slot(s): 2.0 to 4.0 h"
+    # 12 Wan videos on 2 GPUs, 30 min each (the catalogue's median until there is history).
+    assert (
+        wan.expected_time.startswith("all 12 done in 3.0 h") and "**late**" not in wan.expected_time
+    )
     assert gen4.cost == "$3.00 (300 credits)"  # 5 credits/s x 5 s x 12
-    assert gen4.expected_time == "2 to 5 min per video; 12 videos on 5 slot(s): 6 to 15 min"
+    assert gen4.expected_time.startswith("all 12 done in 11 min")  # 3 waves of 3.5 min
+    assert gen45.cost == "$7.20 (720 credits)"
     # Veo makes 4, 6 or 8 s: 5 s rounds up to 6 s (the admin gets at least what was asked).
     assert (veo.video_seconds, veo.cost) == (6, "$28.80 (2,880 credits)")
-    table = view.options_markdown(settings, 12, 5, "x", "runway_veo3.1")
-    assert "**Runway Veo 3.1 (best quality)**" in table
-    assert "| Runway Gen-4 Turbo (fast) |" in table
+    assert (fast.video_seconds, fast.cost) == (6, "$10.80 (1,080 credits)")
+    late = view.options(engine, settings, group, 12, 5, deadline="1h")[0]
+    assert "**late**" in late.expected_time  # 3 h of Wan is past a 1 h deadline
+    table = view.options_markdown(engine, settings, group, 12, 5, "x", "runway_veo3.1")
+    assert "**Runway Veo 3.1 (best quality)**" in table and "Predicted finish" in table
+    assert "pick a group" in view.options(engine, settings, None, 12, 5)[0].expected_time
 
 
-def test_auto_preview_says_what_the_rules_choose_and_why(engine, settings):
+def test_auto_preview_says_what_the_policy_chooses_and_why(engine, settings):
     urgent = view.add_group(engine, "Launch", "urgent")
-    assert view.auto_choice(engine, settings, urgent) == (
-        "Runway Gen-4 Turbo (fast), because the group's priority is urgent"
+    assert view.auto_choice(engine, settings, urgent).startswith(
+        "Runway Gen-4 Turbo (fast), because Gen-4 predicted"
     )
     normal = view.add_group(engine, "Archive", "normal")
-    wan_default = settings.model_copy(
-        update={"default_provider": InferenceProvider.wan_local, "wan_fallback_threshold": 2}
+    assert view.auto_choice(engine, settings, normal).startswith(
+        "WAN local (GPU server), because WAN predicted"
     )
-    assert view.auto_choice(engine, wan_default, normal).startswith("WAN local (GPU server)")
+    assert view.auto_choice(engine, settings, normal, "10m").startswith(
+        "Runway Gen-4 Turbo (fast)"  # 10 minutes: too soon for Wan
+    )
+    threshold = settings.model_copy(
+        update={
+            "routing_policy": "threshold",
+            "default_provider": InferenceProvider.wan_local,
+            "wan_fallback_threshold": 2,
+        }
+    )
     with Session(engine) as session:
-        add_items(session, wan_default, 3, provider=InferenceProvider.wan_local)
-    assert "more than the threshold of 2" in view.auto_choice(engine, wan_default, normal)
-    assert view.auto_choice(engine, settings, None) == "pick a group to see what the rules choose"
+        add_items(session, threshold, 3, provider=InferenceProvider.wan_local)
+    assert "more than the threshold of 2" in view.auto_choice(engine, threshold, normal)
+    assert view.auto_choice(engine, settings, None) == (
+        "pick a group to see what the routing policy chooses"
+    )
 
 
 def test_groups_are_created_and_listed_newest_first(engine):
@@ -115,11 +135,9 @@ def test_auto_batch_shows_why_each_item_went_where_it_did(engine, settings):
             provider=AUTO,
         ),
     )
-    assert created.provider == "Runway Veo 3.1 (best quality)"
-    assert (created.routed_by, created.reason) == (
-        "group_priority",
-        "the group's priority is high_quality",
-    )
+    # High-quality groups allow the Veo family; Veo Fast is the cheaper one on time.
+    assert created.provider == "Runway Veo 3.1 Fast"
+    assert created.routed_by == "deadline" and created.reason.startswith("Veo Fast predicted")
 
 
 @pytest.mark.parametrize(

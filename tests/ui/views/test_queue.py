@@ -108,7 +108,13 @@ def test_each_item_links_to_its_prefect_flow_run(engine, settings):
         [item] = add_items(session, settings, 1)
         session.expire_on_commit = False
         run = uuid.uuid4()
-        assert mark_dispatched(session, item_id=item.id, retry_count=0, flow_run_id=run)
+        assert mark_dispatched(
+            session,
+            item_id=item.id,
+            retry_count=0,
+            flow_run_id=run,
+            provider=item.inference_provider,
+        )
         session.commit()
     page = view.render_page(
         engine, settings, view.Filters(), prefect_ui_url="http://127.0.0.1:4200/"

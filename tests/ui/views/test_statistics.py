@@ -18,20 +18,25 @@ def test_table_and_charts_show_the_counts_and_spend(engine, settings):
     assert rows["WAN local (GPU server)"][1:7] == [2, 0, 1, 1, 0, 0]
     assert rows["Runway Gen-4 Turbo (fast)"][1:8] == [2, 0, 0, 1, 1, 0, "50%"]
     assert rows["Runway Veo 3.1 (best quality)"][1:8] == [2, 1, 0, 1, 0, 0, "100%"]
-    assert rows["Runway Veo 3.1 (best quality)"][10:] == ["$2.40 (240 credits)"]
+    assert rows["Runway Veo 3.1 (best quality)"][10:] == ["100%", 0, "0 / 0", "$2.40 (240 credits)"]
     assert {r["provider"]: r["dollars"] for r in view.spend_rows(stats)} == {
         "WAN": 0.0,
         "Gen-4": 0.25,
+        "Gen-4.5": 0.0,
+        "Veo Fast": 0.0,
         "Veo 3.1": 2.4,
     }
     by_status = {(r["provider"], r["status"]): r["items"] for r in view.status_rows(stats)}
     assert by_status[("Veo 3.1", "pending")] == 1 and by_status[("Gen-4", "failed")] == 1
-    assert len(by_status) == 15  # 3 providers x 5 statuses, zeros included
+    assert len(by_status) == 25  # 5 providers x 5 statuses, zeros included
     finish = view.finish_rows(stats)
     assert {(r["provider"], r["measure"]) for r in finish} == {
         (p, m) for p in ("WAN", "Gen-4", "Veo 3.1") for m in ("median", "p90")
     }
-    assert view.summary(stats) == ("**6 items** · **$2.65 spent** · Wan backlog: **0** pending")
+    assert view.summary(stats) == (
+        "**6 items** · **$2.65 spent** · Wan backlog: **0** pending"
+        " · **0** waiting items at risk of being late"
+    )
 
 
 def test_the_fingerprint_changes_only_when_counts_change(engine, settings):

@@ -1,4 +1,10 @@
-"""Every provider in one place: its pool, model, what the admin sees, limits, price and speed."""
+"""Every provider in one place: its model, what the admin sees, what it accepts, its price and
+its usual speed (its pool is models.enums.POOL_OF).
+
+It lives in `models` because the routing policy and the budgets price every item with it.
+Adding a Runway model is one entry here, plus one line in a migration (`add_provider`, which adds
+the value to the `inference_provider` type) and its value in models.enums.InferenceProvider.
+"""
 
 from __future__ import annotations
 
@@ -24,17 +30,33 @@ class ProviderInfo:
     credits_per_second: float
     """Runway credits per second of video (1 credit = $0.01); 0 for our own GPUs."""
     minutes: tuple[int, int]
-    """Usual time from start to finished video, in minutes."""
+    """Usual time from start to finished video, in minutes (until there is history)."""
+    badge: str
+    """Its short name on the queue page's badge."""
 
     @property
     def pool(self) -> Pool:
         """The Prefect work pool that runs its items (models.enums.POOL_OF)."""
         return POOL_OF[self.provider]
 
+    @property
+    def paid(self) -> bool:
+        """True for Runway's models, False for our own GPUs."""
+        return self.credits_per_second > 0
+
     def estimate_credits(self, duration_s: int) -> int:
         """Credits a video of `duration_s` seconds is expected to cost."""
         return round(self.credits_per_second * duration_s)
 
+    def credits_for(self, duration_s: int | None, frame_num: int | None) -> int:
+        """Credits an item asking for this length is expected to cost with this model."""
+        return self.estimate_credits(
+            nearest_duration(self, requested_seconds(duration_s, frame_num))
+        )
+
+
+GEN4_RATIOS = ("1280:720", "720:1280", "1104:832", "832:1104", "960:960", "1584:672")
+VEO_RATIOS = ("1280:720", "720:1280", "1080:1920", "1920:1080")
 
 CATALOGUE: dict[InferenceProvider, ProviderInfo] = {
     InferenceProvider.wan_local: ProviderInfo(
@@ -46,6 +68,7 @@ CATALOGUE: dict[InferenceProvider, ProviderInfo] = {
         ratios=(),
         credits_per_second=0.0,
         minutes=(20, 40),
+        badge="WAN",
     ),
     InferenceProvider.runway_gen4_turbo: ProviderInfo(
         provider=InferenceProvider.runway_gen4_turbo,
@@ -53,9 +76,34 @@ CATALOGUE: dict[InferenceProvider, ProviderInfo] = {
         label="Runway Gen-4 Turbo (fast)",
         description="Runway API: fast, costs money (about 5 credits, $0.05, per second).",
         durations_s=(2, 3, 4, 5, 6, 7, 8, 9, 10),
-        ratios=("1280:720", "720:1280", "1104:832", "832:1104", "960:960", "1584:672"),
+        ratios=GEN4_RATIOS,
         credits_per_second=5.0,
         minutes=(2, 5),
+        badge="Gen-4",
+    ),
+    InferenceProvider.runway_gen4_5: ProviderInfo(
+        provider=InferenceProvider.runway_gen4_5,
+        model="gen4.5",
+        label="Runway Gen-4.5 (newest Runway model)",
+        description="Runway's newest model: steadier motion than Gen-4 Turbo, a little slower, "
+        "about 12 credits ($0.12) per second.",
+        durations_s=(2, 3, 4, 5, 6, 7, 8, 9, 10),
+        ratios=GEN4_RATIOS,
+        credits_per_second=12.0,
+        minutes=(3, 6),
+        badge="Gen-4.5",
+    ),
+    InferenceProvider.runway_veo3_1_fast: ProviderInfo(
+        provider=InferenceProvider.runway_veo3_1_fast,
+        model="veo3.1_fast",
+        label="Runway Veo 3.1 Fast",
+        description="Google's Veo 3.1, faster and cheaper than the full model (about 15 "
+        "credits, $0.15, per second).",
+        durations_s=(4, 6, 8),
+        ratios=VEO_RATIOS,
+        credits_per_second=15.0,
+        minutes=(3, 6),
+        badge="Veo Fast",
     ),
     InferenceProvider.runway_veo3_1: ProviderInfo(
         provider=InferenceProvider.runway_veo3_1,
@@ -64,11 +112,15 @@ CATALOGUE: dict[InferenceProvider, ProviderInfo] = {
         description="Runway API with Google's Veo 3.1: best quality, costs the most "
         "(about 40 credits, $0.40, per second).",
         durations_s=(4, 6, 8),
-        ratios=("1280:720", "720:1280", "1080:1920", "1920:1080"),
+        ratios=VEO_RATIOS,
         credits_per_second=40.0,
         minutes=(5, 10),
+        badge="Veo 3.1",
     ),
 }
+"""In the order the admin sees them."""
+
+VEO_FAMILY = (InferenceProvider.runway_veo3_1, InferenceProvider.runway_veo3_1_fast)
 
 
 def info(provider: InferenceProvider) -> ProviderInfo:

@@ -1,0 +1,147 @@
+"""`reelroute replay`: a day through the real routing, dispatch order and budgets, on a simulated
+clock; figures checked by hand on a small trace, and the same trace and seed give the same."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from reelroute.deployments.cli import app
+from reelroute.deployments.replay import (
+    ReplayOptions,
+    TraceError,
+    read_trace,
+    reference_day,
+    replay,
+    write_trace,
+)
+from reelroute.models.catalogue import CATALOGUE
+from reelroute.models.enums import InferenceProvider
+
+SECONDS = {  # each provider's true time for every task of the small trace
+    "wan_local": "1800",
+    "runway_gen4_turbo": "240",
+    "runway_gen4.5": "300",
+    "runway_veo3.1_fast": "300",
+    "runway_veo3.1": "400",
+}
+
+
+def small_trace(path: Path) -> Path:
+    """Three tasks at 09:00: a normal one (due 13:00), an urgent one (due 09:20) and a
+    high-quality one (due 12:00)."""
+    rows = [
+        {"created_at": "2026-11-27T09:00:00+00:00", "group": group, "priority": priority}
+        | {"deadline_seconds": "", "provider": "auto", "duration_s": "5", "note": "ignored"}
+        | {f"seconds_{name}": value for name, value in SECONDS.items()}
+        for group, priority in (("a", "normal"), ("b", "urgent"), ("c", "high_quality"))
+    ]
+    write_trace(path, rows)
+    return path
+
+
+def outcomes(path: Path, policies: list[str], **options) -> dict[str, dict]:
+    tasks = read_trace(path)
+    found = replay(tasks, ReplayOptions(gpus=1, default_concurrency=1, **options), policies)
+    return {outcome.policy: outcome for outcome in found}
+
+
+def test_the_small_trace_figures_by_hand(tmp_path):
+    results = outcomes(
+        small_trace(tmp_path / "day.csv"),
+        ["deadline", "threshold", "all-gen4", "all-wan", "hindsight"],
+    )
+    deadline = results["deadline"]
+    # Wan makes the normal one (free); Gen-4 Turbo the urgent one (5 s: 25 credits); the
+    # cheapest of the Veo family the high-quality one (Veo 3.1 Fast; Veo makes 4, 6 or 8 s:
+    # 6 s at 15 credits a second, 90 credits).
+    assert deadline.per_provider == {
+        "wan_local": 1,
+        "runway_gen4_turbo": 1,
+        "runway_veo3.1_fast": 1,
+    }
+    assert (deadline.spend_dollars, deadline.late) == (1.15, 0)
+    assert deadline.minutes_p50 == {"high_quality": 5.0, "normal": 30.0, "urgent": 4.0}
+    # The seed's rule: Veo 3.1 (6 s at 40 credits a second) for high quality.
+    assert results["threshold"].spend_dollars == 2.65 and results["threshold"].late == 0
+    # Gen-4 Turbo, one at a time, earliest due first: done 09:04, 09:08, 09:12.
+    gen4 = results["all-gen4"]
+    assert (gen4.spend_dollars, gen4.late) == (0.75, 0)
+    assert gen4.minutes_p50 == {"high_quality": 8.0, "normal": 12.0, "urgent": 4.0}
+    # One GPU, earliest due first: the urgent one 09:00-09:30 (late), then 10:00, 10:30.
+    wan = results["all-wan"]
+    assert (wan.spend_dollars, wan.late, wan.on_time_rate) == (0.0, 1, 0.6667)
+    assert wan.minutes_p50 == {"high_quality": 60.0, "normal": 90.0, "urgent": 30.0}
+    assert results["hindsight"].spend_dollars == 1.15
+
+
+def test_a_daily_budget_is_honoured_in_the_replay(tmp_path):
+    path = small_trace(tmp_path / "day.csv")
+    capped = outcomes(path, ["deadline"], budgets={InferenceProvider.runway_veo3_1_fast: 0.8})
+    # No room for Veo 3.1 Fast: the next of the Veo family.
+    assert capped["deadline"].per_provider["runway_veo3.1"] == 1
+
+
+def test_the_same_trace_and_seed_give_the_same_figures(tmp_path):
+    rows = reference_day(60, seed=3, day=datetime(2026, 11, 27, tzinfo=UTC))
+    for row in rows:  # leave the true durations to the seed
+        for provider in CATALOGUE:
+            del row[f"seconds_{provider.value}"]
+    path = tmp_path / "day.csv"
+    write_trace(path, rows)
+    runner = CliRunner()
+    argv = ["replay", str(path), "--gpus", "2", "--policy", "deadline", "--policy", "threshold"]
+    first = runner.invoke(app, [*argv, "--seed", "7", "--json"])
+    second = runner.invoke(app, [*argv, "--seed", "7", "--json"])
+    other = runner.invoke(app, [*argv, "--seed", "8", "--json"])
+    assert first.exit_code == 0, first.output
+    assert first.output == second.output
+    assert first.output != other.output
+    figures = json.loads(first.output)
+    assert [f["policy"] for f in figures] == ["deadline", "threshold", "hindsight"]
+    assert all(f["tasks"] == 60 for f in figures)
+
+
+def test_the_table_names_every_policy(tmp_path):
+    result = CliRunner().invoke(
+        app, ["replay", str(small_trace(tmp_path / "t.csv")), "--runway-concurrency", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "3 tasks, 4 GPU(s), Runway concurrency 1"
+    assert lines[1].startswith("deadline   $    1.15  late   0/3 on time 100.0%")
+    assert lines[2].startswith("hindsight  $    1.15")
+
+
+def test_a_missing_column_is_named(tmp_path):
+    path = tmp_path / "bad.csv"
+    with path.open("w", newline="") as file:
+        csv.writer(file).writerows([["created_at", "group"], ["2026-11-27T09:00:00Z", "g"]])
+    with pytest.raises(TraceError, match="missing column\\(s\\) priority, duration_s"):
+        read_trace(path)
+    result = CliRunner().invoke(app, ["replay", str(path)])
+    assert result.exit_code == 2
+    assert "cannot replay" in result.output and "priority, duration_s" in result.output
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("created_at", "2026-11-27T09:00:00", "row 2: created_at '2026-11-27T09:00:00' needs a"),
+        ("priority", "soon", "row 2: 'soon' is not a valid GroupPriority"),
+        ("provider", "veo9", "row 2: 'veo9' is not a valid InferenceProvider"),
+    ],
+)
+def test_a_bad_row_is_named(tmp_path, field, value, problem):
+    path = small_trace(tmp_path / "day.csv")
+    with path.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    rows[0][field] = value
+    write_trace(path, rows)
+    with pytest.raises(TraceError, match=problem.replace("(", "\\(")):
+        read_trace(path)

@@ -1,0 +1,63 @@
+"""The Budgets page without Gradio: the caps and what they have left, and setting one."""
+
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+
+from reelroute.models.budgets import set_budget
+from reelroute.models.catalogue import CATALOGUE
+from reelroute.models.db import session_scope
+from reelroute.models.enums import BudgetPeriod, BudgetScope, InferenceProvider
+from reelroute.models.errors import InvalidInput
+from reelroute.ui.views.statistics import BUDGET_COLUMNS, budget_rows
+
+ALL_PAID = "all paid providers"
+__all__ = ["BUDGET_COLUMNS", "budget_rows", "paid_choices", "set_cap"]
+
+
+def paid_choices() -> list[tuple[str, str]]:
+    """What a provider cap can cover: (label, value), every paid model and `all`."""
+    paid = [(entry.label, p.value) for p, entry in CATALOGUE.items() if entry.paid]
+    return [(ALL_PAID.capitalize(), "all"), *paid]
+
+
+def set_cap(
+    engine: sa.Engine,
+    *,
+    provider: str,
+    group_id: str | None,
+    period: str,
+    dollars: float | None,
+) -> str:
+    """Create or change a cap: on one group when `group_id` is given, else on `provider` (or
+    on all paid providers for `all`). Returns a sentence for the page; InvalidInput says what
+    is wrong."""
+    problems = []
+    if dollars is None:
+        problems.append("cap: give an amount in dollars (0 stops spending)")
+    try:
+        cycle = BudgetPeriod(period)
+    except ValueError:
+        problems.append(f"period: {period!r}; use day or month")
+    if problems:
+        raise InvalidInput(problems)
+    assert dollars is not None
+    if group_id:
+        scope, target, group = BudgetScope.group, None, uuid.UUID(group_id)
+    elif provider == "all":
+        scope, target, group = BudgetScope.total, None, None
+    else:
+        scope, target, group = BudgetScope.provider, InferenceProvider(provider), None
+    with session_scope(engine) as session:
+        set_budget(
+            session,
+            scope=scope,
+            period=cycle,
+            cap_dollars=dollars,
+            provider=target,
+            group_id=group,
+        )
+    covered = "the group" if group else (ALL_PAID if target is None else target.value)
+    return f"Cap set: **${dollars:,.2f} per {cycle.value}** for {covered}."
