@@ -16,13 +16,14 @@ ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 # The mix of a service that has run for a while: most items done, a quarter still to do.
 FILL_ITEMS = """
 INSERT INTO video_items (id, group_id, photo_id, prompt, inference_provider, status, priority,
-                         retry_count, progress, cost_credits, created_at, updated_at)
+                         retry_count, progress, cost_credits, created_at, updated_at, due_at)
 SELECT gen_random_uuid(), :group_id, :photo_id, 'benchmark item ' || n,
        (ARRAY['wan_local', 'runway_gen4_turbo', 'runway_veo3.1'])[1 + n % 3]::inference_provider,
        (CASE WHEN n % 20 < 12 THEN 'completed' WHEN n % 20 < 14 THEN 'failed'
              WHEN n % 20 < 15 THEN 'cancelled' ELSE 'pending' END)::processing_status,
        1, 0, 0, CASE WHEN n % 20 < 12 THEN 25 END,
-       now() - make_interval(secs => :count - n), now()
+       now() - make_interval(secs => :count - n), now(),
+       now() - make_interval(secs => :count - n) + interval '4 hours'
 FROM generate_series(1, :count) AS n
 """
 

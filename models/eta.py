@@ -28,7 +28,7 @@ class Working:
     seconds_p50: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Waiting:
     """An item waiting for a slot of the lane."""
 
@@ -36,25 +36,41 @@ class Waiting:
     due_at: datetime
     seconds_p50: float
     seconds_p90: float
+    movable: bool = True
+    """It may still move to another provider (auto-routed, never started, never moved)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Prediction:
-    """Where a waiting item stands: its place in the lane and when it should be done."""
+    """Where a waiting item stands: its place in the lane and when it should be done (times
+    kept as seconds from the lane's `now`; the datetimes are computed when asked for)."""
 
     item_id: uuid.UUID
     position: int
     """1 for the next item to start."""
-    start: datetime
-    finish: datetime
+    start_s: float
+    finish_s: float
     """At the median service time: the ETA."""
-    finish_p90: datetime
+    finish_p90_s: float
     due_at: datetime
+    now: datetime
+    late_risk: bool
+    """True when the item is likely to miss its deadline (its p90 finish is past it)."""
 
     @property
-    def late_risk(self) -> bool:
-        """True when the item is likely to miss its deadline (its p90 finish is past it)."""
-        return self.finish_p90 > self.due_at
+    def start(self) -> datetime:
+        """Predicted start."""
+        return self.now + timedelta(seconds=self.start_s)
+
+    @property
+    def finish(self) -> datetime:
+        """Predicted finish at the median service time: the ETA."""
+        return self.now + timedelta(seconds=self.finish_s)
+
+    @property
+    def finish_p90(self) -> datetime:
+        """Predicted finish at the 90th percentile."""
+        return self.now + timedelta(seconds=self.finish_p90_s)
 
 
 @dataclass
@@ -89,18 +105,24 @@ class Lane:
         """Every waiting item's prediction, in queue order."""
         if self._replayed is None:
             free = self._free_times()
+            now = self.now
+            pop, push = heapq.heappop, heapq.heappush
             predictions = []
             for position, item in enumerate(self.waiting, start=1):
-                start = heapq.heappop(free)
-                heapq.heappush(free, start + item.seconds_p50)
+                start = pop(free)
+                push(free, start + item.seconds_p50)
+                due_s = (item.due_at - now).total_seconds()
+                p90 = start + item.seconds_p90
                 predictions.append(
                     Prediction(
-                        item_id=item.item_id,
-                        position=position,
-                        start=self.now + timedelta(seconds=start),
-                        finish=self.now + timedelta(seconds=start + item.seconds_p50),
-                        finish_p90=self.now + timedelta(seconds=start + item.seconds_p90),
-                        due_at=item.due_at,
+                        item.item_id,
+                        position,
+                        start,
+                        start + item.seconds_p50,
+                        p90,
+                        item.due_at,
+                        now,
+                        p90 > due_s,
                     )
                 )
             self._tail_start = free[0] if free else 0.0
@@ -114,13 +136,16 @@ class Lane:
         assert self._replayed is not None
         self._dues = [p.due_at for p in self._replayed]
         inf = float("inf")
-        self._suffix_slack = [inf] * (len(self._replayed) + 1)
+        now = self.now
+        suffix = [inf] * (len(self._replayed) + 1)
+        smallest = inf
         for index in range(len(self._replayed) - 1, -1, -1):
-            slack = (
-                self._replayed[index].due_at - self._replayed[index].finish_p90
-            ).total_seconds()
-            here = slack if slack >= 0 else inf  # an item already late cannot become late
-            self._suffix_slack[index] = min(here, self._suffix_slack[index + 1])
+            prediction = self._replayed[index]
+            if not prediction.late_risk:  # an item already late cannot become late
+                slack = (prediction.due_at - now).total_seconds() - prediction.finish_p90_s
+                smallest = min(smallest, slack)
+            suffix[index] = smallest
+        self._suffix_slack = suffix
 
     def if_added(self, due_at: datetime, seconds_p50: float, seconds_p90: float) -> Added:
         """What adding one more item due at `due_at` would give: its predicted finish, and
@@ -185,7 +210,11 @@ def lane_of(
     now: datetime,
     working: Iterable[Working],
     waiting: Iterable[Waiting],
+    ordered: bool = False,
 ) -> Lane:
-    """A lane, its waiting items put in the dispatcher's order (due, then as given)."""
-    ordered = sorted(enumerate(waiting), key=lambda pair: (pair[1].due_at, pair[0]))
-    return Lane(slots=slots, now=now, working=list(working), waiting=[w for _, w in ordered])
+    """A lane, its waiting items put in the dispatcher's order (due, then as given; `ordered`:
+    they already are, as the database sent them)."""
+    items = list(waiting)
+    if not ordered:
+        items.sort(key=lambda item: item.due_at)  # stable: as given among equal dues
+    return Lane(slots=slots, now=now, working=list(working), waiting=items)

@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 from reelroute.models.budgets import BudgetExceeded, lock_budgets, release, reserve
 from reelroute.models.catalogue import info
 from reelroute.models.enums import GroupPriority, InferenceProvider, ItemStatus, RoutedBy
-from reelroute.models.eta import Waiting
+from reelroute.models.eta import Lane, Waiting
 from reelroute.models.routing import RouteRequest, default_allowed, usable, when
 from reelroute.models.snapshot import Snapshot
 from reelroute.models.sql import rowcount, sql
@@ -32,38 +32,82 @@ from reelroute.models.tables import Group, ItemEta, Reroute, VideoItem
 
 WAN = InferenceProvider.wan_local
 SPARE = 0.25  # Runway -> Wan only when Wan is done with a quarter of the time left to spare
+MOVES_PER_PASS = 100  # candidates looked at per direction and pass (each move replays a lane)
+
+
+ETA_COLUMNS = ("item_id", "queue_position", "start_at", "eta", "eta_p90", "late_risk")
+# PostgreSQL: the predictions are copied in as seconds from `now` (COPY, binary-fast), and the
+# timestamps made by the server.
+ETA_STAGE = """
+CREATE TEMPORARY TABLE eta_stage (
+    item_id uuid, queue_position integer, start_s float8, finish_s float8, p90_s float8,
+    late_risk boolean
+) ON COMMIT DROP
+"""
+ETA_FROM_STAGE = """
+INSERT INTO item_etas (item_id, queue_position, start_at, eta, eta_p90, late_risk)
+SELECT item_id, queue_position, %(now)s + make_interval(secs => start_s),
+       %(now)s + make_interval(secs => finish_s), %(now)s + make_interval(secs => p90_s),
+       late_risk
+FROM eta_stage
+"""
+
+
+def _eta_rows(snapshot: Snapshot) -> list[tuple[uuid.UUID, int, float, float, float, bool]]:
+    """(item, position, start, finish, finish at p90, late risk), times in seconds from now."""
+    now = snapshot.now
+    rows = []
+    for lane in snapshot.lanes.values():
+        for working in lane.working:
+            end = max(0.0, (working.started_at - now).total_seconds() + working.seconds_p50)
+            started = (working.started_at - now).total_seconds()
+            rows.append((working.item_id, 0, started, end, end, False))
+        rows.extend(
+            (p.item_id, p.position, p.start_s, p.finish_s, p.finish_p90_s, p.late_risk)
+            for p in lane.replay()
+        )
+    return rows
 
 
 def store_etas(session: Session, snapshot: Snapshot) -> int:
     """Replace the stored ETAs with the snapshot's; returns how many items have one."""
-    rows: list[dict[str, object]] = []
-    for lane in snapshot.lanes.values():
-        for working in lane.working:
-            end = working.started_at + timedelta(seconds=working.seconds_p50)
-            rows.append(
-                {
-                    "item_id": working.item_id,
-                    "queue_position": 0,
-                    "start_at": working.started_at,
-                    "eta": max(end, snapshot.now),
-                    "eta_p90": max(end, snapshot.now),
-                    "late_risk": False,
-                }
-            )
-        for prediction in lane.replay():
-            rows.append(
-                {
-                    "item_id": prediction.item_id,
-                    "queue_position": prediction.position,
-                    "start_at": prediction.start,
-                    "eta": prediction.finish,
-                    "eta_p90": prediction.finish_p90,
-                    "late_risk": prediction.late_risk,
-                }
-            )
+    rows = _eta_rows(snapshot)
     session.execute(sa.delete(ItemEta))
-    if rows:
-        session.execute(sa.insert(ItemEta), rows)
+    if not rows:
+        return 0
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cursor:
+            cursor.execute(ETA_STAGE)
+            with cursor.copy("COPY eta_stage FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(ETA_FROM_STAGE, {"now": snapshot.now})
+            cursor.execute("DROP TABLE eta_stage")
+        return len(rows)
+    now = snapshot.now
+    session.execute(
+        sa.insert(ItemEta),
+        [
+            dict(
+                zip(
+                    ETA_COLUMNS,
+                    (
+                        item_id,
+                        position,
+                        now + timedelta(seconds=start),
+                        now + timedelta(seconds=finish),
+                        now + timedelta(seconds=p90),
+                        late,
+                    ),
+                    strict=True,
+                )
+            )
+            for item_id, position, start, finish, p90, late in rows
+        ],
+    )
     return len(rows)
 
 
@@ -180,8 +224,16 @@ def reroute_waiting(session: Session, snapshot: Snapshot) -> list[Move]:
     return moves
 
 
+def _candidates(lane: Lane) -> set[uuid.UUID]:
+    """The waiting items of the lane that may still move (as the snapshot read them)."""
+    return {item.item_id for item in lane.waiting if item.movable}
+
+
 def _late_wan_to_runway(session: Session, snapshot: Snapshot) -> list[Move]:
-    late = snapshot.lane(WAN).late()
+    lane = snapshot.lane(WAN)
+    may_move = _candidates(lane)
+    # The earliest due first, a bounded number a pass: the rest are looked at next pass.
+    late = [p for p in lane.late() if p.item_id in may_move][:MOVES_PER_PASS]
     movable = _movable(session, [p.item_id for p in late])
     moves = []
     for prediction in late:
@@ -217,13 +269,15 @@ def _runway_to_idle_wan(session: Session, snapshot: Snapshot) -> list[Move]:
     free = wan.slots - len(wan.working)
     if free <= 0 or wan.waiting:
         return []
-    waiting = [
-        (provider, prediction)
-        for provider, lane in snapshot.lanes.items()
-        if provider is not WAN
-        for prediction in lane.replay()
-    ]
+    waiting = []
+    for provider, lane in snapshot.lanes.items():
+        if provider is not WAN:
+            may_move = _candidates(lane)
+            # Each lane is in due order: its first candidates are all a pass could take.
+            found = (p for p in lane.replay() if p.item_id in may_move)
+            waiting += [(provider, p) for _, p in zip(range(MOVES_PER_PASS), found, strict=False)]
     waiting.sort(key=lambda pair: pair[1].due_at)
+    waiting = waiting[:MOVES_PER_PASS]
     movable = _movable(session, [prediction.item_id for _, prediction in waiting])
     moves: list[Move] = []
     for _provider, prediction in waiting:

@@ -1,0 +1,271 @@
+"""`make bench` (routing): the deadline policy on reference days against the seed's rule and
+hindsight; the dispatcher's ETA refresh at 10,000 and 100,000 waiting items; budget
+reservations per second with 16 concurrent creators on PostgreSQL.
+
+Every figure is printed next to its baseline, measured in the same run. Parts: `days`, `eta`,
+`budgets` (all by default). `--quick` runs one seed and the 300-task days only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from bench.data import fresh_database, settle
+from reelroute.deployments.replay import Outcome, ReplayOptions, read_trace, reference_day, replay
+from reelroute.deployments.replay import write_trace as write_rows
+from reelroute.flows.planning import Planner
+from reelroute.models.batches import add_batch
+from reelroute.models.budgets import BudgetExceeded, set_budget, spend
+from reelroute.models.db import make_engine
+from reelroute.models.enums import BudgetPeriod, BudgetScope, InferenceProvider
+from reelroute.models.groups import create_group
+from reelroute.models.settings import load_settings
+from reelroute.models.tables import Photo, VideoItem
+from reelroute.models.tasks import TaskSpec
+
+DAY = datetime(2026, 11, 27, tzinfo=UTC)
+POLICIES = ["deadline", "threshold", "all-gen4"]
+
+
+@dataclass(frozen=True)
+class Case:
+    gpus: int
+    concurrency: int
+    tasks: int
+    seed: int
+
+
+def run_case(case: Case) -> tuple[Case, dict[str, Outcome]]:
+    """Replay one reference day with every policy (in a worker process)."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "day.csv"
+        write_rows(path, reference_day(case.tasks, seed=case.seed, day=DAY))
+        tasks = read_trace(path, seed=case.seed)
+    options = ReplayOptions(gpus=case.gpus, default_concurrency=case.concurrency)
+    outcomes = replay(tasks, options, [*POLICIES, "hindsight"])
+    return case, {outcome.policy: outcome for outcome in outcomes}
+
+
+def days(quick: bool) -> bool:
+    seeds = [1] if quick else [1, 2, 3]
+    sizes = [300] if quick else [300, 600]
+    cases = [
+        Case(gpus, concurrency, size, seed)
+        for gpus in (2, 4, 8)
+        for concurrency in (2, 5, 10)
+        for size in sizes
+        for seed in seeds
+    ]
+    print(f"reference days: {len(cases)} replays x {len(POLICIES) + 1} policies")
+    print(
+        "  GPUs conc tasks seed |  late: dl  hs thr gen4 |  spend $: deadline hindsight"
+        "  ratio threshold  all-gen4"
+    )
+    late_days = spend_days = 0
+    late_dl = late_thr = 0
+    ratios = []
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        for case, found in pool.map(run_case, cases):
+            dl, hs, thr, gen4 = (
+                found[p] for p in ("deadline", "hindsight", "threshold", "all-gen4")
+            )
+            ratio = dl.spend_dollars / hs.spend_dollars if hs.spend_dollars else 1.0
+            ratios.append(ratio)
+            late_dl, late_thr = late_dl + dl.late, late_thr + thr.late
+            late_days += dl.late <= hs.late + 0.01 * case.tasks
+            spend_days += dl.spend_dollars <= 1.05 * hs.spend_dollars + 0.005
+            print(
+                f"  {case.gpus:>4} {case.concurrency:>4} {case.tasks:>5} {case.seed:>4} |"
+                f"  {dl.late:>8} {hs.late:>3} {thr.late:>3} {gen4.late:>4} |"
+                f"  {dl.spend_dollars:>16.2f} {hs.spend_dollars:>9.2f} {ratio:>6.3f}"
+                f" {thr.spend_dollars:>9.2f} {gen4.spend_dollars:>9.2f}"
+            )
+    fewer_ok = late_thr == 0 or late_dl <= 0.1 * late_thr
+    print(f"  ({time.perf_counter() - started:.0f} s)")
+    print(
+        f"  late items, all days: deadline {late_dl}, threshold {late_thr}"
+        f" ({1 - late_dl / late_thr if late_thr else 1:.1%} fewer)"
+    )
+    print(f"  spend / hindsight: median {statistics.median(ratios):.4f}, worst {max(ratios):.4f}")
+    print(
+        f"  days meeting the late target {late_days}/{len(cases)},"
+        f" the spend target {spend_days}/{len(cases)}"
+    )
+    late_ok, spend_ok = late_days == len(cases), spend_days == len(cases)
+    print(
+        "  targets: late <= hindsight + 1 % of tasks, spend <= 1.05 x hindsight (every day);"
+        " >= 90 % fewer late than threshold"
+    )
+    met = late_ok and spend_ok and fewer_ok
+    print(f"  {'met' if met else 'MISSED'}: late {late_ok}, spend {spend_ok}, fewer {fewer_ok}")
+    return met
+
+
+FILL_PENDING = """
+INSERT INTO video_items (id, group_id, photo_id, prompt, inference_provider, status, priority,
+                         retry_count, progress, routed_by, created_at, updated_at, due_at)
+SELECT gen_random_uuid(), :group_id, :photo_id, 'waiting ' || n,
+       (ARRAY['wan_local', 'wan_local', 'runway_gen4_turbo', 'runway_veo3.1'])[1 + n % 4]
+           ::inference_provider,
+       'pending', 1, 0, 0, 'explicit', now(), now(),
+       now() + make_interval(secs => 600 + n % 86400)
+FROM generate_series(1, :count) AS n
+"""
+
+
+def eta_refresh(sizes: list[int]) -> bool:
+    url = fresh_database("reelroute_bench_eta")
+    engine = make_engine(url)
+    settings = load_settings(_env_file=None, database_url=url, gpu_slots=8, cloud_slots=10)
+    with Session(engine) as session:
+        group = create_group(session, name="bench")
+        photo = Photo(group_id=group.id, storage_path="photos/bench")
+        session.add(photo)
+        session.commit()
+        group_id, photo_id = group.id, photo.id
+    planner = Planner(engine, settings)
+    print("\nETA refresh (replay every queue, moves, store the ETAs), PostgreSQL")
+    have, figures = 0, {}
+    for size in sizes:
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(FILL_PENDING),
+                {"group_id": group_id, "photo_id": photo_id, "count": size - have},
+            )
+        have = size
+        settle(url)
+        planner.replan()  # warm
+        runs = []
+        for _ in range(5):
+            started = time.perf_counter()
+            planner.replan()
+            runs.append(time.perf_counter() - started)
+        figures[size] = statistics.median(runs)
+        print(f"  {size:>8,} waiting items  {figures[size]:7.3f} s per pass")
+    first, last = sizes[0], sizes[-1]
+    growth = figures[last] / figures[first]
+    print(f"  growth {last:,} / {first:,} items: {growth:.1f}x for {last / first:.0f}x the items")
+    print(f"  target: <= 0.5 s at {last:,}: {'met' if figures[last] <= 0.5 else 'MISSED'}")
+    engine.dispose()
+    return figures[last] <= 0.5
+
+
+CREATORS = 16
+
+
+def budgets(seconds: float) -> bool:
+    url = fresh_database("reelroute_bench_budgets")
+    engine = make_engine(url, pool_size=CREATORS + 2)
+    settings = load_settings(_env_file=None, database_url=url)
+    turbo = InferenceProvider.runway_gen4_turbo
+    with Session(engine) as session:
+        groups = []
+        for number in range(CREATORS):
+            group = create_group(session, name=f"creator {number}")
+            photo = Photo(group_id=group.id, storage_path="photos/bench")
+            session.add(photo)
+            session.flush()
+            groups.append((group.id, photo.id))
+        session.commit()
+
+    def caps(provider_cents: int, total_cents: int) -> None:
+        with Session(engine) as session:
+            set_budget(
+                session,
+                scope=BudgetScope.provider,
+                period=BudgetPeriod.day,
+                cap_dollars=provider_cents / 100,
+                provider=turbo,
+            )
+            set_budget(
+                session,
+                scope=BudgetScope.total,
+                period=BudgetPeriod.day,
+                cap_dollars=total_cents / 100,
+            )
+            session.commit()
+
+    def creators() -> tuple[float, int, int]:
+        """16 threads adding one-task batches for `seconds`: (items/s, added, refused)."""
+        counts = [0] * CREATORS
+        refused = [0] * CREATORS
+        stop = time.perf_counter() + seconds
+
+        def creator(number: int) -> None:
+            group_id, photo_id = groups[number]
+            task = TaskSpec(photo_id=photo_id, prompt="p", inference_provider=turbo.value)
+            while time.perf_counter() < stop:
+                with Session(engine) as session:
+                    try:
+                        add_batch(session, group_id=group_id, tasks=[task], settings=settings)
+                        session.commit()
+                        counts[number] += 1
+                    except BudgetExceeded:
+                        session.rollback()
+                        refused[number] += 1
+
+        threads = [threading.Thread(target=creator, args=(n,)) for n in range(CREATORS)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return sum(counts) / (time.perf_counter() - started), sum(counts), sum(refused)
+
+    print(f"\nbudget reservations, {CREATORS} concurrent creators, PostgreSQL, one task a batch")
+    base, _, _ = creators()
+    print(f"  no budget (baseline)     {base:8.0f} items/s")
+    caps(10**8, 10**8)
+    rate, _, _ = creators()
+    print(f"  two caps on every item   {rate:8.0f} items/s  ({rate / base:.2f}x the baseline)")
+    # A tight cap: room for exactly 200 more videos; the creators race past it.
+    with Session(engine) as session:
+        used = {e.budget.scope: e.reserved + e.spent for e in spend(session)}
+    room = 200 * 25
+    caps(used[BudgetScope.provider] + room, used[BudgetScope.total] + room)
+    _, added, refused = creators()
+    with Session(engine) as session:
+        over = [e for e in spend(session) if e.reserved + e.spent > e.budget.cap_credits]
+        items = session.execute(sa.select(sa.func.count()).select_from(VideoItem)).scalar_one()
+    print(
+        f"  tight cap: {added} added (200 fit), {refused} refused, {items:,} items in all, "
+        f"budgets past their cap: {len(over)}"
+    )
+    engine.dispose()
+    ok = not over and added == 200
+    print(f"  target: zero overspend: {'met' if ok else 'MISSED'}")
+    return ok
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.routing")
+    parser.add_argument("parts", nargs="*", default=["days", "eta", "budgets"])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    options = parser.parse_args()
+    met = []
+    if "days" in options.parts:
+        met.append(days(options.quick))
+    if "eta" in options.parts:
+        met.append(eta_refresh([int(size) for size in options.sizes.split(",")]))
+    if "budgets" in options.parts:
+        met.append(budgets(options.seconds))
+    print("result: " + ("all targets met" if all(met) else "a target was missed"))
+
+
+if __name__ == "__main__":
+    main()
