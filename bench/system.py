@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -127,13 +128,13 @@ def local_system(
                 build=False,
                 push=False,
             )
-            for pool in Pool:
-                services.start(
-                    f"worker-{pool}",
-                    worker_argv(pool, f"bench-{pool}"),
-                    worker_env({**env, "PREFECT_WORKER_QUERY_SECONDS": "1"}),
-                    root / "logs",
-                )
+            workers_env = worker_env({**env, "PREFECT_WORKER_QUERY_SECONDS": "1"})
+            services.start(
+                "worker-cloud", worker_argv(Pool.cloud, "bench-cloud"), workers_env, root / "logs"
+            )
+            # As an operator starts it: with its warm pipeline process (REELROUTE_WAN_RESIDENT).
+            gpu = [sys.executable, "-m", "reelroute", "worker", "--pool", "gpu", "--gpus", "cpu"]
+            services.start("worker-gpu", [*gpu, "--name", "bench-gpu"], workers_env, root / "logs")
             time.sleep(3)  # workers registered and polling
             yield LocalSystem(
                 root, settings, emulator_server.emulator, api_url, services, stop, threads

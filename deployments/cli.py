@@ -260,22 +260,68 @@ def dispatch() -> None:
 @app.command()
 def worker(
     pool: Annotated[Pool, typer.Option(help="gpu (Wan) or cloud (Runway).")],
-    gpu: Annotated[
-        int | None, typer.Option(help="The GPU this worker owns (sets CUDA_VISIBLE_DEVICES).")
+    gpus: Annotated[
+        str | None,
+        typer.Option(
+            help="gpu pool: the GPUs of this host, one pipeline process each (0,1,...; cpu,cpu "
+            "for CPU processes). Default: every visible CUDA device, else one CPU process."
+        ),
     ] = None,
     name: Annotated[str | None, typer.Option(help="Worker name in the Prefect UI.")] = None,
 ) -> None:
-    """Start a Prefect process worker for a pool (one per GPU on GPU hosts)."""
+    """Start a Prefect process worker for a pool. On a GPU host (pool gpu) also one long-lived
+    Wan pipeline process per GPU, which the flow runs use; all supervised, stopped together."""
     import os
     import socket
     import sys
 
     from reelroute.deployments.launcher import worker_argv, worker_env
 
-    _settings()  # refuse to start on invalid settings
-    label = name or f"{pool}-{socket.gethostname()}" + (f"-gpu{gpu}" if gpu is not None else "")
-    argv = worker_argv(pool, label)
-    os.execve(sys.executable, argv, worker_env(dict(os.environ), gpu))  # noqa: S606
+    settings = _settings()  # refuse to start on invalid settings
+    label = name or f"{pool}-{socket.gethostname()}"
+    if pool is Pool.gpu:
+        from reelroute.deployments.gpu_host import parse_gpus, run_gpu_host
+
+        try:
+            chosen = parse_gpus(gpus)
+        except ValueError as error:
+            typer.echo(str(error), err=True)
+            raise typer.Exit(2) from None
+        if settings.wan_resident:
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+            run_gpu_host(settings, chosen, label)
+            return
+        # Each flow run loads the pipeline itself, on the first GPU named.
+        env = worker_env(dict(os.environ))
+        if chosen[0].isdigit():
+            env["CUDA_VISIBLE_DEVICES"] = chosen[0]
+        os.execve(sys.executable, worker_argv(pool, label, limit=1), env)  # noqa: S606
+    os.execve(sys.executable, worker_argv(pool, label), worker_env(dict(os.environ)))  # noqa: S606
+
+
+@app.command("wan-server")
+def wan_server(
+    socket_path: Annotated[Path, typer.Option("--socket", help="The Unix socket to serve on.")],
+    gpu: Annotated[str, typer.Option(help="The GPU's label in the health report.")] = "0",
+) -> None:
+    """One GPU's pipeline process: load Wan once, then make the videos of this host's flow runs
+    one at a time (started by `reelroute worker --pool gpu`)."""
+    from reelroute.providers.wan_process import run_server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    run_server(_settings(), socket_path, gpu)
+
+
+@app.command()
+def gpus() -> None:
+    """The Wan pipeline processes of this host: GPU, model, load time, videos, memory."""
+    from reelroute.deployments.gpu_host import local_health
+
+    found = local_health()
+    if not found:
+        typer.echo("no Wan pipeline process is running on this host (as this user)")
+    for health in found:
+        typer.echo(health.line())
 
 
 @app.command()
@@ -308,17 +354,30 @@ def up(
             "when missing) instead of SQLite (REELROUTE_PREFECT_DATABASE_URL)."
         ),
     ] = None,
+    gpus: Annotated[
+        str | None,
+        typer.Option(
+            help="The GPUs Wan runs on, one pipeline process each (0,1,...). Default: every "
+            "visible CUDA device, else one CPU process."
+        ),
+    ] = None,
 ) -> None:
     """Everything on this machine: database, Prefect server, deployments, a gpu and a cloud
     worker, the dispatcher (and the Runway emulator in sandbox mode), until Ctrl-C."""
     import os
 
+    from reelroute.deployments.gpu_host import parse_gpus
     from reelroute.deployments.up import run_up
 
     if prefect_database is not None:
         os.environ["REELROUTE_PREFECT_DATABASE_URL"] = prefect_database
         get_settings.cache_clear()
-    raise typer.Exit(run_up(_settings(), host=host, port=port))
+    try:
+        chosen = parse_gpus(gpus)
+    except ValueError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(run_up(_settings(), host=host, port=port, gpus=chosen))
 
 
 def _safe_url(url: str) -> str:

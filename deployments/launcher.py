@@ -46,7 +46,8 @@ class Child:
     name: str
     argv: list[str]
     env: dict[str, str]
-    log_dir: Path
+    log_dir: Path | None
+    """Where `<name>.log` goes (None: the supervisor's own output)."""
     process: subprocess.Popen[bytes]
     started_at: float
     restarts: int = 0
@@ -66,13 +67,22 @@ class Services:
     one that died (with a doubling backoff, logged); `stop` ends them all."""
 
     children: list[Child] = field(default_factory=list)
+    die_with_parent: bool = False
+    """Children get SIGTERM when the supervising thread dies (Linux), even by SIGKILL: a GPU
+    host's pipeline processes must not outlive their worker."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def start(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
-        """Start `argv`, logging to `<log_dir>/<name>.log`, and supervise it."""
-        process = _spawn(argv, env, log_dir / f"{name}.log")
+    def start(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path | None) -> None:
+        """Start `argv`, logging to `<log_dir>/<name>.log` (None: to our output), and
+        supervise it."""
+        process = self._spawn(argv, env, _log_file(log_dir, name))
         with self._lock:
             self.children.append(Child(name, argv, env, log_dir, process, time.monotonic()))
+
+    def _spawn(
+        self, argv: list[str], env: dict[str, str], log_file: Path | None
+    ) -> subprocess.Popen[bytes]:
+        return _spawn(argv, env, log_file, die_with_parent=self.die_with_parent)
 
     def supervise(self, now: float | None = None) -> list[str]:
         """Restart what died (each after its backoff); returns what happened, also logged."""
@@ -87,14 +97,15 @@ class Services:
                     continue
                 if child.restart_at is None:
                     child.restart_at = now + child.backoff()
+                    where = _log_file(child.log_dir, child.name) or "above"
                     events.append(
                         f"{child.name} exited with {code}; restarting in {child.backoff():.0f} s "
-                        f"(log: {child.log_dir / (child.name + '.log')})"
+                        f"(log: {where})"
                     )
                     _signal_group(child.process, signal.SIGKILL)  # what it left behind
                 elif now >= child.restart_at:
-                    child.process = _spawn(
-                        child.argv, child.env, child.log_dir / f"{child.name}.log"
+                    child.process = self._spawn(
+                        child.argv, child.env, _log_file(child.log_dir, child.name)
                     )
                     child.started_at, child.restart_at = now, None
                     child.restarts += 1
@@ -118,11 +129,36 @@ class Services:
             child.process.wait()
 
 
-def _spawn(argv: list[str], env: dict[str, str], log_file: Path) -> subprocess.Popen[bytes]:
+def _log_file(log_dir: Path | None, name: str) -> Path | None:
+    return None if log_dir is None else log_dir / f"{name}.log"
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _terminate_with_parent() -> None:  # runs in the child between fork and exec
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _spawn(
+    argv: list[str], env: dict[str, str], log_file: Path | None, *, die_with_parent: bool = False
+) -> subprocess.Popen[bytes]:
+    preexec = _terminate_with_parent if die_with_parent and sys.platform == "linux" else None
+    if log_file is None:
+        return subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
+            argv, env=env, start_new_session=True, preexec_fn=preexec
+        )
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as output:
         return subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
-            argv, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=preexec,
         )
 
 
@@ -264,9 +300,9 @@ def wan_weights_present(model: str) -> bool:
         return False
 
 
-def worker_argv(pool: Pool, name: str) -> list[str]:
-    """The command of a process worker for `pool`."""
-    return [
+def worker_argv(pool: Pool, name: str, limit: int | None = None) -> list[str]:
+    """The command of a process worker for `pool` (running at most `limit` flow runs)."""
+    argv = [
         sys.executable,
         "-m",
         "prefect",
@@ -279,6 +315,7 @@ def worker_argv(pool: Pool, name: str) -> list[str]:
         "--name",
         name,
     ]
+    return argv + ([] if limit is None else ["--limit", str(limit)])
 
 
 def worker_env(base: dict[str, str], gpu: int | None = None) -> dict[str, str]:

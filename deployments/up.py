@@ -32,13 +32,16 @@ from reelroute.models.migrate import upgrade
 from reelroute.models.settings import Settings, get_settings, load_settings
 
 
-def run_up(settings: Settings, *, host: str, port: int) -> int:
+def run_up(settings: Settings, *, host: str, port: int, gpus: list[str] | None = None) -> int:
     """Start everything, print where to look, block until Ctrl-C or SIGTERM; returns the exit
     code. A child that dies (a worker, the web app, the emulator, the Prefect server) is started
     again with a growing backoff; nothing is left running afterwards."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     data = Path("data").resolve()
+    gpus = gpus or ["cpu:0"]
     env = {**os.environ, **absolute_settings_env(settings)}
+    if settings.wan_resident and "REELROUTE_GPU_SLOTS" not in os.environ:
+        env["REELROUTE_GPU_SLOTS"] = str(len(gpus))  # the gpu pool: one slot per GPU process
     services = Services()
     stop = threading.Event()
 
@@ -72,14 +75,20 @@ def run_up(settings: Settings, *, host: str, port: int) -> int:
                 data / "logs",
             )
             wait_until(f"http://{host}:{port}/docs", 60, "the web app")
-            for pool in Pool:
-                services.start(
-                    f"worker-{pool}",
-                    worker_argv(pool, f"{pool}-local"),
-                    worker_env(env),
-                    data / "logs",
-                )
+            gpu_worker = [sys.executable, "-m", "reelroute", "worker", "--pool", "gpu"]
+            gpu_worker += ["--gpus", ",".join(gpus), "--name", "gpu-local"]
+            services.start("worker-gpu", gpu_worker, env, data / "logs")
+            services.start(
+                "worker-cloud",
+                worker_argv(Pool.cloud, "cloud-local"),
+                worker_env(env),
+                data / "logs",
+            )
             _announce(prefect_ui, host, port, data, reason, token_file)
+            if settings.wan_resident:
+                threading.Thread(
+                    target=_show_gpus, args=(services, stop), name="gpus", daemon=True
+                ).start()
             dispatch_loop(settings, stop)
     except KeyboardInterrupt:
         pass
@@ -93,6 +102,26 @@ def run_up(settings: Settings, *, host: str, port: int) -> int:
             supervisor.join(timeout=5)
         services.stop()
     return 0
+
+
+def _show_gpus(services: Services, stop: threading.Event) -> None:
+    """Print each Wan pipeline process's health once it has loaded (and again after a
+    restart of the worker)."""
+    from reelroute.providers.wan_process import ask_health, local_sockets
+
+    shown: set[tuple[int, str]] = set()
+    while not stop.wait(2.0):
+        workers = [c for c in services.children if c.name == "worker-gpu"]
+        if not workers:
+            continue
+        pid = workers[0].process.pid
+        for path in local_sockets():
+            if path.parent.name != str(pid) or (pid, path.name) in shown:
+                continue
+            health = ask_health(path, timeout=2.0)
+            if health is not None:
+                typer.echo(f"  GPU ready:    {health.line()}")
+                shown.add((pid, path.name))
 
 
 def _admin_token(env: dict[str, str], data: Path) -> Path | None:

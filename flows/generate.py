@@ -236,7 +236,16 @@ def _make_video(
         provider_task_id=claim.provider_task_id,
     )
     provider = provider_for(claim.inference_provider, settings)
-    return provider.generate(request, on_progress=keeper.report, on_task=store_task)
+    result = provider.generate(request, on_progress=keeper.report, on_task=store_task)
+    if claim.inference_provider is InferenceProvider.wan_local and not settings.wan_servers:
+        from reelroute.providers.wan import loads
+
+        # REELROUTE_WAN_RESIDENT=false: this run's own process loaded the pipeline.
+        took = loads()
+        get_run_logger().info(
+            "Wan pipeline loads in this flow run's process: %d (%.1f s)", len(took), sum(took)
+        )
+    return result
 
 
 def _record_failure(

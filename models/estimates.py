@@ -24,6 +24,7 @@ MIN_SAMPLES = 5
 DEFAULT_SECONDS = 5  # a video's length when the task says neither frames nor seconds
 WAN_FPS = 24.0  # frames per second of the default Wan model (units only need to be consistent)
 WAN_FRAMES = 121
+DEFAULT_WAN_AREA = 1280 * 704  # the default model's (units only need to be consistent)
 
 
 @dataclass(frozen=True)

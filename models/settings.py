@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import lru_cache
+from typing import Annotated
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from reelroute.models.enums import GroupPriority, InferenceProvider, Pool
 
@@ -26,6 +27,7 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         populate_by_name=True,
+        env_ignore_empty=True,  # `REELROUTE_WAN_FPS=` means unset (the model's own)
     )
 
     database_url: str = Field(
@@ -135,13 +137,49 @@ class Settings(BaseSettings):
     )
     wan_offload: bool = Field(default=False, description="Model CPU offload (less GPU memory).")
     wan_vae_tiling: bool = Field(default=False, description="Tiled VAE decode (less GPU memory).")
-    wan_max_area: int = Field(
-        default=1280 * 704, ge=256, description="Largest output area in pixels (5B: 1280x704)."
+    wan_max_area: int | None = Field(
+        default=None,
+        ge=256,
+        description="Largest output area in pixels (unset: the model's, 5B 1280x704, 2.1 and "
+        "A14B 832x480).",
     )
-    wan_fps: float = Field(default=24.0, gt=0, description="Frames per second (Wan2.1: 16).")
-    wan_frames: int = Field(default=121, ge=5, description="Default frame count, 4k+1 (2.1: 81).")
-    wan_steps: int = Field(default=50, ge=1, le=200, description="Denoising steps.")
-    wan_guidance_scale: float = Field(default=5.0, ge=0, description="Classifier-free guidance.")
+    wan_fps: float | None = Field(
+        default=None, gt=0, description="Frames per second (unset: the model's, 5B 24, else 16)."
+    )
+    wan_frames: int | None = Field(
+        default=None, ge=5, description="Default frame count, 4k+1 (unset: 5B 121, else 81)."
+    )
+    wan_steps: int | None = Field(
+        default=None, ge=1, le=200, description="Denoising steps (unset: 5B 50, else 40)."
+    )
+    wan_guidance_scale: float | None = Field(
+        default=None, ge=0, description="Classifier-free guidance (unset: 5.0, A14B 3.5)."
+    )
+    wan_guidance_scale_2: float | None = Field(
+        default=None, ge=0, description="A14B: the low-noise expert's guidance (unset: 3.5)."
+    )
+    sandbox_wan_step_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="Sandbox mode only: GPU time the tiny pipeline pretends to take per "
+        "denoising step of a 121-frame video (in proportion for other lengths).",
+    )
+    wan_resident: bool = Field(
+        default=True,
+        description="Keep the pipeline loaded in one process per GPU that serves the flow runs "
+        "(false: each flow run loads it in its own process).",
+    )
+    wan_servers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Sockets of this host's pipeline processes (set by `reelroute worker --pool "
+        "gpu` for its flow runs).",
+    )
+    wan_wait_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="How long a flow run waits for a free pipeline process (one that is loading "
+        "or busy) before its attempt fails transiently.",
+    )
 
     gpu_slots: int = Field(
         default=1, ge=1, description="Concurrency of the gpu pool: the number of GPUs in it."
@@ -198,10 +236,17 @@ class Settings(BaseSettings):
             raise ValueError("use deadline or threshold")
         return value
 
+    @field_validator("wan_servers", mode="before")
+    @classmethod
+    def _wan_servers(cls, value: object) -> object:
+        if isinstance(value, str):  # REELROUTE_WAN_SERVERS=/run/a.sock,/run/b.sock
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
     @field_validator("wan_frames")
     @classmethod
-    def _wan_frames(cls, value: int) -> int:
-        if value % 4 != 1:
+    def _wan_frames(cls, value: int | None) -> int | None:
+        if value is not None and value % 4 != 1:
             raise ValueError("Wan needs 4k+1 frames (e.g. 81 or 121)")
         return value
 

@@ -17,7 +17,7 @@ from sqlmodel.sql.sqltypes import UTCDateTime
 from reelroute.models.budgets import Spend, spend
 from reelroute.models.catalogue import CATALOGUE
 from reelroute.models.enums import POOL_OF, BudgetScope, InferenceProvider, Pool
-from reelroute.models.estimates import Estimates, read_estimates
+from reelroute.models.estimates import DEFAULT_WAN_AREA, Estimates, read_estimates
 from reelroute.models.eta import Lane, Waiting, Working, lane_of
 from reelroute.models.limits import (
     RunwayLimits,
@@ -119,7 +119,7 @@ def read_service_times(session: Session, settings: Settings) -> Estimates:
     return read_estimates(
         session,
         defaults={provider: entry.minutes for provider, entry in CATALOGUE.items()},
-        pixels=settings.wan_max_area,
+        pixels=settings.wan_max_area or DEFAULT_WAN_AREA,
     )
 
 

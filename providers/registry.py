@@ -35,6 +35,10 @@ def runway_settings(settings: Settings) -> Settings:
 def provider_for(provider: InferenceProvider, settings: Settings) -> Provider:
     """A provider for items of `provider`. Importing this module loads no torch."""
     if provider is InferenceProvider.wan_local:
+        if settings.wan_servers:  # a flow run of `reelroute worker --pool gpu`: the warm ones
+            from reelroute.providers.wan_process import RemoteWan
+
+            return RemoteWan(settings)
         from reelroute.providers.wan import WanProvider
 
         return WanProvider(settings)

@@ -1,8 +1,11 @@
-"""A tiny Wan image-to-video pipeline with random weights, for sandbox mode and tests.
+"""Tiny Wan image-to-video pipelines with random weights, for sandbox mode and tests, in each of
+the three real shapes (`providers.wan_shapes`): Wan2.1-I2V, Wan2.2-TI2V-5B (sandbox mode's, the
+default model's) and Wan2.2-I2V-A14B.
 
-Built from configs (the sizes of diffusers' own Wan tests), saved with `save_pretrained` into a
-folder once, then loaded by `providers.wan` through exactly the same `from_pretrained` path as
-real weights. It makes a real mp4 in seconds on a CPU; the pictures are noise.
+Built from configs (the sizes of diffusers' own Wan tests, with each shape's layout), saved with
+`save_pretrained` into a folder once, then loaded by `providers.wan` through exactly the same
+`from_pretrained` path as real weights. Each makes a real mp4 in seconds on a CPU; the pictures
+are noise.
 """
 
 from __future__ import annotations
@@ -12,64 +15,29 @@ import shutil
 import uuid
 from pathlib import Path
 
+from reelroute.providers.wan_shapes import SHAPES, WAN21_I2V, WAN22_I2V_A14B, WAN22_TI2V_5B
+
 MARKER = "model_index.json"
 VOCAB_SIZE = 64
+DEFAULT_SHAPE = WAN22_TI2V_5B.name  # sandbox mode runs the default model's shape
 
 
-def build_tiny_wan(target: Path) -> Path:
-    """Create the tiny pipeline in `target` (atomically: built aside, then renamed)."""
-    import torch
-    from diffusers import (
-        AutoencoderKLWan,
-        FlowMatchEulerDiscreteScheduler,
-        WanImageToVideoPipeline,
-        WanTransformer3DModel,
-    )
+def _tokenizer() -> object:
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import (
-        CLIPImageProcessor,
-        CLIPVisionConfig,
-        CLIPVisionModel,
-        PreTrainedTokenizerFast,
-        UMT5Config,
-        UMT5EncoderModel,
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["<pad>", "</s>", "<unk>"] + [f"w{n}" for n in range(VOCAB_SIZE - 3)]
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
     )
 
-    torch.manual_seed(0)
-    vae = AutoencoderKLWan(
-        base_dim=3,
-        z_dim=16,
-        dim_mult=[1, 1, 1, 1],
-        num_res_blocks=1,
-        temperal_downsample=[False, True, True],
-    )
-    transformer = WanTransformer3DModel(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=12,
-        in_channels=36,
-        out_channels=16,
-        text_dim=32,
-        freq_dim=256,
-        ffn_dim=32,
-        num_layers=2,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=32,
-        image_dim=4,
-    )
-    image_encoder = CLIPVisionModel(
-        CLIPVisionConfig(
-            hidden_size=4,
-            projection_dim=4,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            image_size=32,
-            intermediate_size=16,
-            patch_size=1,
-        )
-    )
-    text_encoder = UMT5EncoderModel(
+
+def _text_encoder() -> object:
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    return UMT5EncoderModel(
         UMT5Config(
             vocab_size=VOCAB_SIZE,
             d_model=32,
@@ -81,23 +49,127 @@ def build_tiny_wan(target: Path) -> Path:
             dropout_rate=0.0,
         )
     ).eval()
-    words = ["<pad>", "</s>", "<unk>"] + [f"w{n}" for n in range(VOCAB_SIZE - 3)]
-    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+
+
+def _transformer(channels_in: int, channels_out: int, image_dim: int | None) -> object:
+    from diffusers import WanTransformer3DModel
+
+    return WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=channels_in,
+        out_channels=channels_out,
+        text_dim=32,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+        image_dim=image_dim,
     )
-    pipeline = WanImageToVideoPipeline(
-        tokenizer=tokenizer,
-        text_encoder=text_encoder,
-        vae=vae,
-        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
-        image_processor=CLIPImageProcessor(crop_size=32, size=32),
-        image_encoder=image_encoder,
-        transformer=transformer,
+
+
+def _wan21_vae() -> object:
+    from diffusers import AutoencoderKLWan
+
+    return AutoencoderKLWan(
+        base_dim=3,
+        z_dim=16,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
     )
+
+
+def _wan22_vae() -> object:
+    """The Wan2.2 VAE's layout in miniature: 48 latent channels, 2x2 patches in and out
+    (12 channels), residual blocks, 16x spatial and 4x temporal compression."""
+    from diffusers import AutoencoderKLWan
+
+    return AutoencoderKLWan(
+        base_dim=3,
+        z_dim=48,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+        in_channels=12,
+        out_channels=12,
+        is_residual=True,
+        patch_size=2,
+        scale_factor_spatial=16,
+        scale_factor_temporal=4,
+        latents_mean=[0.0] * 48,
+        latents_std=[1.0] * 48,
+    )
+
+
+def _wan22_scheduler() -> object:
+    from diffusers import UniPCMultistepScheduler
+
+    return UniPCMultistepScheduler(
+        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0
+    )
+
+
+def _pipeline(shape: str) -> object:
+    """The tiny pipeline of one shape, in the layout its real weights are published in."""
+    from diffusers import (
+        FlowMatchEulerDiscreteScheduler,
+        WanImageToVideoPipeline,
+        WanPipeline,
+    )
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+    common = {"tokenizer": _tokenizer(), "text_encoder": _text_encoder()}
+    if shape == WAN21_I2V.name:  # a CLIP image encoder, 16 + 4 + 16 input channels
+        return WanImageToVideoPipeline(
+            **common,
+            vae=_wan21_vae(),
+            scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
+            image_processor=CLIPImageProcessor(crop_size=32, size=32),
+            image_encoder=CLIPVisionModel(
+                CLIPVisionConfig(
+                    hidden_size=4,
+                    projection_dim=4,
+                    num_hidden_layers=2,
+                    num_attention_heads=2,
+                    image_size=32,
+                    intermediate_size=16,
+                    patch_size=1,
+                )
+            ),
+            transformer=_transformer(36, 16, image_dim=4),
+        )
+    if shape == WAN22_TI2V_5B.name:  # published as a WanPipeline: text and image to video
+        return WanPipeline(
+            **common,
+            vae=_wan22_vae(),
+            scheduler=_wan22_scheduler(),
+            transformer=_transformer(48, 48, image_dim=None),
+            expand_timesteps=True,
+        )
+    if shape == WAN22_I2V_A14B.name:  # two experts, switched at boundary_ratio; no CLIP
+        return WanImageToVideoPipeline(
+            **common,
+            vae=_wan21_vae(),
+            scheduler=_wan22_scheduler(),
+            transformer=_transformer(36, 16, image_dim=None),
+            transformer_2=_transformer(36, 16, image_dim=None),
+            boundary_ratio=0.9,
+        )
+    raise ValueError(f"unknown Wan shape {shape!r}; known: {', '.join(SHAPES)}")
+
+
+def build_tiny_wan(target: Path, shape: str = DEFAULT_SHAPE) -> Path:
+    """Create the tiny pipeline of `shape` in `target` (atomically: built aside, renamed)."""
+    import torch
+
+    torch.manual_seed(0)
+    pipeline = _pipeline(shape)
     staging = target.with_name(f"{target.name}.{uuid.uuid4().hex}.tmp")
-    pipeline.save_pretrained(staging)
+    pipeline.save_pretrained(staging)  # type: ignore[attr-defined]
     try:
         os.replace(staging, target)  # two builders at once: the first rename wins
     except OSError:
@@ -105,9 +177,10 @@ def build_tiny_wan(target: Path) -> Path:
     return target
 
 
-def ensure_tiny_wan(folder: Path) -> Path:
-    """The tiny pipeline's folder, built on first use."""
-    if not (folder / MARKER).exists():
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        build_tiny_wan(folder)
-    return folder
+def ensure_tiny_wan(folder: Path, shape: str = DEFAULT_SHAPE) -> Path:
+    """The tiny pipeline's folder (one per shape inside `folder`), built on first use."""
+    target = folder / shape
+    if not (target / MARKER).exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        build_tiny_wan(target, shape)
+    return target

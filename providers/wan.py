@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass
-from functools import lru_cache
+import threading
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from PIL import Image
 
@@ -28,6 +29,9 @@ from reelroute.providers.base import (
 )
 from reelroute.providers.tiny_wan import ensure_tiny_wan
 from reelroute.providers.video import encode_mp4
+from reelroute.providers.wan_shapes import WAN22_TI2V_5B, model_folder, read_shape
+
+T = TypeVar("T")
 
 SANDBOX_MAX_AREA = 96 * 64  # the tiny pipeline's pictures are noise: keep them small and fast
 SANDBOX_STEPS = 2
@@ -49,38 +53,59 @@ class WanConfig:
     default_frames: int
     steps: int
     guidance_scale: float
+    guidance_scale_2: float | None = None
+    shape: str = WAN22_TI2V_5B.name
     max_sequence_length: int = 512
+    step_seconds: float = 0.0
+    """Sandbox mode: pretended GPU time per step of a 121-frame video."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WanConfig:
-        """The configuration the settings ask for; sandbox mode uses the tiny pipeline."""
+        """The configuration the settings ask for: the model's shape gives the defaults (read
+        from its folder), each REELROUTE_WAN_* setting that is set overrides one. Sandbox mode
+        uses the tiny pipeline of the TI2V-5B shape, small and in few steps."""
         if settings.sandbox:
             folder = ensure_tiny_wan(Path(settings.storage_url).parent / "tiny-wan")
-            return cls(
-                model=str(folder),
-                device="cpu",
-                dtype="float32",
-                offload=False,
-                vae_tiling=False,
-                max_area=min(settings.wan_max_area, SANDBOX_MAX_AREA),
-                fps=settings.wan_fps,
-                default_frames=settings.wan_frames,
-                steps=SANDBOX_STEPS,
-                guidance_scale=settings.wan_guidance_scale,
-                max_sequence_length=SANDBOX_TEXT_TOKENS,
-            )
-        return cls(
-            model=settings.wan_model,
+        else:
+            folder = model_folder(settings.wan_model)
+        shape = read_shape(folder)
+        max_area = _given(settings.wan_max_area, shape.max_area)
+        config = cls(
+            model=str(folder) if settings.sandbox else settings.wan_model,
             device=settings.wan_device,
             dtype=settings.wan_dtype,
             offload=settings.wan_offload,
             vae_tiling=settings.wan_vae_tiling,
-            max_area=settings.wan_max_area,
-            fps=settings.wan_fps,
-            default_frames=settings.wan_frames,
-            steps=settings.wan_steps,
-            guidance_scale=settings.wan_guidance_scale,
+            max_area=max_area,
+            fps=_given(settings.wan_fps, shape.fps),
+            default_frames=_given(settings.wan_frames, shape.frames),
+            steps=_given(settings.wan_steps, shape.steps),
+            guidance_scale=_given(settings.wan_guidance_scale, shape.guidance_scale),
+            guidance_scale_2=(
+                _given(settings.wan_guidance_scale_2, shape.guidance_scale_2)
+                if shape.guidance_scale_2 is not None
+                else None
+            ),
+            shape=shape.name,
         )
+        if not settings.sandbox:
+            return config
+        return replace(
+            config,
+            device="cpu",
+            dtype="float32",
+            offload=False,
+            vae_tiling=False,
+            max_area=min(max_area, SANDBOX_MAX_AREA),
+            steps=_given(settings.wan_steps, SANDBOX_STEPS),
+            max_sequence_length=SANDBOX_TEXT_TOKENS,
+            step_seconds=settings.sandbox_wan_step_seconds,
+        )
+
+
+def _given(value: T | None, default: T) -> T:
+    """A setting when it is set, else the shape's default."""
+    return default if value is None else value
 
 
 def frames_for(request: GenerationRequest, config: WanConfig) -> int:
@@ -110,9 +135,48 @@ def size_for(width: int, height: int, max_area: int, multiple: int) -> tuple[int
     return out_width, out_height
 
 
-@lru_cache(maxsize=1)
-def load_pipeline(config: WanConfig) -> Any:
-    """The pipeline for `config`, loaded once per process from local files only."""
+@dataclass
+class Loaded:
+    """The pipeline this process holds, and what loading it took."""
+
+    config: WanConfig
+    pipeline: Any
+    seconds: float
+    device: str
+
+
+@dataclass
+class _Held:
+    loaded: Loaded | None = None
+    loads: list[float] = field(default_factory=list)
+    """Seconds each load of this process took (tests and the health report count them)."""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_HELD = _Held()
+
+
+def loads() -> list[float]:
+    """How long each pipeline load of this process took, in order."""
+    return list(_HELD.loads)
+
+
+def load_pipeline(config: WanConfig) -> Loaded:
+    """The pipeline for `config`, loaded once per process from local files only (a different
+    configuration replaces it)."""
+    with _HELD.lock:
+        if _HELD.loaded is not None and _HELD.loaded.config == config:
+            return _HELD.loaded
+        _HELD.loaded = None  # let the old one go before the new one takes memory
+        started = time.perf_counter()
+        pipeline, device = _load(config)
+        seconds = time.perf_counter() - started
+        _HELD.loads.append(seconds)
+        _HELD.loaded = Loaded(config, pipeline, seconds, device)
+        return _HELD.loaded
+
+
+def _load(config: WanConfig) -> tuple[Any, str]:
     import torch
     from diffusers import AutoencoderKLWan, WanImageToVideoPipeline
 
@@ -123,13 +187,15 @@ def load_pipeline(config: WanConfig) -> Any:
     if dtype_name == "auto":
         dtype_name = "bfloat16" if device.startswith("cuda") else "float32"
     dtype = getattr(torch, dtype_name)
+    folder = model_folder(config.model)
     try:
-        # The VAE stays in float32 (Wan's VAE loses detail in bf16); the rest in `dtype`.
+        # The VAE stays in float32 (Wan's VAE loses detail in bf16); the rest in `dtype`. The
+        # TI2V-5B is published as a WanPipeline: the image-to-video class loads it all the same.
         vae = AutoencoderKLWan.from_pretrained(
-            config.model, subfolder="vae", dtype=torch.float32, local_files_only=True
+            folder, subfolder="vae", dtype=torch.float32, local_files_only=True
         )
         pipeline = WanImageToVideoPipeline.from_pretrained(
-            config.model, vae=vae, dtype=dtype, local_files_only=True
+            folder, vae=vae, dtype=dtype, local_files_only=True
         )
     except Exception as error:  # any failure to load is a setup problem: say what to set
         raise ConfigurationError(
@@ -144,7 +210,29 @@ def load_pipeline(config: WanConfig) -> Any:
         pipeline.enable_model_cpu_offload(device=device)
     else:
         pipeline.to(device)
-    return pipeline
+    return pipeline, device
+
+
+def release_memory(device: str) -> None:
+    """Give back what one video's run left cached (the weights stay)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if device.startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def memory_in_use(device: str) -> int:
+    """Bytes the process holds: on the GPU (allocated by torch) or, on a CPU, its resident set."""
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return int(torch.cuda.memory_allocated())
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
 
 
 def translate(error: BaseException, *, width: int, height: int, frames: int) -> ProviderError:
@@ -198,7 +286,8 @@ class WanProvider:
                 image = source.convert("RGB")
         except OSError:
             raise PermanentError("the photo is not a readable image") from None
-        pipeline = load_pipeline(config)
+        loaded = load_pipeline(config)
+        pipeline = loaded.pipeline
         multiple = pipeline.vae_scale_factor_spatial * pipeline.transformer.config.patch_size[1]
         width, height = size_for(image.width, image.height, config.max_area, multiple)
         generator = None
@@ -207,7 +296,11 @@ class WanProvider:
 
         stopped: list[BaseException] = []
 
+        pretend = config.step_seconds * frames / 121
+
         def step_done(_pipe: Any, step: int, _timestep: Any, kwargs: dict[str, Any]) -> Any:
+            if pretend:
+                time.sleep(pretend)  # sandbox mode: a GPU's pace, so a video can be cancelled
             try:
                 on_progress((step + 1) / config.steps)
             except BaseException as error:  # the caller stops us (e.g. its lease was lost)
@@ -215,6 +308,9 @@ class WanProvider:
                 raise
             return kwargs
 
+        extra = {}
+        if config.guidance_scale_2 is not None:
+            extra["guidance_scale_2"] = config.guidance_scale_2
         on_progress(0.0)
         try:
             output = pipeline(
@@ -226,6 +322,7 @@ class WanProvider:
                 num_frames=frames,
                 num_inference_steps=config.steps,
                 guidance_scale=config.guidance_scale,
+                **extra,
                 generator=generator,
                 output_type="np",
                 callback_on_step_end=step_done,
@@ -239,6 +336,9 @@ class WanProvider:
             if stopped and error is stopped[0]:
                 raise  # the caller's own exception, from its progress callback
             raise translate(error, width=width, height=height, frames=frames) from None
+        finally:
+            output = None
+            release_memory(loaded.device)
         return GenerationResult(
             video=data,
             model=Path(config.model).name if Path(config.model).exists() else config.model,

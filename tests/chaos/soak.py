@@ -39,8 +39,6 @@ from reelroute.deployments.launcher import (
     start_prefect_server,
     supervise_until,
     wait_until,
-    worker_argv,
-    worker_env,
 )
 from reelroute.models.batches import PhotoTask, Upload, add_batch
 from reelroute.models.db import make_engine, session_scope
@@ -175,10 +173,9 @@ class Soak:
         python = [sys.executable, "-m", "reelroute"]
         self.services.start("dispatcher", [*python, "dispatch"], self.env, logs)
         self.services.start("web", [*python, "web", "--port", str(self.web_port)], self.env, logs)
-        for pool in Pool:
-            self.services.start(
-                f"worker-{pool}", worker_argv(pool, f"chaos-{pool}"), worker_env(self.env), logs
-            )
+        for pool in Pool:  # as an operator starts them (the gpu one with its pipeline process)
+            argv = [*python, "worker", "--pool", pool.value, "--name", f"chaos-{pool}"]
+            self.services.start(f"worker-{pool}", argv, self.env, logs)
         wait_until(f"http://127.0.0.1:{self.web_port}/docs", 60, "the web app")
         threading.Thread(
             target=supervise_until, args=(self.services, self.stop), daemon=True

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -87,6 +88,33 @@ class System:
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
 
+    def gpu_tree(self) -> list[psutil.Process]:
+        """The gpu worker and what it started: its Prefect worker, pipeline processes and runs."""
+        root = psutil.Process(self.workers["gpu"].pid)
+        return [root, *root.children(recursive=True)]
+
+    def pipeline_processes(self) -> list[psutil.Process]:
+        """The gpu worker's Wan pipeline processes (`reelroute wan-server`)."""
+        found = []
+        for process in self.gpu_tree():
+            with contextlib.suppress(psutil.Error):
+                if "wan-server" in process.cmdline():
+                    found.append(process)
+        return found
+
+    def pipeline_health(self) -> dict[str, Any]:
+        """Each pipeline process's health, by its GPU label."""
+        from reelroute.providers.wan_process import ask_health
+
+        found = {}
+        for process in self.pipeline_processes():
+            with contextlib.suppress(psutil.Error, ValueError):
+                argv = process.cmdline()
+                health = ask_health(Path(argv[argv.index("--socket") + 1]))
+                if health is not None:
+                    found[health.gpu] = health
+        return found
+
 
 @pytest.fixture(scope="session")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
@@ -114,6 +142,10 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         "REELROUTE_DISPATCH_INTERVAL_SECONDS": "0.5",
         "REELROUTE_RECONCILE_INTERVAL_SECONDS": "1",
         "REELROUTE_ETA_REFRESH_SECONDS": "1",
+        # Two CPU "GPUs", each with its warm pipeline process; a 121-frame video takes 10 s.
+        "REELROUTE_GPU_SLOTS": "2",
+        "REELROUTE_WAN_STEPS": "20",
+        "REELROUTE_SANDBOX_WAN_STEP_SECONDS": "0.5",
     }
     settings = settings_from_environment(env)
     workers: dict[str, subprocess.Popen] = {}
@@ -121,9 +153,10 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
         deploy(settings)
         for pool in ("gpu", "cloud"):
+            gpus = ["--gpus", "cpu,cpu"] if pool == "gpu" else []
             with open(root / f"worker-{pool}.log", "ab") as log:
                 workers[pool] = subprocess.Popen(
-                    [sys.executable, "-m", "reelroute", "worker", "--pool", pool],
+                    [sys.executable, "-m", "reelroute", "worker", "--pool", pool, *gpus],
                     env=env,
                     cwd=REPO,
                     stdout=log,

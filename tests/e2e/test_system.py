@@ -230,7 +230,7 @@ def test_deploying_twice_changes_nothing(system):
     ]
     assert all(variables == job_variables() for *_, variables in deployments)
     assert pools == {
-        "gpu": (1, [("default", 2), ("urgent", 1)]),
+        "gpu": (2, [("default", 2), ("urgent", 1)]),
         "cloud": (4, [("default", 2), ("urgent", 1)]),
     }
     assert automations.count(ZOMBIE_AUTOMATION) == 1
@@ -245,8 +245,9 @@ def test_a_waiting_wan_item_moves_to_runway_when_the_gpu_worker_stops(system):
     _, wan_p90 = estimates.seconds(InferenceProvider.wan_local, None, None)
     # Wan just makes it now; a few seconds of waiting later it no longer does.
     deadline = max(60, math.ceil(wan_p90) + 10)
-    gpu = psutil.Process(system.workers["gpu"].pid)
-    gpu.suspend()
+    frozen = system.gpu_tree()  # the worker, its Prefect worker and pipeline processes
+    for process in frozen:
+        process.suspend()
     try:
         with system.session() as session:
             group = create_group(session, name="frozen gpu")
@@ -284,4 +285,115 @@ def test_a_waiting_wan_item_moves_to_runway_when_the_gpu_worker_stops(system):
             run = client.read_flow_run(gpu_run)
         assert run.state is not None and run.state.type is StateType.CANCELLED
     finally:
-        gpu.resume()
+        for process in frozen:
+            process.resume()
+
+
+# --- Wan kept warm: the gpu worker's pipeline processes ----------------------------------------
+
+
+def wan_items(system, count: int, prompt: str, frame_num: int):
+    with system.session() as session:
+        group = create_group(session, name=prompt)
+        photo = store_photo(
+            session,
+            storage=Storage(system.settings.storage_url),
+            group_id=group.id,
+            data=image_bytes(),
+            filename="p.png",
+            settings=system.settings,
+        )
+        items = add_batch(
+            session,
+            group_id=group.id,
+            settings=system.settings,
+            tasks=[
+                TaskSpec(
+                    photo_id=photo.id,
+                    prompt=f"{prompt} {n}",
+                    inference_provider="wan_local",
+                    frame_num=frame_num,
+                )
+                for n in range(count)
+            ],
+        )
+        session.commit()
+    return items
+
+
+def warm(system):
+    return wait_for_health(system, lambda found: len(found) == 2)
+
+
+def wait_for_health(system, condition, timeout=120):
+    deadline = time.time() + timeout
+    while True:
+        found = system.pipeline_health()
+        if condition(found):
+            return found
+        assert time.time() < deadline, f"pipeline processes: {found}"
+        time.sleep(0.5)
+
+
+def test_five_wan_items_in_a_row_load_the_pipeline_once(system):
+    before = warm(system)
+    for item in wan_items(system, 5, "warm", frame_num=9):
+        assert finished(system, item.id).status is ItemStatus.completed
+    after = system.pipeline_health()
+    assert {gpu: h.loads for gpu, h in after.items()} == {"cpu:0": 1, "cpu:1": 1}
+    served = sum(h.videos for h in after.values()) - sum(h.videos for h in before.values())
+    assert served == 5
+    assert {h.pid for h in after.values()} == {h.pid for h in before.values()}  # same processes
+
+
+def test_two_gpu_processes_make_two_videos_at_once_one_on_each(system):
+    before = warm(system)
+    first, second = wan_items(system, 2, "two at once", frame_num=121)  # 10 s each
+
+    def both_processing():
+        with system.session() as session:
+            states = [get_item(session, i.id) for i in (first, second)]
+        return all(s.status is ItemStatus.processing and s.progress > 0 for s in states)
+
+    wait_for(system, first.id, lambda _: both_processing(), 120, "both processing")
+    busy = system.pipeline_health()
+    assert [h.busy for h in busy.values()] == [True, True]  # one video on each
+    for item in (first, second):
+        assert finished(system, item.id).status is ItemStatus.completed
+    after = system.pipeline_health()
+    assert [after[g].videos - before[g].videos for g in sorted(after)] == [1, 1]
+
+
+def test_cancelling_a_wan_run_stops_its_video_and_the_next_item_works(system):
+    before = warm(system)
+    (item,) = wan_items(system, 1, "cancel wan", frame_num=121)
+    running = wait_for(
+        system, item.id, lambda i: i.status is ItemStatus.processing and i.progress > 0, 120
+    )
+    cancel_everywhere(system.engine, system.settings, item.id)
+    with system.client() as client:
+        deadline = time.time() + 60
+        while True:
+            run = client.read_flow_run(running.flow_run_id)
+            if run.state is not None and run.state.type is StateType.CANCELLED:
+                break
+            assert time.time() < deadline, f"the run is {run.state}"
+            time.sleep(0.5)
+    # The process stopped that video at its next step and is free again (no video counted).
+    after = wait_for_health(system, lambda found: not any(h.busy for h in found.values()), 60)
+    assert sum(h.videos for h in after.values()) == sum(h.videos for h in before.values())
+    assert {h.pid for h in after.values()} == {h.pid for h in before.values()}
+    (following,) = wan_items(system, 1, "after the cancel", frame_num=9)
+    assert finished(system, following.id).status is ItemStatus.completed
+
+
+def test_a_pipeline_process_killed_mid_video_and_the_item_completes_next_attempt(system):
+    warm(system)
+    (item,) = wan_items(system, 1, "kill wan", frame_num=121)
+    wait_for(system, item.id, lambda i: i.status is ItemStatus.processing and i.progress > 0, 120)
+    [busy] = [h for h in system.pipeline_health().values() if h.busy]
+    os.kill(busy.pid, signal.SIGKILL)  # the process making the video
+    done = finished(system, item.id, timeout=240)
+    assert done.status is ItemStatus.completed
+    assert done.retry_count == 2  # the first attempt failed with its process
+    wait_for_health(system, lambda found: len(found) == 2)  # both restarted

@@ -17,8 +17,10 @@ from reelroute.providers.base import (
     PermanentError,
     TransientError,
 )
+from reelroute.providers.tiny_wan import ensure_tiny_wan
 from reelroute.providers.video import probe_mp4
-from reelroute.providers.wan import WanConfig, WanProvider, load_pipeline, size_for, translate
+from reelroute.providers.wan import WanConfig, WanProvider, loads, size_for, translate
+from reelroute.providers.wan_shapes import SHAPES, WAN21_I2V, WAN22_I2V_A14B, read_shape
 from tests.providers.conftest import photo
 
 
@@ -35,8 +37,25 @@ def sandbox_settings(tmp_path_factory):
 
 @pytest.fixture
 def wan(sandbox_settings) -> WanProvider:
-    load_pipeline.cache_clear()
     return WanProvider(sandbox_settings)
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    """The tiny pipeline of every shape."""
+    root = tmp_path_factory.mktemp("tiny-wan")
+    return {name: ensure_tiny_wan(root, name) for name in SHAPES}
+
+
+def shape_settings(folder, **changes):
+    fields = {
+        "_env_file": None,
+        "wan_model": str(folder),
+        "wan_device": "cpu",
+        "wan_max_area": 96 * 64,
+        "wan_steps": 2,
+    }
+    return load_settings(**(fields | changes))
 
 
 def request(**changes) -> GenerationRequest:
@@ -55,10 +74,10 @@ def test_the_tiny_pipeline_makes_an_mp4_of_the_requested_frames_size_and_fps(wan
     progress: list[float] = []
     result = wan.generate(request(), on_progress=progress.append, on_task=lambda _: None)
     info = probe_mp4(result.video)
-    assert (info.frames, info.fps) == (9, 24.0)
-    assert (info.width, info.height) == (result.width, result.height) == (80, 64)
+    assert (info.frames, info.fps) == (9, 24.0)  # the TI2V-5B shape: 24 fps, a grid of 32
+    assert (info.width, info.height) == (result.width, result.height) == (64, 64)
     assert result.cost_credits == 0 and result.provider_task_id is None
-    assert result.model == "tiny-wan"
+    assert result.model == "wan2.2-ti2v-5b"
     assert progress == [0.0, 0.5, 1.0]  # a heartbeat per denoising step
 
 
@@ -88,24 +107,71 @@ def test_the_seed_is_honoured(wan):
     assert make(7) != make(8)
 
 
-def test_the_pipeline_is_built_once_for_two_generations(wan):
+def test_the_pipeline_is_built_once_for_two_generations(tiny_models):
+    provider = WanProvider(shape_settings(tiny_models[WAN21_I2V.name], wan_frames=5))
+    before = len(loads())
     for _ in range(2):
-        wan.generate(request(), on_progress=lambda _: None, on_task=lambda _: None)
-    info = load_pipeline.cache_info()
-    assert (info.misses, info.hits) == (1, 1)
+        provider.generate(
+            request(frame_num=None), on_progress=lambda _: None, on_task=lambda _: None
+        )
+    assert len(loads()) == before + 1
 
 
 @pytest.mark.parametrize(
     ("frames", "hint"), [(8, "use 5 or 9"), (120, "use 117 or 121"), (3, "use 5 or 9")]
 )
-def test_a_bad_frame_count_is_refused_before_loading_anything(wan, frames, hint):
+def test_a_bad_frame_count_is_refused_before_loading_anything(tiny_models, frames, hint):
+    provider = WanProvider(shape_settings(tiny_models[WAN22_I2V_A14B.name], wan_steps=3))
+    before = len(loads())
     with pytest.raises(PermanentError, match=f"frame_num {frames} is not 4k\\+1.*{hint}"):
-        wan.generate(request(frame_num=frames), on_progress=lambda _: None, on_task=lambda _: None)
-    assert load_pipeline.cache_info().misses == 0
+        provider.generate(
+            request(frame_num=frames), on_progress=lambda _: None, on_task=lambda _: None
+        )
+    assert len(loads()) == before
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_every_shape_is_read_from_its_folder_and_makes_an_mp4(tiny_models, shape):
+    folder = tiny_models[shape]
+    assert read_shape(folder).name == shape
+    provider = WanProvider(shape_settings(folder))
+    defaults = SHAPES[shape]
+    config = provider.config
+    assert (config.shape, config.fps, config.default_frames) == (
+        shape,
+        defaults.fps,
+        defaults.frames,
+    )
+    assert config.guidance_scale == defaults.guidance_scale
+    assert config.guidance_scale_2 == defaults.guidance_scale_2
+    result = provider.generate(request(), on_progress=lambda _: None, on_task=lambda _: None)
+    info = probe_mp4(result.video)
+    assert (info.frames, info.fps) == (9, defaults.fps)
+
+
+def test_settings_override_the_shapes_defaults(tiny_models):
+    settings = shape_settings(
+        tiny_models[WAN22_I2V_A14B.name],
+        wan_fps=12.0,
+        wan_frames=33,
+        wan_guidance_scale=4.0,
+        wan_guidance_scale_2=2.0,
+    )
+    config = WanConfig.from_settings(settings)
+    assert (config.fps, config.default_frames, config.steps) == (12.0, 33, 2)
+    assert (config.guidance_scale, config.guidance_scale_2) == (4.0, 2.0)
+    assert WanConfig.from_settings(shape_settings(tiny_models[WAN21_I2V.name])).max_area == (
+        96 * 64
+    )
+
+
+def test_a_folder_that_is_no_wan_model_is_named(tmp_path):
+    (tmp_path / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline"}')
+    with pytest.raises(ConfigurationError, match="not a Wan image-to-video model"):
+        read_shape(tmp_path)
 
 
 def test_missing_weights_name_the_setting(tmp_path):
-    load_pipeline.cache_clear()
     settings = load_settings(
         _env_file=None, wan_model=str(tmp_path / "no-such-model"), wan_device="cpu"
     )
@@ -127,7 +193,8 @@ def test_sizes_follow_the_aspect_ratio_and_the_grid():
 
 def test_sandbox_config_uses_the_tiny_model(sandbox_settings):
     config = WanConfig.from_settings(sandbox_settings)
-    assert config.model.endswith("tiny-wan") and config.device == "cpu"
+    assert config.model.endswith("tiny-wan/wan2.2-ti2v-5b") and config.device == "cpu"
+    assert (config.shape, config.fps, config.steps) == ("wan2.2-ti2v-5b", 24.0, 2)
 
 
 def test_importing_the_wan_provider_defers_torch(tmp_path):
