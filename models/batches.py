@@ -30,6 +30,7 @@ from reelroute.models.snapshot import Snapshot, build_snapshot
 from reelroute.models.storage import ImageInfo, Storage, image_problems, store_inspected
 from reelroute.models.tables import Group, Photo, VideoItem, utcnow
 from reelroute.models.tasks import TaskSpec
+from reelroute.models.text import control_problem
 
 MAX_BATCH = 1000
 
@@ -64,6 +65,9 @@ def _check_photo_tasks(
     for number, photo_task in enumerate(photo_tasks, start=1):
         label = photo_label(number, photo_task.upload.filename)
         info, found = image_problems(photo_task.upload.data, settings)
+        if (control := control_problem(photo_task.upload.filename)) is not None:
+            found = [f"filename {control}", *found]
+            label = photo_label(number, repr(photo_task.upload.filename))
         infos.append(info)
         problems += [f"{label}: {problem}" for problem in found]
         problems += [f"{label}, {field}: {why}" for field, why in photo_task.task.problems()]

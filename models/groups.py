@@ -15,6 +15,7 @@ from reelroute.models.enums import GroupPriority, InferenceProvider
 from reelroute.models.errors import Conflict, InvalidInput
 from reelroute.models.tables import Group
 from reelroute.models.tasks import MAX_DEADLINE_S, MIN_DEADLINE_S
+from reelroute.models.text import control_problem
 
 MAX_NAME_CHARS = 200
 
@@ -30,6 +31,8 @@ def _checked_name(name: str) -> str:
         raise InvalidInput(["name: is empty; give the group a name"])
     if len(name) > MAX_NAME_CHARS:
         raise InvalidInput([f"name: is longer than {MAX_NAME_CHARS} characters; shorten it"])
+    if (control := control_problem(name)) is not None:
+        raise InvalidInput([f"name: {control}"])
     return name
 
 

@@ -11,7 +11,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -127,7 +127,14 @@ def claim_item(
 
 def _fenced(session: Session, statement: str, **params: Any) -> None:
     if rowcount(session.execute(sql(statement), params)) == 0:
-        raise StaleAttempt(f"attempt {params['attempt']} no longer holds item {params['item_id']}")
+        _stale(session, params["item_id"], params["attempt"])
+
+
+def _stale(session: Session, item_id: uuid.UUID, attempt: int) -> NoReturn:
+    """A fenced write changed nothing: NotFound for an unknown item, else StaleAttempt."""
+    if session.get(VideoItem, item_id) is None:
+        raise NotFound(f"no item {item_id}")
+    raise StaleAttempt(f"attempt {attempt} no longer holds item {item_id}")
 
 
 def renew_lease(
@@ -177,9 +184,11 @@ def set_provider_task(
     )
 
 
-def _one_or_stale(items: list[VideoItem], item_id: uuid.UUID, attempt: int) -> VideoItem:
+def _one_or_stale(
+    session: Session, items: list[VideoItem], item_id: uuid.UUID, attempt: int
+) -> VideoItem:
     if not items:
-        raise StaleAttempt(f"attempt {attempt} no longer holds item {item_id}")
+        _stale(session, item_id, attempt)
     return items[0]
 
 
@@ -205,7 +214,7 @@ def complete_item(
         cost_credits=cost_credits,
         now=now or utcnow(),
     )
-    item = _one_or_stale(items, item_id, attempt)
+    item = _one_or_stale(session, items, item_id, attempt)
     settle(session, item_id=item_id, spent_credits=item.cost_credits or 0)
     return item
 
@@ -250,7 +259,7 @@ def fail_item(
         next_attempt_at=now + backoff(attempt, settings) if retry else None,
         now=now,
     )
-    item = _one_or_stale(items, item_id, attempt)
+    item = _one_or_stale(session, items, item_id, attempt)
     if not retry:  # failed for good: it keeps only what Runway charged
         settle(session, item_id=item_id, spent_credits=item.cost_credits or 0)
     return item

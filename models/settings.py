@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from reelroute.models.enums import GroupPriority, InferenceProvider, Pool
 
 ENV_PREFIX = "REELROUTE_"
+
+
+MIN_TOKEN_CHARS = 32
 
 
 class SettingsError(RuntimeError):
@@ -92,10 +103,34 @@ class Settings(BaseSettings):
         description="Largest accepted photo in pixels (guards against decompression bombs).",
     )
     admin_token: SecretStr | None = Field(
-        default=None, description="Bearer token of the admin API and login of the admin pages."
+        default=None,
+        description="Bearer token of the admin API and login of the admin pages (32 characters "
+        "or more).",
     )
     worker_token: SecretStr | None = Field(
-        default=None, description="Bearer token of the pull-worker API."
+        default=None,
+        description="Bearer token of the pull-worker API (32 characters or more, not the admin's).",
+    )
+    max_json_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest request body of a JSON route (refused by its Content-Length before "
+        "it is read).",
+    )
+    max_video_bytes: int = Field(
+        default=512 * 1024 * 1024,
+        ge=1024,
+        description="Largest video a pull worker may upload (streamed to disk, never held whole).",
+    )
+    auth_free_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Failed logins or bearer checks per client address before it must wait.",
+    )
+    auth_max_wait_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Longest wait imposed on a client address that keeps failing (it doubles).",
     )
 
     sandbox: bool | None = Field(
@@ -229,6 +264,30 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
+    @field_validator("admin_token", "worker_token")
+    @classmethod
+    def _long_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"a token needs {MIN_TOKEN_CHARS} characters or more; make one with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_tokens(self) -> Settings:
+        admin, worker = self.admin_token, self.worker_token
+        if (
+            admin is not None
+            and worker is not None
+            and admin.get_secret_value() == worker.get_secret_value()
+        ):
+            raise ValueError(
+                "REELROUTE_ADMIN_TOKEN and REELROUTE_WORKER_TOKEN are equal: a worker would "
+                "hold admin rights; give each its own token"
+            )
+        return self
+
     @field_validator("routing_policy")
     @classmethod
     def _routing_policy(cls, value: str) -> str:
@@ -304,11 +363,27 @@ def load_settings(**overrides: object) -> Settings:
         problems = []
         for item in error.errors():
             name = "_".join(str(part) for part in item["loc"]).upper()
+            if not name:  # a rule over several settings: its message names them
+                problems.append(item["msg"].removeprefix("Value error, "))
+                continue
             if not name.startswith((ENV_PREFIX, "RUNWAYML_")):
                 name = ENV_PREFIX + name
-            shown = "" if "TOKEN" in name else f" (got {item.get('input')!r})"
-            problems.append(f"{name}: {item['msg']}{shown}")
+            problems.append(f"{name}: {item['msg']}{_shown(name, item.get('input'))}")
         raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from None
+
+
+SECRET_WORDS = ("TOKEN", "SECRET", "KEY", "PASSWORD")
+
+
+def _shown(name: str, value: object) -> str:
+    """What an error may show of a rejected value: nothing of a secret, a URL without its
+    password."""
+    if any(word in name for word in SECRET_WORDS) or isinstance(value, dict):
+        return ""
+    text = str(value)
+    if "URL" in name:
+        text = re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", text)
+    return f" (got {text!r})"
 
 
 def settings_from_environment(environment: Mapping[str, str]) -> Settings:

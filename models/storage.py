@@ -12,12 +12,14 @@ import uuid
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlmodel import Session, select
 
 from reelroute.models.errors import InvalidInput, NotFound
 from reelroute.models.settings import Settings
 from reelroute.models.tables import Group, Photo
+from reelroute.models.text import control_problem
 
 ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 MIN_SIDE = 16
@@ -60,12 +62,25 @@ class Storage:
         self.fs.pipe_file(temporary, data)
         self.fs.mv(temporary, full)
 
+    def write_file(self, path: str, local: Path) -> None:
+        """Write the local file `local` at `path`, streamed (never whole in memory); atomic as
+        `write`."""
+        full = self._full(path)
+        if not self._local:
+            self.fs.put_file(str(local), full)
+            return
+        self.fs.makedirs(full.rsplit("/", 1)[0], exist_ok=True)
+        temporary = f"{full}.{uuid.uuid4().hex}.part"
+        self.fs.put_file(str(local), temporary)
+        self.fs.mv(temporary, full)
+
     def read(self, path: str) -> bytes:
-        """The bytes at `path`; NotFound when there is no such file."""
+        """The bytes at `path`; NotFound when there is no such file (the message names the
+        file's place in storage, never where the storage is)."""
         try:
             data: bytes = self.fs.cat_file(self._full(path))
         except FileNotFoundError:
-            raise NotFound(f"no file {path} in storage {self.url}") from None
+            raise NotFound(f"no file {path} in storage") from None
         return data
 
     def move(self, source: str, target: str) -> None:
@@ -126,7 +141,7 @@ def inspect_image(data: bytes, settings: Settings) -> ImageInfo:
     if len(data) > settings.max_upload_bytes:
         raise InvalidInput(
             [
-                f"photo: {len(data)} bytes is over the limit of {settings.max_upload_bytes} "
+                f"photo: over the limit of {settings.max_upload_bytes:,} bytes "
                 "(REELROUTE_MAX_UPLOAD_BYTES); send a smaller file"
             ]
         )
@@ -245,6 +260,9 @@ def store_photos(
     infos = []
     for number, (filename, data) in enumerate(files, start=1):
         info, found = image_problems(data, settings)
+        if (control := control_problem(filename)) is not None:
+            found = [f"filename {control}", *found]
+            filename = repr(filename)
         infos.append(info)
         problems += [f"photo {number} ({filename}): {problem}" for problem in found]
     if problems:

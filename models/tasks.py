@@ -11,6 +11,7 @@ import uuid
 from pydantic import BaseModel, ConfigDict, Field
 
 from reelroute.models.enums import AUTO, InferenceProvider
+from reelroute.models.text import control_problem
 
 MAX_PROMPT_UTF16_UNITS = 1000  # Runway's limit; applied to every item so it can be re-routed.
 MIN_FRAMES, MAX_FRAMES = 5, 241  # Wan: 4k+1 frames; 241 is 10 s at the 5B model's 24 fps.
@@ -83,6 +84,8 @@ class TaskSpec(BaseModel):
             problems.append(("inference_provider", str(error)))
         if not self.prompt.strip():
             problems.append(("prompt", "is empty; describe the motion you want"))
+        elif (control := control_problem(self.prompt, free_text=True)) is not None:
+            problems.append(("prompt", control))
         elif (units := prompt_units(self.prompt)) > MAX_PROMPT_UTF16_UNITS:
             problems.append(
                 (

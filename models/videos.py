@@ -9,6 +9,7 @@ holds) never touches the item's video, and its staged file is deleted.
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 from sqlmodel import Session
 
@@ -25,7 +26,7 @@ def complete_with_video(
     group_id: uuid.UUID | None,
     attempt: int,
     worker_id: str,
-    video: bytes,
+    video: bytes | Path,
     cost_credits: int = 0,
 ) -> VideoItem:
     """Complete the item with `video` as attempt `attempt` of `worker_id` (fenced), in the
@@ -34,7 +35,10 @@ def complete_with_video(
     (a retry of this completion whose commit failed after the move), that one is kept."""
     staged = staged_video_path(group_id, item_id, attempt)
     final = video_path(group_id, item_id)
-    storage.write(staged, video)
+    if isinstance(video, Path):
+        storage.write_file(staged, video)  # streamed: a worker's upload is never whole in memory
+    else:
+        storage.write(staged, video)
     try:
         item = complete_item(
             session,

@@ -54,34 +54,66 @@ def encode_mp4(frames: Iterable[Frame], *, fps: float, width: int, height: int) 
             return file.read()
 
 
+PROBE_TIMEOUT_SECONDS = 120
+CONTAINER = re.compile(r"Input #0, ([\w,]+), from")
+VIDEO_CONTAINERS = {"mov", "mp4", "m4a", "3gp", "3g2", "mj2"}  # ffmpeg's mov/mp4 demuxer
+
+
 def probe_mp4(data: bytes) -> VideoInfo:
-    """Decode every frame of `data` with ffmpeg; PermanentError when it is not a playable video."""
+    """`probe_video_file` of bytes in memory."""
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "video.mp4")
         with open(path, "wb") as file:
             file.write(data)
-        command = [
-            imageio_ffmpeg.get_ffmpeg_exe(),
-            "-hide_banner",
-            "-nostdin",
-            "-i",
-            path,
-            "-map",
-            "0:v:0",
-            "-f",
-            "null",
-            "-",
-        ]
+        return probe_video_file(path)
+
+
+def probe_video_file(path: str, timeout: float | None = None) -> VideoInfo:
+    """Decode every frame of the file at `path` with ffmpeg. PermanentError, saying why, unless
+    it is an MP4/MOV container with a video stream of more than one frame (a JPEG, PNG or GIF is
+    no video, however well it decodes), or when the check takes longer than `timeout`."""
+    timeout = PROBE_TIMEOUT_SECONDS if timeout is None else timeout
+    command = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-i",
+        path,
+        "-map",
+        "0:v:0",
+        "-f",
+        "null",
+        "-",
+    ]
+    try:
         done = subprocess.run(  # noqa: S603 (our own ffmpeg binary, our own temp file)
-            command, capture_output=True, text=True, timeout=120, check=False
+            command, capture_output=True, text=True, timeout=timeout, check=False
         )
+    except subprocess.TimeoutExpired:
+        raise PermanentError(
+            f"the video could not be checked within {timeout:.0f} s; send a shorter mp4",
+            code="VIDEO_PROBE_TIMEOUT",
+        ) from None
     log = done.stderr
+    container = CONTAINER.search(log)
     size = re.search(r"Video: .*?, (\d+)x(\d+)", log)
     fps = re.search(r"([\d.]+) fps", log)
     frames = re.findall(r"frame=\s*(\d+)", log)
     if done.returncode != 0 or not (size and fps and frames) or int(frames[-1]) == 0:
         reason = log.strip().splitlines()[-1] if log.strip() else "no video stream"
-        raise PermanentError(f"the video is not a playable mp4: {reason}")
+        raise PermanentError(f"the video is not a playable mp4: {reason}", code="NOT_A_VIDEO")
+    formats = set(container.group(1).split(",")) if container else set()
+    if not formats & VIDEO_CONTAINERS:
+        found = container.group(1) if container else "unknown"
+        raise PermanentError(
+            f"the video is not a playable mp4: its container is {found}; send an MP4 or MOV",
+            code="NOT_A_VIDEO",
+        )
+    if int(frames[-1]) < 2:
+        raise PermanentError(
+            "the video is not a playable mp4: it has one frame (a still picture)",
+            code="NOT_A_VIDEO",
+        )
     return VideoInfo(
         frames=int(frames[-1]),
         fps=float(fps.group(1)),

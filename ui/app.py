@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reelroute.models.db import make_engine
 from reelroute.models.errors import (
@@ -21,6 +24,9 @@ from reelroute.models.errors import (
 from reelroute.models.settings import Settings
 from reelroute.providers.base import PermanentError
 from reelroute.ui.api import admin, worker
+from reelroute.ui.api.guard import Guard
+
+log = logging.getLogger(__name__)
 
 STATUS = {
     InvalidInput: 400,
@@ -49,6 +55,23 @@ def create_app(settings: Settings) -> FastAPI:
     for kind, status in STATUS.items():
         app.add_exception_handler(kind, _answer(status))
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        detail = error.detail if isinstance(error.detail, str) else json.dumps(error.detail)
+        return JSONResponse(
+            {"success": False, "error": detail, "problems": [detail]},
+            status_code=error.status_code,
+            headers=error.headers,
+        )
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, error: Exception) -> JSONResponse:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=error)
+        message = "internal error; the server's log has the details"
+        return JSONResponse(
+            {"success": False, "error": message, "problems": [message]}, status_code=500
+        )
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
         problems = [
@@ -62,6 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
     from reelroute.ui.admin.app import mount_admin
 
     mount_admin(app, settings, app.state.engine)
+    app.add_middleware(Guard, settings=settings)  # auth, size and throttling before any body
     return app
 
 

@@ -20,12 +20,12 @@ def test_defaults(monkeypatch):
 def test_environment_variables_are_read(monkeypatch):
     monkeypatch.setenv("REELROUTE_DEFAULT_PROVIDER", "runway_veo3.1")
     monkeypatch.setenv("REELROUTE_WAN_FALLBACK_THRESHOLD", "7")
-    monkeypatch.setenv("REELROUTE_ADMIN_TOKEN", "s3cret-admin")
+    monkeypatch.setenv("REELROUTE_ADMIN_TOKEN", "s3cret-admin-0123456789abcdefghij")
     settings = load_settings(_env_file=None)
     assert settings.default_provider is InferenceProvider.runway_veo3_1
     assert settings.wan_fallback_threshold == 7
-    assert settings.admin_token.get_secret_value() == "s3cret-admin"
-    assert "s3cret-admin" not in repr(settings)
+    assert settings.admin_token.get_secret_value() == "s3cret-admin-0123456789abcdefghij"
+    assert "s3cret-admin-0123456789abcdefghij" not in repr(settings)
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from reelroute.providers.video import encode_mp4
 from reelroute.ui.app import create_app
 from tests.models.helpers import image_bytes
 
-ADMIN, WORKER = "admin-secret", "worker-secret"
+ADMIN, WORKER = "admin-secret-" + "a" * 32, "worker-secret-" + "w" * 32
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def test_every_route_needs_its_token(client, method, path):
     assert getattr(client, method)(path).status_code == 401
     assert getattr(client, method)(path, headers=as_admin("nonsense")).status_code == 401
     answer = getattr(client, method)(path, headers=as_admin(wrong))
-    assert answer.status_code == 403 and "token" in answer.json()["detail"]
+    assert answer.status_code == 403 and "token" in answer.json()["error"]
 
 
 def test_the_seeds_add_tasks_request_and_answer(client, session):

@@ -9,7 +9,11 @@ from reelroute.models.migrate import upgrade
 from reelroute.models.settings import load_settings
 from reelroute.ui.app import create_app
 
-TOKENS = {"/api/worker": "fuzz-worker", "/api/admin": "fuzz-admin"}
+WORKER_TOKEN, ADMIN_TOKEN = "fuzz-worker-" + "w" * 26, "fuzz-admin-" + "a" * 26
+TOKENS = {
+    "/api/worker": WORKER_TOKEN,
+    "/api/admin": ADMIN_TOKEN,
+}
 
 
 def test_no_generated_input_makes_a_500(tmp_path):
@@ -20,8 +24,8 @@ def test_no_generated_input_makes_a_500(tmp_path):
             _env_file=None,
             database_url=url,
             storage_url=str(tmp_path / "storage"),
-            admin_token="fuzz-admin",
-            worker_token="fuzz-worker",
+            admin_token=ADMIN_TOKEN,
+            worker_token=WORKER_TOKEN,
         )
     )
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
@@ -39,7 +43,7 @@ def test_no_generated_input_makes_a_500(tmp_path):
             response = case.call(headers={"Authorization": f"Bearer {token}"})
             seen.append((case.method, case.path, response.status_code))
             assert response.status_code < 500, (case.method, case.path, response.text[:300])
-            assert "fuzz-admin" not in response.text and "fuzz-worker" not in response.text
+            assert ADMIN_TOKEN not in response.text and WORKER_TOKEN not in response.text
 
         call()
     app.state.engine.dispose()

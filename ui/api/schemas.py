@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from reelroute.models.batches import MAX_BATCH
 from reelroute.models.budgets import Spend
@@ -20,6 +20,7 @@ from reelroute.models.enums import (
 )
 from reelroute.models.tables import Group, ItemEta, Photo, VideoItem
 from reelroute.models.tasks import TaskSpec
+from reelroute.models.text import check_text
 
 
 class AddTasksIn(BaseModel):
@@ -202,6 +203,11 @@ class NextTaskIn(BaseModel):
     worker_type: WorkerType
     lease_duration_seconds: int = Field(default=600, ge=10, le=86_400)
 
+    @field_validator("worker_id")
+    @classmethod
+    def _plain(cls, value: str) -> str:
+        return check_text(value)
+
 
 class NextTaskOut(BaseModel):
     """The seed's answer fields, plus `attempt`: the fencing token of every later call."""
@@ -229,6 +235,11 @@ class HeartbeatIn(BaseModel):
     lease_duration_seconds: int = Field(default=600, ge=10, le=86_400)
     progress: float | None = Field(default=None, ge=0, le=1)
 
+    @field_validator("worker_id")
+    @classmethod
+    def _plain(cls, value: str) -> str:
+        return check_text(value)
+
 
 class FailIn(BaseModel):
     """`POST /api/worker/tasks/{id}/fail`."""
@@ -243,3 +254,13 @@ class FailIn(BaseModel):
     permanent: bool = False
     failure_code: str | None = Field(default=None, max_length=100)
     cost_credits: int | None = Field(default=None, ge=0, le=10**9)
+
+    @field_validator("error")
+    @classmethod
+    def _error_text(cls, value: str) -> str:
+        return check_text(value, free_text=True)
+
+    @field_validator("worker_id", "failure_code")
+    @classmethod
+    def _plain(cls, value: str | None) -> str | None:
+        return None if value is None else check_text(value)

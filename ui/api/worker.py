@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
 
 from reelroute.models import lifecycle as ops
+from reelroute.models.errors import InvalidInput
 from reelroute.models.storage import Storage
 from reelroute.models.tables import Photo
+from reelroute.models.text import control_problem
 from reelroute.models.videos import complete_with_video
-from reelroute.providers.video import probe_mp4
+from reelroute.providers.video import probe_video_file
 from reelroute.ui.api.common import DB, Envelope, Role, SettingsDep, require
 from reelroute.ui.api.schemas import FailIn, HeartbeatIn, ItemOut, NextTaskIn, NextTaskOut
 
@@ -71,22 +75,44 @@ def complete(
     video: Annotated[UploadFile, File(description="the mp4")],
     cost_credits: Annotated[int, Form(ge=0, le=10**9)] = 0,
 ) -> Envelope[ItemOut]:
-    """Complete the item with its video (a playable mp4), fenced by attempt and worker: a
-    refused call (409) leaves the item's video as it was and stores nothing."""
-    data = video.file.read()
-    probe_mp4(data)
+    """Complete the item with its video (an MP4/MOV with a video stream of more than one frame),
+    fenced by attempt and worker: a refused call (409) leaves the item's video as it was and
+    stores nothing. The upload is streamed to a temporary file (at most
+    REELROUTE_MAX_VIDEO_BYTES) and checked there, never held whole in memory."""
+    if (control := control_problem(worker_id)) is not None:
+        raise InvalidInput([f"worker_id: {control}"])
     item = ops.get_item(db, item_id)
-    done = complete_with_video(
-        db,
-        Storage(settings.storage_url),
-        item_id=item_id,
-        group_id=item.group_id,
-        attempt=attempt,
-        worker_id=worker_id,
-        video=data,
-        cost_credits=cost_credits,
-    )
+    with tempfile.TemporaryDirectory(prefix="reelroute-upload-") as folder:
+        path = Path(folder) / "video.mp4"
+        _save_limited(video, path, settings.max_video_bytes)
+        probe_video_file(str(path))
+        done = complete_with_video(
+            db,
+            Storage(settings.storage_url),
+            item_id=item_id,
+            group_id=item.group_id,
+            attempt=attempt,
+            worker_id=worker_id,
+            video=path,
+            cost_credits=cost_credits,
+        )
     return Envelope(data=ItemOut.of(done))
+
+
+CHUNK = 1024 * 1024
+
+
+def _save_limited(upload: UploadFile, path: Path, limit: int) -> None:
+    """Copy the upload to `path` in chunks; InvalidInput past `limit` bytes."""
+    written = 0
+    with path.open("wb") as file:
+        while chunk := upload.file.read(CHUNK):
+            written += len(chunk)
+            if written > limit:
+                raise InvalidInput(
+                    [f"video: over the limit of {limit:,} bytes (REELROUTE_MAX_VIDEO_BYTES)"]
+                )
+            file.write(chunk)
 
 
 @router.post("/tasks/{item_id}/fail")

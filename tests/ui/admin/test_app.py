@@ -10,27 +10,29 @@ from reelroute.ui.admin.app import SANDBOX_BANNER, build_admin, check_login
 from reelroute.ui.admin.context import AdminContext, prefect_ui_url
 from reelroute.ui.app import create_app
 
+SECRET = "s3cret-" + "x" * 32
+
 
 def test_login_is_admin_with_the_admin_token(settings):
-    with_token = settings.model_copy(update={"admin_token": SecretStr("s3cret")})
-    assert check_login(with_token, "admin", "s3cret")
+    with_token = settings.model_copy(update={"admin_token": SecretStr(SECRET)})
+    assert check_login(with_token, "admin", SECRET)
     assert not check_login(with_token, "admin", "s3cre")
-    assert not check_login(with_token, "root", "s3cret")
+    assert not check_login(with_token, "root", SECRET)
     assert not check_login(settings.model_copy(update={"admin_token": None}), "admin", "")
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_the_pages_need_the_login(settings):
-    app = create_app(settings.model_copy(update={"admin_token": SecretStr("s3cret")}))
+    app = create_app(settings.model_copy(update={"admin_token": SecretStr(SECRET)}))
     with TestClient(app) as client:
         assert client.get("/admin/config").status_code == 401
         wrong = client.post("/admin/login", data={"username": "admin", "password": "nope"})
         assert wrong.status_code == 400
-        right = client.post("/admin/login", data={"username": "admin", "password": "s3cret"})
+        right = client.post("/admin/login", data={"username": "admin", "password": SECRET})
         assert right.status_code == 200
         config = client.get("/admin/config")
         assert config.status_code == 200
-        assert "s3cret" not in config.text  # the token never reaches the page
+        assert SECRET not in config.text  # the token never reaches the page
     app.state.engine.dispose()
 
 

@@ -36,7 +36,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-TOKEN = "browser-test-admin-token"
+TOKEN = "browser-test-admin-token-0123456789"
 WAIT_MS = 20_000
 
 pytestmark = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)

@@ -1,0 +1,240 @@
+"""The web app's front door, before any route reads a byte of the body (a pure ASGI middleware):
+
+- **Throttling**: a client address that failed `REELROUTE_AUTH_FREE_FAILURES` logins or bearer
+  checks must then wait before its next try, 1 s, then 2, 4 … up to
+  `REELROUTE_AUTH_MAX_WAIT_SECONDS`; a try before that is answered 429 with `Retry-After`. A
+  success clears its record.
+- **Auth**: `/api/admin/*` needs the admin token, `/api/worker/*` the worker token (constant-time
+  comparison): 401 without a valid one, 403 with the other role's. The routes check again (their
+  OpenAPI security); this check comes first, so a body is never read for a caller without the
+  right token.
+- **Size**: each route has a largest body (JSON routes `REELROUTE_MAX_JSON_BYTES`, photo uploads
+  their files' limit, a worker's video `REELROUTE_MAX_VIDEO_BYTES`): a larger `Content-Length`
+  is answered 413 at once; a body without one is counted as it streams in and cut off at the
+  limit.
+
+Every refusal is logged with the method, path, client address and reason, never the token; and
+answered in the API's envelope `{"success": false, "error", "problems"}`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from reelroute.models.settings import Settings
+from reelroute.ui.api.common import Role, role_of
+
+log = logging.getLogger("reelroute.security")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+MAX_PHOTOS_PER_UPLOAD = 50
+MULTIPART_SLACK = 64 * 1024  # boundaries and form fields around the files
+LOGIN_PATH = "/admin/login"
+
+
+@dataclass
+class _Record:
+    failures: int = 0
+    not_before: float = 0.0
+
+
+@dataclass
+class Throttle:
+    """Failed tries per client address, and when each may try again."""
+
+    free_failures: int
+    max_wait: float
+    records: dict[str, _Record] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wait_for(self, client: str, now: float | None = None) -> float:
+        """Seconds `client` must still wait (0: it may try now)."""
+        now = time.monotonic() if now is None else now
+        with self.lock:
+            record = self.records.get(client)
+            return 0.0 if record is None else max(0.0, record.not_before - now)
+
+    def failed(self, client: str, now: float | None = None) -> float:
+        """Count a failure; returns the wait it now imposes."""
+        now = time.monotonic() if now is None else now
+        with self.lock:
+            record = self.records.setdefault(client, _Record())
+            record.failures += 1
+            over = record.failures - self.free_failures
+            wait = 0.0 if over < 0 else min(self.max_wait, float(2**over))
+            record.not_before = now + wait
+            if len(self.records) > 100_000:  # forget the oldest: memory stays bounded
+                for stale in list(self.records)[:50_000]:
+                    del self.records[stale]
+            return wait
+
+    def succeeded(self, client: str) -> None:
+        """A success clears the client's record."""
+        with self.lock:
+            self.records.pop(client, None)
+
+
+VIDEO_ROUTE = re.compile(r"^/api/worker/tasks/[^/]+/complete$")
+PHOTO_ROUTE = re.compile(r"^/api/admin/groups/[^/]+/photos$")
+
+
+def body_limit(path: str, settings: Settings) -> int:
+    """The largest body the route at `path` accepts."""
+    if VIDEO_ROUTE.match(path):
+        return settings.max_video_bytes + MULTIPART_SLACK
+    if PHOTO_ROUTE.match(path) or path.startswith("/admin"):
+        return settings.max_upload_bytes * MAX_PHOTOS_PER_UPLOAD + MULTIPART_SLACK
+    return settings.max_json_bytes
+
+
+def role_for(path: str) -> Role | None:
+    """The token a path needs (None: the route decides, e.g. the admin pages' login)."""
+    if path.startswith("/api/admin"):
+        return Role.admin
+    if path.startswith("/api/worker"):
+        return Role.worker
+    return None
+
+
+class BodyTooLarge(Exception):
+    """The body went past its route's limit while it streamed in."""
+
+
+class Guard:
+    """The middleware (see the module's docstring)."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self.throttle = Throttle(settings.auth_free_failures, settings.auth_max_wait_seconds)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        client = (scope.get("client") or ("unknown", 0))[0]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        guarded = role_for(path)
+        login = path == LOGIN_PATH and scope.get("method") == "POST"
+        if guarded is not None or login:
+            wait = self.throttle.wait_for(client)
+            if wait > 0:
+                self._refused(scope, client, 429, f"too many failed tries; wait {wait:.0f} s")
+                await _answer(
+                    send,
+                    429,
+                    f"too many failed logins or tokens from your address; try again in "
+                    f"{math.ceil(wait)} s",
+                    {"retry-after": str(math.ceil(wait))},
+                )
+                return
+        if guarded is not None:
+            problem = self._auth(headers.get("authorization"), guarded)
+            if problem is not None:
+                status, message = problem
+                if status == 401:
+                    self.throttle.failed(client)
+                self._refused(scope, client, status, message)
+                extra = {"www-authenticate": "Bearer"} if status == 401 else {}
+                await _answer(send, status, message, extra)
+                return
+            self.throttle.succeeded(client)
+        limit = body_limit(path, self.settings)
+        length = headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                await _answer(send, 400, "Content-Length is not a number")
+                return
+            if int(length) > limit:
+                message = f"the body is {int(length):,} bytes; this route takes at most {limit:,}"
+                self._refused(scope, client, 413, message)
+                await _answer(send, 413, message)
+                return
+        await self._pass(scope, receive, send, limit, client, login)
+
+    def _auth(self, header: str | None, needed: Role) -> tuple[int, str] | None:
+        scheme, _, token = (header or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return 401, "send Authorization: Bearer <token>"
+        found = role_of(self.settings, token.strip())
+        if found is None:
+            return 401, "unknown token"
+        if found is not needed:
+            return 403, f"this route needs the {needed.value} token"
+        return None
+
+    async def _pass(
+        self, scope: Scope, receive: Receive, send: Send, limit: int, client: str, login: bool
+    ) -> None:
+        seen = 0
+        started = False
+        too_big = False
+
+        async def counted() -> Message:
+            nonlocal seen, too_big
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    too_big = True
+                    raise BodyTooLarge
+            return message
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            if too_big:  # whatever the route made of the cut-off body: ours is the answer
+                return
+            if message["type"] == "http.response.start":
+                started = True
+                if login:
+                    if message["status"] in (400, 401):
+                        self.throttle.failed(client)
+                        self._refused(scope, client, message["status"], "wrong login")
+                    elif message["status"] < 300:
+                        self.throttle.succeeded(client)
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except Exception:
+            if not too_big:
+                raise
+        if too_big and not started:
+            message = f"the body is over {limit:,} bytes, the most this route takes"
+            self._refused(scope, client, 413, message)
+            await _answer(send, 413, message)
+
+    @staticmethod
+    def _refused(scope: Scope, client: str, status: int, reason: str) -> None:
+        log.warning(
+            "refused %s %s from %s: %s %s",
+            scope.get("method"),
+            scope.get("path"),
+            client,
+            status,
+            reason,
+        )
+
+
+async def _answer(
+    send: Send, status: int, message: str, headers: dict[str, str] | None = None
+) -> None:
+    body = json.dumps({"success": False, "error": message, "problems": [message]}).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
