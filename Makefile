@@ -43,6 +43,7 @@ bench: install
 	$(PY) -m bench
 	$(PY) -m bench.routing
 	$(PY) -m bench.wan
+	$(PY) -m bench.outbox
 	$(PY) -m bench.orchestration
 
 # The chaos soak (about 10 minutes; restarts PostgreSQL, so it runs as root): docs/reliability.md.

@@ -43,9 +43,12 @@ class _Claimed:
     last_claim_at: float
 
 
-def _claimer(url: str, name: str, warmup: float, seconds: float, start_at: float) -> _Claimed:
+def _claimer(
+    url: str, name: str, warmup: float, seconds: float, start_at: float, events: bool = True
+) -> _Claimed:
     """Claim from `start_at` until the window closes or nothing is left; claims in the first
-    `warmup` seconds are checked for doubles but not counted in the rate."""
+    `warmup` seconds are checked for doubles but not counted in the rate. `events=False`: no
+    `item.started` events (the outbox benchmark's baseline)."""
     settings = load_settings(_env_file=None, database_url=url)
     # The claim is a single statement: in autocommit mode it is one round trip.
     engine = make_engine(url, pool_size=1).execution_options(isolation_level="AUTOCOMMIT")
@@ -55,6 +58,7 @@ def _claimer(url: str, name: str, warmup: float, seconds: float, start_at: float
         time.sleep(0.001)
     measured_from, deadline = start_at + warmup, start_at + warmup + seconds
     with Session(engine, expire_on_commit=False) as session:
+        session.info["events"] = events
         while (now := time.time()) < deadline:
             claim = claim_next(session, pool=Pool.cloud, worker_id=name, settings=settings)
             if claim is None:
@@ -78,7 +82,9 @@ def pending_runway(url: str) -> int:
     return int(count)
 
 
-def run_claimers(url: str, claimers: int, seconds: float, warmup: float = 2.0) -> ClaimRun:
+def run_claimers(
+    url: str, claimers: int, seconds: float, warmup: float = 2.0, *, events: bool = True
+) -> ClaimRun:
     """`claimers` processes claim for `warmup` + `seconds`, or until the backlog is empty;
     the rate counts the claims after the warm-up over the time until the last of them."""
     settle(url)
@@ -88,7 +94,7 @@ def run_claimers(url: str, claimers: int, seconds: float, warmup: float = 2.0) -
     with context.Pool(claimers) as pool:
         results = pool.starmap(
             _claimer,
-            [(url, f"bench-{n}", warmup, seconds, start_at) for n in range(claimers)],
+            [(url, f"bench-{n}", warmup, seconds, start_at, events) for n in range(claimers)],
         )
     ids = Counter(item for result in results for item in result.ids)
     elapsed = min(seconds, max(result.last_claim_at for result in results) - start_at - warmup)

@@ -48,10 +48,10 @@ def add_items(url: str, count: int, chunk: int = 1_000_000) -> float:
         group_id, photo_id = uuid.uuid4(), uuid.uuid4()
         connection.execute(
             sa.text(
-                "INSERT INTO groups (id, name, priority, created_at) "
-                "VALUES (:id, 'bench', 'normal', now())"
+                "INSERT INTO groups (id, name, name_key, priority, created_at) "
+                "VALUES (:id, :name, :name, 'normal', now())"
             ),
-            {"id": group_id},
+            {"id": group_id, "name": f"bench {group_id}"},
         )
         connection.execute(
             sa.text(

@@ -102,8 +102,18 @@ def add(
         str | None,
         typer.Option(help="Ready within, e.g. 90m, 4h, 1h30m (default: the group's target)."),
     ] = None,
+    new: Annotated[
+        bool,
+        typer.Option(
+            "--new", help="Add a new batch even if these photos and options were added already."
+        ),
+    ] = False,
 ) -> None:
-    """Create video tasks from photos on disk: one item per photo, all or none."""
+    """Create video tasks from photos on disk: one item per photo, all or none. Running the
+    same command again (after a timeout, say) adds nothing: it prints the first batch (its
+    idempotency key is derived from the photos and options); `--new` adds another."""
+    from reelroute.models import idempotency
+
     settings = _settings()
     try:
         uploads = [Upload(path.name, path.read_bytes()) for path in photos]
@@ -119,9 +129,26 @@ def add(
         inference_provider=provider,
         deadline_seconds=within,
     )
+    options = [group or "", group_id or "", priority.value, task.model_dump_json()]
+    files = [part for upload in uploads for part in (upload.filename, upload.data)]
+    fingerprint = idempotency.request_hash(*options, *files)
+    key = None if new else f"cli-{fingerprint}"
     engine = make_engine(settings.database_url)
     try:
         with session_scope(engine) as session:
+            if key is not None:
+                replay = idempotency.begin(
+                    session,
+                    key=key,
+                    scope="cli add",
+                    fingerprint=fingerprint,
+                    hours=settings.idempotency_hours,
+                )
+                if replay is not None:
+                    typer.echo("already added (the same photos and options; --new adds again):")
+                    for line in replay.body["lines"]:
+                        typer.echo(line)
+                    return
             if target is None:
                 chosen, _ = group_named(
                     session, name=group or f"cli {photos[0].stem}", priority=priority
@@ -134,16 +161,22 @@ def add(
                 photo_tasks=[PhotoTask(upload, task) for upload in uploads],
                 storage=Storage(settings.storage_url),
             )
+            lines = [f"group {target}"]
+            for item in items:
+                due = item.due_at.strftime("%Y-%m-%d %H:%M UTC")
+                lines.append(
+                    f"{item.id}  {item.inference_provider.value:<18} due {due}  {item.route_reason}"
+                )
+            if key is not None:
+                idempotency.finish(session, key=key, status_code=0, body={"lines": lines})
     except ReelrouteError as error:
         problems = getattr(error, "problems", [str(error)])
         typer.echo("nothing was added:\n  " + "\n  ".join(problems), err=True)
         raise typer.Exit(1) from None
     finally:
         engine.dispose()
-    typer.echo(f"group {target}")
-    for item in items:
-        due = item.due_at.strftime("%Y-%m-%d %H:%M UTC")
-        typer.echo(f"{item.id}  {item.inference_provider.value:<18} due {due}  {item.route_reason}")
+    for line in lines:
+        typer.echo(line)
 
 
 def _pairs(text: str | None, what: str) -> dict[str, str]:
@@ -253,6 +286,22 @@ def dispatch() -> None:
     stop = threading.Event()
     try:
         dispatch_loop(_settings(), stop)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+@app.command()
+def webhooks() -> None:
+    """Deliver item events to webhook endpoints, signed, at least once, in order per item,
+    until Ctrl-C (one per installation; `reelroute up` runs it)."""
+    import threading
+
+    from reelroute.flows.webhooks import run_sender
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    stop = threading.Event()
+    try:
+        run_sender(_settings(), stop)
     except KeyboardInterrupt:
         stop.set()
 

@@ -13,6 +13,7 @@ from types import FrameType
 
 import typer
 from prefect.settings import PREFECT_API_URL, temporary_settings
+from pydantic import SecretStr
 
 from reelroute.deployments.launcher import (
     Services,
@@ -68,6 +69,13 @@ def run_up(settings: Settings, *, host: str, port: int, gpus: list[str] | None =
         with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}):
             deploy(settings)
             token_file = _admin_token(env, data)
+            _webhook_key(env, data)
+            settings = settings.model_copy(
+                update={"webhook_signing_key": SecretStr(env["REELROUTE_WEBHOOK_SIGNING_KEY"])}
+            )
+            services.start(
+                "webhooks", [sys.executable, "-m", "reelroute", "webhooks"], env, data / "logs"
+            )
             services.start(
                 "web",
                 [sys.executable, "-m", "reelroute", "web", "--host", host, "--port", str(port)],
@@ -122,6 +130,19 @@ def _show_gpus(services: Services, stop: threading.Event) -> None:
             if health is not None:
                 typer.echo(f"  GPU ready:    {health.line()}")
                 shown.add((pid, path.name))
+
+
+def _webhook_key(env: dict[str, str], data: Path) -> None:
+    """Without REELROUTE_WEBHOOK_SIGNING_KEY, make one for this installation (kept like the
+    admin token), so webhook endpoints can be registered out of the box."""
+    if env.get("REELROUTE_WEBHOOK_SIGNING_KEY"):
+        return
+    path = data / "webhook-signing-key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(32))
+    env["REELROUTE_WEBHOOK_SIGNING_KEY"] = path.read_text().strip()
 
 
 def _admin_token(env: dict[str, str], data: Path) -> Path | None:

@@ -14,10 +14,12 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
+from reelroute.models import events
 from reelroute.models.budgets import BudgetExceeded, lock_budgets, reserve
 from reelroute.models.enums import InferenceProvider, queue_rank
 from reelroute.models.errors import InvalidInput
 from reelroute.models.eta import Waiting
+from reelroute.models.events import record
 from reelroute.models.routing import (
     Policy,
     RouteRequest,
@@ -31,6 +33,7 @@ from reelroute.models.storage import ImageInfo, Storage, image_problems, store_i
 from reelroute.models.tables import Group, Photo, VideoItem, utcnow
 from reelroute.models.tasks import TaskSpec
 from reelroute.models.text import control_problem
+from reelroute.models.webhooks import endpoint_for
 
 MAX_BATCH = 1000
 
@@ -83,6 +86,10 @@ def _check_tasks(session: Session, group_id: uuid.UUID, tasks: Sequence[TaskSpec
     for index, task in enumerate(tasks):
         where = f"tasks[{index}]"
         problems += [f"{where}.{field}: {why}" for field, why in task.problems()]
+        try:
+            endpoint_for(session, task.webhook_url)
+        except InvalidInput as error:
+            problems += [f"{where}.{problem}" for problem in error.problems]
         photo = photos.get(task.photo_id) if task.photo_id else None
         if task.photo_id is None:
             problems.append(f"{where}.photo_id: is missing; give the id of an uploaded photo")
@@ -212,6 +219,7 @@ def _insert_items(
                 route_reason=decision.reason,
                 priority=queue_rank(group.priority),
                 due_at=request.due_at,
+                webhook_endpoint_id=endpoint_for(session, task.webhook_url),
                 # A microsecond apart: the queue takes a batch's items in the order given.
                 created_at=now + timedelta(microseconds=index),
                 updated_at=now,
@@ -229,6 +237,8 @@ def _insert_items(
             refused.append(f"tasks[{index}].inference_provider: {problem}")
     if refused:
         raise BudgetExceeded("; ".join(refused), problems=refused)
+    for item in items:  # the reason of each (a cap may have sent it elsewhere)
+        record(session, [item], events.CREATED, now=now)
     return items
 
 

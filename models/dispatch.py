@@ -11,10 +11,11 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from reelroute.models import queries
+from reelroute.models import events, queries
 from reelroute.models.budgets import settle
 from reelroute.models.catalogue import CATALOGUE
 from reelroute.models.enums import InferenceProvider, ItemStatus, Pool
+from reelroute.models.events import record
 from reelroute.models.limits import RunwayLimits
 from reelroute.models.settings import Settings
 from reelroute.models.sql import rowcount, sql
@@ -139,6 +140,7 @@ def run_lost_before_claim(
     item = session.get(VideoItem, item_id, populate_existing=True)
     if item is not None and item.status is ItemStatus.failed:
         settle(session, item_id=item_id, spent_credits=item.cost_credits or 0)
+        record(session, [item], events.FAILED)
     return True
 
 

@@ -6,6 +6,7 @@ A group's name is unique per installation, ignoring case and spacing (`name_key`
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -56,6 +57,7 @@ def create_group(
     default_provider: InferenceProvider | None = None,
     deadline_seconds: int | None = None,
     allowed_providers: Sequence[InferenceProvider] | None = None,
+    webhook_endpoint_id: uuid.UUID | None = None,
 ) -> Group:
     """A new group. Conflict (naming the existing group) when the name is taken, even by a
     concurrent caller a moment earlier. `deadline_seconds` is its items' time-to-video target
@@ -76,6 +78,7 @@ def create_group(
         priority=priority,
         default_provider=default_provider,
         deadline_seconds=deadline_seconds,
+        webhook_endpoint_id=webhook_endpoint_id,
         allowed_providers=[p.value for p in allowed_providers] if allowed_providers else None,
     )
     try:

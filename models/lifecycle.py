@@ -16,12 +16,19 @@ from typing import Any, NoReturn
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from reelroute.models import queries
+from reelroute.models import events, queries
 from reelroute.models.budgets import reserve, settle
 from reelroute.models.catalogue import info
 from reelroute.models.db import is_postgres
 from reelroute.models.enums import InferenceProvider, Pool
 from reelroute.models.errors import InvalidTransition, NotFound, StaleAttempt
+from reelroute.models.events import (
+    enabled,
+    record,
+    record_progress,
+    record_started,
+    with_started_event,
+)
 from reelroute.models.settings import Settings
 from reelroute.models.sql import returning_items, rowcount, sql
 from reelroute.models.tables import VideoItem, utcnow
@@ -65,11 +72,25 @@ def _claiming(statement: str) -> sa.TextualSelect:
 
 def _claim(session: Session, statement: str, **params: Any) -> Claim | None:
     # A plain dataclass, not an ORM object: the claim is every worker's hot path, and building
-    # a VideoItem costs more than the claim's own SQL (bench/claims.py).
+    # a VideoItem costs more than the claim's own SQL (bench/claims.py). Its `item.started`
+    # event is written in the same statement on PostgreSQL, by a second one on SQLite.
+    events, postgres = enabled(session), is_postgres(session)
+    if events and postgres:
+        statement = with_started_event(statement)
     row = session.connection().execute(_claiming(statement), params).first()
     if row is None:
         return None
-    return Claim(**{_FIELD_OF_COLUMN[column]: value for column, value in row._mapping.items()})
+    claim = Claim(**{_FIELD_OF_COLUMN[column]: value for column, value in row._mapping.items()})
+    if events and not postgres:
+        record_started(
+            session,
+            item_id=claim.item_id,
+            group_id=claim.group_id,
+            provider=claim.inference_provider.value,
+            attempt=claim.attempt,
+            now=params["now"],
+        )
+    return claim
 
 
 def claim_next(
@@ -166,6 +187,8 @@ def renew_lease(
         progress=progress,
         now=now,
     )
+    if progress is not None:
+        record_progress(session, item_id=item_id, now=now)
     return leased_until
 
 
@@ -204,6 +227,7 @@ def complete_item(
 ) -> VideoItem:
     """Mark the item completed with its video and what this attempt cost (fenced: only the
     holder of `attempt` may); its budget reservation becomes what it really cost."""
+    now = now or utcnow()
     items = returning_items(
         session,
         queries.COMPLETE,
@@ -212,10 +236,11 @@ def complete_item(
         worker_id=worker_id,
         output_path=output_path,
         cost_credits=cost_credits,
-        now=now or utcnow(),
+        now=now,
     )
     item = _one_or_stale(session, items, item_id, attempt)
     settle(session, item_id=item_id, spent_credits=item.cost_credits or 0)
+    record(session, [item], events.COMPLETED, now=now)
     return item
 
 
@@ -262,6 +287,7 @@ def fail_item(
     item = _one_or_stale(session, items, item_id, attempt)
     if not retry:  # failed for good: it keeps only what Runway charged
         settle(session, item_id=item_id, spent_credits=item.cost_credits or 0)
+        record(session, [item], events.FAILED, now=now)
     return item
 
 
@@ -280,6 +306,7 @@ def cancel_item(session: Session, *, item_id: uuid.UUID) -> VideoItem:
     caller stops its flow run and provider task."""
     item = _transition(session, queries.CANCEL, item_id, "cancel")
     settle(session, item_id=item_id, spent_credits=item.cost_credits or 0)
+    record(session, [item], events.CANCELLED)
     return item
 
 
@@ -334,6 +361,8 @@ def requeue_expired(
             failed += 1
             item = session.get(VideoItem, item_id, populate_existing=True)
             settle(session, item_id=item_id, spent_credits=item.cost_credits or 0 if item else 0)
+            if item is not None:
+                record(session, [item], events.FAILED, now=now)
     return RequeueResult(requeued=requeued, failed=failed)
 
 

@@ -21,10 +21,12 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from reelroute.models import events
 from reelroute.models.budgets import BudgetExceeded, lock_budgets, release, reserve
 from reelroute.models.catalogue import info
 from reelroute.models.enums import GroupPriority, InferenceProvider, ItemStatus, RoutedBy
 from reelroute.models.eta import Lane, Waiting
+from reelroute.models.events import record
 from reelroute.models.routing import RouteRequest, default_allowed, usable, when
 from reelroute.models.snapshot import Snapshot
 from reelroute.models.sql import rowcount, sql
@@ -177,10 +179,12 @@ def _move(
 ) -> Move | None:
     """Move one item (and its budget) in a savepoint: None when it changed meanwhile or a cap
     says no."""
+    origin = item.inference_provider  # the refresh after the move changes `item`
+    abandoned = item.flow_run_id
     credits = info(to).credits_for(item.duration_s, item.frame_num)
     params = {
         "item_id": item.id,
-        "from_provider": item.inference_provider.value,
+        "from_provider": origin.value,
         "to_provider": to.value,
         "reason": reason,
         "now": snapshot.now,
@@ -202,19 +206,22 @@ def _move(
             session.add(
                 Reroute(
                     item_id=item.id,
-                    from_provider=item.inference_provider,
+                    from_provider=origin,
                     to_provider=to,
                     reason=reason,
                     moved_at=snapshot.now,
                 )
             )
+            moved = session.get(VideoItem, item.id, populate_existing=True)
+            if moved is not None:
+                record(session, [moved], events.REROUTED, detail=reason, now=snapshot.now)
     except BudgetExceeded:
         return None
     p50, p90 = snapshot.estimates.seconds(to, item.frame_num, item.duration_s, item.id)
-    snapshot.lane(item.inference_provider).remove(item.id)
+    snapshot.lane(origin).remove(item.id)
     snapshot.lane(to).add(Waiting(item.id, item.due_at, p50, p90))
     snapshot.caps.take(to, item.group_id, credits)
-    return Move(item.id, item.inference_provider, to, reason, item.flow_run_id)
+    return Move(item.id, origin, to, reason, abandoned)
 
 
 def reroute_waiting(session: Session, snapshot: Snapshot) -> list[Move]:

@@ -122,6 +122,31 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest video a pull worker may upload (streamed to disk, never held whole).",
     )
+    webhook_signing_key: SecretStr | None = Field(
+        default=None,
+        description="Key every webhook endpoint's signing secret is derived from (32 characters "
+        "or more); unset: no webhooks.",
+    )
+    webhook_url: str | None = Field(
+        default=None, description="An endpoint every item's events go to (registered at start)."
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Let webhooks go to loopback and private addresses, and over plain http.",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="A receiver answers within this, or the try fails."
+    )
+    webhook_retry_hours: float = Field(
+        default=24.0, gt=0, description="A delivery is retried this long, then dead-lettered."
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="This web app's address as callers reach it (for video links in events).",
+    )
+    idempotency_hours: float = Field(
+        default=24.0, ge=1, description="How long an Idempotency-Key's first answer is kept."
+    )
     auth_free_failures: int = Field(
         default=5,
         ge=1,
@@ -258,13 +283,16 @@ class Settings(BaseSettings):
         "runway_base_url",
         "sandbox",
         "prefect_database_url",
+        "webhook_signing_key",
+        "webhook_url",
+        "public_url",
         mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("admin_token", "worker_token")
+    @field_validator("admin_token", "worker_token", "webhook_signing_key")
     @classmethod
     def _long_token(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < MIN_TOKEN_CHARS:

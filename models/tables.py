@@ -85,6 +85,8 @@ class Group(SQLModel, table=True):
     """Time-to-video target of the group's items; None: the default of its priority."""
     allowed_providers: list[str] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
     """Providers the routing policy may choose for its items; None: the default of its priority."""
+    webhook_endpoint_id: uuid.UUID | None = Field(default=None, sa_column=sa.Column(sa.Uuid))
+    """The registered webhook endpoint its items' events go to (besides the default ones)."""
     created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
 
 
@@ -227,6 +229,10 @@ class VideoItem(SQLModel, table=True):
     """When the video should be ready: created_at plus the task's or the group's deadline."""
     rerouted_at: datetime | None = Field(default=None, sa_column=_timestamp())
     """When it was moved to another provider while it waited (it moves at most once)."""
+    webhook_endpoint_id: uuid.UUID | None = Field(default=None, sa_column=sa.Column(sa.Uuid))
+    """The task's own webhook endpoint (besides its group's and the default ones)."""
+    progress_event_at: datetime | None = Field(default=None, sa_column=_timestamp())
+    """When its last `item.progress` event was written (at most one every 30 s)."""
     created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
     started_at: datetime | None = Field(default=None, sa_column=_timestamp())
@@ -370,3 +376,111 @@ class Reroute(SQLModel, table=True):
     )
     reason: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     moved_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
+
+
+BIGINT_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """The first answer to a request sent with an `Idempotency-Key`, to answer its repeats."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: str = Field(sa_column=sa.Column(sa.String(255), primary_key=True))
+    scope: str = Field(sa_column=sa.Column(sa.String(100), nullable=False))
+    """What the key was used for (`tasks/add`, `photos:<group>`, `cli add`)."""
+    request_hash: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    status_code: int | None = Field(default=None, sa_column=sa.Column(sa.Integer))
+    response: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
+    expires_at: datetime = Field(
+        sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False, index=True)
+    )
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """A receiver of item events. Its signing secret is derived from
+    REELROUTE_WEBHOOK_SIGNING_KEY and its URL, never stored."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: uuid.UUID = Field(
+        default_factory=uuid.uuid4, sa_column=sa.Column(sa.Uuid, primary_key=True)
+    )
+    url: str = Field(sa_column=sa.Column(sa.Text, nullable=False, unique=True))
+    events: list[str] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
+    """The event types it wants; None: all but `item.progress`."""
+    is_default: bool = Field(
+        default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false())
+    )
+    """Every item's events go to it (REELROUTE_WEBHOOK_URL)."""
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
+
+
+class ItemEvent(SQLModel, table=True):
+    """The outbox: one row per change of an item that callers hear about, written in the same
+    transaction as the change. Webhooks and the SSE stream are fed from it."""
+
+    __tablename__ = "item_events"
+    __table_args__ = (
+        sa.Index(
+            "ix_item_events_not_fanned_out",
+            "id",
+            postgresql_where=sa.text("NOT fanned_out"),
+            sqlite_where=sa.text("NOT fanned_out"),
+        ),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BIGINT_ID, primary_key=True))
+    item_id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, nullable=False))
+    group_id: uuid.UUID | None = Field(default=None, sa_column=sa.Column(sa.Uuid))
+    type: str = Field(sa_column=sa.Column(sa.String(32), nullable=False))
+    status: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    provider: str = Field(sa_column=sa.Column(sa.String(20), nullable=False))
+    attempt: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False))
+    progress: float | None = Field(default=None, sa_column=sa.Column(sa.Float))
+    detail: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    """Why: the routing reason, the move's reason, the failure."""
+    cost_credits: int | None = Field(default=None, sa_column=sa.Column(sa.Integer))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
+    fanned_out: bool = Field(
+        default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false())
+    )
+    """Its webhook deliveries were made (by the sender)."""
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event on its way to one endpoint: pending, delivered, or dead (given up after
+    REELROUTE_WEBHOOK_RETRY_HOURS; resend from the admin)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        sa.Index(
+            "ix_webhook_deliveries_due",
+            "next_attempt_at",
+            postgresql_where=sa.text("status = 'pending'"),
+            sqlite_where=sa.text("status = 'pending'"),
+        ),
+        sa.Index("ix_webhook_deliveries_order", "endpoint_id", "item_id", "event_id"),
+        sa.Index("ix_webhook_deliveries_status", "status", "id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BIGINT_ID, primary_key=True))
+    event_id: int = Field(
+        sa_column=sa.Column(
+            BIGINT_ID, sa.ForeignKey("item_events.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    endpoint_id: uuid.UUID = Field(
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    item_id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, nullable=False))
+    status: str = Field(default="pending", sa_column=sa.Column(sa.String(12), nullable=False))
+    attempts: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False))
+    first_attempt_at: datetime | None = Field(default=None, sa_column=_timestamp())
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
+    last_status: int | None = Field(default=None, sa_column=sa.Column(sa.Integer))
+    last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    delivered_at: datetime | None = Field(default=None, sa_column=_timestamp())

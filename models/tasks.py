@@ -70,6 +70,11 @@ class TaskSpec(BaseModel):
         description="Seconds from now by which the video should be ready; unset: the group's "
         "time-to-video target.",
     )
+    webhook_url: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="A registered webhook endpoint this item's events also go to.",
+    )
 
     def provider(self) -> InferenceProvider | None:
         """The provider asked for; None for the routing rules (checked by `problems()`)."""

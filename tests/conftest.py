@@ -78,6 +78,7 @@ def sqlite_migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 TABLES = (
+    "webhook_deliveries, item_events, webhook_endpoints, idempotency_keys, "
     "item_status_counts, item_etas, item_reroutes, budget_reservations, budget_usage, budgets, "
     "runway_limits, video_items, photos, groups"
 )

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from reelroute.models.settings import Settings
 from reelroute.models.storage import Storage
-from reelroute.ui.admin import budgets, new_tasks, queue, statistics, videos
+from reelroute.ui.admin import budgets, new_tasks, queue, statistics, videos, webhooks
 from reelroute.ui.admin.context import AdminContext, prefect_ui_url
 from reelroute.ui.views.queue import CSS
 
@@ -68,6 +68,8 @@ def _blocks(context: AdminContext) -> gr.Blocks:
             videos.build(context, blocks)
         with gr.Tab("Budgets"):
             budgets.build(context, blocks)
+        with gr.Tab("Webhooks"):
+            webhooks.build(context, blocks)
     return blocks
 
 

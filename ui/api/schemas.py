@@ -107,6 +107,9 @@ class GroupIn(BaseModel):
         le=30 * 86400,
         description="Time-to-video target of its items; unset: the default of its priority.",
     )
+    webhook_url: str | None = Field(
+        default=None, max_length=2000, description="A registered webhook endpoint of the group."
+    )
     allowed_providers: list[InferenceProvider] | None = Field(
         default=None,
         min_length=1,
@@ -264,3 +267,44 @@ class FailIn(BaseModel):
     @classmethod
     def _plain(cls, value: str | None) -> str | None:
         return None if value is None else check_text(value)
+
+
+class WebhookIn(BaseModel):
+    """`POST /api/admin/webhooks`: register (or change) an endpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=8, max_length=2000, description="https:// URL of the receiver.")
+    events: list[str] | None = Field(
+        default=None,
+        description="Event types it wants (item.created, item.started, item.progress, "
+        "item.rerouted, item.completed, item.failed, item.cancelled); unset: all but "
+        "item.progress.",
+    )
+
+
+class WebhookOut(BaseModel):
+    """An endpoint. `secret` (its Standard Webhooks signing secret) only in the answer to its
+    registration."""
+
+    id: uuid.UUID
+    url: str
+    events: list[str] | None
+    is_default: bool
+    secret: str | None = None
+
+
+class DeliveryOut(BaseModel):
+    """A webhook delivery (the dead-letter list)."""
+
+    id: int
+    event_id: int
+    event_type: str
+    endpoint_url: str
+    item_id: uuid.UUID
+    status: str
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    first_attempt_at: datetime | None
+    next_attempt_at: datetime

@@ -17,13 +17,15 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from pydantic import SecretStr
 from sqlmodel import Session, select
 
 from reelroute.deployments.launcher import Services, free_port, wait_until
 from reelroute.models.db import make_engine
 from reelroute.models.enums import InferenceProvider, ItemStatus, RoutedBy
+from reelroute.models.lifecycle import cancel_item
 from reelroute.models.settings import Settings, settings_from_environment
-from reelroute.models.tables import VideoItem
+from reelroute.models.tables import VideoItem, utcnow
 from tests.models.helpers import image_bytes
 from tests.ui.helpers import populate, status_of
 
@@ -251,3 +253,55 @@ def test_a_budget_set_in_the_admin_refuses_a_named_provider_and_routes_around(
     [item] = items(web.engine)
     assert item.inference_provider is InferenceProvider.runway_gen4_5
     assert "Gen-4 skipped: at a cap" in (item.route_reason or "")
+
+
+def test_the_dead_letters_are_listed_and_resent(web, page, shots):
+    from playwright.sync_api import expect
+
+    from reelroute.models import webhooks as hooks
+    from reelroute.models.tables import WebhookDelivery
+
+    settings = web.settings.model_copy(
+        update={"webhook_signing_key": SecretStr("k" * 40), "webhook_allow_private": True}
+    )
+    url = "http://127.0.0.1:9/hooks"
+    with Session(web.engine) as session:
+        hooks.register(session, settings, url=url)
+        session.commit()
+    populate(web.engine, web.settings)  # items with their events (to no endpoint yet)
+    with Session(web.engine) as session:
+        assert hooks.fan_out(session) > 0
+        session.execute(sa.text("UPDATE video_items SET webhook_endpoint_id = "
+                                "(SELECT id FROM webhook_endpoints)"))  # fmt: skip
+        item = session.exec(select(VideoItem).where(VideoItem.status == "pending")).first()
+        assert item is not None
+        cancel_item(session, item_id=item.id)  # an event for the endpoint
+        session.commit()
+    with Session(web.engine) as session:
+        assert hooks.fan_out(session) == 1
+        [delivery] = session.exec(select(WebhookDelivery)).all()
+        assert delivery.id is not None
+        state = hooks.attempt_failed(
+            session,
+            delivery.id,
+            error="answered 503, an error",
+            status=503,
+            now=utcnow(),
+            retry_hours=0,
+        )
+        assert state == hooks.DEAD
+        session.commit()
+        dead_id = delivery.id
+
+    log_in(page, web.url)
+    page.get_by_role("tab", name="Webhooks").click()
+    expect(page.locator("#webhook-summary")).to_contain_text("1 dead", timeout=WAIT_MS)
+    expect(page.get_by_test_id("cell-0-5")).to_contain_text("answered 503", timeout=WAIT_MS)
+    page.screenshot(path=shots / "admin-webhooks.png", full_page=True)
+    page.locator("#dead label").filter(has_text=f"#{dead_id} item.cancelled").click()
+    page.get_by_role("button", name="Resend selected").click()
+    expect(page.get_by_text(f"#{dead_id}: sent again")).to_be_visible(timeout=WAIT_MS)
+    expect(page.locator("#webhook-summary")).to_contain_text("0 dead", timeout=WAIT_MS)
+    with Session(web.engine) as session:
+        again = session.get(WebhookDelivery, dead_id)
+        assert again is not None and (again.status, again.attempts) == ("pending", 0)
