@@ -46,7 +46,7 @@ bench: install
 	$(PY) -m bench.outbox
 	$(PY) -m bench.orchestration
 
-# The chaos soak (about 10 minutes; restarts PostgreSQL, so it runs as root): docs/reliability.md.
+# The chaos soak (about 17 minutes on two cores; restarts PostgreSQL, so it runs as root): docs/reliability.md.
 chaos: install
 	$(PY) -m tests.chaos.soak
 

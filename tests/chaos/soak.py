@@ -367,6 +367,9 @@ class Soak:
         engine.dispose()
         by_status = collections.Counter(i.status.value for i in items)
         self.by_status = by_status
+        self.failed_by_code = collections.Counter(
+            i.failure_code or "(no code)" for i in items if i.status.value == "failed"
+        )
         if len(items) != self.items:
             problems.append(f"{len(items)} items in the table, {self.items} were added")
         lost = [i.prompt for i in items if i.status.value not in FINAL]
@@ -453,6 +456,7 @@ class Soak:
             "",
             f"Restarts by the supervisor: {dict(self.faults.restarts)}",
             f"Items: {dict(self.by_status)}",
+            f"Failed, by failure code: {dict(self.failed_by_code)}",
             f"Runway tasks: {len(self.emulator.emulator.tasks)}; prompts paid twice: "
             f"{len(self.paid_twice)}",
             f"Problems: {len(problems)}",
@@ -465,7 +469,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.chaos.soak")
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--fault-minutes", type=float, default=6.0)
-    parser.add_argument("--timeout-minutes", type=float, default=14.0)
+    parser.add_argument("--timeout-minutes", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, help="Also write the figures to this file.")
     options = parser.parse_args()
