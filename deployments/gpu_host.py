@@ -93,13 +93,30 @@ def run_gpu_host(
     stop = stop or threading.Event()
     folder = socket_folder()
     sockets = [folder / f"gpu-{index}.sock" for index in range(len(gpus))]
-    services = Services(die_with_parent=True)
+    services = Services()
     base = worker_env(dict(os.environ))
     for gpu, path in zip(gpus, sockets, strict=True):
         argv = [sys.executable, "-m", "reelroute", "wan-server", "--socket", str(path)]
-        services.start(f"wan-{gpu}", [*argv, "--gpu", gpu], server_env(base, gpu), None)
+        services.start(
+            f"wan-{gpu}",
+            [*argv, "--gpu", gpu],
+            server_env(base, gpu),
+            None,
+            death_signal=signal.SIGTERM,  # it frees the GPU and its socket on the way out
+        )
     flows_env = {**base, "REELROUTE_WAN_SERVERS": ",".join(str(path) for path in sockets)}
-    services.start("worker", worker_argv(Pool.gpu, name, limit=len(gpus)), flows_env, None)
+    # SIGKILL, not SIGTERM: Prefect's worker answers SIGTERM with a graceful stop that waits for
+    # its flow runs, whose pipeline processes died with us; the chaos soak found a killed host's
+    # worker still alive 20 minutes later, starting flow runs that waited on dead sockets while
+    # holding their items. Its flow runs notice that this host is gone and end their attempt
+    # (`RemoteWan`).
+    services.start(
+        "worker",
+        worker_argv(Pool.gpu, name, limit=len(gpus)),
+        flows_env,
+        None,
+        death_signal=signal.SIGKILL,
+    )
     log.info("GPU host %s: %d pipeline process(es) on %s", name, len(gpus), ", ".join(gpus))
 
     def ask_to_stop(_signum: int, _frame: object) -> None:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +56,8 @@ class Child:
     total_restarts: int = 0
     restart_at: float | None = None
     """When a dead child is started again (None while it runs)."""
+    death_signal: signal.Signals | None = None
+    """What it gets when its supervisor dies (Linux), even by SIGKILL (None: nothing)."""
 
     def backoff(self) -> float:
         """Seconds to wait before the next restart: doubling, capped."""
@@ -67,22 +70,26 @@ class Services:
     one that died (with a doubling backoff, logged); `stop` ends them all."""
 
     children: list[Child] = field(default_factory=list)
-    die_with_parent: bool = False
-    """Children get SIGTERM when the supervising thread dies (Linux), even by SIGKILL: a GPU
-    host's pipeline processes must not outlive their worker."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def start(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path | None) -> None:
+    def start(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        log_dir: Path | None,
+        *,
+        death_signal: signal.Signals | None = None,
+    ) -> None:
         """Start `argv`, logging to `<log_dir>/<name>.log` (None: to our output), and
-        supervise it."""
-        process = self._spawn(argv, env, _log_file(log_dir, name))
+        supervise it. `death_signal`: sent to it when the supervising thread dies (Linux), even
+        by SIGKILL, so that it cannot outlive us (a GPU host's pipeline processes and worker)."""
+        process = _spawn(argv, env, _log_file(log_dir, name), death_signal=death_signal)
+        child = Child(
+            name, argv, env, log_dir, process, time.monotonic(), death_signal=death_signal
+        )
         with self._lock:
-            self.children.append(Child(name, argv, env, log_dir, process, time.monotonic()))
-
-    def _spawn(
-        self, argv: list[str], env: dict[str, str], log_file: Path | None
-    ) -> subprocess.Popen[bytes]:
-        return _spawn(argv, env, log_file, die_with_parent=self.die_with_parent)
+            self.children.append(child)
 
     def supervise(self, now: float | None = None) -> list[str]:
         """Restart what died (each after its backoff); returns what happened, also logged."""
@@ -104,8 +111,11 @@ class Services:
                     )
                     _signal_group(child.process, signal.SIGKILL)  # what it left behind
                 elif now >= child.restart_at:
-                    child.process = self._spawn(
-                        child.argv, child.env, _log_file(child.log_dir, child.name)
+                    child.process = _spawn(
+                        child.argv,
+                        child.env,
+                        _log_file(child.log_dir, child.name),
+                        death_signal=child.death_signal,
                     )
                     child.started_at, child.restart_at = now, None
                     child.restarts += 1
@@ -136,16 +146,30 @@ def _log_file(log_dir: Path | None, name: str) -> Path | None:
 PR_SET_PDEATHSIG = 1
 
 
-def _terminate_with_parent() -> None:  # runs in the child between fork and exec
-    import ctypes
+def _on_parent_death(signum: signal.Signals) -> Callable[[], None]:
+    """What the child runs between fork and exec: ask the kernel for `signum` when the thread
+    that started it dies."""
 
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    def arrange() -> None:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, int(signum))
+
+    return arrange
 
 
 def _spawn(
-    argv: list[str], env: dict[str, str], log_file: Path | None, *, die_with_parent: bool = False
+    argv: list[str],
+    env: dict[str, str],
+    log_file: Path | None,
+    *,
+    death_signal: signal.Signals | None = None,
 ) -> subprocess.Popen[bytes]:
-    preexec = _terminate_with_parent if die_with_parent and sys.platform == "linux" else None
+    preexec = (
+        _on_parent_death(death_signal)
+        if death_signal is not None and sys.platform == "linux"
+        else None
+    )
     if log_file is None:
         return subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
             argv, env=env, start_new_session=True, preexec_fn=preexec

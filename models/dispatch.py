@@ -115,6 +115,10 @@ def mark_dispatched(
     return rowcount(result) > 0
 
 
+RUN_NOT_STARTED = "RUN_NOT_STARTED"
+"""The failure code of an attempt whose flow run ended before it claimed the item."""
+
+
 def run_lost_before_claim(
     session: Session,
     *,
@@ -131,6 +135,7 @@ def run_lost_before_claim(
             "item_id": item_id,
             "flow_run_id": flow_run_id,
             "error": reason,
+            "failure_code": RUN_NOT_STARTED,
             "max_attempts": settings.max_attempts,
             "now": utcnow(),
         },

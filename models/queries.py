@@ -247,6 +247,7 @@ WHERE id = :item_id AND status = 'pending' AND retry_count = :retry_count
 RUN_LOST_BEFORE_CLAIM = """
 UPDATE video_items
 SET retry_count = retry_count + 1, flow_run_id = NULL, updated_at = :now, error = :error,
+    failure_code = :failure_code,
     status = CASE WHEN retry_count + 1 >= :max_attempts THEN 'failed' ELSE status END,
     finished_at = CASE WHEN retry_count + 1 >= :max_attempts THEN :now ELSE NULL END
 WHERE id = :item_id AND status = 'pending' AND flow_run_id = :flow_run_id

@@ -338,6 +338,12 @@ class RemoteWan:
                         continue
                     self.last_server = path
                     return self._follow(connection, header, payload, on_progress)
+            if not any(host_alive(path) for path in self.servers):
+                raise TransientError(
+                    "the GPU worker that started this flow run is gone, and its pipeline "
+                    "processes with it; the next attempt runs on a live one",
+                    code="WAN_HOST_GONE",
+                )
             if time.monotonic() > deadline:
                 raise TransientError(
                     f"no free Wan pipeline process on this host after "
@@ -392,6 +398,21 @@ def socket_folder(base: Path | None = None) -> Path:
 
     root = base or Path(tempfile.gettempdir()) / f"reelroute-wan-{os.getuid()}"
     return root / str(os.getpid())
+
+
+def host_alive(path: Path) -> bool:
+    """Whether the GPU host (`reelroute worker --pool gpu`) that owns the socket `path` still
+    runs: its folder is named after the host's process id (`socket_folder`). A folder with
+    another name is assumed alive."""
+    if not path.parent.name.isdigit():
+        return True
+    try:
+        os.kill(int(path.parent.name), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a process of another user took the number: not our host
+        return False
+    return True
 
 
 def local_sockets(base: Path | None = None) -> list[Path]:

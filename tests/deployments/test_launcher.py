@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from reelroute.deployments.launcher import (
@@ -134,3 +137,42 @@ def test_a_child_that_dies_is_restarted_with_a_growing_backoff(tmp_path):
     finally:
         services.stop()
     assert services.children == []
+
+
+SUPERVISOR = """
+import signal, sys, time
+from reelroute.deployments.launcher import Services
+services = Services()
+stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)"
+services.start("stubborn", [sys.executable, "-c", stubborn], {}, None,
+               death_signal=getattr(signal, sys.argv[1]) if sys.argv[1] != "None" else None)
+print(services.children[0].process.pid, flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux's")
+@pytest.mark.parametrize(("death_signal", "survives"), [("SIGKILL", False), ("None", True)])
+def test_a_child_given_a_death_signal_dies_with_its_supervisor_even_by_sigkill(
+    death_signal, survives
+):
+    # A GPU host's Prefect worker ignores a polite end while it has flow runs; killed by SIGKILL
+    # with its host, it can no longer start flow runs whose pipeline processes are gone.
+    supervisor = subprocess.Popen(
+        [sys.executable, "-c", SUPERVISOR, death_signal], stdout=subprocess.PIPE, text=True
+    )
+    assert supervisor.stdout is not None
+    child = psutil.Process(int(supervisor.stdout.readline()))
+    try:
+        supervisor.kill()
+        supervisor.wait()
+        try:
+            child.wait(timeout=10)
+            alive = False
+        except psutil.TimeoutExpired:
+            alive = True
+        assert alive is survives
+    finally:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+        supervisor.stdout.close()

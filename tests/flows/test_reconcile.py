@@ -62,6 +62,7 @@ def test_a_run_that_ended_before_claiming_uses_up_its_attempt(engine, session, p
         now = item(engine, lost.id)
         assert (now.status, now.retry_count, now.flow_run_id) == (ItemStatus.pending, 1, None)
         assert now.error == f"flow run {lost.flow_run_id} ended {how} before claiming the item"
+        assert now.failure_code == "RUN_NOT_STARTED"
     assert item(engine, alive.id).flow_run_id == alive.flow_run_id  # a live run is left alone
 
 
@@ -70,7 +71,8 @@ def test_the_last_attempt_lost_before_claiming_fails_the_item(engine, session, p
     (lost,) = dispatched(engine, session, prefect, settings)
     prefect.runs[lost.flow_run_id].state = Crashed()
     reconcile_once(engine, prefect, settings)  # type: ignore[arg-type]
-    assert item(engine, lost.id).status is ItemStatus.failed
+    failed = item(engine, lost.id)
+    assert (failed.status, failed.failure_code) == (ItemStatus.failed, "RUN_NOT_STARTED")
 
 
 def test_a_crashed_run_that_held_its_item_fails_that_attempt_and_keeps_the_task(

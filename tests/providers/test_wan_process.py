@@ -23,7 +23,7 @@ from reelroute.models.settings import load_settings
 from reelroute.providers.base import GenerationRequest, PermanentError, TransientError
 from reelroute.providers.tiny_wan import ensure_tiny_wan
 from reelroute.providers.video import probe_mp4
-from reelroute.providers.wan_process import RemoteWan, ask_health, receive, send
+from reelroute.providers.wan_process import RemoteWan, ask_health, host_alive, receive, send
 from reelroute.providers.wan_shapes import SHAPES, WAN22_TI2V_5B
 from tests.providers.conftest import photo
 
@@ -204,6 +204,29 @@ def test_no_free_process_is_a_transient_failure_after_the_wait(tmp_path):
     with pytest.raises(TransientError, match="no free Wan pipeline process") as refused:
         generate(remote)
     assert refused.value.code == "WAN_UNAVAILABLE"
+
+
+def test_a_flow_run_whose_gpu_host_is_gone_ends_its_attempt_at_once(tmp_path):
+    # The soak's orphans: a killed GPU host's flow runs waited wan_wait_seconds on dead sockets.
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    folder = tmp_path / str(gone.pid)  # socket_folder(): named after the host's process id
+    remote = RemoteWan(
+        load_settings(
+            _env_file=None, wan_servers=[str(folder / "gpu-0.sock")], wan_wait_seconds=5.0
+        )
+    )
+    with pytest.raises(TransientError, match="started this flow run is gone") as lost:
+        generate(remote)
+    assert lost.value.code == "WAN_HOST_GONE"  # said at once, not WAN_UNAVAILABLE after the wait
+
+
+def test_a_host_is_alive_while_its_process_runs(tmp_path):
+    assert host_alive(tmp_path / str(os.getpid()) / "gpu-0.sock")
+    assert host_alive(tmp_path / "not-a-pid" / "gpu-0.sock")  # unknown: assumed alive
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    assert not host_alive(tmp_path / str(gone.pid) / "gpu-0.sock")
 
 
 def test_two_processes_make_two_videos_at_once_never_two_on_one(start, models):
