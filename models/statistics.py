@@ -4,7 +4,6 @@ REST API, `reelroute stats` and the admin's Statistics page."""
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -15,6 +14,7 @@ from sqlmodel import Session, col, select
 from reelroute.models import queries
 from reelroute.models.db import is_postgres
 from reelroute.models.enums import InferenceProvider, ItemStatus
+from reelroute.models.estimates import quantiles
 from reelroute.models.tables import ItemStatusCount, VideoItem
 
 COMPACT_AFTER_ROWS = 500  # ledger rows read by count_ledger before it folds them
@@ -118,8 +118,8 @@ def _provider_stats(counts: StatusCounts, finishes: Finishes) -> ProviderStats:
     return ProviderStats(
         **counts.model_dump(),
         success_rate=round(counts.completed / ended, 4) if ended else None,
-        median_seconds_to_finish=statistics.median(times) if times else None,
-        p90_seconds_to_finish=times[int(0.9 * (len(times) - 1))] if times else None,
+        median_seconds_to_finish=quantiles(times)[0] if times else None,
+        p90_seconds_to_finish=quantiles(times)[1] if times else None,
         dollars=counts.credits / 100,
         backlog=counts.pending,
         on_time_rate=round(finishes.on_time / len(times), 4) if times else None,
