@@ -23,6 +23,9 @@ from reelroute.models.tasks import TaskSpec
 from reelroute.providers.video import encode_mp4
 from tests.models.helpers import image_bytes
 
+ADMIN, WORKER = "admin-secret-" + "a" * 32, "worker-secret-" + "w" * 32
+"""The tokens of the API tests (32+ characters, distinct, as the settings demand)."""
+
 
 def video(color: tuple[int, int, int]) -> bytes:
     """A playable 1-second mp4 fading in `color`."""

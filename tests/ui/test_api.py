@@ -11,36 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 from sqlmodel import Session
 
 from reelroute.models.enums import InferenceProvider
 from reelroute.providers.video import encode_mp4
 from reelroute.ui.app import create_app
 from tests.models.helpers import image_bytes
-
-ADMIN, WORKER = "admin-secret-" + "a" * 32, "worker-secret-" + "w" * 32
-
-
-@pytest.fixture
-def app_settings(settings):
-    # The seed's routing rules (tasks without a provider go to Gen-4 Turbo): these tests are
-    # about the API's protocol; test_routing.py and the deadline tests below are about routing.
-    return settings.model_copy(
-        update={
-            "admin_token": SecretStr(ADMIN),
-            "worker_token": SecretStr(WORKER),
-            "routing_policy": "threshold",
-        }
-    )
-
-
-@pytest.fixture
-def client(app_settings):
-    app = create_app(app_settings)
-    with TestClient(app) as test_client:
-        yield test_client
-    app.state.engine.dispose()
+from tests.ui.helpers import ADMIN, WORKER
 
 
 def as_admin(token: str = ADMIN) -> dict[str, str]:

@@ -7,8 +7,6 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from fastapi.testclient import TestClient
-from pydantic import SecretStr
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
@@ -20,26 +18,7 @@ from reelroute.models.tables import IdempotencyKey, Photo, VideoItem, utcnow
 from reelroute.ui.app import create_app
 from tests.models.helpers import image_bytes
 from tests.ui.helpers import live_server
-from tests.ui.test_api import ADMIN, WORKER, as_admin, new_group, upload
-
-
-@pytest.fixture
-def app_settings(settings):
-    return settings.model_copy(
-        update={
-            "admin_token": SecretStr(ADMIN),
-            "worker_token": SecretStr(WORKER),
-            "routing_policy": "threshold",
-        }
-    )
-
-
-@pytest.fixture
-def client(app_settings):
-    app = create_app(app_settings)
-    with TestClient(app) as test_client:
-        yield test_client
-    app.state.engine.dispose()
+from tests.ui.test_api import as_admin, new_group, upload
 
 
 def add_with_key(client, key, body):
