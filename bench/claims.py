@@ -12,11 +12,11 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from bench.data import settle
-from reelroute.models.db import make_engine
-from reelroute.models.enums import Pool
-from reelroute.models.lifecycle import claim_next
-from reelroute.models.settings import load_settings
-from reelroute.models.tables import POOL_PREDICATE
+from reelroute.models.core.enums import Pool
+from reelroute.models.core.settings import load_settings
+from reelroute.models.core.tables import POOL_PREDICATE
+from reelroute.models.items.lifecycle import claim_next
+from reelroute.models.store.db import make_engine
 
 RUNWAY = POOL_PREDICATE[Pool.cloud]
 
@@ -135,3 +135,31 @@ def run_on_small_backlog(url: str, claimers: int, backlog: int, rounds: int) -> 
         seconds=sum(run.seconds for run in runs),
         double_claims=sum(run.double_claims for run in runs),
     )
+
+
+def main() -> None:
+    """`python -m bench.claims`: claim-next on PostgreSQL with a big backlog and a small one."""
+    import argparse
+
+    from bench.data import add_items, fresh_database
+
+    parser = argparse.ArgumentParser(prog="python -m bench.claims")
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--claimers", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--database", default="reelroute_bench_claims")
+    options = parser.parse_args()
+    url = fresh_database(options.database)
+    add_items(url, options.items)
+    large = run_claimers(url, options.claimers, options.seconds)
+    small = run_on_small_backlog(url, options.claimers, backlog=5_000, rounds=5)
+    print(f"claim-next, {options.claimers} concurrent claimer processes, PostgreSQL")
+    for label, run in (("large backlog", large), ("small backlog, drained", small)):
+        print(
+            f"  {label:<22} {run.backlog:>10,} pending  {run.per_second:8.0f} claims/s"
+            f"  double claims: {run.double_claims}"
+        )
+
+
+if __name__ == "__main__":
+    main()

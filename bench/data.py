@@ -8,8 +8,8 @@ import uuid
 import psycopg
 import sqlalchemy as sa
 
-from reelroute.models.db import make_engine
-from reelroute.models.migrate import upgrade
+from reelroute.models.store.db import make_engine
+from reelroute.models.store.migrate import upgrade
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 

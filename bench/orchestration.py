@@ -30,14 +30,15 @@ from sqlmodel import Session
 
 from bench.data import fresh_database
 from bench.system import LocalSystem, local_system
-from reelroute.models.batches import add_batch
-from reelroute.models.db import make_engine
-from reelroute.models.enums import InferenceProvider, ItemStatus
-from reelroute.models.groups import create_group
-from reelroute.models.statistics import count_ledger
-from reelroute.models.storage import Storage, store_photo
-from reelroute.models.tables import VideoItem
-from reelroute.models.tasks import TaskSpec
+from reelroute.models.core.enums import InferenceProvider, ItemStatus
+from reelroute.models.core.tables import VideoItem
+from reelroute.models.core.tasks import TaskSpec
+from reelroute.models.intake.batches import add_batch
+from reelroute.models.intake.photos import store_photo
+from reelroute.models.items.groups import create_group
+from reelroute.models.store.db import make_engine
+from reelroute.models.store.files import Storage
+from reelroute.models.store.ledger import count_ledger
 
 PHOTO_SIZE = (64, 48)
 
@@ -50,12 +51,12 @@ def add_items(system: LocalSystem, providers: list[InferenceProvider], prompt: s
 
     buffer = io.BytesIO()
     Image.new("RGB", PHOTO_SIZE, (90, 140, 200)).save(buffer, format="PNG")
-    engine = make_engine(system.settings.database_url)
+    engine = make_engine(system.settings.store.database_url)
     with Session(engine, expire_on_commit=False) as session:
         group = create_group(session, name=prompt)
         photo = store_photo(
             session,
-            storage=Storage(system.settings.storage_url),
+            storage=Storage(system.settings.store.storage_url),
             group_id=group.id,
             data=buffer.getvalue(),
             filename="p.png",
@@ -80,7 +81,7 @@ def add_items(system: LocalSystem, providers: list[InferenceProvider], prompt: s
 
 def wait_all(system: LocalSystem, ids: list[uuid.UUID], timeout: float) -> float:
     """Seconds until every item is final (raises on timeout or a failed item)."""
-    engine = make_engine(system.settings.database_url)
+    engine = make_engine(system.settings.store.database_url)
     started = time.time()
     try:
         while True:
@@ -227,14 +228,14 @@ def dispatch(root: Path, items: int, *, postgres: bool = False) -> dict[str, flo
                 if full_after != math.inf and time.time() - started > full_after + 10:
                     break
                 time.sleep(0.2)
-        engine = make_engine(system.settings.database_url)
+        engine = make_engine(system.settings.store.database_url)
         with Session(engine) as session:
             pending = sum(entry.pending for entry in count_ledger(session).values())
         engine.dispose()
     return {
         "full_after": full_after,
         "most_scheduled": most_scheduled,
-        "limit": sum(slots.values()) + 2 * system.settings.dispatch_lookahead,
+        "limit": sum(slots.values()) + 2 * system.settings.dispatch.lookahead,
         "still_pending": pending,
     }
 

@@ -25,10 +25,10 @@ from bench.claims import run_claimers
 from bench.data import add_items, fresh_database
 from reelroute.deployments.launcher import free_port
 from reelroute.flows.webhooks import run_sender
-from reelroute.models import webhooks as hooks
-from reelroute.models.db import make_engine
-from reelroute.models.lifecycle import cancel_item
-from reelroute.models.settings import load_settings
+from reelroute.models.core.settings import load_settings
+from reelroute.models.items.lifecycle import cancel_item
+from reelroute.models.outbox import endpoints
+from reelroute.models.store.db import make_engine
 
 CLAIMERS = 8
 
@@ -79,7 +79,7 @@ def lag(rate: float, seconds: float) -> None:
         _env_file=None,
         database_url=url,
         webhook_signing_key=SecretStr("bench-signing-key-" + "k" * 20),
-        webhook_allow_private=True,
+        webhook_allow_networks="127.0.0.0/8",
     )
     arrived: dict[str, float] = {}
     lock = threading.Lock()
@@ -98,11 +98,12 @@ def lag(rate: float, seconds: float) -> None:
 
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
     receiver = f"http://127.0.0.1:{server.server_port}/hooks"
-    secret = hooks.endpoint_secret(settings, receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     engine = make_engine(url)
     with Session(engine) as session:
-        endpoint = hooks.register(session, settings, url=receiver, events=["item.cancelled"])
+        endpoint, secret = endpoints.register(
+            session, settings, url=receiver, events=["item.cancelled"]
+        )
         endpoint.is_default = True
         session.add(endpoint)
         session.execute(sa.text("UPDATE item_events SET fanned_out = true"))

@@ -20,17 +20,26 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from bench.data import fresh_database, settle
-from reelroute.deployments.replay import Outcome, ReplayOptions, read_trace, reference_day, replay
+from reelroute.deployments.replay import (
+    GpuHostSpec,
+    Outcome,
+    ReplayOptions,
+    read_trace,
+    reference_day,
+    replay,
+)
 from reelroute.deployments.replay import write_trace as write_rows
 from reelroute.flows.planning import Planner
-from reelroute.models.batches import add_batch
-from reelroute.models.budgets import BudgetExceeded, set_budget, spend
-from reelroute.models.db import make_engine
-from reelroute.models.enums import BudgetPeriod, BudgetScope, InferenceProvider
-from reelroute.models.groups import create_group
-from reelroute.models.settings import load_settings
-from reelroute.models.tables import Photo, VideoItem
-from reelroute.models.tasks import TaskSpec
+from reelroute.models.core.enums import BudgetPeriod, BudgetScope, InferenceProvider
+from reelroute.models.core.settings import Settings, load_settings
+from reelroute.models.core.tables import Photo, VideoItem, utcnow
+from reelroute.models.core.tasks import TaskSpec
+from reelroute.models.intake.batches import add_batch
+from reelroute.models.items.groups import create_group
+from reelroute.models.money.budgets import BudgetExceeded, set_budget, spend
+from reelroute.models.planning.replanning import reroute_waiting, store_etas
+from reelroute.models.planning.snapshot import build_snapshot
+from reelroute.models.store.db import make_engine, session_scope
 
 DAY = datetime(2026, 11, 27, tzinfo=UTC)
 POLICIES = ["deadline", "threshold", "all-gen4"]
@@ -114,6 +123,54 @@ def days(quick: bool) -> bool:
     return met
 
 
+PRESET_TIMES = {
+    # bench.wan_gpu --presets on an H200 (docs/performance.md): a video's time against full's
+    "full": 1.0,
+    "compiled": 0.78,
+    "fast": 0.107,
+    "fast-compiled": 0.099,
+}
+
+
+def preset_case(item: tuple[str, float, int]) -> tuple[str, int, Outcome]:
+    """One reference day (4 GPUs, 300 tasks) with every GPU running `preset` (deadline)."""
+    import tempfile
+    from pathlib import Path
+
+    preset, time_against_full, seed = item
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "day.csv"
+        write_rows(path, reference_day(300, seed=seed, day=DAY))
+        tasks = read_trace(path, seed=seed)
+    host = GpuHostSpec("gpu-host", 4, preset, time_against_full)
+    options = ReplayOptions(gpu_hosts=(host,), default_concurrency=5)
+    (outcome,) = replay(tasks, options, ["deadline"])
+    return preset, seed, outcome
+
+
+def preset_days(quick: bool) -> bool:
+    """The reference day's spend and late items with Wan at each preset's measured speed."""
+    seeds = [1] if quick else [1, 2, 3]
+    cases = [(preset, time, seed) for preset, time in PRESET_TIMES.items() for seed in seeds]
+    print("reference days with Wan at each preset's measured speed (4 GPUs, 300 tasks, deadline)")
+    print("  preset          time  seed | spend $  late  wan share")
+    totals: dict[str, list[float]] = {}
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        for preset, seed, outcome in pool.map(preset_case, cases):
+            wan = outcome.per_provider.get(InferenceProvider.wan_local.value, 0)
+            share = wan / outcome.tasks if outcome.tasks else 0.0
+            totals.setdefault(preset, []).append(outcome.spend_dollars)
+            print(
+                f"  {preset:15} {PRESET_TIMES[preset]:5.3f} {seed:>5} |"
+                f" {outcome.spend_dollars:7.2f} {outcome.late:5} {share:9.0%}"
+            )
+    full = statistics.mean(totals["full"])
+    for preset, spends in totals.items():
+        mean = statistics.mean(spends)
+        print(f"  {preset:15} mean spend ${mean:.2f} ({mean / full:.2f}x full)")
+    return True
+
+
 FILL_PENDING = """
 INSERT INTO video_items (id, group_id, photo_id, prompt, inference_provider, status, priority,
                          retry_count, progress, routed_by, created_at, updated_at, due_at)
@@ -126,6 +183,31 @@ FROM generate_series(1, :count) AS n
 """
 
 
+# Between two timed passes, what a few seconds of a busy day bring: the items at the head of
+# each pool's queue start (a lease, a worker) and as many new ones arrive.
+START_HEADS = """
+UPDATE video_items
+SET status = 'processing', leased_until = now() + interval '1 hour', started_at = now(),
+    worker_id = 'bench-host:1', updated_at = now()
+WHERE id IN (
+    (SELECT id FROM video_items WHERE status = 'pending' AND inference_provider = 'wan_local'
+     ORDER BY due_at, created_at LIMIT :count)
+    UNION ALL
+    (SELECT id FROM video_items WHERE status = 'pending' AND inference_provider <> 'wan_local'
+     ORDER BY due_at, created_at LIMIT :count))
+"""
+CHURN = 10
+
+
+def full_pass(engine: sa.Engine, settings: Settings) -> None:
+    """The method before this round's change: every waiting item read row by row, every ETA
+    row written again."""
+    with session_scope(engine) as session:
+        snapshot = build_snapshot(session, settings, now=utcnow(), packed=False)
+        reroute_waiting(session, snapshot)
+        store_etas(session, snapshot)
+
+
 def eta_refresh(sizes: list[int]) -> bool:
     url = fresh_database("reelroute_bench_eta")
     engine = make_engine(url)
@@ -136,28 +218,44 @@ def eta_refresh(sizes: list[int]) -> bool:
         session.add(photo)
         session.commit()
         group_id, photo_id = group.id, photo.id
-    planner = Planner(engine, settings)
-    print("\nETA refresh (replay every queue, moves, store the ETAs), PostgreSQL")
+    ids = {"group_id": group_id, "photo_id": photo_id}
+
+    def churn() -> None:
+        with engine.begin() as connection:
+            connection.execute(sa.text(START_HEADS), {"count": CHURN})
+            connection.execute(sa.text(FILL_PENDING), {**ids, "count": 2 * CHURN})
+
+    print(
+        "\nETA refresh (replay every queue, moves, store the ETAs), PostgreSQL; before each"
+        f" timed pass {CHURN} items of each pool start and {2 * CHURN} arrive"
+    )
+    print("  waiting items | every row read and written | packed read, changed rows | ratio")
     have, figures = 0, {}
     for size in sizes:
         with engine.begin() as connection:
-            connection.execute(
-                sa.text(FILL_PENDING),
-                {"group_id": group_id, "photo_id": photo_id, "count": size - have},
-            )
+            connection.execute(sa.text(FILL_PENDING), {**ids, "count": size - have})
         have = size
         settle(url)
-        planner.replan()  # warm
-        runs = []
+        planner = Planner(engine, settings)
+        planner.replan()  # its first pass writes every row
+        full_pass(engine, settings)  # warm
+        runs: dict[str, list[float]] = {"full": [], "packed": []}
         for _ in range(5):
-            started = time.perf_counter()
-            planner.replan()
-            runs.append(time.perf_counter() - started)
-        figures[size] = statistics.median(runs)
-        print(f"  {size:>8,} waiting items  {figures[size]:7.3f} s per pass")
-    first, last = sizes[0], sizes[-1]
-    growth = figures[last] / figures[first]
-    print(f"  growth {last:,} / {first:,} items: {growth:.1f}x for {last / first:.0f}x the items")
+            for method in ("full", "packed"):  # alternating, same churn before each
+                churn()
+                have += 2 * CHURN
+                started = time.perf_counter()
+                if method == "full":
+                    full_pass(engine, settings)
+                else:
+                    # the full pass rewrote the table: this planner's memory of it still holds
+                    # (same predictions), as it would with one dispatcher
+                    planner.replan()
+                runs[method].append(time.perf_counter() - started)
+        full, packed = statistics.median(runs["full"]), statistics.median(runs["packed"])
+        figures[size] = packed
+        print(f"  {size:>13,} | {full:22.3f} s | {packed:21.3f} s | {packed / full:.2f}x")
+    last = sizes[-1]
     print(f"  target: <= 0.5 s at {last:,}: {'met' if figures[last] <= 0.5 else 'MISSED'}")
     engine.dispose()
     return figures[last] <= 0.5
@@ -252,7 +350,7 @@ def budgets(seconds: float) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.routing")
-    parser.add_argument("parts", nargs="*", default=["days", "eta", "budgets"])
+    parser.add_argument("parts", nargs="*", default=["days", "presets", "eta", "budgets"])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -260,6 +358,8 @@ def main() -> None:
     met = []
     if "days" in options.parts:
         met.append(days(options.quick))
+    if "presets" in options.parts:
+        met.append(preset_days(options.quick))
     if "eta" in options.parts:
         met.append(eta_refresh([int(size) for size in options.sizes.split(",")]))
     if "budgets" in options.parts:

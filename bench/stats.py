@@ -10,8 +10,8 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from reelroute.models.db import make_engine
-from reelroute.models.statistics import compact_counts, count_ledger
+from reelroute.models.store.db import make_engine
+from reelroute.models.store.ledger import compact_counts, count_ledger
 
 
 def timed(function: Callable[[], object], repeat: int) -> float:
@@ -68,3 +68,25 @@ def measure(url: str, *, with_seed: bool) -> dict[str, float]:
         figures["seed"] = timed(lambda: seed_method(engine), 3)
     engine.dispose()
     return figures
+
+
+def main() -> None:
+    """`python -m bench.stats`: the statistics call on PostgreSQL, ledger against GROUP BY."""
+    import argparse
+
+    from bench.data import add_items, fresh_database
+
+    parser = argparse.ArgumentParser(prog="python -m bench.stats")
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--database", default="reelroute_bench_stats")
+    options = parser.parse_args()
+    url = fresh_database(options.database)
+    add_items(url, options.items)
+    figures = measure(url, with_seed=False)
+    print(f"statistics at {options.items:,} items, PostgreSQL, median seconds per call")
+    print(f"  SQL GROUP BY over the table  {figures['group_by'] * 1000:10.1f} ms")
+    print(f"  reelroute (count ledger)     {figures['ledger'] * 1000:10.3f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -18,16 +18,16 @@ from prefect.types.entrypoint import EntrypointType
 
 from reelroute.deployments.launcher import (
     Services,
-    dispatch_loop,
     free_port,
     start_prefect_server,
     worker_argv,
     worker_env,
 )
 from reelroute.deployments.prefect_setup import deploy, job_variables
-from reelroute.models.enums import Pool
-from reelroute.models.migrate import upgrade
-from reelroute.models.settings import Settings, settings_from_environment
+from reelroute.flows.loop import dispatch_loop
+from reelroute.models.core.enums import Pool
+from reelroute.models.core.settings import Settings, settings_from_environment
+from reelroute.models.store.migrate import upgrade
 from reelroute.providers.emulator import EmulatorScript, EmulatorServer, RunwayEmulator
 
 REPO = Path(__file__).resolve().parent.parent

@@ -6,6 +6,13 @@ Both ways run in one go, side by side: before (REELROUTE_WAN_RESIDENT=false: eve
 loads the pipeline in its own process) and after (one pipeline process keeps it). For each item:
 claim → complete, less the bare pipeline call (the same video made in this process with the
 pipeline already loaded); and how many times the pipeline was loaded for the items.
+
+`python -m bench.wan presets`: every Wan preset on the same tiny pipeline, in one run: the
+transformer's forwards per video (counted by hooks) and the seconds per video against `full`,
+each at its own steps and guidance (full: the shape's 50 steps with guidance, two forwards a
+step; fast: 4 at guidance 1.0, one). On a CPU and a tiny model, compile and fp8 buy nothing:
+those figures show that each preset runs and what it costs in forwards; the GPU's seconds are
+`bench.wan_gpu --presets` (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -26,10 +33,10 @@ from sqlmodel import Session
 from bench.orchestration import add_items, wait_all
 from bench.system import local_system
 from reelroute.deployments.gpu_host import local_health
-from reelroute.models.db import make_engine
-from reelroute.models.enums import InferenceProvider
-from reelroute.models.settings import load_settings
-from reelroute.models.tables import VideoItem
+from reelroute.models.core.enums import InferenceProvider
+from reelroute.models.core.settings import load_settings
+from reelroute.models.core.tables import VideoItem
+from reelroute.models.store.db import make_engine
 from reelroute.providers.base import GenerationRequest
 
 WAN = InferenceProvider.wan_local
@@ -74,7 +81,7 @@ def through_system(root: Path, items: int, resident: bool) -> tuple[list[float],
                 time.sleep(0.5)
         made = add_items(system, [WAN] * items, "wan bench")
         wait_all(system, [item.id for item in made], timeout=600)
-        engine = make_engine(system.settings.database_url)
+        engine = make_engine(system.settings.store.database_url)
         with Session(engine) as session:
             done = [session.get(VideoItem, item.id) for item in made]
         engine.dispose()
@@ -109,10 +116,73 @@ def through_system(root: Path, items: int, resident: bool) -> tuple[list[float],
     return seconds, loads
 
 
+def presets(root: Path, videos: int = 2) -> None:
+    """Every preset on the tiny TI2V-5B: forwards per video and seconds per video (the median
+    of `videos` after a first one that pays loading and compiling) against `full`."""
+    from reelroute.providers.tiny_wan import ensure_tiny_wan, make_lora
+    from reelroute.providers.wan import WanProvider, load_pipeline
+    from reelroute.providers.wan_options import count_blocks
+    from reelroute.providers.wan_presets import PRESETS
+
+    model = ensure_tiny_wan(root / "tiny-wan")
+    lora = make_lora(model, root / "lora")
+    rows = {}
+    for name in PRESETS:
+        settings = load_settings(
+            _env_file=None,
+            wan_model=str(model),
+            wan_device="cpu",
+            wan_max_area=96 * 64,
+            wan_preset=name,
+            wan_lora=str(lora),
+        )
+        provider = WanProvider(settings)
+        request = GenerationRequest(
+            item_id=uuid.uuid4(), provider=WAN, image=_photo(), prompt="waves", frame_num=9
+        )
+        first = time.perf_counter()
+        provider.generate(request, on_progress=lambda _: None, on_task=lambda _: None)
+        first = time.perf_counter() - first
+        counter = count_blocks(load_pipeline(provider.config).pipeline)
+        took = []
+        for _ in range(videos):
+            counter.reset()
+            started = time.perf_counter()
+            provider.generate(request, on_progress=lambda _: None, on_task=lambda _: None)
+            took.append(time.perf_counter() - started)
+        for handle in counter.handles:
+            handle.remove()
+        rows[name] = (counter.forwards, statistics.median(took), first)
+    full_forwards, full_seconds, _ = rows["full"]
+    print("\nWan presets, tiny TI2V-5B shape, 9 frames, CPU (median of 2 videos after the first)")
+    print("  preset          forwards  vs full   s/video  vs full   first video (load, compile)")
+    for name, (forwards, seconds, first) in rows.items():
+        print(
+            f"  {name:15} {forwards:8d} {forwards / full_forwards:8.2f} {seconds:9.2f}"
+            f" {seconds / full_seconds:8.2f}   {first:6.1f} s"
+        )
+
+
+def _photo() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (90, 140, 200)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.wan")
+    parser.add_argument("parts", nargs="*", default=["presets", "system"])
     parser.add_argument("--items", type=int, default=10)
     options = parser.parse_args()
+    if "presets" in options.parts:
+        with tempfile.TemporaryDirectory(prefix="reelroute-bench-wan-") as folder:
+            presets(Path(folder))
+    if "system" not in options.parts:
+        return
     with tempfile.TemporaryDirectory(prefix="reelroute-bench-wan-") as folder:
         root = Path(folder)
         bare = bare_call(root / "bare")

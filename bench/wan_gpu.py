@@ -18,6 +18,19 @@ Measures (each printed, and all in the JSON):
 and the ratio of load to generation that the warm process removes from every video after the
 first. `--reduced` shrinks the model, the picture and the steps so the same script runs on a
 CPU in a minute or two: its figures show that it works, not how fast a GPU is.
+
+`--presets full,fast,...` measures the Wan presets instead, on a pipeline built in memory (no
+files: the 5B transformer with random weights, the real VAE, a 2-layer text encoder of the real
+width, since the prompt is encoded once per video): for each preset, a fresh transformer with
+the preset applied through reelroute's own `apply_preset` (a random rank-32 LoRA of the 5B's
+layers for the fast ones), then
+- seconds per denoising step at 1280x704, 121 frames (the steps after the first), and the
+  first step's extra time (the compile, for the compiled presets);
+- the seconds per video: the preset's steps times its step, plus one VAE decode (measured once);
+- peak GPU memory; the time to apply the preset;
+- the cache's share of skipped blocks. Random weights time the compute honestly, but say
+  nothing about a cache's hit rate on real weights.
+Figures go to `--json` after each preset, so a run cut short still reports the ones done.
 """
 
 from __future__ import annotations
@@ -104,7 +117,7 @@ def build(out: Path, reduced: bool) -> float:
 
 
 def _settings(model: Path, reduced: bool, **changes: Any) -> Any:
-    from reelroute.models.settings import load_settings
+    from reelroute.models.core.settings import load_settings
 
     fields: dict[str, Any] = {"_env_file": None, "wan_model": str(model)}
     if reduced:
@@ -145,7 +158,7 @@ def steps_and_memory(model: Path, reduced: bool, offload: bool, tiling: bool) ->
     """Seconds per step (after the first) and peak memory for one 2-step video."""
     import torch
 
-    from reelroute.models.enums import InferenceProvider
+    from reelroute.models.core.enums import InferenceProvider
     from reelroute.providers.base import GenerationRequest
     from reelroute.providers.wan import WanProvider
 
@@ -177,7 +190,7 @@ def steps_and_memory(model: Path, reduced: bool, offload: bool, tiling: bool) ->
 
 def whole_video(model: Path, reduced: bool) -> float:
     """One video at the model's defaults (50 steps; --reduced: 2)."""
-    from reelroute.models.enums import InferenceProvider
+    from reelroute.models.core.enums import InferenceProvider
     from reelroute.providers.base import GenerationRequest
     from reelroute.providers.wan import WanProvider
 
@@ -192,7 +205,7 @@ def whole_video(model: Path, reduced: bool) -> float:
 
 def through_process(model: Path, reduced: bool, folder: Path) -> dict[str, float]:
     """Two items through a pipeline process: (start → ready), first video, second video."""
-    from reelroute.models.enums import InferenceProvider
+    from reelroute.models.core.enums import InferenceProvider
     from reelroute.providers.base import GenerationRequest
     from reelroute.providers.wan_process import RemoteWan, ask_health
 
@@ -232,13 +245,273 @@ def through_process(model: Path, reduced: bool, folder: Path) -> dict[str, float
     return {"ready": ready, "first": times[0], "second": times[1], "loads": float(loads)}
 
 
+def _in_memory(reduced: bool) -> Any:
+    """A 5B image-to-video pipeline in memory, without its transformer (set per preset)."""
+    import torch
+    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanImageToVideoPipeline
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    encoder_config = _config("text_encoder", reduced)
+    encoder_config.pop("architectures", None)
+    encoder_config["num_layers"] = 2  # the prompt is encoded once a video: its width matters
+    with torch.device(device):
+        vae = AutoencoderKLWan.from_config(_config("vae", reduced))
+        text_encoder = UMT5EncoderModel(UMT5Config(**encoder_config)).eval()
+    if device == "cuda":
+        text_encoder = text_encoder.to(torch.bfloat16)
+    vocab_size = int(encoder_config["vocab_size"])
+    words = ["<pad>", "</s>", "<unk>"] + [f"w{n}" for n in range(vocab_size - 3)]
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+    )
+    pipeline = WanImageToVideoPipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=vae,
+        scheduler=UniPCMultistepScheduler.from_config(_config("scheduler", reduced)),
+        transformer=None,
+        expand_timesteps=True,
+    )
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def _transformer(reduced: bool) -> Any:
+    import torch
+    from diffusers import WanTransformer3DModel
+
+    cuda = torch.cuda.is_available()
+    with torch.device("cuda" if cuda else "cpu"):
+        transformer = WanTransformer3DModel.from_config(_config("transformer", reduced))
+    return transformer.to(torch.bfloat16 if cuda else torch.float32)
+
+
+def preset_figures(
+    pipeline: Any,
+    name: str,
+    reduced: bool,
+    lora_folder: Path,
+    measured_steps: int,
+    attention: str | None = None,
+) -> dict[str, Any]:
+    """One preset on a fresh transformer (with the host's `attention` backend, if given): its
+    steps, memory and time to apply."""
+    import gc
+
+    import torch
+    from PIL import Image
+
+    from reelroute.providers.tiny_wan import lora_like
+    from reelroute.providers.wan_options import apply_preset, count_blocks
+    from reelroute.providers.wan_presets import preset_named
+    from reelroute.providers.wan_shapes import WAN22_TI2V_5B
+
+    preset = preset_named(name)
+    cuda = torch.cuda.is_available()
+    pipeline.transformer = None
+    gc.collect()
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    pipeline.transformer = _transformer(reduced)
+    built = time.perf_counter() - started
+    lora = None
+    if preset.lora:
+        lora = str(lora_folder / "pytorch_lora_weights.safetensors")
+        if not Path(lora).exists():
+            lora = str(lora_like(pipeline.transformer, lora_folder))
+    applied = apply_preset(pipeline, preset, lora=lora, attention=attention)
+    weights = torch.cuda.memory_allocated() / 2**30 if cuda else float("nan")
+    if cuda:  # the peak of making a video, not of building the random weights
+        torch.cuda.reset_peak_memory_stats()
+    counter = count_blocks(pipeline)
+    width, height, frames = (1280, 704, 121) if not reduced else (128, 128, 9)
+    marks: list[float] = []
+
+    def step_done(_pipe: Any, _step: int, _timestep: Any, kwargs: dict[str, Any]) -> Any:
+        if cuda:
+            torch.cuda.synchronize()
+        marks.append(time.perf_counter())
+        return kwargs
+
+    guidance = preset.guidance_scale if preset.guidance_scale is not None else 5.0
+    began = time.perf_counter()
+    latents = pipeline(
+        image=Image.new("RGB", (width, height), (90, 140, 200)),
+        prompt="waves roll onto the beach at sunset",
+        negative_prompt="blurry" if guidance > 1 else None,
+        height=height,
+        width=width,
+        num_frames=frames,
+        num_inference_steps=measured_steps,
+        guidance_scale=guidance,
+        output_type="latent",
+        callback_on_step_end=step_done,
+        max_sequence_length=512 if not reduced else 16,
+    ).frames
+    first = marks[0] - began
+    later = [b - a for a, b in itertools.pairwise(marks)]
+    per_step = sum(later) / len(later)
+    steps = preset.steps or WAN22_TI2V_5B.steps
+    figures = {
+        "preset": preset.label,
+        "steps": steps,
+        "forwards_per_step": 1 if guidance <= 1 else 2,
+        "seconds_per_step": per_step,
+        "first_step_extra_seconds": max(0.0, first - per_step),
+        "denoise_seconds_per_video": steps * per_step,
+        "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan"),
+        "weights_gib": weights,
+        "build_seconds": built,
+        "apply_seconds": applied.seconds,
+        "attention": applied.attention,
+        "compiled_blocks": applied.compiled_blocks,
+        # Inside a compiled block the counting hook does not run: no figure there.
+        "skipped_share": counter.skipped_share if preset.cache else None,
+        "forwards_counted": counter.forwards,
+    }
+    for handle in counter.handles:
+        handle.remove()
+    figures["_latents"] = latents
+    return figures
+
+
+def vae_decode_seconds(pipeline: Any, latents: Any) -> dict[str, float]:
+    """One VAE decode of a video's latents (what every video pays once, whatever the preset)."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    with torch.no_grad():
+        pipeline.vae.decode(latents.to(pipeline.vae.dtype), return_dict=False)
+    if cuda:
+        torch.cuda.synchronize()
+    return {
+        "seconds": time.perf_counter() - started,
+        "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan"),
+    }
+
+
+def whole_video_in_memory(pipeline: Any, name: str, reduced: bool) -> float:
+    """One video, prompt to pixels, with the pipeline as the last preset left it."""
+    import torch
+    from PIL import Image
+
+    from reelroute.providers.wan_presets import preset_named
+    from reelroute.providers.wan_shapes import WAN22_TI2V_5B
+
+    preset = preset_named(name)
+    guidance = preset.guidance_scale if preset.guidance_scale is not None else 5.0
+    width, height, frames = (1280, 704, 121) if not reduced else (128, 128, 9)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    pipeline(
+        image=Image.new("RGB", (width, height), (90, 140, 200)),
+        prompt="waves roll onto the beach at sunset",
+        negative_prompt="blurry" if guidance > 1 else None,
+        height=height,
+        width=width,
+        num_frames=frames,
+        num_inference_steps=preset.steps or WAN22_TI2V_5B.steps,
+        guidance_scale=guidance,
+        output_type="np",
+        max_sequence_length=512 if not reduced else 16,
+    )
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
+
+
+def presets(names: list[str], reduced: bool, json_path: Path | None, folder: Path) -> None:
+    """`--presets`: every named preset on the in-memory 5B; prints a table against `full`."""
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    report: dict[str, Any] = {"device": device, "reduced": reduced, "presets": {}}
+    started = time.perf_counter()
+    pipeline = _in_memory(reduced)
+    report["pipeline_build_seconds"] = time.perf_counter() - started
+    print(
+        f"{device}: pipeline (without transformer) built in "
+        f"{report['pipeline_build_seconds']:.1f} s"
+    )
+
+    def save() -> None:
+        if json_path is not None:
+            json_path.write_text(json.dumps(report, indent=2))
+
+    for name in names:  # `full:_native_cudnn`: a preset with the host's attention backend
+        preset, _, attention = name.partition(":")
+        measured = 3 if "compiled" not in name else 4
+        try:
+            figures = preset_figures(
+                pipeline, preset, reduced, folder / "lora", measured, attention or None
+            )
+        except Exception as error:  # a preset that cannot run here is a figure too
+            report["presets"][name] = {"error": f"{type(error).__name__}: {error}"[:500]}
+            print(f"{name}: {report['presets'][name]['error']}")
+            save()
+            continue
+        latents = figures.pop("_latents")
+        if "vae_decode" not in report:
+            report["vae_decode"] = vae_decode_seconds(pipeline, latents)
+            print(f"VAE decode of one video: {report['vae_decode']['seconds']:.1f} s")
+        figures["seconds_per_video"] = (
+            figures["denoise_seconds_per_video"] + report["vae_decode"]["seconds"]
+        )
+        report["presets"][name] = figures
+        print(
+            f"{name}: {figures['seconds_per_step']:.2f} s/step x {figures['steps']} = "
+            f"{figures['seconds_per_video']:.0f} s/video; first step +"
+            f"{figures['first_step_extra_seconds']:.0f} s; peak {figures['peak_gib']:.1f} GiB "
+            f"(weights {figures['weights_gib']:.1f}); "
+            f"apply {figures['apply_seconds']:.1f} s; skipped {figures['skipped_share']}; "
+            f"attention {figures['attention']}"
+        )
+        save()
+    last = names[-1].partition(":")[0]
+    if pipeline.transformer is not None and "seconds_per_video" in report["presets"].get(
+        names[-1], {}
+    ):
+        # The extrapolation checked: one whole video (text, every step, decode) with the last
+        # preset, against its predicted seconds per video.
+        whole = whole_video_in_memory(pipeline, last, reduced)
+        predicted = report["presets"][names[-1]]["seconds_per_video"]
+        report["whole_video"] = {"preset": last, "seconds": whole, "predicted": predicted}
+        print(f"one whole {last} video: {whole:.1f} s (predicted {predicted:.1f} s)")
+    full = report["presets"].get("full", {}).get("seconds_per_video")
+    if full:
+        for name, figures in report["presets"].items():
+            if "seconds_per_video" in figures:
+                figures["time_against_full"] = figures["seconds_per_video"] / full
+                print(f"  {name:15} {figures['time_against_full']:.3f}x full")
+    save()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.wan_gpu")
     parser.add_argument("--out", type=Path, default=Path("/tmp/reelroute-wan5b"))
     parser.add_argument("--reduced", action="store_true")
     parser.add_argument("--load-only", action="store_true")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--presets", help="measure these Wan presets (comma-separated) instead, in memory"
+    )
     options = parser.parse_args()
+    if options.presets:
+        names = [name.strip() for name in options.presets.split(",") if name.strip()]
+        options.out.mkdir(parents=True, exist_ok=True)
+        presets(names, options.reduced, options.json, options.out)
+        return
     if options.load_only:
         print(load_once(options.out, options.reduced))
         return

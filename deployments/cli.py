@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from reelroute.models.batches import PhotoTask, Upload, add_batch
-from reelroute.models.db import make_engine, session_scope
-from reelroute.models.enums import AUTO, GroupPriority, InferenceProvider, Pool
-from reelroute.models.errors import DatabaseUnavailable, ReelrouteError
-from reelroute.models.groups import group_named
-from reelroute.models.migrate import upgrade
-from reelroute.models.routing import Policy
-from reelroute.models.settings import Settings, SettingsError, get_settings
-from reelroute.models.statistics import Statistics, provider_stats
-from reelroute.models.storage import Storage
-from reelroute.models.tasks import TaskSpec, parse_deadline
+from reelroute.models.core.enums import AUTO, GroupPriority, InferenceProvider, Pool
+from reelroute.models.core.errors import DatabaseUnavailable, ReelrouteError
+from reelroute.models.core.formats import stamp
+from reelroute.models.core.logs import configure_logging
+from reelroute.models.core.settings import Settings, SettingsError, get_settings
+from reelroute.models.core.tasks import TaskSpec
+from reelroute.models.intake import idempotency
+from reelroute.models.intake.batches import PhotoTask, Upload
+from reelroute.models.intake.submit import Intake, Intaken, deadline_from_text, run_once, take_in
+from reelroute.models.planning.routing import Policy
+from reelroute.models.reporting.statistics import Statistics, provider_stats
+from reelroute.models.store.db import make_engine, session_scope
+from reelroute.models.store.files import Storage
+from reelroute.models.store.migrate import upgrade
 
 app = typer.Typer(
     help="reelroute: photos to short videos on Wan GPUs or Runway.",
@@ -41,8 +43,8 @@ def _settings() -> Settings:
 def migrate() -> None:
     """Create or upgrade the database schema (REELROUTE_DATABASE_URL)."""
     settings = _settings()
-    upgrade(settings.database_url)
-    typer.echo(f"database is at the newest schema: {_safe_url(settings.database_url)}")
+    upgrade(settings.store.database_url)
+    typer.echo(f"database is at the newest schema: {_safe_url(settings.store.database_url)}")
 
 
 def stats_answer(statistics: Statistics) -> str:
@@ -58,7 +60,7 @@ def stats(
 ) -> None:
     """Items per provider and status, spend and time to finish."""
     settings = _settings()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.store.database_url)
     try:
         with session_scope(engine) as session:
             data = provider_stats(session)
@@ -93,9 +95,21 @@ def add(
         typer.Option(help="Group name: the existing group of that name, else a new one."),
     ] = None,
     group_id: Annotated[str | None, typer.Option(help="Add to this existing group.")] = None,
-    priority: Annotated[GroupPriority, typer.Option(help="Priority of a new group.")] = (
-        GroupPriority.normal
-    ),
+    priority: Annotated[
+        GroupPriority | None,
+        typer.Option(
+            help="The group's priority: a new group gets it; an existing group must have it "
+            "(normal for a new group when left out)."
+        ),
+    ] = None,
+    full_quality: Annotated[
+        bool | None,
+        typer.Option(
+            "--full-quality/--any-quality",
+            help="Wan videos only from hosts whose preset keeps the model card's quality: a new "
+            "group gets it; an existing group must say the same.",
+        ),
+    ] = None,
     frames: Annotated[int | None, typer.Option(help="Wan frame count (4k+1).")] = None,
     duration: Annotated[int | None, typer.Option(help="Seconds of video.")] = None,
     deadline: Annotated[
@@ -111,72 +125,73 @@ def add(
 ) -> None:
     """Create video tasks from photos on disk: one item per photo, all or none. Running the
     same command again (after a timeout, say) adds nothing: it prints the first batch (its
-    idempotency key is derived from the photos and options); `--new` adds another."""
-    from reelroute.models import idempotency
-
+    idempotency key is derived from the photos and options); `--new` adds another. Without
+    `--group` or `--group-id`, the photos go to a group named after the first photo."""
     settings = _settings()
+    engine = make_engine(settings.store.database_url)
     try:
         uploads = [Upload(path.name, path.read_bytes()) for path in photos]
         target = uuid.UUID(group_id) if group_id else None
-        within = parse_deadline(deadline) if deadline is not None else None
+        task = TaskSpec(
+            prompt=prompt,
+            frame_num=frames,
+            duration_s=duration,
+            inference_provider=provider,
+            deadline_seconds=deadline_from_text(deadline, field="--deadline"),
+        )
+        intake = Intake(
+            group_id=target,
+            group_name=None if target else (group or f"cli {photos[0].stem}"),
+            priority=priority,
+            wan_full_quality=full_quality,
+            photo_tasks=[PhotoTask(upload, task) for upload in uploads],
+        )
+        options = [group or "", group_id or "", priority or "", task.model_dump_json()]
+        if full_quality is not None:
+            options.append(f"full_quality={full_quality}")
+        files = [part for upload in uploads for part in (upload.filename, upload.data)]
+        fingerprint = idempotency.request_hash(*options, *files)
+        with session_scope(engine) as session:
+
+            def work() -> dict[str, list[str]]:
+                done = take_in(
+                    session, intake, settings=settings, storage=Storage(settings.store.storage_url)
+                )
+                return {"lines": _added_lines(done)}
+
+            answer = run_once(
+                session,
+                key=None if new else f"cli-{fingerprint}",
+                scope="cli add",
+                fingerprint=fingerprint,
+                settings=settings,
+                work=work,
+                status_code=0,
+            )
     except (OSError, ValueError) as error:
         typer.echo(f"nothing was added: {error}", err=True)
         raise typer.Exit(1) from None
-    task = TaskSpec(
-        prompt=prompt,
-        frame_num=frames,
-        duration_s=duration,
-        inference_provider=provider,
-        deadline_seconds=within,
-    )
-    options = [group or "", group_id or "", priority.value, task.model_dump_json()]
-    files = [part for upload in uploads for part in (upload.filename, upload.data)]
-    fingerprint = idempotency.request_hash(*options, *files)
-    key = None if new else f"cli-{fingerprint}"
-    engine = make_engine(settings.database_url)
-    try:
-        with session_scope(engine) as session:
-            if key is not None:
-                replay = idempotency.begin(
-                    session,
-                    key=key,
-                    scope="cli add",
-                    fingerprint=fingerprint,
-                    hours=settings.idempotency_hours,
-                )
-                if replay is not None:
-                    typer.echo("already added (the same photos and options; --new adds again):")
-                    for line in replay.body["lines"]:
-                        typer.echo(line)
-                    return
-            if target is None:
-                chosen, _ = group_named(
-                    session, name=group or f"cli {photos[0].stem}", priority=priority
-                )
-                target = chosen.id
-            items = add_batch(
-                session,
-                group_id=target,
-                settings=settings,
-                photo_tasks=[PhotoTask(upload, task) for upload in uploads],
-                storage=Storage(settings.storage_url),
-            )
-            lines = [f"group {target}"]
-            for item in items:
-                due = item.due_at.strftime("%Y-%m-%d %H:%M UTC")
-                lines.append(
-                    f"{item.id}  {item.inference_provider.value:<18} due {due}  {item.route_reason}"
-                )
-            if key is not None:
-                idempotency.finish(session, key=key, status_code=0, body={"lines": lines})
     except ReelrouteError as error:
         problems = getattr(error, "problems", [str(error)])
         typer.echo("nothing was added:\n  " + "\n  ".join(problems), err=True)
         raise typer.Exit(1) from None
     finally:
         engine.dispose()
-    for line in lines:
+    if answer.replayed:
+        typer.echo("already added (the same photos and options; --new adds again):")
+    for line in answer.body["lines"]:
         typer.echo(line)
+
+
+def _added_lines(done: Intaken) -> list[str]:
+    """What `add` prints: the group, then each item's id, provider, due time and reason."""
+    lines = [f"group {done.group.id} ({done.group.name}, {done.group.priority.value})"]
+    for item in done.items:
+        lines.append(
+            f"{item.id}  {item.inference_provider.value:<18} due {stamp(item.due_at)}  "
+            f"{item.route_reason}"
+        )
+    return lines
 
 
 def _pairs(text: str | None, what: str) -> dict[str, str]:
@@ -195,6 +210,13 @@ def _pairs(text: str | None, what: str) -> dict[str, str]:
 def replay(
     trace: Annotated[Path, typer.Argument(help="CSV: created_at, group, priority, ...")],
     gpus: Annotated[int, typer.Option(help="GPUs running Wan.")] = 4,
+    gpu_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A GPU host instead of --gpus: NAME:GPUS:PRESET:TIME (TIME: its time for a "
+            "video against the trace's Wan time, e.g. h200:4:fast:0.06); repeat for several."
+        ),
+    ] = None,
     runway_concurrency: Annotated[
         str,
         typer.Option(help="Runway's concurrency: one number, or MODEL=C,... (gen4_turbo=5)."),
@@ -207,12 +229,32 @@ def replay(
         typer.Option(help="deadline, threshold, all-gen4 or all-wan; repeat for several."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Draws the durations the trace leaves out.")] = 0,
+    outage: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A Runway model answering 503 for a while: MODEL@HH:MM+DURATION "
+            "(gen4_turbo@12:00+45m); repeat for several."
+        ),
+    ] = None,
+    breakers: Annotated[
+        bool,
+        typer.Option(
+            "--breakers/--no-breakers",
+            help="--no-breakers: no breaker opens on a failure rate (the day without them).",
+        ),
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
 ) -> None:
     """Replay a day through the real routing, dispatch-order and budget code, on a simulated
     clock with simulated providers, in a throw-away database; one line per policy, and a
     `hindsight` line: the deadline policy fed the true durations."""
-    from reelroute.deployments.replay import ReplayOptions, TraceError, read_trace
+    from reelroute.deployments.replay import (
+        GpuHostSpec,
+        OutageSpec,
+        ReplayOptions,
+        TraceError,
+        read_trace,
+    )
     from reelroute.deployments.replay import as_json as to_json
     from reelroute.deployments.replay import replay as run_replay
 
@@ -227,17 +269,30 @@ def replay(
             concurrency = {k: int(v) for k, v in _pairs(runway_concurrency, "MODEL").items()}
             default = 5
         caps = {InferenceProvider(k): float(v) for k, v in _pairs(budget, "PROVIDER").items()}
+        hosts = tuple(GpuHostSpec.parse(text) for text in gpu_host or [])
+        outages = tuple(OutageSpec.parse(text) for text in outage or [])
     except (OSError, ValueError, TraceError) as error:
         typer.echo(f"cannot replay: {error}", err=True)
         raise typer.Exit(2) from None
     options = ReplayOptions(
-        gpus=gpus, runway_concurrency=concurrency, default_concurrency=default, budgets=caps
+        gpus=gpus,
+        gpu_hosts=hosts,
+        runway_concurrency=concurrency,
+        default_concurrency=default,
+        budgets=caps,
+        outages=outages,
+        breakers=breakers,
     )
     outcomes = run_replay(tasks, options, [*policies, "hindsight"])
     if as_json:
         typer.echo(json.dumps(to_json(outcomes), indent=2))
         return
-    typer.echo(f"{len(tasks)} tasks, {gpus} GPU(s), Runway concurrency {runway_concurrency}")
+    fleet = ", ".join(f"{h.name} {h.gpus}x {h.preset} ({h.time:g}x)" for h in hosts)
+    down = "; ".join(f"{o.model} down {o.start:%H:%M}+{o.minutes:g} min" for o in outages)
+    typer.echo(
+        f"{len(tasks)} tasks, {fleet or f'{gpus} GPU(s)'}, Runway concurrency {runway_concurrency}"
+        + (f"; {down}, breakers {'on' if breakers else 'off'}" if outages else "")
+    )
     for outcome in outcomes:
         typer.echo(outcome.line())
 
@@ -260,7 +315,7 @@ def emulator(
 
     from reelroute.providers.emulator import EmulatorScript, RunwayEmulator
 
-    port = port or _settings().emulator_port
+    port = port or _settings().local.emulator_port
     fake = RunwayEmulator(EmulatorScript(latency_s=latency, concurrency=concurrency))
     typer.echo(f"Runway API emulator on http://{host}:{port} (latency {latency} s)")
     uvicorn.run(fake.app, host=host, port=port, log_level="warning")
@@ -280,12 +335,13 @@ def dispatch() -> None:
     """Feed Prefect from the database and reconcile, until Ctrl-C (one per installation)."""
     import threading
 
-    from reelroute.deployments.launcher import dispatch_loop
+    from reelroute.flows.loop import dispatch_loop
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = _settings()
+    configure_logging(settings)
     stop = threading.Event()
     try:
-        dispatch_loop(_settings(), stop)
+        dispatch_loop(settings, stop)
     except KeyboardInterrupt:
         stop.set()
 
@@ -298,10 +354,11 @@ def webhooks() -> None:
 
     from reelroute.flows.webhooks import run_sender
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = _settings()
+    configure_logging(settings)
     stop = threading.Event()
     try:
-        run_sender(_settings(), stop)
+        run_sender(settings, stop)
     except KeyboardInterrupt:
         stop.set()
 
@@ -317,34 +374,52 @@ def worker(
         ),
     ] = None,
     name: Annotated[str | None, typer.Option(help="Worker name in the Prefect UI.")] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            help="gpu pool: the Wan preset (full, fast, cached, compiled, fast-compiled, "
+            "fast-fp8); default REELROUTE_WAN_PRESET."
+        ),
+    ] = None,
 ) -> None:
     """Start a Prefect process worker for a pool. On a GPU host (pool gpu) also one long-lived
-    Wan pipeline process per GPU, which the flow runs use; all supervised, stopped together."""
+    Wan pipeline process per GPU, which the flow runs use; all supervised, stopped together.
+    The preset is checked before anything starts."""
     import os
     import socket
     import sys
 
     from reelroute.deployments.launcher import worker_argv, worker_env
 
+    if preset is not None:
+        os.environ["REELROUTE_WAN_PRESET"] = preset
+        get_settings.cache_clear()
     settings = _settings()  # refuse to start on invalid settings
     label = name or f"{pool}-{socket.gethostname()}"
     if pool is Pool.gpu:
-        from reelroute.deployments.gpu_host import parse_gpus, run_gpu_host
+        from reelroute.deployments.gpu_host import parse_gpus, preflight, run_gpu_host
+        from reelroute.providers.base import ConfigurationError
 
         try:
             chosen = parse_gpus(gpus)
-        except ValueError as error:
-            typer.echo(str(error), err=True)
+            checked = preflight(settings)
+        except (ValueError, ConfigurationError) as error:
+            typer.echo(f"reelroute worker: {error}", err=True)
             raise typer.Exit(2) from None
-        if settings.wan_resident:
-            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        typer.echo(f"GPU host {label}: preset {checked.label}: {checked.description}")
+        if settings.wan.resident:
+            configure_logging(settings)
             run_gpu_host(settings, chosen, label)
             return
         # Each flow run loads the pipeline itself, on the first GPU named.
         env = worker_env(dict(os.environ))
         if chosen[0].isdigit():
             env["CUDA_VISIBLE_DEVICES"] = chosen[0]
-        os.execve(sys.executable, worker_argv(pool, label, limit=1), env)  # noqa: S606
+        from reelroute.flows.dispatch import queues_for
+
+        queues = queues_for(pool, checked.keeps_quality)
+        argv = worker_argv(pool, label, limit=1, queues=queues)
+        os.execve(sys.executable, argv, env)  # noqa: S606
     os.execve(sys.executable, worker_argv(pool, label), worker_env(dict(os.environ)))  # noqa: S606
 
 
@@ -357,8 +432,9 @@ def wan_server(
     one at a time (started by `reelroute worker --pool gpu`)."""
     from reelroute.providers.wan_process import run_server
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    run_server(_settings(), socket_path, gpu)
+    settings = _settings()
+    configure_logging(settings)
+    run_server(settings, socket_path, gpu)
 
 
 @app.command()
@@ -385,11 +461,13 @@ def web(
     from reelroute.ui.app import create_app
 
     settings = _settings()
-    if settings.admin_token is None:
+    if settings.api.admin_token is None:
         typer.echo(
             "note: REELROUTE_ADMIN_TOKEN is not set: the admin API refuses every call", err=True
         )
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    configure_logging(settings)
+    # uvicorn's own loggers go to the root handler too (one format for every line)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", log_config=None)
 
 
 @app.command()
@@ -413,7 +491,9 @@ def up(
 ) -> None:
     """Everything on this machine: database, Prefect server, deployments, a gpu and a cloud
     worker, the dispatcher (and the Runway emulator in sandbox mode), until Ctrl-C."""
+    import contextlib
     import os
+    import sys
 
     from reelroute.deployments.gpu_host import parse_gpus
     from reelroute.deployments.up import run_up
@@ -426,7 +506,13 @@ def up(
     except ValueError as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(2) from None
-    raise typer.Exit(run_up(_settings(), host=host, port=port, gpus=chosen))
+    code = run_up(_settings(), host=host, port=port, gpus=chosen)
+    # Everything `up` started is stopped: leave now. Prefect's exit hooks would try to send
+    # this process's last events to the server it just stopped, retrying for minutes.
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
 
 
 def _safe_url(url: str) -> str:

@@ -1,5 +1,5 @@
 """`reelroute up` and its parts: child services in their own process groups, the Prefect server,
-the Runway emulator, workers, and the dispatcher loop."""
+the Runway emulator, and the workers (the dispatcher's loop is flows.loop)."""
 
 from __future__ import annotations
 
@@ -17,18 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import sqlalchemy as sa
-from prefect import get_client
-from prefect.client.orchestration import SyncPrefectClient
 from sqlalchemy import make_url
 
-from reelroute.flows.backoff import Backoff
-from reelroute.flows.dispatch import Dispatcher
-from reelroute.flows.planning import Planner, runway_limits_source
-from reelroute.flows.reconcile import reconcile_once
-from reelroute.models.db import make_engine
-from reelroute.models.enums import Pool
-from reelroute.models.settings import Settings
+from reelroute.models.core.enums import Pool
+from reelroute.models.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +50,8 @@ class Child:
     """When a dead child is started again (None while it runs)."""
     death_signal: signal.Signals | None = None
     """What it gets when its supervisor dies (Linux), even by SIGKILL (None: nothing)."""
+    paused: bool = False
+    """Stopped on purpose (`Services.pause`): not restarted until `resume`."""
 
     def backoff(self) -> float:
         """Seconds to wait before the next restart: doubling, capped."""
@@ -97,6 +91,8 @@ class Services:
         events = []
         with self._lock:
             for child in self.children:
+                if child.paused:
+                    continue
                 code = child.process.poll()
                 if code is None:
                     if now - child.started_at > STABLE_SECONDS:
@@ -125,16 +121,54 @@ class Services:
             log.warning("%s", event)
         return events
 
-    def stop(self, grace_seconds: float = 10.0) -> None:
-        """SIGTERM every group, then SIGKILL what is left after the grace period."""
+    def pause(self, name: str) -> bool:
+        """Stop the child `name` politely (SIGTERM: a worker finishes what it runs and takes
+        nothing new) and keep it stopped; True when it was running."""
+        with self._lock:
+            found = [c for c in self.children if c.name == name and not c.paused]
+            for child in found:
+                child.paused = True
+                _signal_group(child.process, signal.SIGTERM)
+        if found:
+            log.warning("%s paused", name)
+        return bool(found)
+
+    def resume(self, name: str) -> bool:
+        """Start a paused child again; True when it was paused."""
+        with self._lock:
+            found = [c for c in self.children if c.name == name and c.paused]
+            for child in found:
+                if child.process.poll() is None:  # still finishing: make sure it ends
+                    _signal_group(child.process, signal.SIGKILL)
+                    child.process.wait()
+                child.process = _spawn(
+                    child.argv,
+                    child.env,
+                    _log_file(child.log_dir, child.name),
+                    death_signal=child.death_signal,
+                )
+                child.paused, child.started_at, child.restart_at = False, time.monotonic(), None
+        if found:
+            log.warning("%s resumed", name)
+        return bool(found)
+
+    def stop(self, grace_seconds: float = 10.0, say: Callable[[str], None] | None = None) -> None:
+        """SIGTERM every group, then SIGKILL what is left after the grace period; `say` is
+        told which child is being waited for (2 s after the SIGTERM), so a slow stop says
+        why."""
         with self._lock:
             children, self.children = self.children, []
         for child in reversed(children):
             _signal_group(child.process, signal.SIGTERM)
         deadline = time.monotonic() + grace_seconds
+        told = time.monotonic() + 2.0
         for child in children:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            while child.process.poll() is None and time.monotonic() < deadline:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.process.wait(timeout=max(0.05, min(deadline, told) - time.monotonic()))
+                if child.process.poll() is None and time.monotonic() >= told and say:
+                    say(f"waiting for {child.name} (pid {child.process.pid}) to stop…")
+                    told = deadline
             _signal_group(child.process, signal.SIGKILL)  # also grandchildren (flow runs)
             child.process.wait()
 
@@ -266,7 +300,7 @@ def start_prefect_server(
         ensure_postgres_database(database_url)
         server_env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
     server_env.pop("PREFECT_API_URL", None)
-    services.start("prefect-server", argv, server_env, log_dir)
+    services.start("prefect-server", argv, server_env, log_dir, death_signal=signal.SIGTERM)
     wait_until(f"{api_url}/health", 120, "the Prefect server")
     return api_url
 
@@ -292,11 +326,11 @@ def absolute_settings_env(settings: Settings) -> dict[str, str]:
     """Relative paths made absolute, so flow runs (which run in the project folder) and the
     dispatcher use the same database and storage whatever folder `up` was started from."""
     env: dict[str, str] = {}
-    url = make_url(settings.database_url)
+    url = make_url(settings.store.database_url)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         env["REELROUTE_DATABASE_URL"] = f"sqlite:///{Path(url.database).resolve()}"
-    if "://" not in settings.storage_url:
-        env["REELROUTE_STORAGE_URL"] = str(Path(settings.storage_url).resolve())
+    if "://" not in settings.store.storage_url:
+        env["REELROUTE_STORAGE_URL"] = str(Path(settings.store.storage_url).resolve())
     return env
 
 
@@ -305,10 +339,10 @@ def sandbox_reason(settings: Settings) -> str | None:
     if settings.sandbox is not None:
         return "REELROUTE_SANDBOX=true" if settings.sandbox else None
     missing = []
-    if settings.runway_api_secret is None:
+    if settings.runway.api_secret is None:
         missing.append("no Runway key (RUNWAYML_API_SECRET)")
-    if not wan_weights_present(settings.wan_model):
-        missing.append(f"no Wan weights for {settings.wan_model} (REELROUTE_WAN_MODEL)")
+    if not wan_weights_present(settings.wan.model):
+        missing.append(f"no Wan weights for {settings.wan.model} (REELROUTE_WAN_MODEL)")
     return "; ".join(missing) or None
 
 
@@ -324,8 +358,11 @@ def wan_weights_present(model: str) -> bool:
         return False
 
 
-def worker_argv(pool: Pool, name: str, limit: int | None = None) -> list[str]:
-    """The command of a process worker for `pool` (running at most `limit` flow runs)."""
+def worker_argv(
+    pool: Pool, name: str, limit: int | None = None, queues: list[str] | None = None
+) -> list[str]:
+    """The command of a process worker for `pool` (running at most `limit` flow runs, polling
+    `queues`, or every queue of the pool)."""
     argv = [
         sys.executable,
         "-m",
@@ -339,6 +376,8 @@ def worker_argv(pool: Pool, name: str, limit: int | None = None) -> list[str]:
         "--name",
         name,
     ]
+    for queue in queues or ():
+        argv += ["--work-queue", queue]
     return argv + ([] if limit is None else ["--limit", str(limit)])
 
 
@@ -355,42 +394,3 @@ def worker_env(base: dict[str, str], gpu: int | None = None) -> dict[str, str]:
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = str(gpu)
     return env
-
-
-def dispatch_loop(
-    settings: Settings, stop: threading.Event, *, client: SyncPrefectClient | None = None
-) -> None:
-    """Dispatch every `dispatch_interval_seconds` and reconcile every
-    `reconcile_interval_seconds` until `stop` is set. An outage of the database or of Prefect
-    (or anything else a pass trips on) is logged and waited out with a growing backoff: the
-    backlog is safe in the database, and the loop carries on when they are back."""
-    engine = make_engine(settings.database_url)
-    try:
-        if client is not None:
-            _dispatch_until(engine, client, settings, stop)
-            return
-        with get_client(sync_client=True) as own:
-            _dispatch_until(engine, own, settings, stop)
-    finally:
-        engine.dispose()
-
-
-def _dispatch_until(
-    engine: sa.Engine, client: SyncPrefectClient, settings: Settings, stop: threading.Event
-) -> None:
-    dispatcher = Dispatcher(engine, client, settings)
-    runway = settings.sandbox or settings.runway_api_secret is not None
-    planner = Planner(engine, settings, client, runway_limits_source(settings) if runway else None)
-    backoff = Backoff("dispatcher", settings.dispatch_interval_seconds, log=log)
-    next_reconcile = 0.0
-    while not stop.is_set():
-        try:
-            planner.run_due()
-            dispatcher.dispatch_once()
-            if time.monotonic() >= next_reconcile:
-                reconcile_once(engine, client, settings)
-                next_reconcile = time.monotonic() + settings.reconcile_interval_seconds
-            wait = backoff.succeeded()
-        except Exception as error:  # an outage, or a surprise: either way the loop goes on
-            wait = backoff.failed(error)
-        stop.wait(wait)

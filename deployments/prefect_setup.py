@@ -18,9 +18,9 @@ from prefect.events.schemas.events import ResourceSpecification
 from prefect.exceptions import ObjectNotFound
 from prefect.types.entrypoint import EntrypointType
 
-from reelroute.flows.dispatch import DEFAULT_QUEUE, DEPLOYMENT_OF_POOL, URGENT_QUEUE
-from reelroute.models.enums import Pool
-from reelroute.models.settings import Settings
+from reelroute.flows.dispatch import DEFAULT_QUEUE, DEPLOYMENT_OF_POOL, GPU_QUEUES, URGENT_QUEUE
+from reelroute.models.core.enums import Pool
+from reelroute.models.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,8 @@ HEARTBEAT_SECONDS = 30  # PREFECT_FLOWS_HEARTBEAT_FREQUENCY the workers set for 
 
 
 def ensure_pool(client: SyncPrefectClient, name: Pool, slots: int) -> None:
-    """A process pool `name` with `slots` concurrency, an `urgent` queue served before `default`."""
+    """A process pool `name` with `slots` concurrency, an `urgent` queue served before
+    `default` (on the gpu pool, each after its full-quality twin)."""
     try:
         client.read_work_pool(name)
         client.update_work_pool(name, WorkPoolUpdate(concurrency_limit=slots))
@@ -43,13 +44,16 @@ def ensure_pool(client: SyncPrefectClient, name: Pool, slots: int) -> None:
                 description=f"reelroute: {'Wan on GPUs' if name is Pool.gpu else 'Runway calls'}",
             )
         )
-    queues = {queue.name: queue for queue in client.read_work_queues(work_pool_name=name)}
-    if URGENT_QUEUE not in queues:
-        client.create_work_queue(URGENT_QUEUE, work_pool_name=name, priority=1)
-    elif queues[URGENT_QUEUE].priority != 1:
-        client.update_work_queue(queues[URGENT_QUEUE].id, priority=1)
-    if queues.get(DEFAULT_QUEUE) is not None and queues[DEFAULT_QUEUE].priority != 2:
-        client.update_work_queue(queues[DEFAULT_QUEUE].id, priority=2)
+    # The pool's `default` queue comes with it; the gpu pool also has the queues of items that
+    # require a full-quality preset. In the order they are served (Prefect keeps priorities
+    # unique and moves the others up when one is taken, so each is set in turn).
+    order = GPU_QUEUES if name is Pool.gpu else (URGENT_QUEUE, DEFAULT_QUEUE)
+    for priority, queue in enumerate(order, start=1):
+        found = {q.name: q for q in client.read_work_queues(work_pool_name=name)}.get(queue)
+        if found is None:
+            client.create_work_queue(queue, work_pool_name=name, priority=priority)
+        elif found.priority != priority:
+            client.update_work_queue(found.id, priority=priority)
 
 
 def ensure_zombie_automation() -> None:
@@ -107,7 +111,7 @@ def deploy(settings: Settings) -> None:
 
     with get_client(sync_client=True) as client:
         for pool in DEPLOYMENT_OF_POOL:
-            ensure_pool(client, pool, settings.pool_slots(pool))
+            ensure_pool(client, pool, settings.dispatch.pool_slots(pool))
     for pool, name in DEPLOYMENT_OF_POOL.items():
         generate_video.deploy(
             name=name,

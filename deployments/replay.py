@@ -13,43 +13,51 @@ trace, options and seed always give the same figures.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import heapq
+import logging
 import random
 import statistics
 import tempfile
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, select
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
 
-from reelroute.models.batches import add_batch
-from reelroute.models.budgets import set_budget
-from reelroute.models.catalogue import CATALOGUE
-from reelroute.models.db import make_engine
-from reelroute.models.dispatch import plan_dispatch
-from reelroute.models.enums import (
+from reelroute.models.core.catalogue import CATALOGUE
+from reelroute.models.core.enums import (
+    BreakerState,
     BudgetPeriod,
     BudgetScope,
+    FailureCode,
     GroupPriority,
     InferenceProvider,
     ItemStatus,
     Pool,
 )
-from reelroute.models.estimates import Estimates
-from reelroute.models.groups import create_group
-from reelroute.models.lifecycle import claim_item, complete_item
-from reelroute.models.limits import ModelLimits, RunwayLimits, store_limits
-from reelroute.models.migrate import upgrade
-from reelroute.models.replanning import reroute_waiting
-from reelroute.models.routing import Policy
-from reelroute.models.settings import Settings, load_settings
-from reelroute.models.snapshot import build_snapshot, read_service_times
-from reelroute.models.tables import Photo, VideoItem
-from reelroute.models.tasks import TaskSpec
+from reelroute.models.core.settings import Settings, load_settings
+from reelroute.models.core.tables import Breaker, Photo, VideoItem
+from reelroute.models.core.tasks import TaskSpec, parse_deadline
+from reelroute.models.core.workers import flow_run_worker_id, host_of
+from reelroute.models.health import breakers as breakers_module
+from reelroute.models.intake.batches import add_batch
+from reelroute.models.items.dispatch import plan_dispatch
+from reelroute.models.items.groups import create_group
+from reelroute.models.items.lifecycle import MadeBy, claim_item, complete_item, fail_item
+from reelroute.models.money.budgets import set_budget
+from reelroute.models.money.limits import ModelLimits, RunwayLimits, store_limits
+from reelroute.models.planning.estimates import Estimates
+from reelroute.models.planning.hosts import report_host
+from reelroute.models.planning.replanning import reroute_waiting
+from reelroute.models.planning.routing import Policy
+from reelroute.models.planning.snapshot import build_snapshot, read_service_times
+from reelroute.models.store.db import make_engine
+from reelroute.models.store.migrate import upgrade
 
 REQUIRED = ("created_at", "group", "priority", "duration_s")
 WORKER = "replay"
@@ -121,15 +129,85 @@ def _task(number: int, row: dict[str, str], rng: random.Random) -> TraceTask:
 
 
 @dataclass(frozen=True)
+class GpuHostSpec:
+    """A simulated GPU host: its GPUs, the Wan preset they run, and its time for a video
+    against the trace's Wan time (which is `full` on the reference GPU)."""
+
+    name: str
+    gpus: int
+    preset: str = "full"
+    time: float = 1.0
+
+    @classmethod
+    def parse(cls, text: str) -> GpuHostSpec:
+        """`NAME:GPUS:PRESET:TIME`, e.g. `h200:4:fast:0.06` (ValueError says how to write it)."""
+        parts = text.split(":")
+        try:
+            name, gpus, preset, time = parts
+            spec = cls(name.strip(), int(gpus), preset.strip(), float(time))
+        except ValueError:
+            raise ValueError(
+                f"--gpu-host {text!r}: write NAME:GPUS:PRESET:TIME, e.g. h200:4:fast:0.06 (TIME: "
+                "its time for a video against the trace's Wan time)"
+            ) from None
+        if not spec.name or spec.gpus < 1 or spec.time <= 0:
+            raise ValueError(f"--gpu-host {text!r}: a name, 1 GPU or more, a time above 0")
+        return spec
+
+
+@dataclass(frozen=True)
+class OutageSpec:
+    """A Runway model answering 503 to every creation for a while (`MODEL@HH:MM+DURATION`)."""
+
+    model: str
+    start: time
+    minutes: float
+
+    @classmethod
+    def parse(cls, text: str) -> OutageSpec:
+        """`gen4_turbo@12:00+45m` (or `+2h`, `+1h30m`); ValueError says how to write it."""
+        how = (
+            f"--outage {text!r}: write MODEL@HH:MM+DURATION, e.g. gen4_turbo@12:00+45m (a "
+            f"model of {', '.join(e.model for e in CATALOGUE.values() if e.paid)})"
+        )
+        try:
+            model, _, rest = text.partition("@")
+            at, _, length = rest.partition("+")
+            start = time.fromisoformat(at.strip())
+            minutes = parse_deadline(length.strip()) / 60
+        except ValueError:
+            raise ValueError(how) from None
+        if model.strip() not in {e.model for e in CATALOGUE.values() if e.paid}:
+            raise ValueError(how)
+        return cls(model.strip(), start, minutes)
+
+    def covers(self, moment: datetime) -> bool:
+        """Whether the model is down at `moment` (the outage's time on that UTC day)."""
+        begins = moment.replace(
+            hour=self.start.hour, minute=self.start.minute, second=0, microsecond=0
+        )
+        return begins <= moment < begins + timedelta(minutes=self.minutes)
+
+
+@dataclass(frozen=True)
 class ReplayOptions:
     """The installation the day is replayed on."""
 
     gpus: int = 4
+    gpu_hosts: tuple[GpuHostSpec, ...] = ()
+    """GPU hosts with their presets and speeds; empty: `gpus` GPUs at the trace's Wan time."""
     runway_concurrency: dict[str, int] = field(default_factory=dict)
     """Per Runway model (`gen4_turbo`, `veo3.1`, ...); models not named get `default`."""
     default_concurrency: int = 5
     budgets: dict[InferenceProvider, float] = field(default_factory=dict)
     """Dollars per day per provider."""
+    outages: tuple[OutageSpec, ...] = ()
+    breakers: bool = True
+    """False: breakers never open on a failure rate (the day without them)."""
+
+
+FAILED_ATTEMPT_SECONDS = 5.0
+"""How long an attempt on a model that is down takes to fail (its 503)."""
 
 
 @dataclass
@@ -145,6 +223,10 @@ class Outcome:
     minutes_p95: dict[str, float]
     per_provider: dict[str, int]
     moves: int
+    not_run: int = 0
+    """Tasks that never got a video (they named a model Runway allows no tasks at once, or
+    a model down all day); they count as late."""
+    attempts_failed: int = 0
 
     def line(self) -> str:
         """One line of the table."""
@@ -152,10 +234,12 @@ class Outcome:
             f"{p} {self.minutes_p50[p]:.0f}/{self.minutes_p95[p]:.0f}" for p in self.minutes_p50
         )
         used = ", ".join(f"{p} {n}" for p, n in sorted(self.per_provider.items()))
+        missing = f"; not run {self.not_run}" if self.not_run else ""
+        failed = f"; failed attempts {self.attempts_failed}" if self.attempts_failed else ""
         return (
             f"{self.policy:<10} ${self.spend_dollars:>8.2f}  late {self.late:>3}/{self.tasks} "
             f"on time {self.on_time_rate:>6.1%}  p50/p95 min: {times}  ({used}; moved "
-            f"{self.moves})"
+            f"{self.moves}{failed}{missing})"
         )
 
 
@@ -176,7 +260,7 @@ class Simulation:
             _env_file=None,
             database_url=url,
             storage_url=str(folder / "storage"),
-            gpu_slots=options.gpus,
+            gpu_slots=sum(h.gpus for h in options.gpu_hosts) or options.gpus,
             cloud_slots=sum(
                 options.runway_concurrency.get(entry.model, options.default_concurrency)
                 for entry in CATALOGUE.values()
@@ -185,7 +269,9 @@ class Simulation:
             dispatch_lookahead=0,
             routing_policy="threshold" if self.policy is Policy.threshold else "deadline",
             default_provider=InferenceProvider.wan_local,
+            **({} if options.breakers else {"breaker_min_failures": 10**9}),
         )
+        self.attempts_failed = 0
         self.ids = {task.row: uuid.uuid4() for task in tasks}
         self.truth = {
             (self.ids[task.row], provider): seconds
@@ -193,6 +279,24 @@ class Simulation:
             for provider, seconds in task.seconds.items()
         }
         self.moves = 0
+        self.busy: Counter[str] = Counter()
+        """Wan items at work per simulated GPU host."""
+
+    def _report_hosts(self, session: Session, now: datetime) -> None:
+        for host in self.options.gpu_hosts:
+            report_host(
+                session,
+                name=host.name,
+                gpu_class=host.name,
+                preset=f"{host.preset}@1",
+                slots=host.gpus,
+                now=now,
+            )
+
+    def _host_for(self) -> GpuHostSpec | None:
+        """The fastest simulated host with a free GPU (None: no simulated hosts)."""
+        free = [h for h in self.options.gpu_hosts if self.busy[h.name] < h.gpus]
+        return min(free, key=lambda h: h.time) if free else None
 
     def limits(self) -> RunwayLimits:
         models = {
@@ -206,6 +310,30 @@ class Simulation:
             if entry.paid
         }
         return RunwayLimits(credit_balance=10**12, max_monthly_credits=10**12, models=models)
+
+    def down(self, provider: InferenceProvider, moment: datetime) -> bool:
+        """Whether `provider`'s model is in one of the day's outages at `moment`."""
+        model = CATALOGUE[provider].model
+        return any(o.model == model and o.covers(moment) for o in self.options.outages)
+
+    def _next_wake(self, session: Session, now: datetime) -> datetime | None:
+        """When something waiting may go again: a retry's backoff ends, a breaker's probe is
+        due (None: nothing waits for time)."""
+        retry = session.execute(
+            sa.select(sa.func.min(VideoItem.next_attempt_at)).where(
+                col(VideoItem.status) == ItemStatus.pending,
+                col(VideoItem.next_attempt_at) > now,
+            )
+        ).scalar_one()
+        probe = session.execute(
+            sa.select(sa.func.min(Breaker.next_probe_at)).where(
+                col(Breaker.state) == BreakerState.open, col(Breaker.next_probe_at) > now
+            )
+        ).scalar_one()
+        found: list[datetime] = [moment for moment in (retry, probe) if moment is not None]
+        if not found:
+            return None
+        return min(m if m.tzinfo else m.replace(tzinfo=UTC) for m in found)
 
     def run(self) -> Outcome:
         start = self.tasks[0].created_at
@@ -229,30 +357,58 @@ class Simulation:
         measured = read_service_times(session, self.settings)
         if not self.hindsight:
             return measured
-        return Estimates(times=measured.times, pixels=measured.pixels, known=self.truth)
+        return dataclasses.replace(measured, known=self.truth)
 
     def _loop(self, session: Session, now: datetime) -> None:
         arrivals = list(self.tasks)
-        done: list[tuple[datetime, str, uuid.UUID, int]] = []
+        done: list[tuple[datetime, str, uuid.UUID, int, bool]] = []
         groups: dict[str, uuid.UUID] = {}
         photos: dict[str, uuid.UUID] = {}
         limits = self.limits()
-        while arrivals or done:
-            now = min([*(d[0] for d in done[:1]), *(a.created_at for a in arrivals[:1])])
+        while True:
+            wake = self._next_wake(session, now)
+            times = [*(d[0] for d in done[:1]), *(a.created_at for a in arrivals[:1])]
+            if wake is not None and (times or self._pending(session)):
+                times.append(wake)
+            if not times:
+                break
+            now = min(times)
+            self._report_hosts(session, now)
             while done and done[0][0] <= now:
-                _, _, item_id, attempt = heapq.heappop(done)
+                _, _, item_id, attempt, fails = heapq.heappop(done)
                 item = session.get(VideoItem, item_id)
                 assert item is not None
+                if fails:
+                    self.attempts_failed += 1
+                    fail_item(
+                        session,
+                        item_id=item_id,
+                        attempt=attempt,
+                        worker_id=item.worker_id or WORKER,
+                        error=f"{item.inference_provider.value} answered 503 (outage)",
+                        permanent=False,
+                        settings=self.settings,
+                        failure_code=FailureCode.HTTP_5XX,
+                        now=now,
+                    )
+                    continue
                 credits = CATALOGUE[item.inference_provider].credits_for(
                     item.duration_s, item.frame_num
                 )
+                host_name = host_of(item.worker_id)
+                made_by = None
+                if host_name is not None:
+                    self.busy[host_name] -= 1
+                    spec = next(h for h in self.options.gpu_hosts if h.name == host_name)
+                    made_by = MadeBy(f"{spec.preset}@1", spec.name, spec.name)
                 complete_item(
                     session,
                     item_id=item_id,
                     attempt=attempt,
-                    worker_id=WORKER,
+                    worker_id=item.worker_id or WORKER,
                     output_path="replay",
                     cost_credits=credits,
+                    made_by=made_by,
                     now=now,
                 )
             batch = [a for a in arrivals if a.created_at <= now]
@@ -281,21 +437,40 @@ class Simulation:
                 for planned in plan_dispatch(
                     session, pool=pool, settings=self.settings, limits=limits, now=now
                 ):
+                    host = self._host_for() if pool is Pool.gpu else None
+                    worker = WORKER
+                    if host is not None:
+                        worker = flow_run_worker_id(uuid.uuid4(), host.name)
+                        self.busy[host.name] += 1
                     claim = claim_item(
                         session,
                         item_id=planned.item_id,
                         attempt=planned.attempt,
-                        worker_id=WORKER,
+                        worker_id=worker,
                         settings=self.settings,
                         now=now,
                     )
                     assert claim is not None
                     took = self.truth[(planned.item_id, planned.inference_provider)]
+                    if host is not None:
+                        took *= host.time
+                    fails = self.down(planned.inference_provider, now)
+                    if fails:
+                        took = FAILED_ATTEMPT_SECONDS
                     finish = now + timedelta(seconds=took)
                     heapq.heappush(
-                        done, (finish, str(planned.item_id), planned.item_id, planned.attempt)
+                        done,
+                        (finish, str(planned.item_id), planned.item_id, planned.attempt, fails),
                     )
             session.commit()
+
+    @staticmethod
+    def _pending(session: Session) -> bool:
+        """Whether an item still waits."""
+        found = session.execute(
+            sa.select(col(VideoItem.id)).where(col(VideoItem.status) == ItemStatus.pending).limit(1)
+        ).first()
+        return found is not None
 
     def _group(
         self,
@@ -325,9 +500,14 @@ class Simulation:
     def _outcome(self, items: list[VideoItem]) -> Outcome:
         priority_of = {self.ids[task.row]: task.priority.value for task in self.tasks}
         minutes: dict[str, list[float]] = defaultdict(list)
-        late = 0
+        late = not_run = 0
+        finished = []
         for item in items:
-            assert item.finished_at is not None and item.status is ItemStatus.completed
+            if item.status is not ItemStatus.completed or item.finished_at is None:
+                not_run += 1  # never delivered: late too
+                late += 1
+                continue
+            finished.append(item)
             minutes[priority_of[item.id]].append(
                 (item.finished_at - item.created_at).total_seconds() / 60
             )
@@ -341,8 +521,10 @@ class Simulation:
             on_time_rate=round(1 - late / len(items), 4) if items else 1.0,
             minutes_p50={p: round(statistics.median(v), 1) for p, v in sorted(minutes.items())},
             minutes_p95={p: round(_p95(v), 1) for p, v in sorted(minutes.items())},
-            per_provider=dict(Counter(item.inference_provider.value for item in items)),
+            per_provider=dict(Counter(item.inference_provider.value for item in finished)),
             moves=self.moves,
+            not_run=not_run,
+            attempts_failed=self.attempts_failed,
         )
 
 
@@ -363,8 +545,15 @@ def replay(tasks: list[TraceTask], options: ReplayOptions, policies: list[str]) 
     durations), each on its own throw-away database."""
     if not tasks:
         raise TraceError("the trace has no tasks")
-    with tempfile.TemporaryDirectory(prefix="reelroute-replay-") as folder:
-        return [Simulation(tasks, options, policy, Path(folder)).run() for policy in policies]
+    # The breakers' transitions are warnings in a service's log; the day's table counts them.
+    breakers = logging.getLogger(breakers_module.__name__)
+    level = breakers.level
+    breakers.setLevel(logging.ERROR)
+    try:
+        with tempfile.TemporaryDirectory(prefix="reelroute-replay-") as folder:
+            return [Simulation(tasks, options, policy, Path(folder)).run() for policy in policies]
+    finally:
+        breakers.setLevel(level)
 
 
 def as_json(outcomes: list[Outcome]) -> list[dict[str, Any]]:

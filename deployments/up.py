@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import os
 import secrets
 import signal
@@ -18,7 +18,6 @@ from pydantic import SecretStr
 from reelroute.deployments.launcher import (
     Services,
     absolute_settings_env,
-    dispatch_loop,
     port_is_free,
     sandbox_reason,
     start_prefect_server,
@@ -28,20 +27,54 @@ from reelroute.deployments.launcher import (
     worker_env,
 )
 from reelroute.deployments.prefect_setup import deploy
-from reelroute.models.enums import Pool
-from reelroute.models.migrate import upgrade
-from reelroute.models.settings import Settings, get_settings, load_settings
+from reelroute.flows.loop import dispatch_loop
+from reelroute.models.core.enums import Pool
+from reelroute.models.core.logs import configure_logging
+from reelroute.models.core.settings import Settings, get_settings, load_settings
+from reelroute.models.store.migrate import upgrade
+
+SHUTDOWN_LIMIT_SECONDS = 45.0
+"""The longest a stop may take: past it, what is left is killed and `up` exits."""
+
+
+def say(text: str) -> None:
+    """Print a line; a closed stdout (`make run | tee log`, then Ctrl-C) must not stop the
+    shutdown: the line is dropped, and so are the later ones."""
+    try:
+        typer.echo(text)
+    except (BrokenPipeError, OSError):
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+
+
+def _watchdog(services: Services) -> None:
+    """Kill everything `up` started and exit, if the stop takes longer than it may."""
+
+    def expire() -> None:
+        alive = [c.name for c in services.children if c.process.poll() is None]
+        say(f"reelroute up: the stop took over {SHUTDOWN_LIMIT_SECONDS:.0f} s; killing {alive}")
+        for child in list(services.children):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.process.pid, signal.SIGKILL)
+        os._exit(1)
+
+    timer = threading.Timer(SHUTDOWN_LIMIT_SECONDS, expire)
+    timer.daemon = True
+    timer.start()
 
 
 def run_up(settings: Settings, *, host: str, port: int, gpus: list[str] | None = None) -> int:
     """Start everything, print where to look, block until Ctrl-C or SIGTERM; returns the exit
     code. A child that dies (a worker, the web app, the emulator, the Prefect server) is started
-    again with a growing backoff; nothing is left running afterwards."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    again with a growing backoff; nothing is left running afterwards: each child dies with `up`
+    (even by SIGKILL), and a stop takes at most SHUTDOWN_LIMIT_SECONDS, saying which child it
+    waits for."""
+    configure_logging(settings)
     data = Path("data").resolve()
     gpus = gpus or ["cpu:0"]
     env = {**os.environ, **absolute_settings_env(settings)}
-    if settings.wan_resident and "REELROUTE_GPU_SLOTS" not in os.environ:
+    if settings.wan.resident and "REELROUTE_GPU_SLOTS" not in os.environ:
         env["REELROUTE_GPU_SLOTS"] = str(len(gpus))  # the gpu pool: one slot per GPU process
     services = Services()
     stop = threading.Event()
@@ -54,13 +87,13 @@ def run_up(settings: Settings, *, host: str, port: int, gpus: list[str] | None =
         target=supervise_until, args=(services, stop), name="supervisor", daemon=True
     )
     try:
-        upgrade(env.get("REELROUTE_DATABASE_URL", settings.database_url))
+        upgrade(env.get("REELROUTE_DATABASE_URL", settings.store.database_url))
         prefect_ui = _prefect(settings, env, services, data)
         supervisor.start()
         reason = sandbox_reason(settings)
         if reason is not None:
             env["REELROUTE_SANDBOX"] = "true"
-            if settings.runway_base_url is None:
+            if settings.runway.base_url is None:
                 _emulator(settings, env, services, data)
         os.environ.update(env)
         get_settings.cache_clear()
@@ -70,30 +103,40 @@ def run_up(settings: Settings, *, host: str, port: int, gpus: list[str] | None =
             deploy(settings)
             token_file = _admin_token(env, data)
             _webhook_key(env, data)
-            settings = settings.model_copy(
-                update={"webhook_signing_key": SecretStr(env["REELROUTE_WEBHOOK_SIGNING_KEY"])}
+            settings = settings.replaced(
+                webhook_signing_key=SecretStr(env["REELROUTE_WEBHOOK_SIGNING_KEY"])
             )
             services.start(
-                "webhooks", [sys.executable, "-m", "reelroute", "webhooks"], env, data / "logs"
+                "webhooks",
+                [sys.executable, "-m", "reelroute", "webhooks"],
+                env,
+                data / "logs",
+                death_signal=signal.SIGTERM,
             )
             services.start(
                 "web",
                 [sys.executable, "-m", "reelroute", "web", "--host", host, "--port", str(port)],
                 env,
                 data / "logs",
+                death_signal=signal.SIGTERM,
             )
             wait_until(f"http://{host}:{port}/docs", 60, "the web app")
             gpu_worker = [sys.executable, "-m", "reelroute", "worker", "--pool", "gpu"]
             gpu_worker += ["--gpus", ",".join(gpus), "--name", "gpu-local"]
-            services.start("worker-gpu", gpu_worker, env, data / "logs")
+            # The GPU host stops its pipeline processes on SIGTERM; the cloud worker's flow runs
+            # are its own group's, killed with it (its polite stop would wait for them).
+            services.start(
+                "worker-gpu", gpu_worker, env, data / "logs", death_signal=signal.SIGTERM
+            )
             services.start(
                 "worker-cloud",
                 worker_argv(Pool.cloud, "cloud-local"),
                 worker_env(env),
                 data / "logs",
+                death_signal=signal.SIGKILL,
             )
             _announce(prefect_ui, host, port, data, reason, token_file)
-            if settings.wan_resident:
+            if settings.wan.resident:
                 threading.Thread(
                     target=_show_gpus, args=(services, stop), name="gpus", daemon=True
                 ).start()
@@ -101,14 +144,17 @@ def run_up(settings: Settings, *, host: str, port: int, gpus: list[str] | None =
     except KeyboardInterrupt:
         pass
     except RuntimeError as error:
-        typer.echo(f"reelroute up: {error}", err=True)
+        with contextlib.suppress(OSError):
+            typer.echo(f"reelroute up: {error}", err=True)
         return 1
     finally:
-        typer.echo("stopping…")
+        _watchdog(services)
+        say("stopping…")
         stop.set()
         if supervisor.is_alive():
             supervisor.join(timeout=5)
-        services.stop()
+        services.stop(say=say)
+        say("stopped")
     return 0
 
 
@@ -128,7 +174,7 @@ def _show_gpus(services: Services, stop: threading.Event) -> None:
                 continue
             health = ask_health(path, timeout=2.0)
             if health is not None:
-                typer.echo(f"  GPU ready:    {health.line()}")
+                say(f"  GPU ready:    {health.line()}")
                 shown.add((pid, path.name))
 
 
@@ -167,22 +213,20 @@ def _announce(
     reason: str | None,
     token_file: Path | None,
 ) -> None:
-    typer.echo("\nreelroute is up")
-    typer.echo(
-        f"  admin pages:  http://{host}:{port}/admin (user admin, password: the admin token)"
-    )
-    typer.echo(f"  Prefect UI:   {prefect_ui}")
-    typer.echo(f"  REST API:     http://{host}:{port}/api (OpenAPI: http://{host}:{port}/docs)")
+    say("\nreelroute is up")
+    say(f"  admin pages:  http://{host}:{port}/admin (user admin, password: the admin token)")
+    say(f"  Prefect UI:   {prefect_ui}")
+    say(f"  REST API:     http://{host}:{port}/api (OpenAPI: http://{host}:{port}/docs)")
     if token_file is not None:
-        typer.echo(f"  admin token:  in {token_file} (set REELROUTE_ADMIN_TOKEN to choose one)")
-    typer.echo("  add a task:   .venv/bin/reelroute add photo.jpg --prompt 'waves roll in'")
-    typer.echo(f"  logs:         {data / 'logs'}")
+        say(f"  admin token:  in {token_file} (set REELROUTE_ADMIN_TOKEN to choose one)")
+    say("  add a task:   .venv/bin/reelroute add photo.jpg --prompt 'waves roll in'")
+    say(f"  logs:         {data / 'logs'}")
     if reason is not None:
-        typer.echo(
+        say(
             f"  SANDBOX MODE: {reason}: Runway goes to the bundled emulator and Wan "
             "runs a tiny random model. Videos are real files, not real pictures."
         )
-    typer.echo("Ctrl-C stops everything.\n")
+    say("Ctrl-C stops everything.\n")
 
 
 def _prefect(settings: Settings, env: dict[str, str], services: Services, data: Path) -> str:
@@ -191,30 +235,40 @@ def _prefect(settings: Settings, env: dict[str, str], services: Services, data: 
         api = os.environ["PREFECT_API_URL"].rstrip("/")
         wait_until(f"{api}/health", 30, "the Prefect server at PREFECT_API_URL")
         return api.removesuffix("/api")
-    if not port_is_free(settings.prefect_port):
+    if not port_is_free(settings.local.prefect_port):
         raise RuntimeError(
-            f"port {settings.prefect_port} is taken: stop what runs there, set "
+            f"port {settings.local.prefect_port} is taken: stop what runs there, set "
             "REELROUTE_PREFECT_PORT, or point PREFECT_API_URL at a running Prefect server"
         )
     api_url = start_prefect_server(
         services,
-        port=settings.prefect_port,
+        port=settings.local.prefect_port,
         home=data / "prefect",
         log_dir=data / "logs",
         env=env,
-        database_url=settings.prefect_database_url,
+        database_url=settings.local.prefect_database_url,
     )
     env["PREFECT_API_URL"] = api_url
     return api_url.removesuffix("/api")
 
 
 def _emulator(settings: Settings, env: dict[str, str], services: Services, data: Path) -> None:
-    if not port_is_free(settings.emulator_port):
-        raise RuntimeError(f"port {settings.emulator_port} (REELROUTE_EMULATOR_PORT) is taken")
+    if not port_is_free(settings.local.emulator_port):
+        raise RuntimeError(
+            f"port {settings.local.emulator_port} (REELROUTE_EMULATOR_PORT) is taken"
+        )
     services.start(
         "runway-emulator",
-        [sys.executable, "-m", "reelroute", "emulator", "--port", str(settings.emulator_port)],
+        [
+            sys.executable,
+            "-m",
+            "reelroute",
+            "emulator",
+            "--port",
+            str(settings.local.emulator_port),
+        ],
         env,
         data / "logs",
+        death_signal=signal.SIGTERM,
     )
-    wait_until(f"http://127.0.0.1:{settings.emulator_port}/v1/tasks/none", 30, "the emulator")
+    wait_until(f"http://127.0.0.1:{settings.local.emulator_port}/v1/tasks/none", 30, "the emulator")

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 import random
+import time
+from typing import Any
 
 import httpx
 from prefect.exceptions import PrefectHTTPStatusError
 
-from reelroute.models.errors import DatabaseUnavailable
+from reelroute.models.core.errors import DatabaseUnavailable
 
 OUTAGES: tuple[type[BaseException], ...] = (
     DatabaseUnavailable,  # the database (models translates the driver's errors)
@@ -65,3 +67,32 @@ class Backoff:
 def _describe(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0] if text else ''}"
+
+
+class Heartbeat:
+    """A loop's heartbeat in the database (models.health.loops), at most every BEAT_EVERY
+    seconds; a beat that cannot be written is skipped (the loop's own backoff handles the
+    outage)."""
+
+    def __init__(self, engine: Any, name: str, *, log: logging.Logger) -> None:
+        self.engine = engine
+        self.name = name
+        self._next = 0.0
+        self._log = log
+
+    def __call__(self, took_seconds: float, ok: bool, now: float | None = None) -> bool:
+        """Record a pass when a beat is due; returns whether one was written."""
+        from reelroute.models.health.loops import BEAT_EVERY, beat
+        from reelroute.models.store.db import session_scope
+
+        now = time.monotonic() if now is None else now
+        if now < self._next:
+            return False
+        self._next = now + BEAT_EVERY
+        try:
+            with session_scope(self.engine) as session:
+                beat(session, self.name, took_seconds=took_seconds, ok=ok)
+        except Exception as error:  # never the loop's problem
+            self._log.debug("no heartbeat for %s: %s", self.name, error)
+            return False
+        return True

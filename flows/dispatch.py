@@ -1,7 +1,7 @@
 """The dispatcher: feeds Prefect from the database just in time.
 
 For each pool it makes flow runs for the next pending items (earliest due first), no more than
-the pool can run soon (models.dispatch.plan_dispatch: its slots plus a small look-ahead, minus
+the pool can run soon (models.items.dispatch.plan_dispatch: its slots plus a small look-ahead, minus
 what is already in flight; for Runway, each model's own concurrency), with the idempotency key
 `<item id>:<attempt>`. The backlog stays in our database, where routing,
 priorities and cancels are plain SQL; Prefect sees a handful of Scheduled runs per pool.
@@ -14,20 +14,47 @@ import uuid
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-from prefect.client.orchestration import SyncPrefectClient
 from prefect.states import Cancelled
 
-from reelroute.models.db import session_scope
-from reelroute.models.dispatch import mark_dispatched, plan_dispatch
-from reelroute.models.enums import Pool
-from reelroute.models.limits import last_limits
-from reelroute.models.settings import Settings
+from reelroute.flows.prefect_api import PrefectApi
+from reelroute.models.core.enums import Pool
+from reelroute.models.core.logs import log_context
+from reelroute.models.core.settings import Settings
+from reelroute.models.items.dispatch import mark_dispatched, plan_dispatch
+from reelroute.models.money.limits import last_limits
+from reelroute.models.store.db import session_scope
 
 log = logging.getLogger(__name__)
 
 FLOW_NAME = "generate-video"
 DEPLOYMENT_OF_POOL = {Pool.gpu: "wan", Pool.cloud: "runway"}
 URGENT_QUEUE, DEFAULT_QUEUE = "urgent", "default"
+FULL_QUALITY_SUFFIX = "-full"
+"""Items whose group requires a full-quality Wan preset go to `urgent-full` and `default-full`
+of the gpu pool, which only GPU hosts running such a preset poll."""
+GPU_QUEUES = (
+    URGENT_QUEUE + FULL_QUALITY_SUFFIX,
+    URGENT_QUEUE,
+    DEFAULT_QUEUE + FULL_QUALITY_SUFFIX,
+    DEFAULT_QUEUE,
+)
+"""The gpu pool's work queues in the order they are served."""
+
+
+def queue_of(pool: Pool, priority: int, wan_full_quality: bool) -> str:
+    """The work queue of an item's flow run."""
+    queue = URGENT_QUEUE if priority == 0 else DEFAULT_QUEUE
+    if pool is Pool.gpu and wan_full_quality:
+        queue += FULL_QUALITY_SUFFIX
+    return queue
+
+
+def queues_for(pool: Pool, full_quality: bool) -> list[str] | None:
+    """The queues a worker polls: None (all of them) except on a GPU host whose preset does
+    not keep the model card's quality."""
+    if pool is not Pool.gpu or full_quality:
+        return None
+    return [URGENT_QUEUE, DEFAULT_QUEUE]
 
 
 @dataclass
@@ -35,7 +62,7 @@ class Dispatcher:
     """Makes flow runs for pending items; one instance per process, reused every interval."""
 
     engine: sa.Engine
-    client: SyncPrefectClient
+    client: PrefectApi
     settings: Settings
     _deployments: dict[Pool, uuid.UUID] = field(default_factory=dict)
 
@@ -68,7 +95,7 @@ class Dispatcher:
                         f"pool:{pool.value}",
                         f"group:{item.group_id}",
                     ],
-                    work_queue_name=URGENT_QUEUE if item.priority == 0 else DEFAULT_QUEUE,
+                    work_queue_name=queue_of(pool, item.priority, item.wan_full_quality),
                 )
                 with session_scope(self.engine) as session:
                     stored = mark_dispatched(
@@ -84,10 +111,16 @@ class Dispatcher:
                     )
                     continue
                 made += 1
-                log.info(
-                    "dispatched item %s attempt %s as flow run %s",
-                    item.item_id,
-                    item.attempt,
-                    run.id,
-                )
+                with log_context(
+                    item_id=item.item_id,
+                    attempt=item.attempt,
+                    provider=item.inference_provider.value,
+                    flow_run_id=run.id,
+                ):
+                    log.info(
+                        "dispatched item %s attempt %s as flow run %s",
+                        item.item_id,
+                        item.attempt,
+                        run.id,
+                    )
         return made

@@ -10,6 +10,8 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import TypeVar, cast
 
 import sqlalchemy as sa
@@ -23,15 +25,23 @@ from prefect.runtime import flow_run
 
 from reelroute.flows.backoff import OUTAGES, Backoff
 from reelroute.flows.lease import LeaseKeeper, Throttle
-from reelroute.models.db import make_engine, session_scope
-from reelroute.models.enums import InferenceProvider
-from reelroute.models.errors import DatabaseUnavailable, StaleAttempt
-from reelroute.models.lifecycle import Claim, claim_item, fail_item, set_provider_task
-from reelroute.models.settings import Settings, get_settings
-from reelroute.models.storage import Storage
-from reelroute.models.tables import Photo
-from reelroute.models.videos import complete_with_video
-from reelroute.models.workers import flow_run_worker_id
+from reelroute.models.core.enums import POOL_OF, FailureCode, InferenceProvider
+from reelroute.models.core.errors import DatabaseUnavailable, StaleAttempt
+from reelroute.models.core.logs import attach_json, log_context
+from reelroute.models.core.settings import Settings, get_settings
+from reelroute.models.core.tables import Photo
+from reelroute.models.core.workers import flow_run_worker_id
+from reelroute.models.items.dispatch import run_started
+from reelroute.models.items.lifecycle import (
+    Claim,
+    MadeBy,
+    claim_item,
+    fail_item,
+    set_provider_task,
+)
+from reelroute.models.items.videos import complete_with_video
+from reelroute.models.store.db import make_engine, session_scope
+from reelroute.models.store.files import Storage
 from reelroute.providers.base import (
     GenerationRequest,
     GenerationResult,
@@ -59,10 +69,12 @@ def shown(show: Callable[[], T]) -> T | None:
         return None
 
 
-def worker_id() -> str:
-    """Who holds the item: this flow run (the reconciler matches it against Prefect's state)."""
+def worker_id(settings: Settings) -> str:
+    """Who holds the item: this flow run (the reconciler matches it against Prefect's state),
+    on this GPU host (REELROUTE_WAN_HOST, set by `reelroute worker --pool gpu`) or machine."""
     run_id = flow_run.get_id()
-    return flow_run_worker_id(uuid.UUID(run_id) if run_id else uuid.uuid4(), socket.gethostname())
+    host = settings.wan.host or socket.gethostname()
+    return flow_run_worker_id(uuid.UUID(run_id) if run_id else uuid.uuid4(), host)
 
 
 def run_name() -> str:
@@ -71,16 +83,44 @@ def run_name() -> str:
     return f"{parameters['provider']}-{str(parameters['item_id'])[:8]}-a{parameters['attempt']}"
 
 
+class Outcome(StrEnum):
+    """How a generate-video run ended, when it ended without an error."""
+
+    completed = "completed"
+    """It made the video and completed the item."""
+    skipped = "skipped"
+    """The item was no longer this attempt's to claim (taken, cancelled, moved, finished)."""
+    lost = "lost"
+    """It claimed the item, then lost it (cancelled, or taken over after its lease ran out)."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a generate-video run returns (shown in the Prefect UI)."""
+
+    outcome: Outcome
+    output_path: str | None = None
+
+
 @flow(name="generate-video", flow_run_name=run_name, persist_result=False, log_prints=False)
-def generate_video(item_id: str, attempt: int, provider: str = "", group: str = "") -> str:
+def generate_video(item_id: str, attempt: int, provider: str = "", group: str = "") -> RunResult:
     """Make the video of one item as attempt `attempt`; ends cleanly without touching the item
     when it is no longer claimable. `provider` is the provider the run was made for: an item
     moved to another provider while it waited is no longer this run's; `group` is a label for
     the Prefect UI."""
     settings = get_settings()
-    engine = make_engine(settings.database_url)
+    attach_json(settings, "reelroute", "prefect.flow_runs")
+    engine = make_engine(settings.store.database_url)
+    context = log_context(
+        item_id=item_id,
+        attempt=attempt,
+        provider=provider or None,
+        flow_run_id=flow_run.get_id(),
+        worker_id=worker_id(settings),
+    )
     try:
-        return _generate(engine, settings, uuid.UUID(item_id), attempt, _provider(provider))
+        with context:
+            return _generate(engine, settings, uuid.UUID(item_id), attempt, _provider(provider))
     finally:
         engine.dispose()
 
@@ -99,20 +139,22 @@ def _generate(
     item_id: uuid.UUID,
     attempt: int,
     provider: InferenceProvider | None = None,
-) -> str:
+) -> RunResult:
     logger = get_run_logger()
     with session_scope(engine) as session:
         claim = claim_item(
             session,
             item_id=item_id,
             attempt=attempt,
-            worker_id=worker_id(),
+            worker_id=worker_id(settings),
             settings=settings,
             provider=provider,
         )
+        if claim is not None:  # this run started: it ends a streak of runs that never did
+            run_started(session, pool=POOL_OF[claim.inference_provider], item_id=item_id)
     if claim is None:
         logger.info("item %s is no longer claimable by attempt %s: nothing to do", item_id, attempt)
-        return "skipped"
+        return RunResult(Outcome.skipped)
     logger.info(
         "claimed item %s, attempt %s, provider %s", item_id, attempt, claim.inference_provider.value
     )
@@ -139,7 +181,7 @@ def _generate(
         item_id=item_id,
         attempt=attempt,
         worker_id=claim.worker_id,
-        lease_seconds=settings.lease_seconds,
+        lease_seconds=settings.items.lease_seconds,
         on_progress=progress,
     )
     try:
@@ -149,7 +191,7 @@ def _generate(
         logger.warning(
             "attempt %s lost item %s (cancelled or taken over): stopping", attempt, item_id
         )
-        return "lost"
+        return RunResult(Outcome.lost)
     except ProviderError as error:
         _record_failure(engine, settings, claim, error)
         raise RuntimeError(f"{type(error).__name__}: {error}") from None
@@ -160,20 +202,20 @@ def _generate(
         path = _complete(engine, settings, claim, result)
     except StaleAttempt:
         logger.warning("attempt %s lost item %s before it could complete it", attempt, item_id)
-        return "lost"
+        return RunResult(Outcome.lost)
     progress(1.0)  # already shown when the provider reported its end
     shown(lambda: _describe(claim, result, path))
     logger.info("item %s completed: %s (%s credits)", item_id, path, result.cost_credits)
-    return path
+    return RunResult(Outcome.completed, path)
 
 
 def _complete(engine: sa.Engine, settings: Settings, claim: Claim, result: GenerationResult) -> str:
-    """Store the video and complete the item (fenced; models.videos). The video is in hand, and
-    may have been paid for: a database outage is waited out for up to a lease's length before
-    the attempt gives up (the next one then resumes the provider's task)."""
-    storage = Storage(settings.storage_url)
+    """Store the video and complete the item (fenced; models.items.videos). The video is in
+    hand, and may have been paid for: a database outage is waited out for up to a lease's length
+    before the attempt gives up (the next one then resumes the provider's task)."""
+    storage = Storage(settings.store.storage_url)
     backoff = Backoff(f"completing item {claim.item_id}", 1.0, ceiling=15.0, log=log)
-    deadline = time.monotonic() + settings.lease_seconds
+    deadline = time.monotonic() + settings.items.lease_seconds
     while True:
         try:
             with session_scope(engine) as session:
@@ -186,6 +228,7 @@ def _complete(engine: sa.Engine, settings: Settings, claim: Claim, result: Gener
                     worker_id=claim.worker_id,
                     video=result.video,
                     cost_credits=result.cost_credits,
+                    made_by=MadeBy(result.wan_preset, result.gpu_host, result.gpu_class),
                 )
             assert item.output_path is not None
             return item.output_path
@@ -201,14 +244,14 @@ def _make_video(
     with session_scope(engine) as session:
         photo = session.get(Photo, claim.photo_id) if claim.photo_id else None
     if photo is None:
-        raise PermanentError(f"item {claim.item_id} has no photo", code="NO_PHOTO")
-    image = Storage(settings.storage_url).read(photo.storage_path)
+        raise PermanentError(f"item {claim.item_id} has no photo", code=FailureCode.NO_PHOTO)
+    image = Storage(settings.store.storage_url).read(photo.storage_path)
 
     def store_task(task_id: str) -> None:
         # The task is paid for: its id must be kept, through a database outage if need be
         # (up to a lease's length; the provider deletes the task if this still fails).
         backoff = Backoff(f"keeping the task of item {claim.item_id}", 0.5, ceiling=10, log=log)
-        deadline = time.monotonic() + settings.lease_seconds
+        deadline = time.monotonic() + settings.items.lease_seconds
         while True:
             try:
                 with session_scope(engine) as session:
@@ -237,7 +280,7 @@ def _make_video(
     )
     provider = provider_for(claim.inference_provider, settings)
     result = provider.generate(request, on_progress=keeper.report, on_task=store_task)
-    if claim.inference_provider is InferenceProvider.wan_local and not settings.wan_servers:
+    if claim.inference_provider is InferenceProvider.wan_local and not settings.wan.servers:
         from reelroute.providers.wan import loads
 
         # REELROUTE_WAN_RESIDENT=false: this run's own process loaded the pipeline.
@@ -265,6 +308,7 @@ def _record_failure(
                 failure_code=error.code,
                 cost_credits=error.cost_credits or None,
                 keep_provider_task=isinstance(error, TransientError) and error.task_alive,
+                retry_after=error.retry_after,
             )
     except StaleAttempt:
         get_run_logger().warning("item %s changed meanwhile; failure not recorded", claim.item_id)

@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from reelroute.models.db import session_scope
-from reelroute.models.errors import DatabaseUnavailable, StaleAttempt
-from reelroute.models.lifecycle import renew_lease
+from reelroute.models.core.errors import DatabaseUnavailable, StaleAttempt
+from reelroute.models.items.lifecycle import renew_lease
+from reelroute.models.store.db import session_scope
 
 log = logging.getLogger(__name__)
 

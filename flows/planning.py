@@ -1,7 +1,7 @@
 """The dispatcher's slower duties, each at its own pace:
 
-- every REELROUTE_ETA_REFRESH_SECONDS: replay the queues (models.snapshot) into ETAs and move
-  waiting items whose prediction changed (models.replanning);
+- every REELROUTE_ETA_REFRESH_SECONDS: replay the queues (models.planning.snapshot) into ETAs and
+  move waiting items whose prediction changed (models.planning.replanning);
 - every REELROUTE_RUNWAY_LIMITS_REFRESH_SECONDS (and at start): read Runway's limits and balance
   (`organization.retrieve()`), keep them for routing and dispatch, and set the `cloud` pool's
   concurrency to the sum of the per-model limits. When Runway cannot be asked, the last answer
@@ -16,18 +16,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.actions import WorkPoolUpdate
 from prefect.states import Cancelled
 
-from reelroute.models.db import session_scope
-from reelroute.models.dispatch import runway_slots
-from reelroute.models.enums import Pool
-from reelroute.models.limits import RunwayLimits, store_limits
-from reelroute.models.replanning import Move, reroute_waiting, store_etas
-from reelroute.models.settings import Settings
-from reelroute.models.snapshot import build_snapshot
-from reelroute.models.tables import utcnow
+from reelroute.flows.prefect_api import PrefectApi
+from reelroute.models.core.enums import Pool
+from reelroute.models.core.settings import Settings
+from reelroute.models.core.tables import utcnow
+from reelroute.models.items.dispatch import runway_slots
+from reelroute.models.money.limits import RunwayLimits, store_limits
+from reelroute.models.planning.replanning import Move, StoredEtas, reroute_waiting, store_etas
+from reelroute.models.planning.snapshot import build_snapshot
+from reelroute.models.store.db import session_scope
 from reelroute.providers.base import ProviderError
 
 log = logging.getLogger(__name__)
@@ -53,11 +53,13 @@ class Planner:
 
     engine: sa.Engine
     settings: Settings
-    client: SyncPrefectClient | None = None
+    client: PrefectApi | None = None
     limits_source: LimitsSource | None = None
     _next_etas: float = 0.0
     _next_limits: float = 0.0
     _cloud_slots: int | None = None
+    _etas: StoredEtas | None = None
+    """What item_etas holds after this planner's last committed pass (None: write every row)."""
     moves: list[Move] = field(default_factory=list)
 
     def run_due(self, now: float | None = None) -> None:
@@ -65,21 +67,23 @@ class Planner:
         now = time.monotonic() if now is None else now
         if now >= self._next_limits:
             self.refresh_limits()
-            self._next_limits = now + self.settings.runway_limits_refresh_seconds
+            self._next_limits = now + self.settings.runway.limits_refresh_seconds
         if now >= self._next_etas:
             started = time.monotonic()
             self.replan()
             took = time.monotonic() - started
-            # A long queue makes a pass slow (about 2.5 s at 100,000 waiting items): the
-            # dispatcher then replans less often, spending at most a tenth of its time on it.
-            self._next_etas = now + max(self.settings.eta_refresh_seconds, 10 * took)
+            # A long queue makes a pass slow (its first pass writes every ETA): the dispatcher
+            # then replans less often, spending at most a tenth of its time on it.
+            self._next_etas = now + max(self.settings.routing.eta_refresh_seconds, 10 * took)
 
     def replan(self) -> list[Move]:
         """Replay every queue, move what should move, store the ETAs; returns the moves."""
+        stored, self._etas = self._etas, None  # a pass that fails leaves it unknown
         with session_scope(self.engine) as session:
             snapshot = build_snapshot(session, self.settings, now=utcnow())
             moves = reroute_waiting(session, snapshot)
-            store_etas(session, snapshot)
+            etas = store_etas(session, snapshot, stored)
+        self._etas = etas
         for move in moves:
             log.info(
                 "item %s moved %s -> %s: %s",

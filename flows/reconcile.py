@@ -18,24 +18,25 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from prefect import get_client
-from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.states import Cancelling
 
+from reelroute.flows.prefect_api import PrefectApi
 from reelroute.flows.zombies import crash_zombie_runs, stop_expired_holders
-from reelroute.models.db import session_scope
-from reelroute.models.dispatch import (
+from reelroute.models.core.enums import FailureCode, InferenceProvider, ItemStatus
+from reelroute.models.core.errors import StaleAttempt
+from reelroute.models.core.settings import Settings
+from reelroute.models.core.tables import VideoItem
+from reelroute.models.core.workers import flow_run_of
+from reelroute.models.health import breakers
+from reelroute.models.items.dispatch import (
     items_with_runs,
     recently_cancelled_with_runs,
     run_lost_before_claim,
 )
-from reelroute.models.enums import InferenceProvider, ItemStatus
-from reelroute.models.errors import StaleAttempt
-from reelroute.models.lifecycle import cancel_item, fail_item, forget_provider_task
-from reelroute.models.settings import Settings
-from reelroute.models.tables import VideoItem
-from reelroute.models.workers import flow_run_of
+from reelroute.models.items.lifecycle import cancel_item, fail_item, forget_provider_task
+from reelroute.models.store.db import session_scope
 from reelroute.providers.base import ProviderError
 from reelroute.providers.registry import provider_for
 
@@ -52,9 +53,10 @@ class ReconcileReport:
     lost_runs: int = 0
     cancelled_runs: int = 0
     deleted_tasks: int = 0
+    pruned_outcomes: int = 0
 
 
-def read_runs(client: SyncPrefectClient, ids: list[uuid.UUID]) -> dict[uuid.UUID, FlowRun]:
+def read_runs(client: PrefectApi, ids: list[uuid.UUID]) -> dict[uuid.UUID, FlowRun]:
     """The flow runs with these ids that Prefect still knows."""
     if not ids:
         return {}
@@ -73,9 +75,22 @@ def _ended(run: FlowRun | None) -> str | None:
     return None
 
 
-def reconcile_once(
-    engine: sa.Engine, client: SyncPrefectClient, settings: Settings
-) -> ReconcileReport:
+RUN_ENDED: dict[StateType, FailureCode] = {
+    StateType.CRASHED: FailureCode.RUN_CRASHED,
+    StateType.CANCELLED: FailureCode.RUN_CANCELLED,
+    StateType.FAILED: FailureCode.RUN_FAILED,
+    StateType.COMPLETED: FailureCode.RUN_COMPLETED,
+}
+
+
+def _code_of(run: FlowRun | None) -> FailureCode:
+    """The failure code of an attempt whose flow run ended (or vanished) while holding it."""
+    if run is None or run.state is None:
+        return FailureCode.RUN_GONE
+    return RUN_ENDED.get(run.state.type, FailureCode.RUN_CRASHED)
+
+
+def reconcile_once(engine: sa.Engine, client: PrefectApi, settings: Settings) -> ReconcileReport:
     """One pass; safe to run from several places at once (every write is fenced)."""
     report = ReconcileReport()
     expired, crashed = stop_expired_holders(engine, client, settings)
@@ -109,7 +124,7 @@ def reconcile_once(
                         error=reason,
                         permanent=False,
                         settings=settings,
-                        failure_code="RUN_" + ended.upper(),
+                        failure_code=_code_of(runs.get(item.flow_run_id)),
                         keep_provider_task=True,
                     )
                     changed = True
@@ -122,11 +137,13 @@ def reconcile_once(
             log.warning("item %s: %s", item.id, reason)
     report.crashed_runs += crash_zombie_runs(engine, client, settings)
     _finish_cancels(engine, client, settings, report)
+    with session_scope(engine) as session:  # the breakers' windows need only the last hours
+        report.pruned_outcomes = breakers.prune(session)
     return report
 
 
 def _finish_cancels(
-    engine: sa.Engine, client: SyncPrefectClient, settings: Settings, report: ReconcileReport
+    engine: sa.Engine, client: PrefectApi, settings: Settings, report: ReconcileReport
 ) -> None:
     with session_scope(engine) as session:
         items = recently_cancelled_with_runs(session)
@@ -140,7 +157,7 @@ def _finish_cancels(
 
 def stop_cancelled(
     engine: sa.Engine,
-    client: SyncPrefectClient | None,
+    client: PrefectApi | None,
     settings: Settings,
     item: VideoItem,
     run: FlowRun | None,
@@ -173,7 +190,7 @@ def cancel_everywhere(
     settings: Settings,
     item_id: uuid.UUID,
     *,
-    client: SyncPrefectClient | None = None,
+    client: PrefectApi | None = None,
 ) -> VideoItem:
     """An admin's cancel: the item first (so nothing completes it), then its flow run (through
     `client`, or a client opened here when the item has a run) and its Runway task. Raises
@@ -190,7 +207,7 @@ def cancel_everywhere(
 
 
 def _stop_run(
-    engine: sa.Engine, client: SyncPrefectClient, settings: Settings, item: VideoItem
+    engine: sa.Engine, client: PrefectApi, settings: Settings, item: VideoItem
 ) -> VideoItem:
     assert item.flow_run_id is not None
     try:

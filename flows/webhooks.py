@@ -1,47 +1,68 @@
 """The webhook sender (`reelroute webhooks`, and a child of `reelroute up`): every quarter second
 (at once again while there is work) it turns new outbox events into deliveries
-(`models.webhooks.fan_out`), then posts the due ones, signed per the Standard Webhooks
-specification (`webhook-id`, `webhook-timestamp`, `webhook-signature`: HMAC-SHA256 with the
-endpoint's secret).
+(`models.outbox.webhooks.fan_out`), then starts posting the due ones, signed per the Standard
+Webhooks specification (`webhook-id`, `webhook-timestamp`, `webhook-signature`: HMAC-SHA256 with
+the endpoint's secrets, signed when sent).
+
+No receiver can stop it or exhaust it:
+- each post runs on its own (an asyncio task) and records its own result: a pass never waits
+  for a slow receiver, and at most PER_ENDPOINT posts to one endpoint are in flight;
+- a post has a total deadline (REELROUTE_WEBHOOK_TIMEOUT_SECONDS), whatever the receiver drips;
+- the answer's body is never read whole: nothing of a 2xx, at most ANSWER_BYTES of an error;
+- anything that goes wrong in a post (a bad URL, a name that does not resolve, a refused address,
+  TLS, the network) is a failed attempt of that delivery only, never an exception of the pass;
+- the receiver's address is resolved once per post, checked (models.outbox.addresses) and
+  connected to as resolved (TLS still checks the receiver's name), so DNS cannot switch it to
+  a private address between the check and the post.
 
 Delivery is at least once: a delivery is marked delivered only after its receiver answered
 2xx, so a sender killed mid-delivery sends it again (with the same `webhook-id`, for the
-receiver to drop the repeat). No redirect is followed, a receiver has
-REELROUTE_WEBHOOK_TIMEOUT_SECONDS to answer, and the target's address is checked before every
-post (no loopback, private, link-local or reserved address unless
-REELROUTE_WEBHOOK_ALLOW_PRIVATE). Database and network outages are waited out; expired
-idempotency keys are purged on the way.
+receiver to drop the repeat). No redirect is followed. Database and network outages are waited
+out; expired idempotency keys are purged on the way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import ssl
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+import uuid
+from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from datetime import datetime
-from urllib.parse import urlsplit
+from typing import Any, TypeVar
 
 import httpx
 import sqlalchemy as sa
 from standardwebhooks import Webhook
 
-from reelroute.flows.backoff import Backoff
-from reelroute.models import idempotency
-from reelroute.models import webhooks as hooks
-from reelroute.models.db import make_engine, session_scope
-from reelroute.models.settings import Settings
-from reelroute.models.tables import utcnow
+from reelroute.flows.backoff import Backoff, Heartbeat
+from reelroute.models.core.enums import DeliveryStatus
+from reelroute.models.core.errors import InvalidInput
+from reelroute.models.core.settings import Settings
+from reelroute.models.core.tables import utcnow
+from reelroute.models.intake import idempotency
+from reelroute.models.outbox import endpoints
+from reelroute.models.outbox import webhooks as hooks
+from reelroute.models.outbox.addresses import Refused, Resolver, parse_url, resolve, system_resolver
+from reelroute.models.store.db import make_engine, session_scope
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 INTERVAL_SECONDS = 0.25
 BATCH = 200
-SENDERS = 8
+PER_ENDPOINT = 2
+"""Posts to one endpoint in flight at once: a slow receiver holds no more than this."""
+IN_FLIGHT = 64
+"""Posts in flight at once, all endpoints together."""
+ANSWER_BYTES = 4096
+"""The most of an error answer's body that is read (for the delivery's last error)."""
 PURGE_EVERY_SECONDS = 3600.0
-USER_AGENT = "reelroute-webhooks/1"
+USER_AGENT = "reelroute-webhooks/2"
 
 
 @dataclass(frozen=True)
@@ -49,95 +70,201 @@ class Attempt:
     """What one post gave."""
 
     delivery_id: int
+    endpoint_id: uuid.UUID
     ok: bool
     status: int | None
     error: str
+    seconds: float
 
 
 class Sender:
-    """Fan-out and delivery for one installation (run one; two would share the work)."""
+    """Fan-out and delivery for one installation (run one; two would share the work). Posts run
+    on an event loop of its own thread; the database work runs in the caller's thread."""
 
     def __init__(
-        self, engine: sa.Engine, settings: Settings, client: httpx.Client | None = None
+        self,
+        engine: sa.Engine,
+        settings: Settings,
+        *,
+        resolver: Resolver = system_resolver,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
-        self.engine, self.settings = engine, settings
-        self.client = client or httpx.Client(follow_redirects=False)
-        self.pool = ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="webhook")
+        self.engine, self.settings, self.resolver = engine, settings, resolver
+        self.networks = settings.webhooks.networks()
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="webhook-posts", daemon=True
+        )
+        self._thread.start()
+        self.client = self._run(self._client(verify))
+        self._lock = threading.Lock()
+        self._in_flight: dict[int, uuid.UUID] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self._next_purge = 0.0
 
-    def start(self) -> None:
-        """Register the default endpoint (REELROUTE_WEBHOOK_URL), when there is one."""
-        with session_scope(self.engine) as session:
-            hooks.ensure_default(session, self.settings)
+    async def _client(self, verify: ssl.SSLContext | bool) -> httpx.AsyncClient:
+        timeout = self.settings.webhooks.timeout_seconds
+        return httpx.AsyncClient(
+            follow_redirects=False,
+            verify=verify,
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=16),
+        )
 
-    def pass_once(self, now: datetime | None = None) -> int:
-        """Fan out new events and post what is due; returns how many posts were made."""
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def start(self) -> None:
+        """Make the endpoint of REELROUTE_WEBHOOK_URL the default one (and no other)."""
+        with session_scope(self.engine) as session:
+            endpoints.ensure_default(session, self.settings, self.resolver)
+
+    def in_flight(self) -> int:
+        """Posts under way."""
+        with self._lock:
+            return len(self._in_flight)
+
+    def pass_once(self, now: Any = None) -> int:
+        """Fan out new events and start posting what is due; returns how many posts were
+        started (they finish on their own)."""
         now = now or utcnow()
         with session_scope(self.engine) as session:
             while hooks.fan_out(session, limit=1000, now=now) == 1000:
                 pass
+        with self._lock:
+            busy = dict(self._in_flight)
+        room = IN_FLIGHT - len(busy)
+        if room <= 0:
+            return 0
         with session_scope(self.engine) as session:
-            outgoing = hooks.due(session, self.settings, limit=BATCH, now=now)
-        if not outgoing:
+            due = hooks.due(session, self.settings, limit=BATCH, now=now, skip=busy)
+        per_endpoint = Counter(busy.values())
+        chosen: list[hooks.Outgoing] = []
+        for outgoing in due:
+            if len(chosen) >= room or per_endpoint[outgoing.endpoint_id] >= PER_ENDPOINT:
+                continue
+            per_endpoint[outgoing.endpoint_id] += 1
+            chosen.append(outgoing)
+        if not chosen:
             self._purge()
             return 0
-        attempts = list(self.pool.map(self.post, outgoing))
-        finished = utcnow()
-        with session_scope(self.engine) as session:
-            hooks.delivered(session, [a.delivery_id for a in attempts if a.ok], now=finished)
-            for attempt in attempts:
-                if attempt.ok:
-                    continue
-                state = hooks.attempt_failed(
-                    session,
-                    attempt.delivery_id,
-                    error=attempt.error,
-                    status=attempt.status,
-                    now=finished,
-                    retry_hours=self.settings.webhook_retry_hours,
-                )
-                if state == hooks.DEAD:
-                    log.warning(
-                        "webhook delivery %s dead after %.0f h: %s",
-                        attempt.delivery_id,
-                        self.settings.webhook_retry_hours,
-                        attempt.error,
-                    )
-        return len(attempts)
+        with self._lock:
+            self._in_flight.update({o.delivery_id: o.endpoint_id for o in chosen})
+        self._run(self._launch(chosen))
+        return len(chosen)
 
-    def post(self, outgoing: hooks.Outgoing) -> Attempt:
-        """One signed post; never raises."""
-        host = urlsplit(outgoing.url).hostname or ""
-        port = urlsplit(outgoing.url).port or 443
-        if not self.settings.webhook_allow_private:
-            refused = hooks.private_address(host, port)
-            if refused is not None:
-                return Attempt(outgoing.delivery_id, False, None, f"refused: {host} is {refused}")
+    async def _launch(self, chosen: list[hooks.Outgoing]) -> None:
+        for outgoing in chosen:
+            task = asyncio.create_task(self._deliver(outgoing))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, outgoing: hooks.Outgoing) -> None:
+        try:
+            attempt = await self.post(outgoing)
+            await asyncio.to_thread(self._record, attempt)
+        except Exception:  # the record failed (database away): the delivery is sent again
+            log.warning("could not record webhook delivery %s", outgoing.delivery_id, exc_info=True)
+        finally:
+            with self._lock:
+                self._in_flight.pop(outgoing.delivery_id, None)
+
+    def wait_idle(self, timeout: float = 60.0) -> None:
+        """Wait until no post is under way (tests; a clean stop)."""
+        deadline = time.monotonic() + timeout
+        while self.in_flight():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.in_flight()} webhook posts still under way")
+            time.sleep(0.02)
+
+    async def post(self, outgoing: hooks.Outgoing) -> Attempt:
+        """One signed post within its deadline; never raises."""
+        started = time.monotonic()
+
+        def failed(error: str, status: int | None = None) -> Attempt:
+            took = time.monotonic() - started
+            return Attempt(outgoing.delivery_id, outgoing.endpoint_id, False, status, error, took)
+
+        if outgoing.problem is not None:
+            return failed(f"refused: {outgoing.problem}")
+        deadline = self.settings.webhooks.timeout_seconds
+        try:
+            async with asyncio.timeout(deadline):
+                status, answer = await self._exchange(outgoing)
+        except TimeoutError:
+            return failed(f"no complete answer within {deadline:g} s")
+        except Refused as refused:
+            return failed(f"refused: {refused}")
+        except InvalidInput as invalid:
+            return failed(f"refused: {'; '.join(invalid.problems)}")
+        except Exception as error:  # TLS, the network, anything: this delivery's failure only
+            return failed(f"{type(error).__name__}: {error}"[:1000])
+        took = time.monotonic() - started
+        if 200 <= status < 300:
+            return Attempt(outgoing.delivery_id, outgoing.endpoint_id, True, status, "", took)
+        why = "a redirect (not followed)" if 300 <= status < 400 else "an error"
+        said = f": {answer}" if answer else ""
+        return failed(f"answered {status}, {why}{said}"[:1000], status)
+
+    async def _exchange(self, outgoing: hooks.Outgoing) -> tuple[int, str]:
+        """Resolve, sign, post to the pinned address; the status and the start of an error's
+        body."""
+        target = parse_url(outgoing.url)
+        address = await asyncio.to_thread(resolve, target, self.networks, self.resolver)
         body = json.dumps(outgoing.payload, separators=(",", ":"))
-        signature = Webhook(outgoing.secret).sign(outgoing.message_id, outgoing.timestamp, body)
+        sent_at = utcnow()  # signed when sent: a receiver checks the timestamp's age
+        signature = " ".join(
+            Webhook(secret).sign(outgoing.message_id, sent_at, body) for secret in outgoing.secrets
+        )
         headers = {
+            "host": target.host_header,
             "webhook-id": outgoing.message_id,
-            "webhook-timestamp": str(int(outgoing.timestamp.timestamp())),
+            "webhook-timestamp": str(int(sent_at.timestamp())),
             "webhook-signature": signature,
             "content-type": "application/json",
             "user-agent": USER_AGENT,
         }
-        try:
-            answer = self.client.post(
-                outgoing.url,
-                content=body,
-                headers=headers,
-                timeout=self.settings.webhook_timeout_seconds,
-                follow_redirects=False,
-            )
-        except httpx.HTTPError as error:
-            return Attempt(outgoing.delivery_id, False, None, f"{type(error).__name__}: {error}")
-        if 200 <= answer.status_code < 300:
-            return Attempt(outgoing.delivery_id, True, answer.status_code, "")
-        why = "a redirect (not followed)" if 300 <= answer.status_code < 400 else "an error"
-        return Attempt(
-            outgoing.delivery_id, False, answer.status_code, f"answered {answer.status_code}, {why}"
+        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+        request = self.client.build_request(
+            "POST", target.pinned(address), content=body, headers=headers, extensions=extensions
         )
+        response = await self.client.send(request, stream=True)
+        try:
+            status = response.status_code
+            answer = "" if 200 <= status < 300 else await _start_of(response)
+        finally:
+            await response.aclose()
+        return status, answer
+
+    def _record(self, attempt: Attempt) -> None:
+        now = utcnow()
+        with session_scope(self.engine) as session:
+            endpoints.record_answer(
+                session,
+                attempt.endpoint_id,
+                status=attempt.status,
+                error=attempt.error,
+                seconds=attempt.seconds,
+                at=now,
+            )
+            if attempt.ok:
+                hooks.delivered(session, [attempt.delivery_id], now=now)
+                return
+            state = hooks.attempt_failed(
+                session,
+                attempt.delivery_id,
+                error=attempt.error,
+                status=attempt.status,
+                now=now,
+                retry_hours=self.settings.webhooks.retry_hours,
+            )
+        if state is DeliveryStatus.dead:
+            log.warning(
+                "webhook delivery %s dead after %.0f h: %s",
+                attempt.delivery_id,
+                self.settings.webhooks.retry_hours,
+                attempt.error,
+            )
 
     def _purge(self) -> None:
         if time.monotonic() < self._next_purge:
@@ -148,28 +275,48 @@ class Sender:
             log.info("purged %d expired idempotency keys", purged)
         self._next_purge = time.monotonic() + PURGE_EVERY_SECONDS
 
-    def close(self) -> None:
-        """Stop the posting threads and the HTTP client."""
-        self.pool.shutdown(wait=True)
-        self.client.close()
+    def close(self, grace: float = 10.0) -> None:
+        """Let the posts under way finish (up to `grace` seconds), then stop."""
+        try:
+            self.wait_idle(grace)
+        except TimeoutError as error:
+            log.warning("stopping with %s", error)
+        self._run(self.client.aclose())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop.close()
+
+
+async def _start_of(response: httpx.Response) -> str:
+    """At most ANSWER_BYTES of the answer's body, as text (the rest is never read)."""
+    data = b""
+    async for chunk in response.aiter_raw():
+        data += chunk
+        if len(data) >= ANSWER_BYTES:
+            break
+    return data[:ANSWER_BYTES].decode("utf-8", "replace").strip()[:300]
 
 
 def run_sender(settings: Settings, stop: threading.Event) -> None:
     """Deliver until `stop` is set, waiting out outages with a growing backoff."""
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.store.database_url)
     sender = Sender(engine, settings)
     backoff = Backoff("webhook sender", INTERVAL_SECONDS, log=log)
+    heartbeat = Heartbeat(engine, "webhooks", log=log)
     started = False
     try:
         while not stop.is_set():
+            began, ok = time.monotonic(), False
             try:
                 if not started:
                     sender.start()
                     started = True
                 posted = sender.pass_once()
                 wait = backoff.succeeded() if posted == 0 else 0.0  # busy: straight on
+                ok = True
             except Exception as error:  # an outage, or a surprise: the loop goes on
                 wait = backoff.failed(error)
+            heartbeat(time.monotonic() - began, ok=ok)
             stop.wait(wait)
     finally:
         sender.close()

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import (
     FlowFilter,
     FlowFilterName,
@@ -32,13 +31,14 @@ from prefect.states import Cancelled, Crashed
 
 from reelroute.flows.backoff import OUTAGES
 from reelroute.flows.dispatch import FLOW_NAME
-from reelroute.models.db import session_scope
-from reelroute.models.dispatch import items_by_id, run_lost_before_claim
-from reelroute.models.enums import ItemStatus
-from reelroute.models.lifecycle import RequeueResult, expired_leases, requeue_expired
-from reelroute.models.settings import Settings
-from reelroute.models.tables import VideoItem, utcnow
-from reelroute.models.workers import flow_run_of
+from reelroute.flows.prefect_api import PrefectApi
+from reelroute.models.core.enums import ItemStatus
+from reelroute.models.core.settings import Settings
+from reelroute.models.core.tables import VideoItem, utcnow
+from reelroute.models.core.workers import flow_run_of
+from reelroute.models.items.dispatch import items_by_id, run_lost_before_claim
+from reelroute.models.items.lifecycle import RequeueResult, expired_leases, requeue_expired
+from reelroute.models.store.db import session_scope
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ MAX_RUNS_PER_PASS = 200
 
 
 def stop_expired_holders(
-    engine: sa.Engine, client: SyncPrefectClient, settings: Settings
+    engine: sa.Engine, client: PrefectApi, settings: Settings
 ) -> tuple[RequeueResult, int]:
     """Requeue (or fail, after the last attempt) the items whose lease ran out, once their flow
     run is no longer going: crashed here if it was. Returns what was requeued and how many runs
@@ -112,7 +112,7 @@ def judge(
     return Verdict(f"{late}, but its item is already {item.status.value}")
 
 
-def crash_zombie_runs(engine: sa.Engine, client: SyncPrefectClient, settings: Settings) -> int:
+def crash_zombie_runs(engine: sa.Engine, client: PrefectApi, settings: Settings) -> int:
     """Crash the generate-video runs that are going but not working (see `judge`); returns how
     many. Cost: one read of Prefect's going runs (a pool's slots, not the backlog)."""
     runs = client.read_flow_runs(
@@ -130,7 +130,7 @@ def crash_zombie_runs(engine: sa.Engine, client: SyncPrefectClient, settings: Se
     for run in runs:
         item_id = ids[run.id]
         item = items.get(item_id) if item_id else None
-        verdict = judge(run, item, now=now, start_timeout=settings.run_start_timeout_seconds)
+        verdict = judge(run, item, now=now, start_timeout=settings.items.run_start_timeout_seconds)
         if verdict is None:
             continue
         _crash(client, run, verdict.reason, cancel=verdict.cancel)
@@ -154,14 +154,14 @@ def _item_of(run: FlowRun) -> uuid.UUID | None:
         return None
 
 
-def _read(client: SyncPrefectClient, ids: list[uuid.UUID]) -> dict[uuid.UUID, FlowRun]:
+def _read(client: PrefectApi, ids: list[uuid.UUID]) -> dict[uuid.UUID, FlowRun]:
     runs = client.read_flow_runs(
         flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), limit=len(ids)
     )
     return {run.id: run for run in runs}
 
 
-def _crash(client: SyncPrefectClient, run: FlowRun, reason: str, *, cancel: bool = False) -> None:
+def _crash(client: PrefectApi, run: FlowRun, reason: str, *, cancel: bool = False) -> None:
     message = f"reelroute reconciler: {reason}"
     state: State[None] = Cancelled(message=message) if cancel else Crashed(message=message)
     client.set_flow_run_state(run.id, state, force=True)

@@ -1,8 +1,9 @@
 """The provider interface: one request in, one video out, three kinds of error.
 
 Vendor exceptions (runwayml, torch) never leave `providers/`: each provider translates them into
-TransientError (retry later), PermanentError (fail the item now) or ConfigurationError (fail with
-a message that says which setting to fix).
+TransientError (retry later), PermanentError (retrying will not help) or ConfigurationError (a
+setting to fix, named in the message), each with a failure code whose class
+(models.core.failures) decides what happens to the item and to the provider's breaker.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from reelroute.models.enums import InferenceProvider
+from reelroute.models.core.enums import FailureCode, InferenceProvider
 
 ProgressCallback = Callable[[float], None]
 """Called with the fraction done (0..1); also the provider's heartbeat."""
@@ -48,15 +49,31 @@ class GenerationResult:
     fps: float
     width: int
     height: int
+    wan_preset: str | None = None
+    """Wan: the preset that made it (`fast@1`)."""
+    gpu_host: str | None = None
+    """Wan: the GPU host that made it."""
+    gpu_class: str | None = None
+    """Wan: its GPU's name (`NVIDIA H200`), or `cpu`."""
 
 
 class ProviderError(Exception):
-    """An error of a provider, already translated; `code` is the provider's failure code."""
+    """An error of a provider, already translated; `code` is the provider's failure code
+    (its class, models.core.failures, decides what happens next); `retry_after` is when the
+    provider said to come back, in seconds (a daily cap's reset)."""
 
-    def __init__(self, message: str, *, code: str | None = None, cost_credits: int = 0) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: FailureCode | None = None,
+        cost_credits: int = 0,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.cost_credits = cost_credits
+        self.retry_after = retry_after
 
 
 class TransientError(ProviderError):
@@ -69,11 +86,12 @@ class TransientError(ProviderError):
         self,
         message: str,
         *,
-        code: str | None = None,
+        code: FailureCode | None = None,
         cost_credits: int = 0,
         task_alive: bool = False,
+        retry_after: float | None = None,
     ) -> None:
-        super().__init__(message, code=code, cost_credits=cost_credits)
+        super().__init__(message, code=code, cost_credits=cost_credits, retry_after=retry_after)
         self.task_alive = task_alive
 
 

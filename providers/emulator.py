@@ -95,6 +95,13 @@ class EmulatorScript:
     """The next video downloads (this many) are cut off half-way (the connection drops)."""
     slow_download_s: float = 0.0
     """Seconds each video download takes (sent in small pieces)."""
+    outages: dict[str, float] = field(default_factory=dict)
+    """Per model, until when (time.time()) its task creation answers 503: an outage that
+    lasts. Set it with `outage()`, or `POST /_emulator/outage` from another process."""
+
+    def outage(self, model: str, seconds: float) -> None:
+        """`model` answers 503 to every creation for `seconds` from now."""
+        self.outages[model] = time.time() + seconds
 
 
 @dataclass
@@ -113,7 +120,17 @@ class _Task:
     output: bytes | None = None
 
     def credits(self) -> int:
-        return int(MODELS[self.model]["credits_per_second"] * self.duration)
+        return self.credits_of(self.model, self.duration)
+
+    @staticmethod
+    def credits_of(model: str, duration: int) -> int:
+        """What a task of `model` and `duration` seconds costs."""
+        return int(MODELS[model]["credits_per_second"] * duration)
+
+
+def _duration(body: dict[str, Any]) -> int:
+    """A creation's duration in seconds (the model's default when it names none)."""
+    return int(body.get("duration") or (8 if str(body["model"]).startswith("veo") else 10))
 
 
 @dataclass
@@ -137,6 +154,8 @@ class RunwayEmulator:
         self._lock = threading.Lock()
         self._url_tokens: dict[str, tuple[str, float]] = {}
         self.app = self._build_app()
+        self.url = ""
+        """Where it is served (set by EmulatorServer)."""
 
     # --- what tests look at -------------------------------------------------------------
 
@@ -197,10 +216,38 @@ class RunwayEmulator:
             problem, image = _validate(body)
             if problem:
                 return _error(400, problem)
-            limit = self.script.daily_limits.get(body["model"])
-            if limit is not None and self.used_today(body["model"]) >= limit:
-                return _error(429, f"daily generation limit of {body['model']} reached")
+            model = body["model"]
+            if time.time() < self.script.outages.get(model, 0.0):
+                return _error(503, f"{model} is temporarily unavailable (scripted outage)")
+            limit = self.script.daily_limits.get(model)
+            if limit is not None and self.used_today(model) >= limit:
+                response = _error(429, f"daily generation limit of {model} reached")
+                response.headers["retry-after"] = str(int(self.resets_in(model)) + 1)
+                return response
+            needed = _Task.credits_of(model, _duration(body))
+            if self.script.credit_balance < needed:
+                return _error(
+                    400,
+                    f"not enough credits: the balance is {self.script.credit_balance}, this "
+                    f"task needs {needed}",
+                )
             return JSONResponse(self._submit(body, image))
+
+        @app.post("/_emulator/outage")
+        async def scripted_outage(request: Request) -> Response:
+            """Tests in another process: `{"model": "gen4_turbo", "seconds": 180}`."""
+            body = await request.json()
+            self.script.outage(str(body["model"]), float(body["seconds"]))
+            return JSONResponse(
+                {"model": body["model"], "until": self.script.outages[body["model"]]}
+            )
+
+        @app.post("/_emulator/balance")
+        async def scripted_balance(request: Request) -> Response:
+            """Tests in another process: `{"credits": 0}`."""
+            body = await request.json()
+            self.script.credit_balance = int(body["credits"])
+            return JSONResponse({"credits": self.script.credit_balance})
 
         @app.get("/v1/organization")
         async def organization() -> Response:
@@ -260,6 +307,13 @@ class RunwayEmulator:
         headers = {"content-length": str(len(video))}
         return StreamingResponse(body(), media_type="video/mp4", headers=headers)
 
+    def resets_in(self, model: str) -> float:
+        """Seconds until the oldest of the day's tasks of `model` leaves the rolling day."""
+        since = time.time() - 86_400
+        created = [t.created for t in list(self.tasks.values()) if t.model == model]
+        day = [c for c in created if c > since]
+        return max(0.0, min(day) + 86_400 - time.time()) if day else 0.0
+
     def used_today(self, model: str) -> int:
         """Tasks of `model` created in the last 24 hours."""
         since = time.time() - 86_400
@@ -298,7 +352,7 @@ class RunwayEmulator:
             if len(ends) >= slots:
                 start = ends[len(ends) - slots]
             failure = self.script.fail_next.popleft() if self.script.fail_next else None
-            duration = int(body.get("duration") or (8 if model.startswith("veo") else 10))
+            duration = _duration(body)
             task = _Task(
                 id=str(uuid.uuid4()),
                 model=model,
@@ -454,7 +508,7 @@ class EmulatorServer:
                 raise RuntimeError("the Runway emulator did not start")
             time.sleep(0.01)
         port = self._server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = self.emulator.url = f"http://127.0.0.1:{port}"
 
     def stop(self) -> None:
         """Stop serving."""

@@ -16,11 +16,11 @@ import httpx
 import runwayml
 from PIL import Image
 
-from reelroute.models.catalogue import info, nearest_duration, ratio_for, requested_seconds
-from reelroute.models.enums import InferenceProvider
-from reelroute.models.limits import ModelLimits, RunwayLimits
-from reelroute.models.settings import Settings
-from reelroute.models.tasks import MAX_PROMPT_UTF16_UNITS, prompt_units
+from reelroute.models.core.catalogue import info, nearest_duration, ratio_for, requested_seconds
+from reelroute.models.core.enums import FailureCode, InferenceProvider
+from reelroute.models.core.settings import Settings
+from reelroute.models.core.tasks import MAX_PROMPT_UTF16_UNITS, prompt_units
+from reelroute.models.money.limits import ModelLimits, RunwayLimits
 from reelroute.providers.base import (
     ConfigurationError,
     GenerationRequest,
@@ -61,30 +61,47 @@ def image_data_uri(image: bytes) -> str:
 def translate(error: runwayml.RunwayMLError, *, task_alive: bool = False) -> ProviderError:
     """The SDK's exception as one of ours (after the SDK's own retries)."""
     if isinstance(error, runwayml.BadRequestError | runwayml.UnprocessableEntityError):
-        return PermanentError(f"Runway refused the request: {_message(error)}", code="HTTP_400")
+        message = _message(error)
+        if "credit" in message.lower():  # the balance or the monthly limit: not the item's
+            return TransientError(
+                f"Runway has not enough credits: {message}; add credits, or the model waits",
+                code=FailureCode.CREDITS,
+                task_alive=task_alive,
+            )
+        return PermanentError(f"Runway refused the request: {message}", code=FailureCode.HTTP_400)
     if isinstance(error, runwayml.AuthenticationError | runwayml.PermissionDeniedError):
         return ConfigurationError(
             f"Runway refused the API key ({error.status_code}): set RUNWAYML_API_SECRET "
             "(or REELROUTE_RUNWAY_API_SECRET) to a valid key",
-            code=f"HTTP_{error.status_code}",
+            code=FailureCode.of_http_status(error.status_code),
         )
     if isinstance(error, runwayml.RateLimitError):
         return TransientError(
-            "Runway's daily generation limit is reached (429); retrying later",
-            code="HTTP_429",
+            "Runway's daily generation limit is reached (429); the model waits for its reset",
+            code=FailureCode.HTTP_429,
             task_alive=task_alive,
+            retry_after=_retry_after(error),
         )
     if isinstance(error, runwayml.APIStatusError):
         return TransientError(
             f"Runway answered {error.status_code}: {_message(error)}",
-            code=f"HTTP_{error.status_code}",
+            code=FailureCode.of_http_status(error.status_code),
             task_alive=task_alive,
         )
     if isinstance(error, runwayml.APIConnectionError):
         return TransientError(
-            f"cannot reach Runway: {error}", code="CONNECTION", task_alive=task_alive
+            f"cannot reach Runway: {error}", code=FailureCode.CONNECTION, task_alive=task_alive
         )
     return TransientError(f"Runway SDK error: {error}", task_alive=task_alive)
+
+
+def _retry_after(error: runwayml.APIStatusError) -> float | None:
+    """Seconds until Runway said to come back (`Retry-After`), if it did."""
+    value = error.response.headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _message(error: runwayml.APIStatusError) -> str:
@@ -112,17 +129,18 @@ class RunwayProvider:
     def client(self) -> runwayml.RunwayML:
         """The SDK client, made from the settings on first use."""
         if self._client is None:
-            secret = self.settings.runway_api_secret
+            secret = self.settings.runway.api_secret
             if secret is None:
                 raise ConfigurationError(
                     "no Runway API key: set RUNWAYML_API_SECRET (or REELROUTE_RUNWAY_API_SECRET), "
-                    "or REELROUTE_SANDBOX=1 to use the bundled emulator"
+                    "or REELROUTE_SANDBOX=1 to use the bundled emulator",
+                    code=FailureCode.RUNWAY_CONFIG,
                 )
             self._client = runwayml.RunwayML(
                 api_key=secret.get_secret_value(),
-                base_url=self.settings.runway_base_url,
-                max_retries=self.settings.runway_max_retries,
-                timeout=self.settings.runway_timeout_seconds,
+                base_url=self.settings.runway.base_url,
+                max_retries=self.settings.runway.max_retries,
+                timeout=self.settings.runway.timeout_seconds,
             )
         return self._client
 
@@ -168,7 +186,7 @@ class RunwayProvider:
             # given time to answer; anything else is a transient failure of this attempt.
             creator = self.client.with_options(
                 max_retries=0,
-                timeout=max(self.settings.runway_timeout_seconds, CREATE_TIMEOUT_SECONDS),
+                timeout=max(self.settings.runway.timeout_seconds, CREATE_TIMEOUT_SECONDS),
             )
             try:
                 created = creator.image_to_video.create(**body)
@@ -189,14 +207,14 @@ class RunwayProvider:
             self.cancel(task_id)
 
     def _wait(self, task_id: str, model: str, on_progress: ProgressCallback) -> GenerationResult:
-        deadline = time.monotonic() + self.settings.runway_task_timeout_seconds
+        deadline = time.monotonic() + self.settings.runway.task_timeout_seconds
         while True:
             try:
                 task = self.client.tasks.retrieve(task_id)
             except runwayml.NotFoundError:
                 raise TransientError(
                     f"Runway task {task_id} no longer exists; the next attempt submits a new one",
-                    code="TASK_GONE",
+                    code=FailureCode.TASK_GONE,
                 ) from None
             except runwayml.RunwayMLError as error:
                 raise translate(error, task_alive=True) from None
@@ -208,7 +226,7 @@ class RunwayProvider:
             if task.status == "CANCELLED":
                 raise PermanentError(
                     f"Runway task {task_id} was cancelled",
-                    code="CANCELLED",
+                    code=FailureCode.CANCELLED,
                     cost_credits=task.cost.credits,
                 )
             if task.status == "RUNNING":
@@ -220,17 +238,17 @@ class RunwayProvider:
                     f"Runway task {task_id} has the status {task.status!r}, which reelroute does "
                     "not know: the task was left as it is; check it at Runway and upgrade "
                     "reelroute",
-                    code="UNKNOWN_STATUS",
+                    code=FailureCode.UNKNOWN_STATUS,
                 )
             if time.monotonic() > deadline:
                 raise TransientError(
                     f"Runway task {task_id} is not done after "
-                    f"{self.settings.runway_task_timeout_seconds:.0f} s (REELROUTE_RUNWAY_TASK_"
+                    f"{self.settings.runway.task_timeout_seconds:.0f} s (REELROUTE_RUNWAY_TASK_"
                     "TIMEOUT_SECONDS); the next attempt keeps waiting for it",
-                    code="TIMEOUT",
+                    code=FailureCode.TIMEOUT,
                     task_alive=True,
                 )
-            self._sleep(self.settings.runway_poll_seconds)
+            self._sleep(self.settings.runway.poll_seconds)
 
     def _download(
         self, task_id: str, model: str, credits: int, urls: list[str]
@@ -245,7 +263,7 @@ class RunwayProvider:
                 urls = self._fresh_urls(task_id, urls)
             try:
                 response = httpx.get(
-                    urls[0], timeout=self.settings.runway_timeout_seconds, follow_redirects=True
+                    urls[0], timeout=self.settings.runway.timeout_seconds, follow_redirects=True
                 )
                 response.raise_for_status()
                 video = response.content
@@ -268,7 +286,7 @@ class RunwayProvider:
             )
         raise TransientError(
             f"cannot download the video of task {task_id} ({DOWNLOAD_ATTEMPTS} tries): {problem}",
-            code="DOWNLOAD",
+            code=FailureCode.DOWNLOAD,
             task_alive=True,
         )
 
@@ -314,6 +332,7 @@ class RunwayProvider:
 def _failure(code: str | None, message: str, credits: int) -> ProviderError:
     """A FAILED task: moderation is final, Runway's own trouble may be retried."""
     text = f"Runway failed the task ({code or 'no code'}): {message}"
-    if code and (code.startswith(("INTERNAL", "ASSET.INVALID"))):
-        return TransientError(text, code=code, cost_credits=credits)
-    return PermanentError(text, code=code, cost_credits=credits)
+    family = FailureCode.of_runway_task(code)
+    if family in (FailureCode.INTERNAL, FailureCode.ASSET_INVALID):
+        return TransientError(text, code=family, cost_credits=credits)
+    return PermanentError(text, code=family, cost_credits=credits)

@@ -6,6 +6,9 @@ Built from configs (the sizes of diffusers' own Wan tests, with each shape's lay
 `save_pretrained` into a folder once, then loaded by `providers.wan` through exactly the same
 `from_pretrained` path as real weights. Each makes a real mp4 in seconds on a CPU; the pictures
 are noise.
+
+`make_lora` (peft) and `lora_like` make random LoRAs in the layout of the distilled ones, for
+the fast presets in sandbox mode, the tests and the benchmarks.
 """
 
 from __future__ import annotations
@@ -184,3 +187,64 @@ def ensure_tiny_wan(folder: Path, shape: str = DEFAULT_SHAPE) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         build_tiny_wan(target, shape)
     return target
+
+
+def make_lora(model: Path, target: Path, *, head_dim: int | None = None, seed: int = 3) -> Path:
+    """A LoRA (rank 4, on every attention projection and feed-forward layer, random A and B so
+    that it changes the output) for the transformer of the model at `model`, made with peft and
+    saved as diffusers saves LoRAs (`target/pytorch_lora_weights.safetensors`): what the fast
+    presets fuse, for sandbox mode, the tests and the benchmarks. `head_dim` makes it for
+    another shape instead (a LoRA for another model, e.g. the 14B's on the 5B)."""
+    import json
+
+    import torch
+    from diffusers import WanImageToVideoPipeline, WanTransformer3DModel
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    config = json.loads((model / "transformer" / "config.json").read_text())
+    config = {key: value for key, value in config.items() if not key.startswith("_")}
+    if head_dim is not None:
+        config["attention_head_dim"] = head_dim
+    torch.manual_seed(seed)
+    transformer = WanTransformer3DModel.from_config(config)
+    transformer.add_adapter(
+        LoraConfig(
+            r=4,
+            lora_alpha=4,
+            init_lora_weights=False,  # B is not zero: the LoRA changes what the model makes
+            target_modules=["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"],
+        )
+    )
+    with torch.no_grad():  # large enough to move a 2-step video visibly
+        for name, parameter in transformer.named_parameters():
+            if "lora_B" in name:
+                parameter.mul_(20)
+    WanImageToVideoPipeline.save_lora_weights(
+        target, transformer_lora_layers=get_peft_model_state_dict(transformer)
+    )
+    return target / "pytorch_lora_weights.safetensors"
+
+
+def lora_like(transformer: object, target: Path, *, rank: int = 32, seed: int = 5) -> Path:
+    """A random LoRA of `rank` on every attention projection and feed-forward layer of a
+    loaded `transformer` (any size: the full 5B too, without building a second copy), saved in
+    peft's layout as diffusers saves LoRAs; what a distilled LoRA costs to fuse and run, not
+    what it makes."""
+    import torch
+    from safetensors.torch import save_file
+
+    wanted = ("to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2")
+    generator = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for name, module in transformer.named_modules():  # type: ignore[attr-defined]
+        if not name.startswith("blocks.") or not name.endswith(wanted):
+            continue
+        out_size, in_size = module.weight.shape
+        down = torch.randn(rank, in_size, generator=generator) / in_size**0.5
+        up = torch.randn(out_size, rank, generator=generator) * 0.01
+        tensors[f"transformer.{name}.lora_A.weight"] = down.to(torch.bfloat16)
+        tensors[f"transformer.{name}.lora_B.weight"] = up.to(torch.bfloat16)
+    target.mkdir(parents=True, exist_ok=True)
+    path = target / "pytorch_lora_weights.safetensors"
+    save_file(tensors, str(path))
+    return path

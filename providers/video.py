@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import imageio_ffmpeg
 
+from reelroute.models.core.enums import FailureCode
 from reelroute.providers.base import PermanentError
 
 if TYPE_CHECKING:
@@ -55,8 +56,6 @@ def encode_mp4(frames: Iterable[Frame], *, fps: float, width: int, height: int) 
 
 
 PROBE_TIMEOUT_SECONDS = 120
-CONTAINER = re.compile(r"Input #0, ([\w,]+), from")
-VIDEO_CONTAINERS = {"mov", "mp4", "m4a", "3gp", "3g2", "mj2"}  # ffmpeg's mov/mp4 demuxer
 
 
 def probe_mp4(data: bytes) -> VideoInfo:
@@ -68,6 +67,18 @@ def probe_mp4(data: bytes) -> VideoInfo:
         return probe_video_file(path)
 
 
+def picture_format(path: str) -> str | None:
+    """The format of the picture at `path` (JPEG, PNG, GIF, …), None if it is none Pillow
+    knows: to tell a sender what they sent instead of a video."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as picture:
+            return picture.format
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
 def probe_video_file(path: str, timeout: float | None = None) -> VideoInfo:
     """Decode every frame of the file at `path` with ffmpeg. PermanentError, saying why, unless
     it is an MP4/MOV container with a video stream of more than one frame (a JPEG, PNG or GIF is
@@ -77,6 +88,13 @@ def probe_video_file(path: str, timeout: float | None = None) -> VideoInfo:
         imageio_ffmpeg.get_ffmpeg_exe(),
         "-hide_banner",
         "-nostdin",
+        # The file and nothing it points to: read as MP4/MOV whatever it claims to be (an HLS
+        # playlist or a concat script would make ffmpeg open the files it names: devices,
+        # FIFOs, other videos), through the file protocol only (no data:, crypto:, network).
+        "-protocol_whitelist",
+        "file",
+        "-f",
+        "mov",
         "-i",
         path,
         "-map",
@@ -92,27 +110,25 @@ def probe_video_file(path: str, timeout: float | None = None) -> VideoInfo:
     except subprocess.TimeoutExpired:
         raise PermanentError(
             f"the video could not be checked within {timeout:.0f} s; send a shorter mp4",
-            code="VIDEO_PROBE_TIMEOUT",
+            code=FailureCode.VIDEO_PROBE_TIMEOUT,
         ) from None
     log = done.stderr
-    container = CONTAINER.search(log)
     size = re.search(r"Video: .*?, (\d+)x(\d+)", log)
     fps = re.search(r"([\d.]+) fps", log)
     frames = re.findall(r"frame=\s*(\d+)", log)
     if done.returncode != 0 or not (size and fps and frames) or int(frames[-1]) == 0:
-        reason = log.strip().splitlines()[-1] if log.strip() else "no video stream"
-        raise PermanentError(f"the video is not a playable mp4: {reason}", code="NOT_A_VIDEO")
-    formats = set(container.group(1).split(",")) if container else set()
-    if not formats & VIDEO_CONTAINERS:
-        found = container.group(1) if container else "unknown"
+        picture = picture_format(path)
+        if picture is not None:
+            reason = f"it is a {picture} picture; send an MP4 or MOV"
+        else:
+            reason = log.strip().splitlines()[-1] if log.strip() else "no video stream"
         raise PermanentError(
-            f"the video is not a playable mp4: its container is {found}; send an MP4 or MOV",
-            code="NOT_A_VIDEO",
+            f"the video is not a playable mp4: {reason}", code=FailureCode.NOT_A_VIDEO
         )
     if int(frames[-1]) < 2:
         raise PermanentError(
             "the video is not a playable mp4: it has one frame (a still picture)",
-            code="NOT_A_VIDEO",
+            code=FailureCode.NOT_A_VIDEO,
         )
     return VideoInfo(
         frames=int(frames[-1]),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import socket
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -16,7 +17,8 @@ from typing import Any, TypeVar
 
 from PIL import Image
 
-from reelroute.models.settings import Settings
+from reelroute.models.core.enums import FailureCode
+from reelroute.models.core.settings import Settings
 from reelroute.providers.base import (
     ConfigurationError,
     GenerationRequest,
@@ -29,6 +31,8 @@ from reelroute.providers.base import (
 )
 from reelroute.providers.tiny_wan import ensure_tiny_wan
 from reelroute.providers.video import encode_mp4
+from reelroute.providers.wan_options import Applied, apply_preset
+from reelroute.providers.wan_presets import FULL, WanPreset, preset_named
 from reelroute.providers.wan_shapes import WAN22_TI2V_5B, model_folder, read_shape
 
 T = TypeVar("T")
@@ -58,35 +62,63 @@ class WanConfig:
     max_sequence_length: int = 512
     step_seconds: float = 0.0
     """Sandbox mode: pretended GPU time per step of a 121-frame video."""
+    preset: str = FULL.name
+    lora: str | None = None
+    lora_2: str | None = None
+    attention: str | None = None
+    """The host's attention backend for every preset (REELROUTE_WAN_ATTENTION)."""
+    compile_backend: str = "inductor"
+    host: str = ""
+    """The GPU host this process belongs to (recorded on the items it makes)."""
+
+    @property
+    def options(self) -> WanPreset:
+        """The preset this configuration loads with."""
+        return preset_named(self.preset)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WanConfig:
         """The configuration the settings ask for: the model's shape gives the defaults (read
-        from its folder), each REELROUTE_WAN_* setting that is set overrides one. Sandbox mode
-        uses the tiny pipeline of the TI2V-5B shape, small and in few steps."""
+        from its folder), the preset (REELROUTE_WAN_PRESET) overrides some, each
+        REELROUTE_WAN_* setting that is set overrides one. Sandbox mode uses the tiny pipeline of
+        the TI2V-5B shape, small and in few steps."""
+        wan = settings.wan
+        preset = preset_named(wan.preset)
         if settings.sandbox:
-            folder = ensure_tiny_wan(Path(settings.storage_url).parent / "tiny-wan")
+            folder = ensure_tiny_wan(Path(settings.store.storage_url).parent / "tiny-wan")
         else:
-            folder = model_folder(settings.wan_model)
+            folder = model_folder(wan.model)
         shape = read_shape(folder)
-        max_area = _given(settings.wan_max_area, shape.max_area)
+        max_area = _given(wan.max_area, shape.max_area)
+        second = shape.guidance_scale_2 is not None
         config = cls(
-            model=str(folder) if settings.sandbox else settings.wan_model,
-            device=settings.wan_device,
-            dtype=settings.wan_dtype,
-            offload=settings.wan_offload,
-            vae_tiling=settings.wan_vae_tiling,
+            model=str(folder) if settings.sandbox else wan.model,
+            device=wan.device,
+            dtype=wan.dtype,
+            offload=_given(preset.offload, wan.offload),
+            vae_tiling=_given(preset.vae_tiling, wan.vae_tiling),
             max_area=max_area,
-            fps=_given(settings.wan_fps, shape.fps),
-            default_frames=_given(settings.wan_frames, shape.frames),
-            steps=_given(settings.wan_steps, shape.steps),
-            guidance_scale=_given(settings.wan_guidance_scale, shape.guidance_scale),
+            fps=_given(wan.fps, shape.fps),
+            default_frames=_given(wan.frames, shape.frames),
+            steps=_given(wan.steps, _given(preset.steps, shape.steps)),
+            guidance_scale=_given(
+                wan.guidance_scale, _given(preset.guidance_scale, shape.guidance_scale)
+            ),
             guidance_scale_2=(
-                _given(settings.wan_guidance_scale_2, shape.guidance_scale_2)
-                if shape.guidance_scale_2 is not None
+                _given(
+                    wan.guidance_scale_2,
+                    _given(preset.guidance_scale_2, shape.guidance_scale_2),
+                )
+                if second
                 else None
             ),
             shape=shape.name,
+            preset=preset.name,
+            lora=wan.lora,
+            lora_2=wan.lora_2,
+            attention=wan.attention,
+            compile_backend=wan.compile_backend,
+            host=wan.host or socket.gethostname(),
         )
         if not settings.sandbox:
             return config
@@ -97,9 +129,9 @@ class WanConfig:
             offload=False,
             vae_tiling=False,
             max_area=min(max_area, SANDBOX_MAX_AREA),
-            steps=_given(settings.wan_steps, SANDBOX_STEPS),
+            steps=_given(wan.steps, _given(preset.steps, SANDBOX_STEPS)),
             max_sequence_length=SANDBOX_TEXT_TOKENS,
-            step_seconds=settings.sandbox_wan_step_seconds,
+            step_seconds=settings.local.sandbox_wan_step_seconds,
         )
 
 
@@ -121,7 +153,7 @@ def frames_for(request: GenerationRequest, config: WanConfig) -> int:
         lower = max(5, (frames - 1) // 4 * 4 + 1)
         raise PermanentError(
             f"frame_num {frames} is not 4k+1; Wan makes 4k+1 frames: use {lower} or {lower + 4}",
-            code="BAD_FRAME_COUNT",
+            code=FailureCode.BAD_FRAME_COUNT,
         )
     return frames
 
@@ -143,6 +175,9 @@ class Loaded:
     pipeline: Any
     seconds: float
     device: str
+    applied: Applied | None = None
+    gpu_class: str = "cpu"
+    """The GPU's name (`NVIDIA H200`), or `cpu`: the class its service times are kept for."""
 
 
 @dataclass
@@ -170,10 +205,34 @@ def load_pipeline(config: WanConfig) -> Loaded:
         _HELD.loaded = None  # let the old one go before the new one takes memory
         started = time.perf_counter()
         pipeline, device = _load(config)
+        applied = apply_preset(
+            pipeline,
+            config.options,
+            lora=config.lora,
+            lora_2=config.lora_2,
+            attention=config.attention,
+            compile_backend=config.compile_backend,
+        )
         seconds = time.perf_counter() - started
         _HELD.loads.append(seconds)
-        _HELD.loaded = Loaded(config, pipeline, seconds, device)
+        _HELD.loaded = Loaded(
+            config,
+            pipeline,
+            seconds,
+            device,
+            applied=applied,
+            gpu_class=gpu_class(device),
+        )
         return _HELD.loaded
+
+
+def gpu_class(device: str) -> str:
+    """The name of the device's GPU (`NVIDIA H200`), or `cpu`."""
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return str(torch.cuda.get_device_name(torch.device(device)))
+    return "cpu"
 
 
 def _load(config: WanConfig) -> tuple[Any, str]:
@@ -201,7 +260,8 @@ def _load(config: WanConfig) -> tuple[Any, str]:
         raise ConfigurationError(
             f"cannot load Wan weights from {config.model!r}: set REELROUTE_WAN_MODEL to a local "
             "folder or a Hugging Face id already in the local cache (no downloads at run time), "
-            f"or REELROUTE_SANDBOX=1 for the tiny offline pipeline ({type(error).__name__})"
+            f"or REELROUTE_SANDBOX=1 for the tiny offline pipeline ({type(error).__name__})",
+            code=FailureCode.WAN_CONFIG,
         ) from None
     pipeline.set_progress_bar_config(disable=True)
     if config.vae_tiling:
@@ -249,14 +309,18 @@ def translate(error: BaseException, *, width: int, height: int, frames: int) -> 
         return PermanentError(
             f"the GPU ran out of memory {where}: set REELROUTE_WAN_OFFLOAD=true, "
             "REELROUTE_WAN_VAE_TILING=true or a smaller REELROUTE_WAN_MAX_AREA",
-            code="CUDA_OOM",
+            code=FailureCode.CUDA_OOM,
         )
     if isinstance(error, ValueError | TypeError | IndexError):
-        return PermanentError(f"Wan cannot make this input {where}: {error}", code="BAD_INPUT")
+        return PermanentError(
+            f"Wan cannot make this input {where}: {error}", code=FailureCode.BAD_INPUT
+        )
     accelerator_error = getattr(torch, "AcceleratorError", ())
     if isinstance(error, accelerator_error) or "CUDA error" in str(error):
-        return TransientError(f"the GPU failed {where}: {error}", code="GPU_FAULT")
-    return PermanentError(f"Wan failed {where}: {type(error).__name__}: {error}", code="WAN_FAILED")
+        return TransientError(f"the GPU failed {where}: {error}", code=FailureCode.GPU_FAULT)
+    return PermanentError(
+        f"Wan failed {where}: {type(error).__name__}: {error}", code=FailureCode.WAN_FAILED
+    )
 
 
 class WanProvider:
@@ -348,6 +412,9 @@ class WanProvider:
             fps=config.fps,
             width=width,
             height=height,
+            wan_preset=config.options.label,
+            gpu_host=config.host,
+            gpu_class=loaded.gpu_class,
         )
 
     def cancel(self, task_id: str) -> None:

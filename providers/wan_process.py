@@ -44,8 +44,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reelroute.models.enums import InferenceProvider
-from reelroute.models.settings import Settings
+from reelroute.models.core.enums import FailureCode, InferenceProvider
+from reelroute.models.core.settings import Settings
 from reelroute.providers.base import (
     ConfigurationError,
     GenerationRequest,
@@ -126,17 +126,22 @@ class Health:
     device: str = ""
     model: str = ""
     shape: str = ""
+    preset: str = ""
+    gpu_class: str = ""
     loads: int = 0
     load_seconds: float = 0.0
     videos: int = 0
     busy: bool = False
     memory_bytes: int = 0
     started_at: float = field(default_factory=time.time)
+    asked_at: float = 0.0
+    """When its health was last asked (set by the asker)."""
 
     def line(self) -> str:
         """One line for the logs and `reelroute up`."""
         return (
-            f"wan {self.gpu} (pid {self.pid}, {self.device}): {self.shape} {self.model}, "
+            f"wan {self.gpu} (pid {self.pid}, {self.device}, {self.gpu_class}): {self.shape} "
+            f"{self.model}, preset {self.preset}, "
             f"loaded in {self.load_seconds:.1f} s ({self.loads} load), {self.videos} videos, "
             f"{self.memory_bytes / 2**20:,.0f} MiB in use{', busy' if self.busy else ''}"
         )
@@ -162,7 +167,8 @@ class PipelineServer:
         config = self.provider.config
         loaded = wan.load_pipeline(config)
         self.health.device, self.health.model = loaded.device, config.model
-        self.health.shape = config.shape
+        self.health.shape, self.health.preset = config.shape, config.options.label
+        self.health.gpu_class = loaded.gpu_class
         self.health.loads, self.health.load_seconds = len(wan.loads()), loaded.seconds
         self.health.memory_bytes = wan.memory_in_use(loaded.device)
         log.info("%s", self.health.line())
@@ -262,7 +268,7 @@ class PipelineServer:
         send(connection, {"result": meta}, result.video)
 
 
-def _error(kind: str, message: str, code: str | None = None) -> dict[str, Any]:
+def _error(kind: str, message: str, code: FailureCode | None = None) -> dict[str, Any]:
     return {"kind": kind, "message": message, "code": code}
 
 
@@ -302,7 +308,7 @@ class RemoteWan:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.servers = [Path(path) for path in settings.wan_servers]
+        self.servers = [Path(path) for path in settings.wan.servers]
         self.last_server: Path | None = None
         """The process that took the last video."""
 
@@ -328,7 +334,7 @@ class RemoteWan:
             "frame_num": request.frame_num,
             "seed": request.seed,
         }
-        deadline = time.monotonic() + self.settings.wan_wait_seconds
+        deadline = time.monotonic() + self.settings.wan.wait_seconds
         while True:
             for path, connection in self._connect():
                 with connection:
@@ -342,13 +348,13 @@ class RemoteWan:
                 raise TransientError(
                     "the GPU worker that started this flow run is gone, and its pipeline "
                     "processes with it; the next attempt runs on a live one",
-                    code="WAN_HOST_GONE",
+                    code=FailureCode.WAN_HOST_GONE,
                 )
             if time.monotonic() > deadline:
                 raise TransientError(
                     f"no free Wan pipeline process on this host after "
-                    f"{self.settings.wan_wait_seconds:.0f} s ({len(self.servers)} configured)",
-                    code="WAN_UNAVAILABLE",
+                    f"{self.settings.wan.wait_seconds:.0f} s ({len(self.servers)} configured)",
+                    code=FailureCode.WAN_UNAVAILABLE,
                 )
             on_progress(0.0)  # keeps the caller's lease while it waits
             time.sleep(RETRY_SECONDS)
@@ -371,9 +377,12 @@ class RemoteWan:
                 "permanent": PermanentError,
             }
             kind = kinds.get(error.get("kind"), PermanentError)
-            raise kind(str(error.get("message")), code=error.get("code"))
+            code = error.get("code")
+            raise kind(str(error.get("message")), code=FailureCode(code) if code else None)
         if "result" not in header:
-            raise TransientError("the Wan pipeline process answered nonsense", code="WAN_WIRE")
+            raise TransientError(
+                "the Wan pipeline process answered nonsense", code=FailureCode.WAN_WIRE
+            )
         return GenerationResult(video=payload, **header["result"])
 
     def cancel(self, task_id: str) -> None:
@@ -388,7 +397,7 @@ def receive_or_transient(connection: socket.socket) -> tuple[dict[str, Any], byt
         raise TransientError(
             f"the Wan pipeline process stopped mid-video ({error}); the next attempt runs when "
             "it is back",
-            code="WAN_PROCESS_LOST",
+            code=FailureCode.WAN_PROCESS_LOST,
         ) from None
 
 

@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from reelroute.models.core.enums import FailureCode
 from reelroute.providers.base import ConfigurationError
 
 
@@ -43,9 +44,11 @@ def _json(path: Path) -> dict[str, object]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise ConfigurationError(f"cannot read {path}: {error}") from None
+        raise ConfigurationError(
+            f"cannot read {path}: {error}", code=FailureCode.WAN_CONFIG
+        ) from None
     if not isinstance(data, dict):
-        raise ConfigurationError(f"{path} is not a JSON object")
+        raise ConfigurationError(f"{path} is not a JSON object", code=FailureCode.WAN_CONFIG)
     return data
 
 
@@ -67,7 +70,8 @@ def read_shape(folder: Path) -> WanShape:
         return WAN21_I2V
     raise ConfigurationError(
         f"{folder} is not a Wan image-to-video model diffusers can run: it has neither an image "
-        "encoder (Wan2.1 I2V), nor expand_timesteps (Wan2.2 TI2V-5B), nor two experts (A14B)"
+        "encoder (Wan2.1 I2V), nor expand_timesteps (Wan2.2 TI2V-5B), nor two experts (A14B)",
+        code=FailureCode.WAN_CONFIG,
     )
 
 
@@ -85,5 +89,18 @@ def model_folder(model: str) -> Path:
         raise ConfigurationError(
             f"cannot find Wan weights {model!r}: set REELROUTE_WAN_MODEL to a local folder or a "
             "Hugging Face id already in the local cache (no downloads at run time), or "
-            "REELROUTE_SANDBOX=1 for the tiny offline pipeline"
+            "REELROUTE_SANDBOX=1 for the tiny offline pipeline",
+            code=FailureCode.WAN_CONFIG,
         ) from None
+
+
+def linear_sizes(folder: Path) -> set[int]:
+    """The input sizes of the transformer's linear layers (attention, feed-forward, the text,
+    time and image embedders), read from its config: what a LoRA for this model must match."""
+    config = _json(folder / "transformer" / "config.json")
+    inner = int(str(config["num_attention_heads"])) * int(str(config["attention_head_dim"]))
+    sizes = {inner, int(str(config["ffn_dim"])), int(str(config["text_dim"]))}
+    sizes.add(int(str(config.get("freq_dim", 256))))
+    if config.get("image_dim"):
+        sizes.add(int(str(config["image_dim"])))
+    return sizes

@@ -2,7 +2,12 @@
 
 PostgreSQL is required in CI (`CI=true`); on a laptop without it those tests are skipped with
 the reason. Each session migrates one PostgreSQL database and one SQLite file once; each test
-gets them emptied (PostgreSQL) or a fresh copy (SQLite).
+gets them emptied (PostgreSQL) or a fresh copy (SQLite). `REELROUTE_TEST_DATABASES=sqlite` (the
+fast tier, `make test-fast`) runs the data tests on SQLite only.
+
+Tiers (markers): `e2e` (a Prefect server, workers, the emulator), `browser` (chromium),
+`torch` (the tiny Wan pipeline), `postgres` (given to every test that uses the PostgreSQL
+server, here). `make test-fast` runs the rest.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from reelroute.models.db import make_engine
-from reelroute.models.migrate import upgrade
-from reelroute.models.settings import Settings, load_settings
+from reelroute.models.core.settings import Settings, load_settings
+from reelroute.models.store.db import make_engine
+from reelroute.models.store.migrate import upgrade
+from reelroute.providers.emulator import EmulatorScript, EmulatorServer, RunwayEmulator
 
 PG_ADMIN = os.environ.get("REELROUTE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -77,14 +83,40 @@ def sqlite_migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-TABLES = (
-    "webhook_deliveries, item_events, webhook_endpoints, idempotency_keys, "
-    "item_status_counts, item_etas, item_reroutes, budget_reservations, budget_usage, budgets, "
-    "runway_limits, video_items, photos, groups"
-)
+def _tables() -> str:
+    """Every table of the data model (what a PostgreSQL test starts without)."""
+    from sqlmodel import SQLModel
+
+    import reelroute.models.core.tables  # noqa: F401 (the tables' definitions)
+
+    return ", ".join(sorted(SQLModel.metadata.tables))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+TABLES = _tables()
+
+
+DATABASES = [
+    name.strip()
+    for name in os.environ.get("REELROUTE_TEST_DATABASES", "sqlite,postgresql").split(",")
+    if name.strip()
+]
+"""The databases the data tests run on."""
+
+POSTGRES_FIXTURES = {"pg_server", "pg_migrated"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the PostgreSQL server `postgres`."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        uses_pg = "postgresql" in params.values() or POSTGRES_FIXTURES & set(
+            getattr(item, "fixturenames", ())
+        )
+        if uses_pg:
+            item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture(params=DATABASES)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty database of each kind."""
     if request.param == "postgresql":
@@ -118,7 +150,7 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
     return load_settings(_env_file=None, database_url=db_url, storage_url=str(tmp_path / "storage"))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=DATABASES)
 def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database of each kind (no schema): for migration and CLI tests."""
     if request.param == "sqlite":
@@ -181,3 +213,10 @@ def s3_server() -> Iterator[dict[str, str]]:
 def s3_url(s3_server: dict[str, str]) -> str:
     """A storage URL in a bucket of its own on the S3 server."""
     return f"s3://reelroute-{uuid.uuid4().hex[:12]}/store"
+
+
+@pytest.fixture
+def emulator() -> Iterator[RunwayEmulator]:
+    """The Runway API emulator on loopback (`emulator.url`), its tasks taking 0.2 s."""
+    with EmulatorServer(RunwayEmulator(EmulatorScript(latency_s=0.2))) as server:
+        yield server.emulator

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from reelroute.models.db import make_engine
-from reelroute.models.errors import (
+from reelroute.models.core.errors import (
     Conflict,
     DatabaseUnavailable,
     InvalidInput,
@@ -21,14 +22,19 @@ from reelroute.models.errors import (
     NotFound,
     StaleAttempt,
 )
-from reelroute.models.settings import Settings
+from reelroute.models.core.logs import log_context
+from reelroute.models.core.settings import Settings
+from reelroute.models.intake.idempotency import KeyReused
+from reelroute.models.outbox.payloads import EventPayload
+from reelroute.models.store.db import make_engine
 from reelroute.providers.base import PermanentError
-from reelroute.ui.api import admin, worker
+from reelroute.ui.api import admin, metrics, worker
 from reelroute.ui.api.guard import Guard
 
 log = logging.getLogger(__name__)
 
 STATUS = {
+    KeyReused: 422,
     InvalidInput: 400,
     PermanentError: 400,
     NotFound: 404,
@@ -37,6 +43,26 @@ STATUS = {
     Conflict: 409,
     DatabaseUnavailable: 503,
 }
+
+
+ITEM_IN_PATH = re.compile(
+    r"/(?:items|tasks)/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+)
+
+
+class ItemLogContext:
+    """Binds the item a request is about (`/items/{id}`, `/tasks/{id}`) to its log records."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        found = ITEM_IN_PATH.search(scope.get("path", "")) if scope["type"] == "http" else None
+        if found is None:
+            await self.app(scope, receive, send)
+            return
+        with log_context(item_id=found.group(1).lower()):
+            await self.app(scope, receive, send)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -48,9 +74,18 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
     )
     app.state.settings = settings
-    app.state.engine = make_engine(settings.database_url)
+    app.state.engine = make_engine(settings.store.database_url)
     app.include_router(admin.router)
     app.include_router(worker.router)
+    app.include_router(metrics.router)
+
+    @app.webhooks.post("item-event")
+    def item_event(body: EventPayload) -> None:
+        """What reelroute posts to a registered endpoint for each item event it subscribed to
+        (the same JSON is the `data` of `GET /api/admin/events`). Signed per Standard Webhooks:
+        verify `webhook-signature` over `webhook-id`, `webhook-timestamp` and the body with the
+        endpoint's `whsec_…` secret; answer 2xx within REELROUTE_WEBHOOK_TIMEOUT_SECONDS. A
+        delivery is sent at least once (drop repeats by `webhook-id`), in order per item."""
 
     for kind, status in STATUS.items():
         app.add_exception_handler(kind, _answer(status))
@@ -86,6 +121,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     mount_admin(app, settings, app.state.engine)
     app.add_middleware(Guard, settings=settings)  # auth, size and throttling before any body
+    app.add_middleware(ItemLogContext)  # outermost: the guard's own lines carry the item too
     return app
 
 

@@ -40,16 +40,17 @@ from reelroute.deployments.launcher import (
     supervise_until,
     wait_until,
 )
-from reelroute.models.batches import PhotoTask, Upload, add_batch
-from reelroute.models.db import make_engine, session_scope
-from reelroute.models.enums import InferenceProvider, Pool
-from reelroute.models.groups import create_group
-from reelroute.models.migrate import upgrade
-from reelroute.models.settings import settings_from_environment
-from reelroute.models.statistics import count_ledger
-from reelroute.models.storage import Storage
-from reelroute.models.tables import VideoItem
-from reelroute.models.tasks import TaskSpec
+from reelroute.models.core.enums import FailureClass, InferenceProvider, Pool
+from reelroute.models.core.failures import class_of
+from reelroute.models.core.settings import settings_from_environment
+from reelroute.models.core.tables import VideoItem
+from reelroute.models.core.tasks import TaskSpec
+from reelroute.models.intake.batches import PhotoTask, Upload, add_batch
+from reelroute.models.items.groups import create_group
+from reelroute.models.store.db import make_engine, session_scope
+from reelroute.models.store.files import Storage
+from reelroute.models.store.ledger import count_ledger
+from reelroute.models.store.migrate import upgrade
 from reelroute.providers.emulator import EmulatorScript, EmulatorServer, RunwayEmulator
 from reelroute.providers.video import probe_mp4
 from tests.conftest import PG_ADMIN, drop_pg_database, new_pg_database
@@ -230,9 +231,9 @@ class Soak:
 
     # --- faults -------------------------------------------------------------------------
 
-    def inject(self) -> None:
+    def inject(self, kind: str | None = None) -> None:
         script = self.emulator.emulator.script
-        kind = self.rng.choice(
+        kind = kind or self.rng.choice(
             [
                 "runway 5xx burst",
                 "runway 429s",
@@ -241,6 +242,7 @@ class Soak:
                 "slow downloads",
                 "expired output URLs",
                 "moderation failure",
+                "runway model outage",
                 "kill flow run",
                 "kill flow run",
                 "kill worker",
@@ -264,6 +266,8 @@ class Soak:
         elif kind == "expired output URLs":
             script.output_ttl_s = 0.0
             threading.Timer(6, lambda: setattr(script, "output_ttl_s", 3600.0)).start()
+        elif kind == "runway model outage":  # one model answers 503 to every create
+            script.outage(self.rng.choice(["gen4_turbo", "veo3.1"]), self.rng.uniform(60, 120))
         elif kind == "moderation failure":
             script.fail_next.append(("SAFETY.INPUT.TEXT", "The prompt was flagged (chaos)"))
         elif kind == "kill flow run":
@@ -307,10 +311,13 @@ class Soak:
         adder.start()
         started = time.monotonic()
         print(f"chaos: {self.items} items; faults for {fault_minutes:g} min", flush=True)
+        outage_at: float | None = started + fault_minutes * 60 / 3  # one sustained outage
         while time.monotonic() - started < fault_minutes * 60:
             time.sleep(self.rng.uniform(4, 10))
             try:
-                self.inject()
+                due = outage_at is not None and time.monotonic() >= outage_at
+                self.inject("runway model outage" if due else None)
+                outage_at = None if due else outage_at
             except Exception as error:
                 print(f"  injecting failed: {error}", flush=True)
             print(f"  {self.statuses()}", flush=True)
@@ -368,7 +375,9 @@ class Soak:
         by_status = collections.Counter(i.status.value for i in items)
         self.by_status = by_status
         self.failed_by_code = collections.Counter(
-            i.failure_code or "(no code)" for i in items if i.status.value == "failed"
+            i.failure_code.value if i.failure_code else "(no code)"
+            for i in items
+            if i.status.value == "failed"
         )
         if len(items) != self.items:
             problems.append(f"{len(items)} items in the table, {self.items} were added")
@@ -378,6 +387,14 @@ class Soak:
         unexplained = [i.prompt for i in items if i.status.value == "failed" and not i.error]
         if unexplained:
             problems.append(f"failed without a reason: {unexplained[:5]}")
+        # Only the item's own input may fail it: outages, ours or a provider's, are waited out.
+        not_input = [
+            f"{i.prompt} ({i.failure_code})"
+            for i in items
+            if i.status.value == "failed" and class_of(i.failure_code) is not FailureClass.input
+        ]
+        if not_input:
+            problems.append(f"{len(not_input)} failed outside the input class: {not_input[:5]}")
         if leases:
             problems.append(f"{len(leases)} leases still held")
         if self.runs_left:

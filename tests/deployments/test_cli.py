@@ -11,11 +11,11 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from reelroute.deployments.cli import app
-from reelroute.models.db import make_engine
-from reelroute.models.groups import find_group
-from reelroute.models.migrate import current_revision, head_revision
-from reelroute.models.settings import get_settings
-from reelroute.models.tables import Group, VideoItem
+from reelroute.models.core.settings import get_settings
+from reelroute.models.core.tables import Group, VideoItem
+from reelroute.models.items.groups import find_group
+from reelroute.models.store.db import make_engine
+from reelroute.models.store.migrate import current_revision, head_revision
 from reelroute.ui.app import create_app
 from tests.models.helpers import image_bytes
 from tests.ui.helpers import populate
@@ -107,10 +107,61 @@ def test_add_with_a_group_name_adds_to_the_group_of_that_name(cli, tmp_path):
     assert len(items) == 3 and {i.group_id for i in items} == {groups[0].id}
 
 
+def test_a_priority_other_than_the_groups_is_refused_naming_the_group(cli, tmp_path):
+    """Found as a new user: `--priority urgent` on a photo whose default group was made normal
+    used to make a normal item, due in 4 h instead of 20 min, without a word."""
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    cli("migrate", REELROUTE_DATABASE_URL=url)
+    (tmp_path / "p1.png").write_bytes(image_bytes())
+    first = cli("add", "p1.png", "--prompt", "x", REELROUTE_DATABASE_URL=url)
+    assert first.exit_code == 0 and "(cli p1, normal)" in first.output
+    (tmp_path / "p1.png").write_bytes(image_bytes(color=(9, 9, 9)))
+    urgent = cli(
+        "add", "p1.png", "--prompt", "x", "--priority", "urgent", REELROUTE_DATABASE_URL=url
+    )
+    assert urgent.exit_code == 1
+    assert "the group 'cli p1' is normal, not urgent" in urgent.output
+    engine = make_engine(url)
+    with Session(engine) as session:
+        assert len(session.exec(select(VideoItem)).all()) == 1  # nothing added
+    engine.dispose()
+    new = cli(
+        "add", "p1.png", "--prompt", "x", "--priority", "urgent", "--group", "rush",
+        REELROUTE_DATABASE_URL=url,
+    )  # fmt: skip
+    assert new.exit_code == 0 and "(rush, urgent)" in new.output
+
+
+def test_full_quality_is_a_groups_and_an_existing_group_must_say_the_same(cli, tmp_path):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    cli("migrate", REELROUTE_DATABASE_URL=url)
+    (tmp_path / "p1.png").write_bytes(image_bytes())
+    made = cli(
+        "add", "p1.png", "--prompt", "x", "--group", "hero", "--full-quality",
+        REELROUTE_DATABASE_URL=url,
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    (tmp_path / "p1.png").write_bytes(image_bytes(color=(9, 9, 9)))
+    refused = cli(
+        "add", "p1.png", "--prompt", "x", "--group", "hero", "--any-quality",
+        REELROUTE_DATABASE_URL=url,
+    )  # fmt: skip
+    assert refused.exit_code == 1
+    assert "the group 'hero' requires full-quality Wan videos" in refused.output
+    left_out = cli("add", "p1.png", "--prompt", "x", "--group", "hero", REELROUTE_DATABASE_URL=url)
+    assert left_out.exit_code == 0, left_out.output
+    engine = make_engine(url)
+    with Session(engine) as session:
+        items = session.exec(select(VideoItem)).all()
+        group = session.exec(select(Group)).one()
+    engine.dispose()
+    assert group.wan_full_quality and len(items) == 2 and all(i.wan_full_quality for i in items)
+
+
 def test_stats_json_prints_exactly_what_the_api_answers(cli, db_url, engine, settings):
     populate(engine, settings)
     printed = json.loads(cli("stats", "--json", REELROUTE_DATABASE_URL=db_url).output)
-    app = create_app(settings.model_copy(update={"admin_token": SecretStr("t" * 32)}))
+    app = create_app(settings.replaced(admin_token=SecretStr("t" * 32)))
     with TestClient(app) as client:
         answered = client.get("/api/admin/stats", headers={"Authorization": "Bearer " + "t" * 32})
     app.state.engine.dispose()

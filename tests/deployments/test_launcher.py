@@ -6,7 +6,6 @@ import contextlib
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -16,16 +15,12 @@ import pytest
 from reelroute.deployments.launcher import (
     Services,
     absolute_settings_env,
-    dispatch_loop,
     free_port,
     port_is_free,
     sandbox_reason,
     worker_env,
 )
-from reelroute.models.settings import load_settings
-from tests.conftest import database_outage
-from tests.flows.conftest import FakePrefect
-from tests.models.helpers import add_items
+from reelroute.models.core.settings import load_settings
 
 
 def test_sandbox_when_key_or_weights_are_missing(tmp_path):
@@ -38,8 +33,8 @@ def test_sandbox_when_key_or_weights_are_missing(tmp_path):
         _env_file=None, wan_model=str(tmp_path / "weights"), runway_api_secret="key"
     )
     assert sandbox_reason(real) is None
-    assert sandbox_reason(real.model_copy(update={"sandbox": True})) == "REELROUTE_SANDBOX=true"
-    assert sandbox_reason(settings.model_copy(update={"sandbox": False})) is None
+    assert sandbox_reason(real.replaced(sandbox=True)) == "REELROUTE_SANDBOX=true"
+    assert sandbox_reason(settings.replaced(sandbox=False)) is None
 
 
 def test_relative_paths_become_absolute(monkeypatch, tmp_path):
@@ -78,41 +73,6 @@ def test_flow_runs_of_a_worker_find_its_interpreter_first_on_the_path():
 
     env = worker_env({"PATH": f"/usr/bin{os.pathsep}{Path(sys.executable).parent}"})
     assert env["PATH"].split(os.pathsep) == [str(Path(sys.executable).parent), "/usr/bin"]
-
-
-@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-def test_the_dispatch_loop_rides_out_a_database_outage(db_url, engine, session, settings, caplog):
-    settings = settings.model_copy(
-        update={"dispatch_interval_seconds": 0.1, "reconcile_interval_seconds": 0.2}
-    )
-    prefect = FakePrefect()
-    stop = threading.Event()
-    loop = threading.Thread(
-        target=dispatch_loop, args=(settings, stop), kwargs={"client": prefect}, daemon=True
-    )
-    add_items(session, settings, 1)
-    loop.start()
-    try:
-        wait_for(lambda: len(prefect.created) == 1)
-        with database_outage(db_url):
-            time.sleep(2)  # several passes fail meanwhile
-            assert loop.is_alive()
-        add_items(session, settings, 1)  # after the outage: dispatched as usual
-        wait_for(lambda: len(prefect.created) == 2, timeout=30)
-    finally:
-        stop.set()
-        loop.join(timeout=30)
-    assert not loop.is_alive()
-    logged = [r.getMessage() for r in caplog.records if r.name.endswith("launcher")]
-    assert any("dispatcher: outage (DatabaseUnavailable" in m for m in logged), logged
-    assert any("dispatcher: recovered" in m for m in logged), logged
-
-
-def wait_for(condition, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_a_child_that_dies_is_restarted_with_a_growing_backoff(tmp_path):

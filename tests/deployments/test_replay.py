@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 
 from reelroute.deployments.cli import app
 from reelroute.deployments.replay import (
+    OutageSpec,
+    Outcome,
     ReplayOptions,
     TraceError,
     read_trace,
@@ -20,8 +22,8 @@ from reelroute.deployments.replay import (
     replay,
     write_trace,
 )
-from reelroute.models.catalogue import CATALOGUE
-from reelroute.models.enums import InferenceProvider
+from reelroute.models.core.catalogue import CATALOGUE
+from reelroute.models.core.enums import InferenceProvider
 
 SECONDS = {  # each provider's true time for every task of the small trace
     "wan_local": "1800",
@@ -45,7 +47,7 @@ def small_trace(path: Path) -> Path:
     return path
 
 
-def outcomes(path: Path, policies: list[str], **options) -> dict[str, dict]:
+def outcomes(path: Path, policies: list[str], **options) -> dict[str, Outcome]:
     tasks = read_trace(path)
     found = replay(tasks, ReplayOptions(gpus=1, default_concurrency=1, **options), policies)
     return {outcome.policy: outcome for outcome in found}
@@ -145,3 +147,50 @@ def test_a_bad_row_is_named(tmp_path, field, value, problem):
     write_trace(path, rows)
     with pytest.raises(TraceError, match=problem.replace("(", "\\(")):
         read_trace(path)
+
+
+def reference(path: Path, tasks: int = 300) -> Path:
+    write_trace(path, reference_day(tasks, seed=1, day=datetime(2026, 11, 27, tzinfo=UTC)))
+    return path
+
+
+def test_an_outage_fails_no_task_and_the_breaker_saves_the_deadlines(tmp_path):
+    path = reference(tmp_path / "day.csv")
+    outage = (OutageSpec.parse("gen4_turbo@12:00+45m"),)
+    tasks = read_trace(path)
+    run = {
+        breakers: replay(tasks, ReplayOptions(outages=outage, breakers=breakers), ["deadline"])[0]
+        for breakers in (True, False)
+    }
+    calm = replay(tasks, ReplayOptions(), ["deadline"])[0]
+    assert calm.attempts_failed == 0
+    for outcome in run.values():
+        assert outcome.not_run == 0  # every task got its video
+        assert outcome.attempts_failed > 0
+    # With breakers a few attempts fail and the rest go elsewhere; without, every waiting item
+    # keeps trying the model that is down.
+    assert run[True].attempts_failed < run[False].attempts_failed
+    assert run[True].late < run[False].late
+    assert run[True].per_provider.get("runway_gen4_turbo", 0) > 0  # it came back after
+
+
+def test_the_outage_option_is_checked(tmp_path):
+    path = str(small_trace(tmp_path / "t.csv"))
+    result = CliRunner().invoke(app, ["replay", path, "--outage", "gen4_turbo@12:00"])
+    assert result.exit_code == 2
+    assert "write MODEL@HH:MM+DURATION" in result.output
+    result = CliRunner().invoke(
+        app, ["replay", path, "--outage", "gen4_turbo@09:00+1h", "--no-breakers"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "gen4_turbo down 09:00+60 min, breakers off" in result.output.splitlines()[0]
+
+
+def test_a_model_with_no_capacity_is_never_chosen(tmp_path):
+    path = small_trace(tmp_path / "day.csv")
+    results = outcomes(path, ["deadline", "all-gen4"], runway_concurrency={"gen4_turbo": 0})
+    # Routing skips Gen-4 Turbo: the urgent task goes to the next model that is fast enough.
+    assert "runway_gen4_turbo" not in results["deadline"].per_provider
+    assert results["deadline"].not_run == 0
+    # Tasks named for it never run, and say so.
+    assert (results["all-gen4"].not_run, results["all-gen4"].late) == (3, 3)

@@ -24,11 +24,12 @@ from prefect.client.orchestration import SyncPrefectClient
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from sqlmodel import Session
 
-from reelroute.deployments.launcher import Services, dispatch_loop, free_port, start_prefect_server
+from reelroute.deployments.launcher import Services, free_port, start_prefect_server
 from reelroute.deployments.prefect_setup import deploy
-from reelroute.models.db import make_engine
-from reelroute.models.migrate import upgrade
-from reelroute.models.settings import Settings, settings_from_environment
+from reelroute.flows.loop import dispatch_loop
+from reelroute.models.core.settings import Settings, settings_from_environment
+from reelroute.models.store.db import make_engine
+from reelroute.models.store.migrate import upgrade
 from reelroute.providers.emulator import EmulatorScript, EmulatorServer, RunwayEmulator
 
 REPO = Path(__file__).resolve().parents[2]

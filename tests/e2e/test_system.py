@@ -13,14 +13,15 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import StateType
 
 from reelroute.flows.reconcile import cancel_everywhere
-from reelroute.models.batches import add_batch
-from reelroute.models.enums import InferenceProvider, ItemStatus, RoutedBy
-from reelroute.models.groups import create_group
-from reelroute.models.lifecycle import get_item
-from reelroute.models.replanning import moves_of
-from reelroute.models.snapshot import read_service_times
-from reelroute.models.storage import Storage, store_photo
-from reelroute.models.tasks import TaskSpec
+from reelroute.models.core.enums import InferenceProvider, ItemStatus, RoutedBy
+from reelroute.models.core.tasks import TaskSpec
+from reelroute.models.intake.batches import add_batch
+from reelroute.models.intake.photos import store_photo
+from reelroute.models.items.groups import create_group
+from reelroute.models.items.lifecycle import get_item
+from reelroute.models.planning.replanning import moves_of
+from reelroute.models.planning.snapshot import read_service_times
+from reelroute.models.store.files import Storage
 from reelroute.providers.video import probe_mp4
 from tests.models.helpers import image_bytes
 
@@ -28,13 +29,20 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 FINAL = {ItemStatus.completed, ItemStatus.failed, ItemStatus.cancelled}
 
 
-def add(system, providers: list[str | None], prompt: str, settings=None, size=(64, 48)):
+def add(
+    system,
+    providers: list[str | None],
+    prompt: str,
+    settings=None,
+    size=(64, 48),
+    wan_full_quality=False,
+):
     settings = settings or system.settings
     with system.session() as session:
-        group = create_group(session, name=prompt)
+        group = create_group(session, name=prompt, wan_full_quality=wan_full_quality)
         photo = store_photo(
             session,
-            storage=Storage(settings.storage_url),
+            storage=Storage(settings.store.storage_url),
             group_id=group.id,
             data=image_bytes(*size),
             filename="p.png",
@@ -76,7 +84,7 @@ def test_items_of_all_three_providers_complete_on_their_pools(system):
     items = add(system, ["wan_local", "runway_gen4_turbo", "runway_veo3.1"], "all three")
     done = [finished(system, item.id) for item in items]
     assert [i.status for i in done] == [ItemStatus.completed] * 3, [i.error for i in done]
-    storage = Storage(system.settings.storage_url)
+    storage = Storage(system.settings.store.storage_url)
     for item in done:
         info = probe_mp4(storage.read(item.output_path))
         assert info.frames > 0 and item.progress == 1
@@ -123,12 +131,10 @@ def test_a_finished_run_shows_its_progress_and_its_video_as_artifacts(system):
 
 
 def test_the_fallback_sends_a_default_routed_wan_item_to_gen4_turbo(system):
-    settings = system.settings.model_copy(
-        update={
-            "default_provider": InferenceProvider.wan_local,
-            "wan_fallback_threshold": 1,
-            "routing_policy": "threshold",
-        }
+    settings = system.settings.replaced(
+        default_provider=InferenceProvider.wan_local,
+        wan_fallback_threshold=1,
+        routing_policy="threshold",
     )
     add(system, ["wan_local", "wan_local"], "busy gpu", settings)
     (item,) = add(system, [None], "fallback", settings)
@@ -230,7 +236,7 @@ def test_deploying_twice_changes_nothing(system):
     ]
     assert all(variables == job_variables() for *_, variables in deployments)
     assert pools == {
-        "gpu": (2, [("default", 2), ("urgent", 1)]),
+        "gpu": (2, [("default", 4), ("default-full", 3), ("urgent", 2), ("urgent-full", 1)]),
         "cloud": (4, [("default", 2), ("urgent", 1)]),
     }
     assert automations.count(ZOMBIE_AUTOMATION) == 1
@@ -253,7 +259,7 @@ def test_a_waiting_wan_item_moves_to_runway_when_the_gpu_worker_stops(system):
             group = create_group(session, name="frozen gpu")
             photo = store_photo(
                 session,
-                storage=Storage(system.settings.storage_url),
+                storage=Storage(system.settings.store.storage_url),
                 group_id=group.id,
                 data=image_bytes(),
                 filename="p.png",
@@ -297,7 +303,7 @@ def wan_items(system, count: int, prompt: str, frame_num: int):
         group = create_group(session, name=prompt)
         photo = store_photo(
             session,
-            storage=Storage(system.settings.storage_url),
+            storage=Storage(system.settings.store.storage_url),
             group_id=group.id,
             data=image_bytes(),
             filename="p.png",
@@ -397,3 +403,23 @@ def test_a_pipeline_process_killed_mid_video_and_the_item_completes_next_attempt
     assert done.status is ItemStatus.completed
     assert done.retry_count == 2  # the first attempt failed with its process
     wait_for_health(system, lambda found: len(found) == 2)  # both restarted
+
+
+def test_a_group_that_requires_full_quality_is_served_by_full_quality_hosts_only(system):
+    """Its items' runs wait on the gpu pool's `-full` queues, which a GPU host whose preset
+    keeps the quality polls (this one runs `full`) and another host would not: Prefect's own
+    query for a worker polling `urgent` and `default` does not return them."""
+    from reelroute.flows.dispatch import queues_for
+    from reelroute.models.core.enums import Pool
+
+    (item,) = add(system, ["wan_local"], "full quality only", wan_full_quality=True)
+    assert item.wan_full_quality
+    dispatched = wait_for(system, item.id, lambda i: i.flow_run_id is not None, 60, "dispatched")
+    with system.client() as client:
+        run = client.read_flow_run(dispatched.flow_run_id)
+    assert run.work_queue_name == "default-full"
+    done = finished(system, item.id)
+    assert done.status is ItemStatus.completed and done.wan_preset == "full@1"
+    # A host running `fast` would poll these queues only, which never hold such a run.
+    fast_queues = queues_for(Pool.gpu, full_quality=False)
+    assert fast_queues == ["urgent", "default"] and run.work_queue_name not in fast_queues

@@ -3,6 +3,7 @@ Ctrl-C leaves nothing behind."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,7 +15,11 @@ import httpx
 import psutil
 import pytest
 
-from tests.e2e.conftest import free_port, stop_group
+from reelroute.deployments.launcher import free_port
+from reelroute.deployments.up import SHUTDOWN_LIMIT_SECONDS
+from reelroute.providers.emulator import EmulatorScript, EmulatorServer, RunwayEmulator
+from tests.e2e.conftest import Up, stop_group, wait_until
+from tests.e2e.test_survival import FAST
 from tests.models.helpers import image_bytes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -110,3 +115,66 @@ def test_up_runs_a_task_to_a_video_and_stops_cleanly(tmp_path):
         for child in children
         if child.is_running() and child.status() != psutil.STATUS_ZOMBIE
     ] == []
+
+
+def ours(port: int) -> list[psutil.Process]:
+    """Every process on the machine that `up` on this Prefect port started (they all carry
+    its REELROUTE_PREFECT_PORT), however it was re-parented."""
+    found = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            mine = process.environ().get("REELROUTE_PREFECT_PORT") == str(port)
+            if mine and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(process)
+    return found
+
+
+def test_up_stops_in_bounded_time_after_restarts_with_work_in_flight_and_stdout_closed(tmp_path):
+    """The states that once kept `up` from exiting: a worker killed and started again, a flow
+    run in flight, and stdout a pipe whose reader has gone (`make run | tee`, then Ctrl-C)."""
+    (tmp_path / "photo.png").write_bytes(image_bytes(64, 48))
+    with EmulatorServer(RunwayEmulator(EmulatorScript(latency_s=120.0))) as runway:
+        up = Up(tmp_path, REELROUTE_RUNWAY_BASE_URL=runway.url, **FAST)
+        argv = [sys.executable, "-m", "reelroute", "up", "--port", str(up.web_port)]
+        process = subprocess.Popen(
+            argv,
+            cwd=tmp_path,
+            env=up.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        up.process = process
+        try:
+            assert process.stdout is not None
+            seen = b""
+            deadline = time.time() + 180
+            while b"reelroute is up" not in seen:
+                assert process.poll() is None and time.time() < deadline, seen[-3000:]
+                seen += process.stdout.readline()
+            killed = up.child("worker", "--pool", "cloud")
+            killed.kill()
+
+            def restarted() -> bool:
+                with contextlib.suppress(LookupError, psutil.Error):
+                    return up.child("worker", "--pool", "cloud").pid != killed.pid
+                return False
+
+            wait_until(restarted, 60, "the worker's restart")
+            up.cli("add", "photo.png", "--prompt", "in flight", "--provider", "runway_veo3.1")
+            wait_until(lambda: runway.emulator.tasks, 120, "a task at Runway")
+            started = ours(up.prefect_port)
+            flow_runs = [p for p in started if "prefect.engine" in " ".join(p.cmdline())]
+            assert flow_runs, [" ".join(p.cmdline()) for p in started]  # a video in flight
+            process.stdout.close()  # the reader goes away
+            began = time.monotonic()
+            process.send_signal(signal.SIGINT)
+            code = process.wait(timeout=SHUTDOWN_LIMIT_SECONDS + 20)
+            took = time.monotonic() - began
+        finally:
+            stop_group(process)
+    assert code in (0, 1), code
+    assert took < SHUTDOWN_LIMIT_SECONDS + 20
+    left = ours(up.prefect_port)
+    assert left == [], [" ".join(p.cmdline()) for p in left]
+    assert [p.pid for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []

@@ -1,5 +1,6 @@
 """The built wheel, installed into an empty virtual environment, with no checkout in sight: it
-adds one top-level name, its command line works, and it runs a sandbox flow run."""
+adds one top-level name, its command line works, and it runs a sandbox flow run. The sdist holds
+the package's real files (the top-level folders, not links to them), and builds the same wheel."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -40,10 +42,29 @@ def test_the_wheel_adds_only_reelroute_at_the_top_of_site_packages(wheel):
         "reelroute",
         wheel.name.split("-py3")[0] + ".dist-info",
     }
-    assert "reelroute/models/migrations/versions/0001_seed_schema.py" in names
-    assert "reelroute/models/migrations/script.py.mako" in names
+    assert "reelroute/models/store/migrations/versions/0001_seed_schema.py" in names
+    assert "reelroute/models/store/migrations/script.py.mako" in names
     top = [n for n in names if n.endswith("top_level.txt")]
     assert not top or zipfile.ZipFile(wheel).read(top[0]).decode().split() == ["reelroute"]
+
+
+def test_the_sdist_holds_the_packages_files_and_builds_the_same_wheel(wheel, tmp_path):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYTHON"))}
+    hook = f"from setuptools import build_meta; print(build_meta.build_sdist({str(tmp_path)!r}))"
+    built = tmp_path / run([sys.executable, "-c", hook], REPO, clean).strip().splitlines()[-1]
+    with tarfile.open(built) as archive:
+        members = {m.name.split("/", 1)[1]: m for m in archive.getmembers() if "/" in m.name}
+    folders = [
+        f"reelroute/{name}" for name in ("models", "flows", "providers", "ui", "deployments")
+    ]
+    assert all(members[f].isdir() and not members[f].issym() for f in folders)
+    assert "reelroute/models/store/migrations/versions/0001_seed_schema.py" in members
+    assert "reelroute/models/store/migrations/script.py.mako" in members
+    dist = tmp_path / "from-sdist"
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(built)],
+        tmp_path, clean)  # fmt: skip
+    (again,) = dist.glob("reelroute-*.whl")
+    assert sorted(zipfile.ZipFile(again).namelist()) == sorted(zipfile.ZipFile(wheel).namelist())
 
 
 def test_an_installed_wheel_runs_the_cli_and_a_sandbox_flow_run(wheel, system, tmp_path):
@@ -88,7 +109,7 @@ def test_an_installed_wheel_runs_the_cli_and_a_sandbox_flow_run(wheel, system, t
     code = (
         "import reelroute, sys\n"
         "from reelroute.flows.generate import generate_video\n"
-        f"print(reelroute.__file__)\nprint(generate_video({item_id!r}, 1))\n"
+        f"print(reelroute.__file__)\nprint(generate_video({item_id!r}, 1).output_path)\n"
     )
     printed = run([python, "-c", code], work, env).splitlines()
     assert printed[0].startswith(site) and str(REPO) not in printed[0]

@@ -7,17 +7,17 @@ from datetime import timedelta
 from sqlmodel import Session, select
 
 from reelroute.flows.dispatch import DEFAULT_QUEUE, URGENT_QUEUE, Dispatcher
-from reelroute.models import lifecycle as ops
-from reelroute.models.db import session_scope
-from reelroute.models.enums import GroupPriority, InferenceProvider, ItemStatus, Pool
-from reelroute.models.tables import VideoItem, utcnow
+from reelroute.models.core.enums import GroupPriority, InferenceProvider, ItemStatus, Pool
+from reelroute.models.core.tables import VideoItem, utcnow
+from reelroute.models.items import lifecycle as ops
+from reelroute.models.store.db import session_scope
 from tests.models.helpers import add_items
 
 WAN, TURBO = InferenceProvider.wan_local, InferenceProvider.runway_gen4_turbo
 
 
 def dispatcher(engine, prefect, settings, **changes) -> Dispatcher:
-    return Dispatcher(engine, prefect, settings.model_copy(update=changes))  # type: ignore[arg-type]
+    return Dispatcher(engine, prefect, settings.replaced(**changes))
 
 
 def made_for(prefect) -> list[str]:
@@ -90,6 +90,21 @@ def test_urgent_items_go_first_on_the_urgent_queue(engine, session, prefect, set
     assert prefect.created[-1]["work_queue_name"] == DEFAULT_QUEUE
 
 
+def test_items_that_require_full_quality_go_to_the_gpu_pools_full_queues(
+    engine, session, prefect, settings
+):
+    plain = add_items(session, settings, 1, WAN)
+    full = add_items(session, settings, 1, WAN, wan_full_quality=True)
+    urgent = add_items(session, settings, 1, WAN, GroupPriority.urgent, wan_full_quality=True)
+    runway = add_items(session, settings, 1, TURBO, wan_full_quality=True)
+    assert dispatcher(engine, prefect, settings, gpu_slots=3).dispatch_once() == 4
+    queue = {e["parameters"]["item_id"]: e["work_queue_name"] for e in prefect.created}
+    assert queue[str(urgent[0].id)] == "urgent-full"
+    assert queue[str(full[0].id)] == "default-full"
+    assert queue[str(plain[0].id)] == DEFAULT_QUEUE
+    assert queue[str(runway[0].id)] == DEFAULT_QUEUE  # Runway has no presets
+
+
 def test_items_waiting_for_their_backoff_are_not_sent(engine, session, prefect, settings):
     (item,) = add_items(session, settings, 1, TURBO)
     claim = ops.claim_next(session, pool=Pool.cloud, worker_id="w", settings=settings)
@@ -101,7 +116,7 @@ def test_items_waiting_for_their_backoff_are_not_sent(engine, session, prefect, 
         worker_id="w",
         error="503",
         permanent=False,
-        settings=settings.model_copy(update={"retry_backoff_seconds": 3600}),
+        settings=settings.replaced(retry_backoff_seconds=3600),
     )
     session.commit()
     feeder = dispatcher(engine, prefect, settings)

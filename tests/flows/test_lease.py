@@ -7,9 +7,9 @@ import time
 import pytest
 
 from reelroute.flows.lease import LeaseKeeper, Throttle
-from reelroute.models import lifecycle as ops
-from reelroute.models.enums import Pool
-from reelroute.models.errors import StaleAttempt
+from reelroute.models.core.enums import Pool
+from reelroute.models.core.errors import StaleAttempt
+from reelroute.models.items import lifecycle as ops
 from tests.conftest import database_outage
 from tests.models.helpers import add_items
 

@@ -7,18 +7,19 @@ import logging
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import Session
 
 from reelroute.flows.planning import Planner
-from reelroute.models.batches import add_batch
-from reelroute.models.catalogue import CATALOGUE
-from reelroute.models.enums import GroupPriority, InferenceProvider, Pool
-from reelroute.models.lifecycle import claim_item, complete_item
-from reelroute.models.limits import ModelLimits, RunwayLimits, last_limits, store_limits
-from reelroute.models.replanning import eta_of
-from reelroute.models.snapshot import build_snapshot
-from reelroute.models.tables import utcnow
-from reelroute.models.tasks import TaskSpec
+from reelroute.models.core.catalogue import CATALOGUE
+from reelroute.models.core.enums import GroupPriority, InferenceProvider, Pool
+from reelroute.models.core.tables import ItemEta, utcnow
+from reelroute.models.core.tasks import TaskSpec
+from reelroute.models.intake.batches import add_batch
+from reelroute.models.items.lifecycle import claim_item, complete_item
+from reelroute.models.money.limits import ModelLimits, RunwayLimits, last_limits, store_limits
+from reelroute.models.planning.replanning import eta_of
+from reelroute.models.planning.snapshot import build_snapshot
 from reelroute.providers.base import TransientError
 from tests.models.helpers import add_group_with_photos
 
@@ -54,14 +55,12 @@ def runway() -> Runway:
 
 @pytest.fixture
 def planner(engine, settings, prefect, runway) -> Planner:
-    settings = settings.model_copy(
-        update={
-            "runway_limits_refresh_seconds": 300,
-            "eta_refresh_seconds": 10,
-            "cloud_slots": 8,
-        }
+    settings = settings.replaced(
+        runway_limits_refresh_seconds=300,
+        eta_refresh_seconds=10,
+        cloud_slots=8,
     )
-    return Planner(engine, settings, prefect, runway)  # type: ignore[arg-type]
+    return Planner(engine, settings, prefect, runway)
 
 
 def test_limits_are_read_at_start_kept_and_refreshed_every_few_minutes(
@@ -113,6 +112,36 @@ def test_the_etas_are_refreshed_on_their_own_pace(planner, engine, settings):
     planner.run_due(now=5.0)  # not due yet: the stored ETA stays as it was
     with Session(engine) as session:
         assert eta_of(session, item.id).eta == first.eta
+
+
+def test_a_failed_pass_makes_the_next_one_write_every_eta(planner, engine, settings, monkeypatch):
+    planner.limits_source = None
+    with Session(engine, expire_on_commit=False) as session:
+        group_id, (photo_id,) = add_group_with_photos(session, 1, GroupPriority.normal)
+        items = add_batch(
+            session,
+            group_id=group_id,
+            settings=settings,
+            tasks=[TaskSpec(photo_id=photo_id, prompt=f"p{n}") for n in range(3)],
+        )
+        session.commit()
+    planner.replan()
+    assert planner._etas is not None and len(planner._etas.rows) == 3
+
+    def broken(*_args: object) -> list:
+        raise RuntimeError("the database went away mid-pass")
+
+    monkeypatch.setattr("reelroute.flows.planning.reroute_waiting", broken)
+    with pytest.raises(RuntimeError):
+        planner.replan()
+    assert planner._etas is None  # what the table holds is not known any more
+    monkeypatch.undo()
+    with Session(engine) as session:  # rows out of step with what the planner remembered
+        session.execute(sa.update(ItemEta).values(queue_position=99))
+        session.commit()
+    planner.replan()
+    with Session(engine) as session:
+        assert {eta_of(session, item.id).queue_position for item in items} == {1, 2, 3}
 
 
 def test_a_model_out_of_daily_generations_and_the_balance_steer_routing(engine, settings):

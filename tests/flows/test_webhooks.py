@@ -9,150 +9,32 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-import uuid
-from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 from sqlmodel import Session, select
 from standardwebhooks import Webhook
 
-from reelroute.deployments.launcher import free_port
 from reelroute.flows.webhooks import Sender
-from reelroute.models import events
-from reelroute.models import webhooks as hooks
-from reelroute.models.batches import add_batch
-from reelroute.models.errors import InvalidInput
-from reelroute.models.lifecycle import (
+from reelroute.models.core.enums import DeliveryStatus, EventType
+from reelroute.models.core.errors import InvalidInput
+from reelroute.models.core.tables import ItemEvent, WebhookDelivery, utcnow
+from reelroute.models.items.lifecycle import (
     cancel_item,
     claim_item,
     complete_item,
     fail_item,
     renew_lease,
 )
-from reelroute.models.tables import WebhookDelivery, utcnow
-from reelroute.models.tasks import TaskSpec
-from tests.models.helpers import add_group_with_photos
-
-REPO = Path(__file__).resolve().parents[2]
-KEY = "webhook-signing-key-" + "k" * 24
-
-
-class Receiver:
-    """A webhook receiver on loopback: verifies each signature, records what it accepted."""
-
-    def __init__(self) -> None:
-        self.secret: str | None = None
-        self.accepted: list[dict] = []
-        self.ids: list[str] = []
-        self.refused_signatures = 0
-        self.fail_until = 0.0  # answer 503 until this monotonic time
-        self.always_fail = False
-        self.delay = 0.0
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
-                if receiver.delay:
-                    time.sleep(receiver.delay)
-                if receiver.always_fail or time.monotonic() < receiver.fail_until:
-                    self.send_response(503)
-                    self.end_headers()
-                    return
-                try:
-                    payload = Webhook(receiver.secret).verify(body, dict(self.headers))
-                except Exception:
-                    receiver.refused_signatures += 1
-                    self.send_response(400)
-                    self.end_headers()
-                    return
-                with receiver.lock:
-                    receiver.accepted.append(payload)
-                    receiver.ids.append(self.headers["webhook-id"])
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *_args: object) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def types_of(self, item_id: uuid.UUID) -> list[str]:
-        with self.lock:
-            return [p["type"] for p in self.accepted if p["data"]["item_id"] == str(item_id)]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    found = Receiver()
-    yield found
-    found.close()
-
-
-@pytest.fixture
-def hook_settings(settings):
-    return settings.model_copy(
-        update={
-            "webhook_signing_key": SecretStr(KEY),
-            "webhook_allow_private": True,
-            "public_url": "https://videos.example.com",
-        }
-    )
-
-
-def register(engine, settings, receiver, events_wanted=None):
-    with Session(engine) as session:
-        endpoint = hooks.register(session, settings, url=receiver.url, events=events_wanted)
-        session.commit()
-        receiver.secret = hooks.endpoint_secret(settings, receiver.url)
-        return endpoint
-
-
-def new_items(engine, settings, count, *, webhook_url=None):
-    with Session(engine, expire_on_commit=False) as session:
-        group_id, (photo_id,) = add_group_with_photos(session, 1)
-        tasks = [
-            TaskSpec(
-                photo_id=photo_id,
-                prompt=f"p{n}",
-                inference_provider="runway_gen4_turbo",
-                webhook_url=webhook_url,
-            )
-            for n in range(count)
-        ]
-        items = add_batch(session, group_id=group_id, tasks=tasks, settings=settings)
-        session.commit()
-        return items
-
-
-def statuses(engine) -> set[str]:
-    with Session(engine) as session:
-        return {d.status for d in session.exec(select(WebhookDelivery)).all()}
-
-
-def drain(sender: Sender, until, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not until():
-        assert time.monotonic() < deadline, "not delivered in time"
-        sender.pass_once()
-        time.sleep(0.1)
+from reelroute.models.outbox import endpoints
+from reelroute.models.outbox import webhooks as hooks
+from tests.flows.receivers import KEY, REPO, drain, new_items, register, statuses
 
 
 def test_every_event_of_an_items_life_arrives_signed_and_in_order(engine, hook_settings, receiver):
-    register(engine, hook_settings, receiver, events_wanted=list(events.EVENT_TYPES))
+    register(engine, hook_settings, receiver, events_wanted=[kind.value for kind in EventType])
     done, failed, cancelled = new_items(engine, hook_settings, 3, webhook_url=receiver.url)
     with Session(engine) as session:
         claim_item(session, item_id=done.id, attempt=1, worker_id="w", settings=hook_settings)
@@ -215,9 +97,7 @@ def test_progress_is_opt_in_and_a_filter_is_honoured(engine, hook_settings, rece
         sender.close()
     assert receiver.types_of(item.id) == ["item.created", "item.started"]
     with Session(engine) as session:
-        progress = session.exec(
-            select(events.ItemEvent).where(events.ItemEvent.type == events.PROGRESS)
-        ).all()
+        progress = session.exec(select(ItemEvent).where(ItemEvent.type == EventType.progress)).all()
     assert len(progress) == 1  # at most one every 30 s
 
 
@@ -248,7 +128,7 @@ def test_a_receiver_down_for_a_while_gets_everything_later_in_order(
 def test_a_receiver_that_always_fails_gets_a_dead_letter_then_a_resend(
     engine, hook_settings, receiver
 ):
-    settings = hook_settings.model_copy(update={"webhook_retry_hours": 0.0008})  # about 3 s
+    settings = hook_settings.replaced(webhook_retry_hours=0.0008)  # about 3 s
     register(engine, settings, receiver)
     (item,) = new_items(engine, settings, 1, webhook_url=receiver.url)
     receiver.always_fail = True
@@ -263,12 +143,17 @@ def test_a_receiver_that_always_fails_gets_a_dead_letter_then_a_resend(
                 break
             assert time.monotonic() < deadline, "no dead letter"
             time.sleep(0.2)
-        [(delivery, url, kind)] = dead
-        assert (url, kind, delivery.last_status) == (receiver.url, "item.created", 503)
+        [letter] = dead
+        delivery = letter.delivery
+        assert (letter.endpoint_url, letter.event_type, delivery.last_status) == (
+            receiver.url,
+            EventType.created,
+            503,
+        )
         assert "answered 503" in (delivery.last_error or "")
         receiver.always_fail = False
         with Session(engine) as session:
-            hooks.resend(session, delivery.id)
+            hooks.resend(session, delivery.id or 0)
             session.commit()
         drain(sender, lambda: receiver.types_of(item.id) == ["item.created"])
     finally:
@@ -276,29 +161,39 @@ def test_a_receiver_that_always_fails_gets_a_dead_letter_then_a_resend(
     with Session(engine) as session:
         assert hooks.dead_letters(session) == []
         with pytest.raises(InvalidInput, match="not dead"):
-            hooks.resend(session, delivery.id)
+            hooks.resend(session, delivery.id or 0)
 
 
 def test_a_private_address_is_refused_unless_allowed(engine, hook_settings, receiver):
-    strict = hook_settings.model_copy(update={"webhook_allow_private": False})
-    with Session(engine) as session, pytest.raises(InvalidInput, match="use an https:// URL"):
-        hooks.register(session, strict, url=receiver.url)
-    # Registered as https, resolving to loopback: every post is refused, nothing is sent.
-    loopback = "https://localhost:9/hooks"
+    strict = hook_settings.replaced(webhook_allow_networks="")
+    with Session(engine) as session, pytest.raises(InvalidInput, match="a loopback address"):
+        endpoints.register(session, strict, url=receiver.url)
+    with Session(engine) as session, pytest.raises(InvalidInput, match="plain http"):
+        endpoints.register(session, strict, url="http://example.com/hooks", resolver=public)
+    # Registered when its name resolved to a public address; by the post it resolves to
+    # loopback (DNS rebinding): the post is refused, nothing is sent.
+    rebound = "https://rebinding.example/hooks"
     with Session(engine) as session:
-        hooks.register(session, strict, url=loopback)
+        endpoints.register(session, strict, url=rebound, resolver=public)
         session.commit()
-    new_items(engine, strict, 1, webhook_url=loopback)
-    sender = Sender(engine, strict)
+    new_items(engine, strict, 1, webhook_url=rebound)
+    sender = Sender(engine, strict, resolver=lambda _host, _port: ["127.0.0.1"])
     try:
         sender.pass_once()
+        sender.wait_idle()
     finally:
         sender.close()
     with Session(engine) as session:
         [delivery] = session.exec(select(WebhookDelivery)).all()
-    assert delivery.status == hooks.PENDING and delivery.attempts == 1
-    assert (delivery.last_error or "").startswith("refused: localhost is ")
+    assert delivery.status is DeliveryStatus.pending and delivery.attempts == 1
+    assert (delivery.last_error or "").startswith("refused: rebinding.example is 127.0.0.1")
     assert "a loopback address" in (delivery.last_error or "")
+    assert receiver.accepted == []
+
+
+def public(_host: str, _port: int) -> list[str]:
+    """A resolver that answers a public address (example.com's)."""
+    return ["93.184.216.34"]
 
 
 @pytest.mark.timeout(180)
@@ -313,7 +208,7 @@ def test_a_sender_killed_mid_delivery_sends_again_and_loses_nothing(
         **os.environ,
         "REELROUTE_DATABASE_URL": db_url,
         "REELROUTE_WEBHOOK_SIGNING_KEY": KEY,
-        "REELROUTE_WEBHOOK_ALLOW_PRIVATE": "true",
+        "REELROUTE_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",
         "REELROUTE_STORAGE_URL": str(tmp_path / "storage"),
     }
     argv = [sys.executable, "-m", "reelroute", "webhooks"]
@@ -335,7 +230,7 @@ def test_a_sender_killed_mid_delivery_sends_again_and_loses_nothing(
         try:
             deadline = time.monotonic() + 60
             while any(set(receiver.types_of(i.id)) != {"item.created"} for i in items) or (
-                statuses(engine) != {hooks.DELIVERED}
+                statuses(engine) != {DeliveryStatus.delivered}
             ):
                 assert time.monotonic() < deadline, (tmp_path / "second.log").read_text()[-3000:]
                 time.sleep(0.2)
@@ -345,19 +240,30 @@ def test_a_sender_killed_mid_delivery_sends_again_and_loses_nothing(
     finally:
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)
-    assert statuses(engine) == {hooks.DELIVERED}
+    assert statuses(engine) == {DeliveryStatus.delivered}
     # Posts the killed sender had made may arrive twice: with the same webhook-id, so the
     # receiver can tell; every event arrived.
     assert len(set(receiver.ids)) == 5 and len(receiver.ids) >= 5
 
 
-def test_signatures_use_the_endpoints_own_secret(hook_settings):
-    one = hooks.endpoint_secret(hook_settings, "https://a.example/hooks")
-    two = hooks.endpoint_secret(hook_settings, "https://b.example/hooks")
-    assert one.startswith("whsec_") and one != two
-    assert one == hooks.endpoint_secret(hook_settings, "https://a.example/hooks")
-    other_key = hook_settings.model_copy(update={"webhook_signing_key": SecretStr("x" * 40)})
-    assert hooks.endpoint_secret(other_key, "https://a.example/hooks") != one
+def test_each_endpoint_has_a_random_secret_kept_encrypted(engine, hook_settings):
+    with Session(engine, expire_on_commit=False) as session:
+        one, first = endpoints.register(
+            session, hook_settings, url="https://a.example/hooks", resolver=public
+        )
+        two, second = endpoints.register(
+            session, hook_settings, url="https://b.example/hooks", resolver=public
+        )
+        session.commit()
+    assert first.startswith("whsec_") and second.startswith("whsec_") and first != second
+    with engine.connect() as connection:  # nowhere in the database in clear
+        rows = connection.exec_driver_sql("SELECT * FROM webhook_endpoints").all()
+    assert first not in repr(rows) and first.removeprefix("whsec_") not in repr(rows)
+    assert endpoints.signing_secrets(one, hook_settings) == [first]
+    other_key = hook_settings.replaced(webhook_signing_key=SecretStr("x" * 40))
+    with pytest.raises(InvalidInput, match="rotate the endpoint's secret"):
+        endpoints.signing_secrets(one, other_key)
     payload = json.dumps({"type": "item.created"})
-    signed = Webhook(one).sign("evt_1", utcnow() - timedelta(seconds=1), payload)
+    signed = Webhook(first).sign("evt_1", utcnow() - timedelta(seconds=1), payload)
     assert signed.startswith("v1,")
+    assert two.id != one.id

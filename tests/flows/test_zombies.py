@@ -8,17 +8,16 @@ from datetime import timedelta
 import httpx
 import pytest
 from prefect.states import Cancelling, Pending, Running
-from sqlmodel import Session
 
 from reelroute.flows.dispatch import Dispatcher
 from reelroute.flows.reconcile import reconcile_once
 from reelroute.flows.zombies import crash_zombie_runs, stop_expired_holders
-from reelroute.models import lifecycle as ops
-from reelroute.models.db import session_scope
-from reelroute.models.enums import InferenceProvider, ItemStatus, Pool
-from reelroute.models.tables import VideoItem, utcnow
-from reelroute.models.workers import flow_run_worker_id
-from tests.models.helpers import add_items
+from reelroute.models.core.enums import InferenceProvider, ItemStatus, Pool
+from reelroute.models.core.tables import VideoItem, utcnow
+from reelroute.models.core.workers import flow_run_worker_id
+from reelroute.models.items import lifecycle as ops
+from reelroute.models.store.db import session_scope
+from tests.models.helpers import add_items, claim_by_run, reloaded
 
 TIMEOUT = 60.0
 
@@ -28,37 +27,20 @@ def aged(state, seconds: float):
     return state
 
 
-def item(engine, item_id) -> VideoItem:
-    with Session(engine) as session:
-        found = session.get(VideoItem, item_id)
-        assert found is not None
-        return found
-
-
 @pytest.fixture
 def zsettings(settings):
-    return settings.model_copy(
-        update={"run_start_timeout_seconds": TIMEOUT, "lease_seconds": 30, "gpu_slots": 1}
-    )
+    return settings.replaced(run_start_timeout_seconds=TIMEOUT, lease_seconds=30, gpu_slots=1)
 
 
 def dispatched(engine, session, prefect, settings, provider=InferenceProvider.wan_local):
     (made,) = add_items(session, settings, 1, provider)
-    Dispatcher(engine, prefect, settings).dispatch_once()  # type: ignore[arg-type]
-    return item(engine, made.id)
+    Dispatcher(engine, prefect, settings).dispatch_once()
+    return reloaded(engine, made.id)
 
 
 def claimed(engine, settings, found, *, at) -> None:
     with session_scope(engine) as session:
-        claim = ops.claim_item(
-            session,
-            item_id=found.id,
-            attempt=1,
-            worker_id=flow_run_worker_id(found.flow_run_id, "gpu-host"),
-            settings=settings,
-            now=at,
-        )
-        assert claim is not None
+        claim_by_run(session, settings, found, now=at)
 
 
 def test_a_run_left_running_after_a_power_loss_is_crashed_and_its_item_sent_again(
@@ -68,16 +50,16 @@ def test_a_run_left_running_after_a_power_loss_is_crashed_and_its_item_sent_agai
     claimed(engine, zsettings, found, at=utcnow() - timedelta(minutes=5))  # lease long gone
     run = prefect.runs[found.flow_run_id]
     run.state = aged(Running(), 300)
-    report = reconcile_once(engine, prefect, zsettings)  # type: ignore[arg-type]
+    report = reconcile_once(engine, prefect, zsettings)
     assert report.crashed_runs == 1 and report.requeued == 1
     assert run.state.name == "Crashed" and "lease" in run.state.message
-    requeued = item(engine, found.id)
+    requeued = reloaded(engine, found.id)
     assert (requeued.status, requeued.retry_count, requeued.flow_run_id) == (
         ItemStatus.pending,
         1,
         None,
     )
-    Dispatcher(engine, prefect, zsettings).dispatch_once()  # type: ignore[arg-type]
+    Dispatcher(engine, prefect, zsettings).dispatch_once()
     assert prefect.created[-1]["run"].idempotency_key == f"{found.id}:2"
 
 
@@ -100,10 +82,10 @@ def test_with_prefect_away_only_pull_worker_items_are_requeued(
         raise httpx.ConnectError("connection refused")
 
     monkeypatch.setattr(prefect, "read_flow_runs", away)
-    result, crashed = stop_expired_holders(engine, prefect, zsettings)  # type: ignore[arg-type]
+    result, crashed = stop_expired_holders(engine, prefect, zsettings)
     assert (result.requeued, crashed) == (1, 0)
-    assert item(engine, pulled.id).status is ItemStatus.pending
-    assert item(engine, found.id).status is ItemStatus.processing  # waits for Prefect
+    assert reloaded(engine, pulled.id).status is ItemStatus.pending
+    assert reloaded(engine, found.id).status is ItemStatus.processing  # waits for Prefect
 
 
 @pytest.mark.parametrize(("age", "crashed"), [(TIMEOUT - 10, 0), (TIMEOUT + 10, 1)])
@@ -113,8 +95,8 @@ def test_a_run_that_never_claims_its_item_is_crashed_after_the_start_timeout(
     found = dispatched(engine, session, prefect, zsettings)
     run = prefect.runs[found.flow_run_id]
     run.state = aged(Pending(), age)  # a worker took it, then died before the process started
-    assert crash_zombie_runs(engine, prefect, zsettings) == crashed  # type: ignore[arg-type]
-    now = item(engine, found.id)
+    assert crash_zombie_runs(engine, prefect, zsettings) == crashed
+    now = reloaded(engine, found.id)
     if crashed:
         assert run.state.name == "Crashed" and "without claiming" in run.state.message
         assert (now.retry_count, now.flow_run_id) == (1, None)  # the next attempt is sent
@@ -126,7 +108,7 @@ def test_a_working_run_is_left_alone_however_long_it_runs(engine, session, prefe
     found = dispatched(engine, session, prefect, zsettings)
     claimed(engine, zsettings, found, at=utcnow())
     prefect.runs[found.flow_run_id].state = aged(Running(), 3600)
-    assert crash_zombie_runs(engine, prefect, zsettings) == 0  # type: ignore[arg-type]
+    assert crash_zombie_runs(engine, prefect, zsettings) == 0
 
 
 def test_runs_whose_item_moved_on_finished_or_vanished_are_crashed(
@@ -149,7 +131,7 @@ def test_runs_whose_item_moved_on_finished_or_vanished_are_crashed(
     prefect.runs[orphan.flow_run_id].state = aged(Running(), 600)
     stuck = dispatched(engine, session, prefect, zsettings, InferenceProvider.runway_gen4_turbo)
     prefect.runs[stuck.flow_run_id].state = aged(Cancelling(), 600)
-    assert crash_zombie_runs(engine, prefect, zsettings) == 3  # type: ignore[arg-type]
+    assert crash_zombie_runs(engine, prefect, zsettings) == 3
     assert "already completed" in prefect.runs[done.flow_run_id].state.message
     assert "does not exist" in prefect.runs[orphan.flow_run_id].state.message
     assert prefect.runs[stuck.flow_run_id].state.name == "Cancelled"

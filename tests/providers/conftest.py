@@ -1,22 +1,15 @@
-"""The Runway emulator on loopback, and a provider wired to it through the real SDK."""
+"""The Runway emulator on loopback, and a provider wired to it through the real SDK; the tiny
+Wan pipeline of every shape."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from reelroute.models.settings import Settings, load_settings
-from reelroute.providers.emulator import EmulatorScript, EmulatorServer, RunwayEmulator
+from reelroute.models.core.settings import Settings, load_settings
 from reelroute.providers.runway import RunwayProvider
+from reelroute.providers.tiny_wan import ensure_tiny_wan
+from reelroute.providers.wan_shapes import SHAPES
 from tests.models.helpers import image_bytes
-
-
-@pytest.fixture
-def emulator() -> Iterator[RunwayEmulator]:
-    with EmulatorServer(RunwayEmulator(EmulatorScript(latency_s=0.2))) as server:
-        server.emulator.url = server.url  # type: ignore[attr-defined]
-        yield server.emulator
 
 
 @pytest.fixture
@@ -39,3 +32,10 @@ def runway(runway_settings) -> RunwayProvider:
 
 def photo(width: int = 64, height: int = 48, fmt: str = "PNG") -> bytes:
     return image_bytes(width, height, fmt, color=(30, 160, 220))
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """The tiny pipeline of every shape (built once per test session)."""
+    root = tmp_path_factory.mktemp("tiny-wan")
+    return {name: ensure_tiny_wan(root, name) for name in SHAPES}

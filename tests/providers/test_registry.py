@@ -13,15 +13,15 @@ import uuid
 import httpx
 import pytest
 
-from reelroute.models.catalogue import (
+from reelroute.models.core.catalogue import (
     CATALOGUE,
     info,
     nearest_duration,
     ratio_for,
     requested_seconds,
 )
-from reelroute.models.enums import InferenceProvider
-from reelroute.models.settings import load_settings
+from reelroute.models.core.enums import InferenceProvider
+from reelroute.models.core.settings import load_settings
 from reelroute.providers.base import ConfigurationError, GenerationRequest
 from reelroute.providers.registry import provider_for
 from reelroute.providers.runway import RunwayProvider
@@ -76,10 +76,9 @@ def test_provider_for_each_provider(tmp_path):
 def test_sandbox_mode_sends_runway_calls_to_the_emulator(tmp_path, emulator):
     settings = load_settings(_env_file=None, sandbox=True, storage_url=str(tmp_path / "s"))
     default = provider_for(InferenceProvider.runway_gen4_turbo, settings)
-    assert default.settings.runway_base_url == "http://127.0.0.1:8181"
-    settings = settings.model_copy(
-        update={"runway_base_url": emulator.url, "runway_poll_seconds": 0.02}
-    )
+    assert isinstance(default, RunwayProvider)
+    assert default.settings.runway.base_url == "http://127.0.0.1:8181"
+    settings = settings.replaced(runway_base_url=emulator.url, runway_poll_seconds=0.02)
     provider = provider_for(InferenceProvider.runway_gen4_turbo, settings)
     result = provider.generate(
         GenerationRequest(uuid.uuid4(), InferenceProvider.runway_gen4_turbo, photo(), "x"),

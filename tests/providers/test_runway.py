@@ -10,7 +10,7 @@ import uuid
 import pytest
 import runwayml
 
-from reelroute.models.enums import InferenceProvider
+from reelroute.models.core.enums import FailureCode, InferenceProvider
 from reelroute.providers.base import (
     ConfigurationError,
     GenerationRequest,
@@ -116,7 +116,8 @@ def test_moderation_failure_is_permanent(runway, emulator):
     emulator.script.fail_next.append(("SAFETY.INPUT.TEXT", "The prompt was flagged"))
     with pytest.raises(PermanentError) as error:
         Recorder().run(runway, request())
-    assert error.value.code == "SAFETY.INPUT.TEXT" and "flagged" in str(error.value)
+    assert error.value.code is FailureCode.SAFETY_INPUT and "flagged" in str(error.value)
+    assert "SAFETY.INPUT.TEXT" in str(error.value)  # the full code, for whoever reads it
 
 
 def test_an_unknown_task_status_fails_at_once_instead_of_waiting(runway, emulator):
@@ -134,9 +135,7 @@ def test_a_lost_connection_is_transient_and_keeps_the_task(runway_settings, emul
     provider = RunwayProvider(runway_settings)
     emulator.script.latency_s = 30
     task = provider.client.image_to_video.create(**provider.request_body(request()))
-    gone = RunwayProvider(
-        runway_settings.model_copy(update={"runway_base_url": "http://127.0.0.1:1"})
-    )
+    gone = RunwayProvider(runway_settings.replaced(runway_base_url="http://127.0.0.1:1"))
     with pytest.raises(TransientError) as error:
         gone.generate(
             request(provider_task_id=task.id),
@@ -151,7 +150,8 @@ def test_runway_internal_failures_are_transient(runway, emulator, code):
     emulator.script.fail_next.append((code, "try again"))
     with pytest.raises(TransientError) as error:
         Recorder().run(runway, request())
-    assert error.value.code == code and error.value.cost_credits == 25
+    assert error.value.code is FailureCode.of_runway_task(code) and error.value.cost_credits == 25
+    assert error.value.code in (FailureCode.INTERNAL, FailureCode.ASSET_INVALID)
     assert not error.value.task_alive
 
 
@@ -160,12 +160,13 @@ def test_rate_limits_and_server_errors_are_transient(runway, emulator, status):
     emulator.script.http_errors.append(status)
     with pytest.raises(TransientError) as error:
         Recorder().run(runway, request())
-    assert error.value.code == f"HTTP_{status}"
+    assert error.value.code is FailureCode.of_http_status(status)
+    assert error.value.code in (FailureCode.HTTP_429, FailureCode.HTTP_5XX)
     assert emulator.tasks == {}
 
 
 def test_the_sdk_retries_a_server_error_while_polling_by_itself(runway_settings, emulator):
-    settings = runway_settings.model_copy(update={"runway_max_retries": 2})
+    settings = runway_settings.replaced(runway_max_retries=2)
     provider = RunwayProvider(settings)
 
     def created(task_id: str) -> None:
@@ -177,16 +178,16 @@ def test_the_sdk_retries_a_server_error_while_polling_by_itself(runway_settings,
 
 def test_a_create_is_never_retried_it_could_pay_twice(runway_settings, emulator):
     """Runway has no idempotency key: a create that failed may still have made a task."""
-    settings = runway_settings.model_copy(update={"runway_max_retries": 2})
+    settings = runway_settings.replaced(runway_max_retries=2)
     emulator.script.http_errors.append(503)
     with pytest.raises(TransientError) as error:
         Recorder().run(RunwayProvider(settings), request())
-    assert error.value.code == "HTTP_503" and emulator.count("POST") == 1
+    assert error.value.code is FailureCode.HTTP_5XX and emulator.count("POST") == 1
 
 
 def test_a_slow_create_is_waited_for_not_timed_out(runway_settings, emulator):
     emulator.script.hang_next, emulator.script.hang_s = 1, 1.5
-    impatient = RunwayProvider(runway_settings.model_copy(update={"runway_timeout_seconds": 0.5}))
+    impatient = RunwayProvider(runway_settings.replaced(runway_timeout_seconds=0.5))
     assert Recorder().run(impatient, request()).video
     assert len(emulator.tasks) == 1 and emulator.count("POST") == 1
 
@@ -268,7 +269,7 @@ def test_a_wrong_key_is_a_configuration_error(runway_settings, emulator):
 
 
 def test_a_missing_key_is_a_configuration_error(runway_settings):
-    settings = runway_settings.model_copy(update={"runway_api_secret": None})
+    settings = runway_settings.replaced(runway_api_secret=None)
     with pytest.raises(ConfigurationError, match="RUNWAYML_API_SECRET"):
         Recorder().run(RunwayProvider(settings), request())
 
@@ -299,7 +300,7 @@ def test_large_photos_are_reencoded_under_five_megabytes():
 def test_importing_the_runway_provider_loads_no_torch_or_diffusers(tmp_path):
     code = (
         "import sys, reelroute.providers.runway, reelroute.providers.emulator, "
-        "reelroute.models.catalogue, reelroute.providers.registry, reelroute.flows.generate; "
+        "reelroute.models.core.catalogue, reelroute.providers.registry, reelroute.flows.generate; "
         "print(sorted({'torch', 'diffusers', 'gradio'} & set(sys.modules)))"
     )
     output = subprocess.run(
@@ -324,7 +325,7 @@ def test_downloads_that_keep_breaking_are_transient_with_the_task_kept(runway, e
 
 
 def test_a_hung_poll_times_out_as_transient_with_the_task_kept(runway_settings, emulator):
-    impatient = RunwayProvider(runway_settings.model_copy(update={"runway_timeout_seconds": 0.5}))
+    impatient = RunwayProvider(runway_settings.replaced(runway_timeout_seconds=0.5))
 
     def created(task_id: str) -> None:
         emulator.script.hang_next, emulator.script.hang_s = 1, 3.0  # the first poll hangs

@@ -4,24 +4,23 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 
 import pytest
 
-from reelroute.models.enums import InferenceProvider
-from reelroute.models.errors import StaleAttempt
-from reelroute.models.settings import load_settings
+from reelroute.models.core.errors import StaleAttempt
+from reelroute.models.core.settings import load_settings
 from reelroute.providers.base import (
     ConfigurationError,
-    GenerationRequest,
     PermanentError,
     TransientError,
 )
-from reelroute.providers.tiny_wan import ensure_tiny_wan
 from reelroute.providers.video import probe_mp4
 from reelroute.providers.wan import WanConfig, WanProvider, loads, size_for, translate
 from reelroute.providers.wan_shapes import SHAPES, WAN21_I2V, WAN22_I2V_A14B, read_shape
 from tests.providers.conftest import photo
+from tests.providers.wan_helpers import request, shape_settings
+
+pytestmark = pytest.mark.torch
 
 
 @pytest.fixture(scope="module")
@@ -38,36 +37,6 @@ def sandbox_settings(tmp_path_factory):
 @pytest.fixture
 def wan(sandbox_settings) -> WanProvider:
     return WanProvider(sandbox_settings)
-
-
-@pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory):
-    """The tiny pipeline of every shape."""
-    root = tmp_path_factory.mktemp("tiny-wan")
-    return {name: ensure_tiny_wan(root, name) for name in SHAPES}
-
-
-def shape_settings(folder, **changes):
-    fields = {
-        "_env_file": None,
-        "wan_model": str(folder),
-        "wan_device": "cpu",
-        "wan_max_area": 96 * 64,
-        "wan_steps": 2,
-    }
-    return load_settings(**(fields | changes))
-
-
-def request(**changes) -> GenerationRequest:
-    fields = dict(
-        item_id=uuid.uuid4(),
-        provider=InferenceProvider.wan_local,
-        image=photo(64, 48),
-        prompt="waves roll in",
-        frame_num=9,
-    )
-    fields.update(changes)
-    return GenerationRequest(**fields)
 
 
 def test_the_tiny_pipeline_makes_an_mp4_of_the_requested_frames_size_and_fps(wan):
@@ -180,7 +149,7 @@ def test_missing_weights_name_the_setting(tmp_path):
             request(), on_progress=lambda _: None, on_task=lambda _: None
         )
     with pytest.raises(ConfigurationError, match="REELROUTE_WAN_MODEL"):
-        WanProvider(settings.model_copy(update={"wan_model": "Wan-AI/Not-In-Cache"})).generate(
+        WanProvider(settings.replaced(wan_model="Wan-AI/Not-In-Cache")).generate(
             request(), on_progress=lambda _: None, on_task=lambda _: None
         )
 

@@ -3,6 +3,7 @@ processes on Unix sockets, with the tiny pipelines of every shape on the CPU."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import signal
@@ -18,14 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from reelroute.models.enums import InferenceProvider
-from reelroute.models.settings import load_settings
+from reelroute.models.core.enums import InferenceProvider
+from reelroute.models.core.settings import load_settings
 from reelroute.providers.base import GenerationRequest, PermanentError, TransientError
 from reelroute.providers.tiny_wan import ensure_tiny_wan
 from reelroute.providers.video import probe_mp4
 from reelroute.providers.wan_process import RemoteWan, ask_health, host_alive, receive, send
 from reelroute.providers.wan_shapes import SHAPES, WAN22_TI2V_5B
 from tests.providers.conftest import photo
+
+pytestmark = pytest.mark.torch
 
 REPO = Path(__file__).resolve().parents[2]
 # Sandbox mode's tiny TI2V-5B pipeline at a GPU's pace: 0.2 s a step for 121 frames, 50 steps.
@@ -114,14 +117,14 @@ def client(*servers: Server, wait: float = 60.0) -> RemoteWan:
 
 
 def request(**changes) -> GenerationRequest:
-    fields = dict(
+    base = GenerationRequest(
         item_id=uuid.uuid4(),
         provider=InferenceProvider.wan_local,
         image=photo(64, 48),
         prompt="waves roll in",
         frame_num=9,
     )
-    return GenerationRequest(**(fields | changes))
+    return dataclasses.replace(base, **changes)
 
 
 def generate(remote: RemoteWan, progress=None, **changes):
@@ -242,11 +245,11 @@ def test_two_processes_make_two_videos_at_once_never_two_on_one(start, models):
         began: list[float] = []
         try:
             # From the first step done (the process is making it) to the video.
-            generate(
-                remote,
-                lambda p: p > 0 and not began and began.append(time.monotonic()),
-                frame_num=41,
-            )
+            def note_start(progress: float) -> None:
+                if progress > 0 and not began:
+                    began.append(time.monotonic())
+
+            generate(remote, note_start, frame_num=41)
             ended = time.monotonic()
         except BaseException as error:
             errors.append(error)

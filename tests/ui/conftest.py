@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from reelroute.models.settings import Settings
+from reelroute.models.core.settings import Settings
 from reelroute.ui.app import create_app
 from tests.ui.helpers import ADMIN, WORKER
 
@@ -17,12 +17,10 @@ from tests.ui.helpers import ADMIN, WORKER
 def app_settings(settings: Settings) -> Settings:
     # The seed's routing rules (tasks without a provider go to Gen-4 Turbo): the API tests are
     # about the API's protocol; test_routing.py and the deadline tests are about routing.
-    return settings.model_copy(
-        update={
-            "admin_token": SecretStr(ADMIN),
-            "worker_token": SecretStr(WORKER),
-            "routing_policy": "threshold",
-        }
+    return settings.replaced(
+        admin_token=SecretStr(ADMIN),
+        worker_token=SecretStr(WORKER),
+        routing_policy="threshold",
     )
 
 

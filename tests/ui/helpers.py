@@ -11,17 +11,18 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from reelroute.models import lifecycle as ops
-from reelroute.models.batches import add_batch
-from reelroute.models.db import session_scope
-from reelroute.models.enums import GroupPriority, InferenceProvider
-from reelroute.models.groups import create_group
-from reelroute.models.settings import Settings
-from reelroute.models.storage import Storage, store_photos, video_path
-from reelroute.models.tables import VideoItem
-from reelroute.models.tasks import TaskSpec
+from reelroute.models.core.enums import FailureCode, GroupPriority, InferenceProvider
+from reelroute.models.core.settings import Settings
+from reelroute.models.core.tables import VideoItem
+from reelroute.models.core.tasks import TaskSpec
+from reelroute.models.intake.batches import add_batch
+from reelroute.models.intake.photos import store_photos
+from reelroute.models.items import lifecycle as ops
+from reelroute.models.items.groups import create_group
+from reelroute.models.store.db import session_scope
+from reelroute.models.store.files import Storage, video_path
 from reelroute.providers.video import encode_mp4
-from tests.models.helpers import image_bytes
+from tests.models.helpers import claim_by_run, image_bytes
 
 ADMIN, WORKER = "admin-secret-" + "a" * 32, "worker-secret-" + "w" * 32
 """The tokens of the API tests (32+ characters, distinct, as the settings demand)."""
@@ -39,19 +40,10 @@ class Populated:
     by_state: dict[str, list[uuid.UUID]] = field(default_factory=dict)
 
 
-def claim(session, settings: Settings, item: VideoItem) -> ops.Claim:
-    kind = "wan" if item.inference_provider is InferenceProvider.wan_local else "runway"
-    claimed = ops.claim_item(
-        session, item_id=item.id, attempt=1, worker_id=f"{kind}-worker-1", settings=settings
-    )
-    assert claimed is not None
-    return claimed
-
-
 def populate(engine: sa.Engine, settings: Settings, name: str = "Beach houses") -> Populated:
     """A group with three photos and, per provider, one completed item with a real video,
     plus a failed Gen-4 item, a processing Wan item and a pending Veo item."""
-    storage = Storage(settings.storage_url)
+    storage = Storage(settings.store.storage_url)
     colors = [(200, 80, 40), (40, 120, 200), (60, 160, 80)]
     with session_scope(engine) as session:
         group = create_group(session, name=name, priority=GroupPriority.normal)
@@ -87,7 +79,7 @@ def populate(engine: sa.Engine, settings: Settings, name: str = "Beach houses") 
             result.by_state.setdefault(state, []).append(item.id)
             if state == "pending":
                 continue
-            claimed = claim(session, settings, item)
+            claimed = claim_by_run(session, settings, item, worker_id=worker_of(item))
             if state == "completed":
                 path = video_path(group.id, item.id)
                 storage.write(path, video(colors[index % 3]))
@@ -109,7 +101,7 @@ def populate(engine: sa.Engine, settings: Settings, name: str = "Beach houses") 
                     error="Runway refused the prompt (content moderation)",
                     permanent=True,
                     settings=settings,
-                    failure_code="SAFETY.INPUT.TEXT",
+                    failure_code=FailureCode.SAFETY_INPUT,
                 )
             elif state == "processing":
                 ops.renew_lease(
@@ -149,3 +141,9 @@ def live_server(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def worker_of(item: VideoItem) -> str:
+    """The pull worker that takes items of `item`'s pool."""
+    kind = "wan" if item.inference_provider is InferenceProvider.wan_local else "runway"
+    return f"{kind}-worker-1"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import uuid
 from datetime import datetime, timedelta
@@ -13,62 +14,55 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from reelroute.models.enums import InferenceProvider
+from reelroute.models.core.enums import InferenceProvider
+from reelroute.models.core.tables import VideoItem
 from reelroute.providers.video import encode_mp4
 from reelroute.ui.app import create_app
 from tests.models.helpers import image_bytes
+from tests.ui.api_client import add, as_admin, claim, complete, mp4_of, new_group, upload
 from tests.ui.helpers import ADMIN, WORKER
 
-
-def as_admin(token: str = ADMIN) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def new_group(client, priority="normal") -> str:
-    answer = client.post(
-        "/api/admin/groups",
-        json={"name": f"g {uuid.uuid4().hex[:8]}", "priority": priority},
-        headers=as_admin(),
-    )
-    assert answer.status_code == 200, answer.text
-    return answer.json()["data"]["id"]
-
-
-def upload(client, group_id, *files) -> list[dict]:
-    answer = client.post(
-        f"/api/admin/groups/{group_id}/photos",
-        headers=as_admin(),
-        files=[("files", f) for f in files],
-    )
-    assert answer.status_code == 200, answer.text
-    return answer.json()["data"]
-
-
-def add(client, group_id, tasks) -> dict:
-    return client.post(
-        "/api/admin/tasks/add", headers=as_admin(), json={"group_id": group_id, "tasks": tasks}
-    )
-
-
+UNKNOWN = uuid.UUID("5d0c6a53-2f7e-4e43-9b1a-0c4a0c8e7d11")  # no such item, group or task
 ROUTES = [
     ("post", "/api/admin/tasks/add"),
     ("get", "/api/admin/stats"),
     ("get", "/api/admin/queue"),
-    ("post", f"/api/admin/tasks/{uuid.uuid4()}/cancel"),
-    ("post", f"/api/admin/tasks/{uuid.uuid4()}/retry"),
+    ("post", f"/api/admin/tasks/{UNKNOWN}/cancel"),
+    ("post", f"/api/admin/tasks/{UNKNOWN}/retry"),
     ("post", "/api/admin/groups"),
-    ("post", f"/api/admin/groups/{uuid.uuid4()}/photos"),
-    ("get", f"/api/admin/items/{uuid.uuid4()}/video"),
-    ("get", f"/api/admin/items/{uuid.uuid4()}"),
+    ("post", f"/api/admin/groups/{UNKNOWN}/photos"),
+    ("get", f"/api/admin/items/{UNKNOWN}/video"),
+    ("get", f"/api/admin/items/{UNKNOWN}"),
     ("get", "/api/admin/budgets"),
     ("put", "/api/admin/budgets"),
+    ("get", "/api/admin/providers"),
+    ("get", "/api/admin/events"),
+    ("post", "/api/admin/webhooks"),
+    ("get", "/api/admin/webhooks"),
+    ("patch", f"/api/admin/webhooks/{UNKNOWN}"),
+    ("post", f"/api/admin/webhooks/{UNKNOWN}/rotate"),
+    ("delete", f"/api/admin/webhooks/{UNKNOWN}"),
+    ("get", "/api/admin/webhooks/dead"),
+    ("post", "/api/admin/webhooks/deliveries/1/resend"),
 ]
 WORKER_ROUTES = [
     ("post", "/api/worker/next-task"),
-    ("post", f"/api/worker/tasks/{uuid.uuid4()}/heartbeat"),
-    ("post", f"/api/worker/tasks/{uuid.uuid4()}/complete"),
-    ("post", f"/api/worker/tasks/{uuid.uuid4()}/fail"),
+    ("post", f"/api/worker/tasks/{UNKNOWN}/heartbeat"),
+    ("post", f"/api/worker/tasks/{UNKNOWN}/complete"),
+    ("post", f"/api/worker/tasks/{UNKNOWN}/fail"),
 ]
+
+
+def test_the_token_check_covers_every_route(client):
+    app = client.app
+    paths = {(m.lower(), r.path) for r in app.routes for m in getattr(r, "methods", ())}
+    known = {
+        (m, re.sub(r"\{\w+\}", "{}", p))
+        for m, p in ROUTES + WORKER_ROUTES
+        for p in [p.replace(str(UNKNOWN), "{x}").replace("/1/", "/{x}/")]
+    }
+    api = {(m, re.sub(r"\{\w+\}", "{}", p)) for m, p in paths if p.startswith("/api/")}
+    assert api - {("head", p) for _, p in api} <= known, sorted(api - known)
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES + WORKER_ROUTES)
@@ -190,16 +184,6 @@ def test_stats_have_the_seeds_shape_and_ours(client):
     assert stats["data"]["wan_local"]["backlog"] == 0
 
 
-def claim(client, worker_type="runway", worker_id="w1"):
-    answer = client.post(
-        "/api/worker/next-task",
-        headers=as_admin(WORKER),
-        json={"worker_id": worker_id, "worker_type": worker_type, "lease_duration_seconds": 600},
-    )
-    assert answer.status_code == 200, answer.text
-    return answer.json()["data"]
-
-
 def test_worker_types_get_only_their_providers(client):
     group = new_group(client)
     (photo,) = upload(client, group, ("a.png", image_bytes(), "image/png"))
@@ -219,7 +203,7 @@ def test_worker_types_get_only_their_providers(client):
         "runway_veo3.1",
     ]
     assert runway[2] is None
-    assert set(wan[0]) >= {
+    assert wan[0] is not None and set(wan[0]) >= {
         "item_id",
         "group_id",
         "photo_id",
@@ -352,8 +336,8 @@ def test_a_taken_group_name_is_409_naming_the_group(client):
 
 
 def test_an_unreachable_database_is_503_in_the_envelope(app_settings, tmp_path):
-    down = app_settings.model_copy(
-        update={"database_url": "postgresql+psycopg://nobody:secret-pw@127.0.0.1:1/none"}
+    down = app_settings.replaced(
+        database_url="postgresql+psycopg://nobody:secret-pw@127.0.0.1:1/none"
     )
     app = create_app(down)
     with TestClient(app) as test_client:
@@ -365,22 +349,8 @@ def test_an_unreachable_database_is_503_in_the_envelope(app_settings, tmp_path):
     assert "secret-pw" not in answer.text
 
 
-def mp4_of(color: int) -> bytes:
-    frames = (np.full((16, 16, 3), color, np.uint8) for _ in range(5))
-    return encode_mp4(frames, fps=8, width=16, height=16)
-
-
-def complete(client, item_id, attempt, worker_id, video):
-    return client.post(
-        f"/api/worker/tasks/{item_id}/complete",
-        headers=as_admin(WORKER),
-        data={"attempt": str(attempt), "worker_id": worker_id},
-        files={"video": ("v.mp4", video, "video/mp4")},
-    )
-
-
 def stored_files(settings) -> list[str]:
-    root = Path(settings.storage_url) / "videos"
+    root = Path(settings.store.storage_url) / "videos"
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
@@ -436,16 +406,16 @@ def test_the_fence_checks_the_holder_as_well_as_the_attempt(client, route, app_s
 
 @pytest.fixture
 def deadline_client(app_settings):
-    app = create_app(app_settings.model_copy(update={"routing_policy": "deadline"}))
+    app = create_app(app_settings.replaced(routing_policy="deadline"))
     with TestClient(app) as test_client:
         yield test_client
     app.state.engine.dispose()
 
 
 def test_an_item_shows_its_due_time_queue_place_and_eta(deadline_client, engine):
-    from reelroute.models.replanning import store_etas
-    from reelroute.models.snapshot import build_snapshot
-    from reelroute.models.tables import utcnow
+    from reelroute.models.core.tables import utcnow
+    from reelroute.models.planning.replanning import store_etas
+    from reelroute.models.planning.snapshot import build_snapshot
 
     client = deadline_client
     group = new_group(client, "urgent")
@@ -512,3 +482,19 @@ def test_budgets_are_set_listed_and_refuse_a_named_paid_provider_with_409(client
         json={"scope": "provider", "period": "day", "cap_dollars": 5, "provider": "wan_local"},
     )
     assert bad.status_code == 400 and "wan_local is free" in bad.text
+
+
+def test_a_group_can_require_full_quality_wan_videos(client, engine):
+    made = client.post(
+        "/api/admin/groups",
+        json={"name": "Hero shots", "wan_full_quality": True},
+        headers=as_admin(),
+    )
+    assert made.status_code == 200 and made.json()["data"]["wan_full_quality"] is True
+    group = made.json()["data"]["id"]
+    (photo,) = upload(client, group, ("a.png", image_bytes(), "image/png"))
+    answer = add(client, group, [{"photo_id": photo["id"], "prompt": "p"}])
+    assert answer.status_code == 200, answer.text
+    with Session(engine) as session:
+        item = session.get(VideoItem, uuid.UUID(answer.json()["data"][0]["id"]))
+        assert item is not None and item.wan_full_quality

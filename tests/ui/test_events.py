@@ -13,8 +13,8 @@ from pydantic import SecretStr
 
 from reelroute.ui.app import create_app
 from tests.models.helpers import image_bytes
-from tests.ui.helpers import live_server
-from tests.ui.test_api import ADMIN, WORKER, as_admin
+from tests.ui.api_client import as_admin
+from tests.ui.helpers import ADMIN, WORKER, live_server
 
 
 def read_events(url: str, count: int, *, params=None, headers=None, timeout=30.0) -> list[dict]:
@@ -48,12 +48,10 @@ def read_events(url: str, count: int, *, params=None, headers=None, timeout=30.0
 @pytest.mark.parametrize("db_url", ["postgresql", "sqlite"], indirect=True)
 def test_a_client_follows_a_batch_and_resumes_after_a_disconnect(settings):
     app = create_app(
-        settings.model_copy(
-            update={
-                "admin_token": SecretStr(ADMIN),
-                "worker_token": SecretStr(WORKER),
-                "routing_policy": "threshold",
-            }
+        settings.replaced(
+            admin_token=SecretStr(ADMIN),
+            worker_token=SecretStr(WORKER),
+            routing_policy="threshold",
         )
     )
     try:
@@ -112,3 +110,14 @@ def test_a_client_follows_a_batch_and_resumes_after_a_disconnect(settings):
             ]
     finally:
         app.state.engine.dispose()
+
+
+def test_the_webhook_payload_is_published_in_the_openapi_document(client):
+    document = client.get("/openapi.json").json()
+    post = document["webhooks"]["item-event"]["post"]
+    schema = post["requestBody"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/EventPayload"}
+    payload = document["components"]["schemas"]["EventPayload"]
+    assert set(payload["properties"]) == {"id", "type", "timestamp", "data"}
+    kinds = document["components"]["schemas"]["EventType"]["enum"]
+    assert "item.completed" in kinds and "item.failed" in kinds

@@ -11,14 +11,13 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from reelroute.deployments.cli import app as cli_app
-from reelroute.models import idempotency
-from reelroute.models.errors import Conflict
-from reelroute.models.settings import get_settings
-from reelroute.models.tables import IdempotencyKey, Photo, VideoItem, utcnow
+from reelroute.models.core.settings import get_settings
+from reelroute.models.core.tables import IdempotencyKey, Photo, VideoItem, utcnow
+from reelroute.models.intake import idempotency
 from reelroute.ui.app import create_app
 from tests.models.helpers import image_bytes
+from tests.ui.api_client import as_admin, new_group, upload
 from tests.ui.helpers import live_server
-from tests.ui.test_api import as_admin, new_group, upload
 
 
 def add_with_key(client, key, body):
@@ -45,7 +44,7 @@ def test_the_same_key_twice_answers_the_first_answer_and_creates_nothing(client,
     assert len(items(engine)) == 2
 
 
-def test_the_same_key_with_another_body_is_409(client, engine):
+def test_the_same_key_with_another_body_is_422(client, engine):
     group = new_group(client)
     (photo,) = upload(client, group, ("a.png", image_bytes(), "image/png"))
     body = {"group_id": group, "tasks": [{"photo_id": photo["id"], "prompt": "waves"}]}
@@ -53,7 +52,7 @@ def test_the_same_key_with_another_body_is_409(client, engine):
     other = add_with_key(
         client, "k-1", body | {"tasks": [{"photo_id": photo["id"], "prompt": "x"}]}
     )
-    assert other.status_code == 409
+    assert other.status_code == 422  # the IETF draft's answer (409 is for one in flight)
     assert "was used for a different request" in other.json()["error"]
     assert len(items(engine)) == 1
 
@@ -76,7 +75,7 @@ def test_a_photo_upload_with_a_key_is_stored_once(client, engine):
     assert first.json() == again.json() and again.headers["Idempotent-Replayed"] == "true"
     other = [("files", ("b.png", image_bytes(50, 70), "image/png"))]
     refused = client.post(f"/api/admin/groups/{group}/photos", headers=headers, files=other)
-    assert refused.status_code == 409
+    assert refused.status_code == 422
     with Session(engine) as session:
         assert len(session.exec(select(Photo)).all()) == 1
 
@@ -135,7 +134,7 @@ def test_keys_expire_and_are_purged(session):
     session.commit()
     replay = begin("a", now)
     assert replay is not None and replay.body == {"n": 1}
-    with pytest.raises(Conflict):
+    with pytest.raises(idempotency.KeyReused):
         begin("b", now)
     later = now + timedelta(hours=25)
     assert begin("b", later) is None  # expired: the key is free again, for any request
@@ -166,7 +165,7 @@ def test_the_cli_adds_the_same_photos_once_unless_told_new(monkeypatch, tmp_path
     assert again.output.startswith("already added (the same photos and options")
     assert first.output.strip() in again.output  # the first batch's lines
     ids = {line.split()[0] for line in (first.output + new.output).splitlines()[1:] if line}
-    from reelroute.models.db import make_engine
+    from reelroute.models.store.db import make_engine
 
     engine = make_engine(db_url)
     try:

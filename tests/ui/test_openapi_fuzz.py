@@ -5,8 +5,8 @@ from __future__ import annotations
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from reelroute.models.migrate import upgrade
-from reelroute.models.settings import load_settings
+from reelroute.models.core.settings import load_settings
+from reelroute.models.store.migrate import upgrade
 from reelroute.ui.app import create_app
 
 WORKER_TOKEN, ADMIN_TOKEN = "fuzz-worker-" + "w" * 26, "fuzz-admin-" + "a" * 26
@@ -30,7 +30,7 @@ def test_no_generated_input_makes_a_500(tmp_path):
     )
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 20
+    assert len(operations) == 24
     # The event stream never ends by design: tests/ui/test_events.py reads it from a real server.
     operations = [op for op in operations if op.path != "/api/admin/events"]
     seen: list[tuple[str, str, int]] = []

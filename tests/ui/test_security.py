@@ -8,6 +8,8 @@ import io
 import logging
 import threading
 import uuid
+from collections.abc import MutableMapping
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -17,35 +19,24 @@ from PIL import Image
 from pydantic import SecretStr
 
 from reelroute.deployments.launcher import free_port, wait_until
-from reelroute.models.db import make_engine
-from reelroute.models.settings import SettingsError, load_settings
+from reelroute.models.core.settings import SettingsError, load_settings
+from reelroute.models.store.db import make_engine
 from reelroute.providers import video as video_module
 from reelroute.ui.api.guard import Guard
 from reelroute.ui.app import create_app
 from tests.models.helpers import image_bytes
-from tests.ui.test_api import (
-    ADMIN,
-    WORKER,
-    add,
-    as_admin,
-    claim,
-    complete,
-    mp4_of,
-    new_group,
-    upload,
-)
+from tests.ui.api_client import add, as_admin, claim, complete, mp4_of, new_group, upload
+from tests.ui.helpers import ADMIN, WORKER
 
 
 @pytest.fixture
 def secure_settings(settings):
-    return settings.model_copy(
-        update={
-            "admin_token": SecretStr(ADMIN),
-            "worker_token": SecretStr(WORKER),
-            "routing_policy": "threshold",
-            "max_json_bytes": 4096,
-            "max_video_bytes": 64 * 1024,
-        }
+    return settings.replaced(
+        admin_token=SecretStr(ADMIN),
+        worker_token=SecretStr(WORKER),
+        routing_policy="threshold",
+        max_json_bytes=4096,
+        max_video_bytes=64 * 1024,
     )
 
 
@@ -57,11 +48,13 @@ def client(secure_settings):
     app.state.engine.dispose()
 
 
-def claimed_item(client) -> dict:
+def claimed_item(client) -> dict[str, Any]:
     group = new_group(client)
     (photo,) = upload(client, group, ("a.png", image_bytes(), "image/png"))
     assert add(client, group, [{"photo_id": photo["id"], "prompt": "p"}]).status_code == 200
-    return claim(client)
+    claimed = claim(client)
+    assert claimed is not None
+    return claimed
 
 
 # --- 1. a video must be a video ----------------------------------------------------------------
@@ -77,9 +70,9 @@ def still(fmt: str, frames: int = 1) -> bytes:
 @pytest.mark.parametrize(
     ("data", "why"),
     [
-        (still("JPEG"), "its container is jpeg_pipe"),
-        (still("PNG"), "its container is png_pipe"),
-        (still("GIF", frames=4), "its container is gif"),
+        (still("JPEG"), "it is a JPEG picture"),
+        (still("PNG"), "it is a PNG picture"),
+        (still("GIF", frames=4), "it is a GIF picture"),
         (mp4_of(10)[:200], "not a playable mp4"),
     ],
 )
@@ -118,14 +111,14 @@ class Recorder:
     def __init__(self, chunks: list[bytes]) -> None:
         self.chunks = list(chunks)
         self.read = 0
-        self.sent: list[dict] = []
+        self.sent: list[MutableMapping[str, Any]] = []
 
-    async def receive(self) -> dict:
+    async def receive(self) -> MutableMapping[str, Any]:
         self.read += 1
         body = self.chunks.pop(0) if self.chunks else b""
         return {"type": "http.request", "body": body, "more_body": bool(self.chunks)}
 
-    async def send(self, message: dict) -> None:
+    async def send(self, message: MutableMapping[str, Any]) -> None:
         self.sent.append(message)
 
     @property
@@ -133,7 +126,7 @@ class Recorder:
         return self.sent[0]["status"]
 
 
-def scope(path: str, headers: dict[str, str]) -> dict:
+def scope(path: str, headers: dict[str, str]) -> dict[str, Any]:
     return {
         "type": "http",
         "method": "POST",
@@ -248,7 +241,7 @@ def test_a_new_group_is_visible_the_moment_its_200_arrives(secure_settings):
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    engine = make_engine(secure_settings.database_url)
+    engine = make_engine(secure_settings.store.database_url)
     try:
         wait_until(f"http://127.0.0.1:{port}/docs", 30, "the app")
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
@@ -359,7 +352,7 @@ def test_a_missing_video_does_not_show_where_storage_is(client, secure_settings)
     assert complete(client, task["item_id"], task["attempt"], "w1", mp4_of(20)).status_code == 200
     from pathlib import Path
 
-    root = Path(secure_settings.storage_url)
+    root = Path(secure_settings.store.storage_url)
     for file in (root / "videos").rglob("*.mp4"):
         file.unlink()
     answer = client.get(f"/api/admin/items/{task['item_id']}/video", headers=as_admin())
@@ -382,16 +375,16 @@ def test_an_unknown_item_is_404_for_a_worker(client):
 
 def test_the_upload_size_message_states_the_limit(client, secure_settings):
     group = new_group(client)
-    big = b"\xff" * (secure_settings.max_upload_bytes + 10_000)
+    big = b"\xff" * (secure_settings.api.max_upload_bytes + 10_000)
     answer = client.post(
         f"/api/admin/groups/{group}/photos",
         headers=as_admin(),
         files=[("files", ("big.png", big, "image/png"))],
     )
     assert answer.status_code == 400
-    limit = f"{secure_settings.max_upload_bytes:,}"
+    limit = f"{secure_settings.api.max_upload_bytes:,}"
     assert f"photo 1 (big.png): over the limit of {limit} bytes" in answer.text
-    assert str(secure_settings.max_upload_bytes + 1) not in answer.text
+    assert str(secure_settings.api.max_upload_bytes + 1) not in answer.text
 
 
 def test_a_database_url_in_an_error_hides_its_password():

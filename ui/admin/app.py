@@ -10,10 +10,19 @@ from typing import TypeVar
 import gradio as gr
 import sqlalchemy as sa
 from fastapi import FastAPI
+from starlette.routing import Mount
 
-from reelroute.models.settings import Settings
-from reelroute.models.storage import Storage
-from reelroute.ui.admin import budgets, new_tasks, queue, statistics, videos, webhooks
+from reelroute.models.core.settings import Settings
+from reelroute.models.store.files import Storage
+from reelroute.ui.admin import (
+    budgets,
+    new_tasks,
+    providers,
+    queue,
+    statistics,
+    videos,
+    webhooks,
+)
 from reelroute.ui.admin.context import AdminContext, prefect_ui_url
 from reelroute.ui.views.queue import CSS
 
@@ -68,6 +77,8 @@ def _blocks(context: AdminContext) -> gr.Blocks:
             videos.build(context, blocks)
         with gr.Tab("Budgets"):
             budgets.build(context, blocks)
+        with gr.Tab("Providers"):
+            providers.build(context, blocks)
         with gr.Tab("Webhooks"):
             webhooks.build(context, blocks)
     return blocks
@@ -75,7 +86,7 @@ def _blocks(context: AdminContext) -> gr.Blocks:
 
 def check_login(settings: Settings, username: str, password: str) -> bool:
     """The admin logs in as `admin` with REELROUTE_ADMIN_TOKEN as the password (constant time)."""
-    token = settings.admin_token
+    token = settings.api.admin_token
     if token is None:
         return False
     return secrets.compare_digest(username.encode(), USERNAME.encode()) & secrets.compare_digest(
@@ -90,12 +101,12 @@ def mount_admin(app: FastAPI, settings: Settings, engine: sa.Engine) -> FastAPI:
 
 def _mount(app: FastAPI, settings: Settings, engine: sa.Engine) -> FastAPI:
     context = AdminContext(settings=settings, engine=engine, prefect_ui_url=prefect_ui_url())
-    storage = Storage(settings.storage_url)
+    storage = Storage(settings.store.storage_url)
     local_root = storage.local_path("")
     message = (
         "Log in as admin with the admin token (REELROUTE_ADMIN_TOKEN; `reelroute up` keeps one "
         "in data/admin-token)."
-        if settings.admin_token is not None
+        if settings.api.admin_token is not None
         else "REELROUTE_ADMIN_TOKEN is not set: set it and restart to log in."
     )
     gr.mount_gradio_app(
@@ -105,10 +116,13 @@ def _mount(app: FastAPI, settings: Settings, engine: sa.Engine) -> FastAPI:
         auth=lambda username, password: check_login(settings, username, password),
         auth_message=message,
         allowed_paths=[local_root] if local_root else None,
-        max_file_size=settings.max_upload_bytes,
+        max_file_size=settings.api.max_upload_bytes,
         ssr_mode=False,
         css=CSS,
         footer_links=[],
         mcp_server=False,
     )
+    # The web app's guard checks an upload's session cookie against the admin's logins.
+    (mounted,) = [r for r in app.routes if isinstance(r, Mount) and r.path == ADMIN_PATH]
+    app.state.admin_app = mounted.app
     return app

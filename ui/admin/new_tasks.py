@@ -7,10 +7,10 @@ from typing import Any
 
 import gradio as gr
 
-from reelroute.models.budgets import BudgetExceeded
-from reelroute.models.enums import AUTO, GroupPriority
-from reelroute.models.errors import Conflict, InvalidInput
-from reelroute.models.tasks import MAX_DURATION_S, MIN_DURATION_S
+from reelroute.models.core.enums import AUTO, GroupPriority
+from reelroute.models.core.errors import Conflict, InvalidInput
+from reelroute.models.core.tasks import MAX_DURATION_S, MIN_DURATION_S
+from reelroute.models.money.budgets import BudgetExceeded
 from reelroute.ui.admin.context import AdminContext
 from reelroute.ui.views import new_tasks as view
 
@@ -38,6 +38,10 @@ def build(context: AdminContext, blocks: gr.Blocks) -> None:
                 label="Priority",
                 choices=[p.value for p in GroupPriority],
                 value=GroupPriority.normal.value,
+            )
+            full_quality = gr.Checkbox(
+                label="Full-quality Wan only",
+                info="Its Wan videos only from GPU hosts running full or compiled.",
             )
             create = gr.Button("Create group")
     group_message = gr.Markdown()
@@ -103,9 +107,9 @@ def build(context: AdminContext, blocks: gr.Blocks) -> None:
         outputs=[explanation, add],
     )
 
-    def create_group(name: str, level: str) -> tuple[Any, str, str]:
+    def create_group(name: str, level: str, full: bool) -> tuple[Any, str, str]:
         try:
-            group_id = view.add_group(engine, name, level)
+            group_id = view.add_group(engine, name, level, wan_full_quality=full)
         except InvalidInput as error:
             return gr.update(), view.problems_markdown(error.problems), name
         except Conflict as error:  # the name is taken: say which group has it
@@ -117,7 +121,9 @@ def build(context: AdminContext, blocks: gr.Blocks) -> None:
         )
 
     create.click(
-        create_group, inputs=[group_name, priority], outputs=[group, group_message, group_name]
+        create_group,
+        inputs=[group_name, priority, full_quality],
+        outputs=[group, group_message, group_name],
     )
 
     def submit(

@@ -7,7 +7,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from reelroute.models.errors import DatabaseUnavailable
+from reelroute.models.core.errors import DatabaseUnavailable
 from reelroute.ui.admin.context import OUTAGE_NOTE, REFRESH_SECONDS, AdminContext
 from reelroute.ui.views import statistics as view
 
@@ -22,6 +22,7 @@ def build(context: AdminContext, blocks: gr.Blocks) -> None:
             x="provider",
             y="items",
             color="status",
+            color_map=view.STATUS_COLOUR_MAP,
             title="Items by status",
             x_title="Inference method",
             y_title="Items",
@@ -30,10 +31,12 @@ def build(context: AdminContext, blocks: gr.Blocks) -> None:
             x="provider", y="dollars", title="Spend", x_title="Inference method", y_title="$"
         )
     with gr.Row():
-        finish = gr.BarPlot(
-            x="provider",
+        finish = gr.BarPlot(  # a bar per provider and measure: p90 beside the median
+            x="bar",
             y="minutes",
             color="measure",
+            color_map=view.MEASURE_COLOUR_MAP,
+            sort=None,
             title="Time to finish (created → video)",
             x_title="Inference method",
             y_title="Minutes",
@@ -52,7 +55,9 @@ def build(context: AdminContext, blocks: gr.Blocks) -> None:
             pd.DataFrame(view.table(stats), columns=view.TABLE_COLUMNS),
             pd.DataFrame(view.status_rows(stats)),
             pd.DataFrame(view.spend_rows(stats)),
-            pd.DataFrame(view.finish_rows(stats), columns=["provider", "measure", "minutes"]),
+            pd.DataFrame(
+                view.finish_rows(stats), columns=["provider", "bar", "measure", "minutes"]
+            ),
             pd.DataFrame(view.budget_rows(engine), columns=view.BUDGET_COLUMNS),
         )
 

@@ -5,27 +5,30 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Header, Query, Request, UploadFile
+from fastapi import APIRouter, File, Header, HTTPException, Query, Request, UploadFile
 from fastapi import Path as FastPath
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from sqlmodel import col, select
 
-from reelroute.models import idempotency, webhooks
-from reelroute.models import lifecycle as ops
-from reelroute.models.batches import add_batch
-from reelroute.models.budgets import set_budget, spend
-from reelroute.models.enums import InferenceProvider, ItemStatus
-from reelroute.models.errors import NotFound
-from reelroute.models.groups import create_group
-from reelroute.models.idempotency import Replay
-from reelroute.models.queue import etas_of, list_queue
-from reelroute.models.replanning import eta_of, moves_of
-from reelroute.models.statistics import Statistics, provider_stats
-from reelroute.models.storage import Storage, store_photos
-from reelroute.models.tables import WebhookEndpoint
-from reelroute.models.webhooks import endpoint_for
+from reelroute.models.core.enums import InferenceProvider, ItemStatus
+from reelroute.models.core.errors import InvalidInput, NotFound
+from reelroute.models.core.settings import Settings
+from reelroute.models.health.breakers import unavailable
+from reelroute.models.intake import idempotency
+from reelroute.models.intake.photos import PhotoData, sha256_of, store_photos
+from reelroute.models.intake.submit import Answer, Intake, run_once, take_in
+from reelroute.models.items import lifecycle as ops
+from reelroute.models.items.groups import create_group
+from reelroute.models.items.queue import etas_of, list_queue
+from reelroute.models.money.budgets import set_budget, spend
+from reelroute.models.outbox import endpoints, webhooks
+from reelroute.models.outbox.endpoints import endpoint_for
+from reelroute.models.planning.replanning import eta_of, moves_of
+from reelroute.models.reporting.health import provider_health
+from reelroute.models.reporting.statistics import Statistics, provider_stats
+from reelroute.models.store.files import Storage
 from reelroute.ui.api.common import DB, Envelope, Role, SettingsDep, engine_of, require
-from reelroute.ui.api.events import event_stream
+from reelroute.ui.api.events import Broadcaster, TooManyStreams, event_stream
+from reelroute.ui.api.guard import MAX_PHOTOS_PER_UPLOAD
 from reelroute.ui.api.schemas import (
     AddTasksIn,
     BudgetIn,
@@ -36,9 +39,12 @@ from reelroute.ui.api.schemas import (
     ItemDetailOut,
     ItemOut,
     PhotoOut,
+    ProviderOut,
     QueueOut,
+    WebhookChange,
     WebhookIn,
     WebhookOut,
+    WebhookRotate,
 )
 
 MAX_ID = 2**62  # ids of events and deliveries (BIGINT; SQLite's INTEGER)
@@ -54,10 +60,10 @@ IdempotencyHeader = Annotated[
 ]
 
 
-def _replayed(replay: Replay) -> JSONResponse:
-    return JSONResponse(
-        replay.body, status_code=replay.status_code, headers={"Idempotent-Replayed": "true"}
-    )
+def _answered(answer: Answer) -> JSONResponse:
+    """The answer, marked when it is the first answer to its Idempotency-Key sent again."""
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
+    return JSONResponse(answer.body, status_code=answer.status_code, headers=headers)
 
 
 @router.post("/tasks/add", response_model=Envelope[list[ItemOut]])
@@ -66,23 +72,21 @@ def add_tasks(
 ) -> Any:
     """Create one item per task, routed by the policy; all of them or none (SEED.md §2.1).
     With an `Idempotency-Key`, a repeat of the request answers the first answer again."""
-    if idempotency_key is not None:
-        replay = idempotency.begin(
+
+    def work() -> Any:
+        done = take_in(db, Intake(group_id=body.group_id, tasks=body.tasks), settings=settings)
+        return Envelope(data=[ItemOut.of(item) for item in done.items]).model_dump(mode="json")
+
+    return _answered(
+        run_once(
             db,
             key=idempotency_key,
             scope="tasks/add",
             fingerprint=idempotency.json_hash(body.model_dump(mode="json")),
-            hours=settings.idempotency_hours,
+            settings=settings,
+            work=work,
         )
-        if replay is not None:
-            return _replayed(replay)
-    created = add_batch(db, group_id=body.group_id, tasks=body.tasks, settings=settings)
-    answer: Envelope[list[ItemOut]] = Envelope(data=[ItemOut.of(item) for item in created])
-    if idempotency_key is not None:
-        idempotency.finish(
-            db, key=idempotency_key, status_code=200, body=answer.model_dump(mode="json")
-        )
-    return answer
+    )
 
 
 @router.get("/stats")
@@ -107,9 +111,10 @@ def queue(
         db, provider=provider, status=status, group_id=group_id, limit=limit, cursor=cursor
     )
     etas = etas_of(db, [item.id for item in page.items])
+    waiting = unavailable(db)
     return Envelope(
         data=QueueOut(
-            items=[ItemOut.of(item, etas.get(item.id)) for item in page.items],
+            items=[ItemOut.of(item, etas.get(item.id), waiting) for item in page.items],
             next_cursor=page.next_cursor,
         )
     )
@@ -120,7 +125,8 @@ def item(item_id: uuid.UUID, db: DB) -> Envelope[ItemDetailOut]:
     """One item as it stands: status, provider and why (and its moves), attempts, progress,
     queue position, ETA, due time, cost, and the address of its video once there is one."""
     found = ops.get_item(db, item_id)
-    out = ItemDetailOut.model_validate(ItemOut.of(found, eta_of(db, item_id)).model_dump())
+    waiting = unavailable(db)
+    out = ItemDetailOut.model_validate(ItemOut.of(found, eta_of(db, item_id), waiting).model_dump())
     if found.output_path is not None:
         out.video_url = f"/api/admin/items/{item_id}/video"
     out.moves = [
@@ -129,6 +135,17 @@ def item(item_id: uuid.UUID, db: DB) -> Envelope[ItemDetailOut]:
         for move in moves_of(db, item_id)
     ]
     return Envelope(data=out)
+
+
+@router.get("/providers")
+def providers(db: DB) -> Envelope[list[ProviderOut]]:
+    """Each Runway model's, GPU host's and pool's health: its breaker's state, why it opened,
+    the next probe, and its failures by class."""
+    return Envelope(
+        data=[
+            ProviderOut.model_validate(entry, from_attributes=True) for entry in provider_health(db)
+        ]
+    )
 
 
 @router.get("/budgets")
@@ -154,42 +171,51 @@ def put_budget(body: BudgetIn, db: DB) -> Envelope[BudgetOut]:
 
 @router.post("/webhooks")
 def register_webhook(body: WebhookIn, db: DB, settings: SettingsDep) -> Envelope[WebhookOut]:
-    """Register a webhook endpoint (or change its events). The answer holds its signing secret
-    (Standard Webhooks, `whsec_…`): give it to the receiver; it is not shown again."""
-    endpoint = webhooks.register(db, settings, url=body.url, events=body.events)
-    out = WebhookOut.model_validate(endpoint, from_attributes=True)
-    out.secret = webhooks.endpoint_secret(settings, endpoint.url)
-    return Envelope(data=out)
+    """Register a webhook endpoint. The answer holds its signing secret (Standard Webhooks,
+    `whsec_…`, random): give it to the receiver; it is not shown again. The URL is resolved now:
+    a private address is refused unless REELROUTE_WEBHOOK_ALLOW_NETWORKS allows it. A URL that
+    is registered already is 409 (change it with PATCH, or rotate its secret)."""
+    endpoint, secret = endpoints.register(db, settings, url=body.url, events=body.events)
+    return Envelope(data=WebhookOut.of(endpoint, secret))
 
 
 @router.get("/webhooks")
 def list_webhooks(db: DB) -> Envelope[list[WebhookOut]]:
-    """The registered endpoints (without secrets)."""
-    found = db.exec(select(WebhookEndpoint).order_by(col(WebhookEndpoint.created_at))).all()
-    return Envelope(data=[WebhookOut.model_validate(e, from_attributes=True) for e in found])
+    """The registered endpoints (without secrets), with their receivers' latest answers."""
+    return Envelope(data=[WebhookOut.of(e) for e in endpoints.list_endpoints(db)])
+
+
+@router.patch("/webhooks/{endpoint_id}")
+def change_webhook(endpoint_id: uuid.UUID, body: WebhookChange, db: DB) -> Envelope[WebhookOut]:
+    """Change the events an endpoint wants, or disable it (no new deliveries; pending ones
+    wait) and enable it again."""
+    endpoint = endpoints.change(
+        db, endpoint_id, events=body.events, all_events=body.all_events, enabled=body.enabled
+    )
+    return Envelope(data=WebhookOut.of(endpoint))
+
+
+@router.post("/webhooks/{endpoint_id}/rotate")
+def rotate_webhook(
+    endpoint_id: uuid.UUID, body: WebhookRotate, db: DB, settings: SettingsDep
+) -> Envelope[WebhookOut]:
+    """A new signing secret (in the answer, shown once); the old one keeps signing too for
+    `overlap_hours`, both signatures in one header, so the receiver can switch calmly."""
+    endpoint, secret = endpoints.rotate(db, settings, endpoint_id, overlap_hours=body.overlap_hours)
+    return Envelope(data=WebhookOut.of(endpoint, secret))
+
+
+@router.delete("/webhooks/{endpoint_id}")
+def delete_webhook(endpoint_id: uuid.UUID, db: DB) -> Envelope[dict[str, str]]:
+    """Delete an endpoint and its deliveries."""
+    endpoints.delete(db, endpoint_id)
+    return Envelope(data={"deleted": str(endpoint_id)})
 
 
 @router.get("/webhooks/dead")
 def dead_deliveries(db: DB) -> Envelope[list[DeliveryOut]]:
     """The deliveries given up on after REELROUTE_WEBHOOK_RETRY_HOURS, newest first."""
-    return Envelope(
-        data=[
-            DeliveryOut(
-                id=d.id or 0,
-                event_id=d.event_id,
-                event_type=kind,
-                endpoint_url=url,
-                item_id=d.item_id,
-                status=d.status,
-                attempts=d.attempts,
-                last_status=d.last_status,
-                last_error=d.last_error,
-                first_attempt_at=d.first_attempt_at,
-                next_attempt_at=d.next_attempt_at,
-            )
-            for d, url, kind in webhooks.dead_letters(db)
-        ]
-    )
+    return Envelope(data=[DeliveryOut.of(dead) for dead in webhooks.dead_letters(db)])
 
 
 @router.post("/webhooks/deliveries/{delivery_id}/resend")
@@ -204,9 +230,12 @@ def resend_delivery(
 @router.get(
     "/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={
+        200: {"content": {"text/event-stream": {}}},
+        503: {"description": "Too many event streams are open; retry after Retry-After."},
+    },
 )
-def events(
+async def events(
     request: Request,
     group_id: uuid.UUID | None = None,
     last_event_id: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
@@ -216,15 +245,23 @@ def events(
     `id` the event's number, `event` its type, `data` its JSON (the webhooks' payload).
     Resumes after `Last-Event-ID` (the header a reconnecting EventSource sends, or the query
     parameter); without one, starts with the next event."""
-    settings = request.app.state.settings
+    settings: Settings = request.app.state.settings
+    broadcaster: Broadcaster | None = getattr(request.app.state, "broadcaster", None)
+    if broadcaster is None:
+        broadcaster = request.app.state.broadcaster = Broadcaster(
+            engine_of(request), settings.api.sse_max_streams
+        )
+    try:
+        subscriber = await broadcaster.subscribe(group_id)
+    except TooManyStreams:
+        raise HTTPException(
+            503,
+            f"{settings.api.sse_max_streams} event streams are open (REELROUTE_SSE_MAX_STREAMS); "
+            "try again shortly",
+            headers={"Retry-After": "5"},
+        ) from None
     after = last_event_header if last_event_header is not None else last_event_id
-    stream = event_stream(
-        engine_of(request),
-        settings.public_url,
-        group_id=group_id,
-        after=after,
-        disconnected=request.is_disconnected,
-    )
+    stream = event_stream(broadcaster, subscriber, settings.api.public_url, after=after)
     return StreamingResponse(
         stream,
         media_type="text/event-stream",
@@ -258,6 +295,7 @@ def add_group(body: GroupIn, db: DB) -> Envelope[GroupOut]:
         deadline_seconds=body.deadline_seconds,
         allowed_providers=body.allowed_providers,
         webhook_endpoint_id=endpoint_for(db, body.webhook_url),
+        wan_full_quality=body.wan_full_quality,
     )
     return Envelope(data=GroupOut.of(group))
 
@@ -270,36 +308,39 @@ def upload_photos(
     files: Annotated[list[UploadFile], File(description="JPEG, PNG or WebP images")],
     idempotency_key: IdempotencyHeader = None,
 ) -> Any:
-    """Store photos in a group; one bad file refuses them all. With an `Idempotency-Key`, a
-    repeat of the upload answers the first answer again."""
-    uploads = [
-        (upload.filename or "photo", upload.file.read(settings.max_upload_bytes + 1))
-        for upload in files
+    """Store photos in a group (at most 50 in one upload); one bad file refuses them all.
+    With an `Idempotency-Key`, a repeat of the upload answers the first answer again. Each file
+    is read from its spooled upload in chunks, never whole."""
+    if len(files) > MAX_PHOTOS_PER_UPLOAD:
+        raise InvalidInput(
+            [f"files: {len(files)} photos; upload at most {MAX_PHOTOS_PER_UPLOAD} at once"]
+        )
+    uploads: list[tuple[str, PhotoData]] = [
+        (upload.filename or "photo", upload.file) for upload in files
     ]
-    if idempotency_key is not None:
-        parts = [part for name, data in uploads for part in (name, data)]
-        replay = idempotency.begin(
+
+    def work() -> Any:
+        photos = store_photos(
+            db,
+            storage=Storage(settings.store.storage_url),
+            group_id=group_id,
+            files=uploads,
+            settings=settings,
+        )
+        return Envelope(data=[PhotoOut.of(photo) for photo in photos]).model_dump(mode="json")
+
+    return _answered(
+        run_once(
             db,
             key=idempotency_key,
             scope=f"photos:{group_id}",
-            fingerprint=idempotency.request_hash(*parts),
-            hours=settings.idempotency_hours,
+            fingerprint=idempotency.request_hash(
+                *[f"{name}\n{sha256_of(data)}" for name, data in uploads]
+            ),
+            settings=settings,
+            work=work,
         )
-        if replay is not None:
-            return _replayed(replay)
-    photos = store_photos(
-        db,
-        storage=Storage(settings.storage_url),
-        group_id=group_id,
-        files=uploads,
-        settings=settings,
     )
-    answer: Envelope[list[PhotoOut]] = Envelope(data=[PhotoOut.of(photo) for photo in photos])
-    if idempotency_key is not None:
-        idempotency.finish(
-            db, key=idempotency_key, status_code=200, body=answer.model_dump(mode="json")
-        )
-    return answer
 
 
 @router.get(
@@ -312,5 +353,10 @@ def video(item_id: uuid.UUID, db: DB, settings: SettingsDep) -> Response:
     item = ops.get_item(db, item_id)
     if item.output_path is None:
         raise NotFound(f"item {item_id} has no video yet (it is {item.status.value})")
-    data = Storage(settings.storage_url).read(item.output_path)
-    return Response(data, media_type="video/mp4")
+    storage = Storage(settings.store.storage_url)
+    size = storage.size(item.output_path)  # NotFound before the answer starts
+    return StreamingResponse(
+        storage.chunks(item.output_path),
+        media_type="video/mp4",
+        headers={"Content-Length": str(size)},
+    )

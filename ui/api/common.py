@@ -13,8 +13,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from reelroute.models.db import session_scope
-from reelroute.models.settings import Settings
+from reelroute.models.core.settings import Settings
+from reelroute.models.store.db import session_scope
 
 T = TypeVar("T")
 
@@ -51,6 +51,7 @@ class Role(StrEnum):
 
     admin = "admin"
     worker = "worker"
+    metrics = "metrics"
 
 
 bearer = HTTPBearer(auto_error=False, description="REELROUTE_ADMIN_TOKEN or REELROUTE_WORKER_TOKEN")
@@ -58,7 +59,11 @@ bearer = HTTPBearer(auto_error=False, description="REELROUTE_ADMIN_TOKEN or REEL
 
 def role_of(settings: Settings, token: str) -> Role | None:
     """The role whose token this is (compared in constant time), or None."""
-    for role, secret in ((Role.admin, settings.admin_token), (Role.worker, settings.worker_token)):
+    for role, secret in (
+        (Role.admin, settings.api.admin_token),
+        (Role.worker, settings.api.worker_token),
+        (Role.metrics, settings.api.metrics_token),
+    ):
         if secret is not None and secrets.compare_digest(
             token.encode(), secret.get_secret_value().encode()
         ):

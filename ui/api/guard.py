@@ -1,17 +1,21 @@
 """The web app's front door, before any route reads a byte of the body (a pure ASGI middleware):
 
 - **Throttling**: a client address that failed `REELROUTE_AUTH_FREE_FAILURES` logins or bearer
-  checks must then wait before its next try, 1 s, then 2, 4 … up to
+  checks of one role must then wait before its next try of that role, 1 s, then 2, 4 … up to
   `REELROUTE_AUTH_MAX_WAIT_SECONDS`; a try before that is answered 429 with `Retry-After`. A
-  success clears its record.
-- **Auth**: `/api/admin/*` needs the admin token, `/api/worker/*` the worker token (constant-time
-  comparison): 401 without a valid one, 403 with the other role's. The routes check again (their
-  OpenAPI security); this check comes first, so a body is never read for a caller without the
-  right token.
-- **Size**: each route has a largest body (JSON routes `REELROUTE_MAX_JSON_BYTES`, photo uploads
-  their files' limit, a worker's video `REELROUTE_MAX_VIDEO_BYTES`): a larger `Content-Length`
-  is answered 413 at once; a body without one is counted as it streams in and cut off at the
-  limit.
+  success clears the record of its own role only: a worker-token holder cannot reset its
+  guesses at the admin token by using its own token.
+- **Auth**: `/api/admin/*` needs the admin token, `/api/worker/*` the worker token, `/metrics`
+  the metrics token (constant-time comparison): 401 without a valid one, 403 with another
+  role's. `/metrics` is off (404) unless REELROUTE_METRICS_TOKEN is set, and answers callers on
+  the loopback address without a token when REELROUTE_METRICS_LOOPBACK is. The routes check
+  again (their OpenAPI security); this check comes first, so a body is never read for a caller
+  without the right token.
+- **Size**: each route has a largest body (JSON routes, the admin pages' included,
+  `REELROUTE_MAX_JSON_BYTES`; photo uploads their files' limit, a worker's video
+  `REELROUTE_MAX_VIDEO_BYTES`): a larger `Content-Length` is answered 413 at once; a body without
+  one is counted as it streams in and cut off at the limit. The admin pages' file upload takes
+  large bodies only from a logged-in session (its cookie is checked before a byte is read).
 
 Every refusal is logged with the method, path, client address and reason, never the token; and
 answered in the API's envelope `{"success": false, "error", "problems"}`.
@@ -27,9 +31,10 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
-from reelroute.models.settings import Settings
+from reelroute.models.core.settings import Settings
 from reelroute.ui.api.common import Role, role_of
 
 log = logging.getLogger("reelroute.security")
@@ -42,7 +47,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_PHOTOS_PER_UPLOAD = 50
 MULTIPART_SLACK = 64 * 1024  # boundaries and form fields around the files
-LOGIN_PATH = "/admin/login"
+LOGIN_PATHS = ("/admin/login", "/admin/login/")
+ADMIN_UPLOAD = re.compile(r"^/admin(/gradio_api)?/upload/?$")
 
 
 @dataclass
@@ -94,10 +100,41 @@ PHOTO_ROUTE = re.compile(r"^/api/admin/groups/[^/]+/photos$")
 def body_limit(path: str, settings: Settings) -> int:
     """The largest body the route at `path` accepts."""
     if VIDEO_ROUTE.match(path):
-        return settings.max_video_bytes + MULTIPART_SLACK
-    if PHOTO_ROUTE.match(path) or path.startswith("/admin"):
-        return settings.max_upload_bytes * MAX_PHOTOS_PER_UPLOAD + MULTIPART_SLACK
-    return settings.max_json_bytes
+        return settings.api.max_video_bytes + MULTIPART_SLACK
+    if PHOTO_ROUTE.match(path) or ADMIN_UPLOAD.match(path):
+        return settings.api.max_upload_bytes * MAX_PHOTOS_PER_UPLOAD + MULTIPART_SLACK
+    return settings.api.max_json_bytes
+
+
+def admin_session(scope: Scope, cookie_header: str | None) -> bool:
+    """Whether the request carries the cookie of a logged-in admin page session (Gradio's
+    token store of the app mounted at /admin, `app.state.admin_app`)."""
+    admin_app = getattr(getattr(scope.get("app"), "state", None), "admin_app", None)
+    tokens = getattr(admin_app, "tokens", None)
+    cookie_id = getattr(admin_app, "cookie_id", None)
+    if not cookie_header or not tokens or cookie_id is None:
+        return False
+    cookies = SimpleCookie()
+    try:
+        cookies.load(cookie_header)
+    except CookieError:
+        return False
+    for name in (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"):
+        morsel = cookies.get(name)
+        if morsel is not None and morsel.value in tokens:
+            return True
+    return False
+
+
+def throttled_role(path: str, method: str | None) -> Role | None:
+    """Whose failures a request counts towards (None: not a guarded try)."""
+    if path in LOGIN_PATHS and method == "POST":
+        return Role.admin
+    return role_for(path)
+
+
+METRICS_PATH = "/metrics"
+LOOPBACK = ("127.", "::1", "::ffff:127.")
 
 
 def role_for(path: str) -> Role | None:
@@ -106,6 +143,8 @@ def role_for(path: str) -> Role | None:
         return Role.admin
     if path.startswith("/api/worker"):
         return Role.worker
+    if path in (METRICS_PATH, METRICS_PATH + "/"):
+        return Role.metrics
     return None
 
 
@@ -119,7 +158,9 @@ class Guard:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.settings = settings
-        self.throttle = Throttle(settings.auth_free_failures, settings.auth_max_wait_seconds)
+        self.throttle = Throttle(
+            settings.api.auth_free_failures, settings.api.auth_max_wait_seconds
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -129,9 +170,23 @@ class Guard:
         client = (scope.get("client") or ("unknown", 0))[0]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         guarded = role_for(path)
-        login = path == LOGIN_PATH and scope.get("method") == "POST"
-        if guarded is not None or login:
-            wait = self.throttle.wait_for(client)
+        if guarded is Role.metrics:
+            api = self.settings.api
+            if api.metrics_token is None and not api.metrics_loopback:
+                await _answer(
+                    send,
+                    404,
+                    "metrics are off: set REELROUTE_METRICS_TOKEN, or REELROUTE_METRICS_LOOPBACK "
+                    "for a Prometheus on this host",
+                )
+                return
+            if api.metrics_loopback and client.startswith(LOOPBACK):
+                guarded = None  # a scraper on this host, as the setting allows
+        counted = throttled_role(path, scope.get("method"))
+        login = path in LOGIN_PATHS and scope.get("method") == "POST"
+        if counted is not None:
+            key = f"{client} {counted.value}"
+            wait = self.throttle.wait_for(key)
             if wait > 0:
                 self._refused(scope, client, 429, f"too many failed tries; wait {wait:.0f} s")
                 await _answer(
@@ -147,12 +202,20 @@ class Guard:
             if problem is not None:
                 status, message = problem
                 if status == 401:
-                    self.throttle.failed(client)
+                    self.throttle.failed(f"{client} {guarded.value}")
                 self._refused(scope, client, status, message)
                 extra = {"www-authenticate": "Bearer"} if status == 401 else {}
                 await _answer(send, status, message, extra)
                 return
-            self.throttle.succeeded(client)
+            self.throttle.succeeded(f"{client} {guarded.value}")
+        if (
+            ADMIN_UPLOAD.match(path)
+            and scope.get("method") == "POST"
+            and not admin_session(scope, headers.get("cookie"))
+        ):
+            self._refused(scope, client, 401, "an upload without a logged-in session")
+            await _answer(send, 401, "log in to the admin pages first")
+            return
         limit = body_limit(path, self.settings)
         length = headers.get("content-length")
         if length is not None:
@@ -164,7 +227,7 @@ class Guard:
                 self._refused(scope, client, 413, message)
                 await _answer(send, 413, message)
                 return
-        await self._pass(scope, receive, send, limit, client, login)
+        await self._pass(scope, receive, send, limit, f"{client} admin" if login else None)
 
     def _auth(self, header: str | None, needed: Role) -> tuple[int, str] | None:
         scheme, _, token = (header or "").partition(" ")
@@ -178,8 +241,10 @@ class Guard:
         return None
 
     async def _pass(
-        self, scope: Scope, receive: Receive, send: Send, limit: int, client: str, login: bool
+        self, scope: Scope, receive: Receive, send: Send, limit: int, login: str | None
     ) -> None:
+        """Pass the request on, counting its body; `login` is the throttle's key of an admin
+        login (whose answer says whether it failed)."""
         seen = 0
         started = False
         too_big = False
@@ -200,12 +265,12 @@ class Guard:
                 return
             if message["type"] == "http.response.start":
                 started = True
-                if login:
+                if login is not None:
                     if message["status"] in (400, 401):
-                        self.throttle.failed(client)
-                        self._refused(scope, client, message["status"], "wrong login")
+                        self.throttle.failed(login)
+                        self._refused(scope, login, message["status"], "wrong login")
                     elif message["status"] < 300:
-                        self.throttle.succeeded(client)
+                        self.throttle.succeeded(login)
             await send(message)
 
         try:
@@ -215,7 +280,7 @@ class Guard:
                 raise
         if too_big and not started:
             message = f"the body is over {limit:,} bytes, the most this route takes"
-            self._refused(scope, client, 413, message)
+            self._refused(scope, str((scope.get("client") or ("unknown",))[0]), 413, message)
             await _answer(send, 413, message)
 
     @staticmethod

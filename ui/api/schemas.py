@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from reelroute.models.batches import MAX_BATCH
-from reelroute.models.budgets import Spend
-from reelroute.models.enums import (
+from reelroute.models.core.enums import (
+    BreakerState,
     BudgetPeriod,
     BudgetScope,
+    DeliveryStatus,
+    EventType,
+    FailureCode,
     GroupPriority,
     InferenceProvider,
     ItemStatus,
     RoutedBy,
     WorkerType,
 )
-from reelroute.models.tables import Group, ItemEta, Photo, VideoItem
-from reelroute.models.tasks import TaskSpec
-from reelroute.models.text import check_text
+from reelroute.models.core.tables import Group, ItemEta, Photo, VideoItem, WebhookEndpoint
+from reelroute.models.core.tasks import TaskSpec
+from reelroute.models.core.text import check_text
+from reelroute.models.intake.batches import MAX_BATCH
+from reelroute.models.money.budgets import Spend
+from reelroute.models.outbox.webhooks import DeadLetter
 
 
 class AddTasksIn(BaseModel):
@@ -50,7 +56,7 @@ class ItemOut(BaseModel):
     flow_run_id: uuid.UUID | None
     output_path: str | None
     error: str | None
-    failure_code: str | None
+    failure_code: FailureCode | None
     cost_credits: int | None
     routed_by: RoutedBy | None
     route_reason: str | None
@@ -67,13 +73,31 @@ class ItemOut(BaseModel):
     late_risk: bool | None = Field(
         default=None, description="Predicted (at p90) to finish after due_at."
     )
+    spared_attempts: int = Field(
+        default=0,
+        description="Attempts an outage ended (a provider's, a GPU host's, ours): they do not "
+        "count against REELROUTE_MAX_ATTEMPTS.",
+    )
+    waiting_reason: str | None = Field(
+        default=None,
+        description="Why a waiting item does not go ahead: its model is unavailable (its "
+        "breaker is open), since when, and the next probe.",
+    )
 
     @classmethod
-    def of(cls, item: VideoItem, eta: ItemEta | None = None) -> ItemOut:
-        """The API view of an item (and its stored ETA, if it has one)."""
+    def of(
+        cls,
+        item: VideoItem,
+        eta: ItemEta | None = None,
+        waiting: Mapping[InferenceProvider, str] | None = None,
+    ) -> ItemOut:
+        """The API view of an item (and its stored ETA, if it has one; `waiting`: the models
+        that are unavailable, with why)."""
         out = cls.model_validate(item, from_attributes=True)
         if eta is not None and item.status in (ItemStatus.pending, ItemStatus.processing):
             out.queue_position, out.eta, out.late_risk = eta.queue_position, eta.eta, eta.late_risk
+        if waiting and item.status is ItemStatus.pending:
+            out.waiting_reason = waiting.get(item.inference_provider)
         return out
 
 
@@ -115,6 +139,11 @@ class GroupIn(BaseModel):
         min_length=1,
         description="Who the routing policy may choose; unset: the Veo family for "
         "high_quality, everyone otherwise.",
+    )
+    wan_full_quality: bool = Field(
+        default=False,
+        description="Its Wan videos only from GPU hosts whose preset keeps the model card's "
+        "quality (full, compiled), never from a distilled or cached one.",
     )
 
 
@@ -171,6 +200,7 @@ class GroupOut(BaseModel):
     default_provider: InferenceProvider | None
     deadline_seconds: int | None
     allowed_providers: list[InferenceProvider] | None
+    wan_full_quality: bool
     created_at: datetime
 
     @classmethod
@@ -255,7 +285,11 @@ class FailIn(BaseModel):
     )
     error: str = Field(min_length=1, max_length=5000)
     permanent: bool = False
-    failure_code: str | None = Field(default=None, max_length=100)
+    failure_code: FailureCode | None = Field(
+        default=None,
+        description="Why it failed: one of reelroute's codes, or a Runway task's failureCode "
+        "(SAFETY.INPUT.TEXT is taken as its family, SAFETY.INPUT).",
+    )
     cost_credits: int | None = Field(default=None, ge=0, le=10**9)
 
     @field_validator("error")
@@ -263,35 +297,95 @@ class FailIn(BaseModel):
     def _error_text(cls, value: str) -> str:
         return check_text(value, free_text=True)
 
-    @field_validator("worker_id", "failure_code")
+    @field_validator("worker_id")
     @classmethod
-    def _plain(cls, value: str | None) -> str | None:
-        return None if value is None else check_text(value)
+    def _plain(cls, value: str) -> str:
+        return check_text(value)
+
+    @field_validator("failure_code", mode="before")
+    @classmethod
+    def _failure_code(cls, value: object) -> object:
+        return FailureCode.parse(value) if isinstance(value, str) else value
+
+
+EVENTS_HELP = (
+    "Event types it wants (item.created, item.started, item.progress, item.rerouted, "
+    "item.completed, item.failed, item.cancelled); unset: all but item.progress."
+)
 
 
 class WebhookIn(BaseModel):
-    """`POST /api/admin/webhooks`: register (or change) an endpoint."""
+    """`POST /api/admin/webhooks`: register an endpoint."""
 
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(min_length=8, max_length=2000, description="https:// URL of the receiver.")
-    events: list[str] | None = Field(
+    events: list[str] | None = Field(default=None, description=EVENTS_HELP)
+
+
+class WebhookChange(BaseModel):
+    """`PATCH /api/admin/webhooks/{id}`: what it wants, and whether it gets anything."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[str] | None = Field(default=None, description=EVENTS_HELP)
+    all_events: bool = Field(default=False, description="Back to the default set of events.")
+    enabled: bool | None = Field(
         default=None,
-        description="Event types it wants (item.created, item.started, item.progress, "
-        "item.rerouted, item.completed, item.failed, item.cancelled); unset: all but "
-        "item.progress.",
+        description="false: no new deliveries, and pending ones wait; true: sending again.",
     )
+
+
+class WebhookRotate(BaseModel):
+    """`POST /api/admin/webhooks/{id}/rotate`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    overlap_hours: float = Field(
+        default=24.0,
+        ge=0,
+        le=168,
+        description="How long the old secret keeps signing too (both signatures are sent).",
+    )
+
+
+class AnswerOut(BaseModel):
+    """One answer of a receiver."""
+
+    at: datetime
+    status: int | None
+    error: str
+    ms: int
 
 
 class WebhookOut(BaseModel):
     """An endpoint. `secret` (its Standard Webhooks signing secret) only in the answer to its
-    registration."""
+    registration or rotation."""
 
     id: uuid.UUID
     url: str
     events: list[str] | None
     is_default: bool
+    enabled: bool
+    rotating_until: datetime | None = Field(
+        default=None, description="While the old secret still signs too (after a rotation)."
+    )
+    last_answers: list[AnswerOut] = Field(default_factory=list, description="Newest first.")
     secret: str | None = None
+
+    @classmethod
+    def of(cls, endpoint: WebhookEndpoint, secret: str | None = None) -> WebhookOut:
+        """An endpoint as the API shows it."""
+        return cls(
+            id=endpoint.id,
+            url=endpoint.url,
+            events=endpoint.events,
+            is_default=endpoint.is_default,
+            enabled=endpoint.enabled,
+            rotating_until=endpoint.previous_secret_until,
+            last_answers=[AnswerOut.model_validate(a) for a in endpoint.last_answers or []],
+            secret=secret,
+        )
 
 
 class DeliveryOut(BaseModel):
@@ -299,12 +393,51 @@ class DeliveryOut(BaseModel):
 
     id: int
     event_id: int
-    event_type: str
+    event_type: EventType
     endpoint_url: str
     item_id: uuid.UUID
-    status: str
+    status: DeliveryStatus
     attempts: int
     last_status: int | None
     last_error: str | None
     first_attempt_at: datetime | None
     next_attempt_at: datetime
+
+    @classmethod
+    def of(cls, dead: DeadLetter) -> DeliveryOut:
+        """A dead letter as the API shows it."""
+        delivery = dead.delivery
+        return cls(
+            id=delivery.id or 0,
+            event_id=delivery.event_id,
+            event_type=dead.event_type,
+            endpoint_url=dead.endpoint_url,
+            item_id=delivery.item_id,
+            status=delivery.status,
+            attempts=delivery.attempts,
+            last_status=delivery.last_status,
+            last_error=delivery.last_error,
+            first_attempt_at=delivery.first_attempt_at,
+            next_attempt_at=delivery.next_attempt_at,
+        )
+
+
+class ProviderOut(BaseModel):
+    """One circuit breaker: a Runway model's, a GPU host's or a pool's."""
+
+    name: str = Field(description="`model:runway_gen4_turbo`, `host:gpu-a`, `pool:gpu`.")
+    label: str
+    kind: str = Field(description="model, host or pool.")
+    state: BreakerState = Field(
+        description="closed: available; open: unavailable until the next probe; half_open: "
+        "one probe item is under way."
+    )
+    reason: str | None = Field(default=None, description="Why it opened (or last changed).")
+    opened_at: datetime | None = None
+    next_probe_at: datetime | None = None
+    failures_hour: dict[str, int] = Field(description="Failures in the last hour, by class.")
+    failures_day: dict[str, int] = Field(description="Failures in the last day, by class.")
+    detail: str | None = Field(default=None, description="A GPU host's preset, GPUs and state.")
+    waiting: str | None = Field(
+        default=None, description="What its waiting items are told while it is not closed."
+    )

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import tempfile
+import threading
 import uuid
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 
-from reelroute.models import lifecycle as ops
-from reelroute.models.errors import InvalidInput
-from reelroute.models.storage import Storage
-from reelroute.models.tables import Photo
-from reelroute.models.text import control_problem
-from reelroute.models.videos import complete_with_video
+from reelroute.models.core.errors import InvalidInput
+from reelroute.models.core.tables import Photo
+from reelroute.models.core.text import control_problem
+from reelroute.models.items import lifecycle as ops
+from reelroute.models.items.videos import complete_with_video
+from reelroute.models.store.db import session_scope
+from reelroute.models.store.files import Storage
 from reelroute.providers.video import probe_video_file
-from reelroute.ui.api.common import DB, Envelope, Role, SettingsDep, require
+from reelroute.ui.api.common import DB, Envelope, Role, SettingsDep, engine_of, require
 from reelroute.ui.api.schemas import FailIn, HeartbeatIn, ItemOut, NextTaskIn, NextTaskOut
 
 router = APIRouter(prefix="/api/worker", tags=["worker"], dependencies=[require(Role.worker)])
@@ -65,10 +67,15 @@ def heartbeat(item_id: uuid.UUID, body: HeartbeatIn, db: DB) -> Envelope[dict[st
     return Envelope(data={"leased_until": until.isoformat()})
 
 
+PROBES_AT_ONCE = 2
+"""Uploaded videos decoded at once by one web process (each decode is an ffmpeg process)."""
+_probes = threading.BoundedSemaphore(PROBES_AT_ONCE)
+
+
 @router.post("/tasks/{item_id}/complete")
 def complete(
     item_id: uuid.UUID,
-    db: DB,
+    request: Request,
     settings: SettingsDep,
     attempt: Annotated[int, Form(ge=1, le=1000)],
     worker_id: Annotated[str, Form(min_length=1, max_length=200)],
@@ -77,25 +84,31 @@ def complete(
 ) -> Envelope[ItemOut]:
     """Complete the item with its video (an MP4/MOV with a video stream of more than one frame),
     fenced by attempt and worker: a refused call (409) leaves the item's video as it was and
-    stores nothing. The upload is streamed to a temporary file (at most
-    REELROUTE_MAX_VIDEO_BYTES) and checked there, never held whole in memory."""
+    stores nothing. The fence is checked first; the upload is then streamed to a temporary
+    file (at most REELROUTE_MAX_VIDEO_BYTES) and checked there (a few at once) outside any
+    database transaction; the completion itself is one short fenced transaction."""
     if (control := control_problem(worker_id)) is not None:
         raise InvalidInput([f"worker_id: {control}"])
-    item = ops.get_item(db, item_id)
+    engine = engine_of(request)
+    with session_scope(engine) as db:
+        ops.check_holder(db, item_id=item_id, attempt=attempt, worker_id=worker_id)
+        group_id = ops.get_item(db, item_id).group_id
     with tempfile.TemporaryDirectory(prefix="reelroute-upload-") as folder:
         path = Path(folder) / "video.mp4"
-        _save_limited(video, path, settings.max_video_bytes)
-        probe_video_file(str(path))
-        done = complete_with_video(
-            db,
-            Storage(settings.storage_url),
-            item_id=item_id,
-            group_id=item.group_id,
-            attempt=attempt,
-            worker_id=worker_id,
-            video=path,
-            cost_credits=cost_credits,
-        )
+        _save_limited(video, path, settings.api.max_video_bytes)
+        with _probes:
+            probe_video_file(str(path))
+        with session_scope(engine) as db:
+            done = complete_with_video(
+                db,
+                Storage(settings.store.storage_url),
+                item_id=item_id,
+                group_id=group_id,
+                attempt=attempt,
+                worker_id=worker_id,
+                video=path,
+                cost_credits=cost_credits,
+            )
     return Envelope(data=ItemOut.of(done))
 
 

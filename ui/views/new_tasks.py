@@ -5,21 +5,21 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 
 import sqlalchemy as sa
 
-from reelroute.models.batches import PhotoTask, Upload, add_batch, outlook
-from reelroute.models.catalogue import CATALOGUE, info, nearest_duration
-from reelroute.models.db import session_scope
-from reelroute.models.enums import AUTO, GroupPriority, InferenceProvider
-from reelroute.models.errors import InvalidInput
-from reelroute.models.groups import create_group, list_groups
-from reelroute.models.routing import when
-from reelroute.models.settings import Settings
-from reelroute.models.storage import Storage
-from reelroute.models.tables import Group, utcnow
-from reelroute.models.tasks import TaskSpec, parse_deadline
+from reelroute.models.core.catalogue import CATALOGUE, info, nearest_duration
+from reelroute.models.core.enums import AUTO, GroupPriority, InferenceProvider
+from reelroute.models.core.errors import InvalidInput
+from reelroute.models.core.formats import duration, from_now
+from reelroute.models.core.settings import Settings
+from reelroute.models.core.tables import Group, utcnow
+from reelroute.models.core.tasks import TaskSpec
+from reelroute.models.intake.batches import PhotoTask, Upload, outlook
+from reelroute.models.intake.submit import Intake, deadline_from_text, take_in
+from reelroute.models.items.groups import create_group, list_groups
+from reelroute.models.store.db import session_scope
+from reelroute.models.store.files import Storage
 
 AUTO_LABEL = "Automatic (routing rules)"
 
@@ -37,7 +37,9 @@ def group_choices(engine: sa.Engine) -> list[tuple[str, str]]:
         return [(f"{g.name} · {g.priority.value}", str(g.id)) for g in list_groups(session)]
 
 
-def add_group(engine: sa.Engine, name: str, priority: str) -> str:
+def add_group(
+    engine: sa.Engine, name: str, priority: str, *, wan_full_quality: bool = False
+) -> str:
     """Create a group; returns its id. InvalidInput says what is wrong with the name."""
     try:
         level = GroupPriority(priority)
@@ -45,23 +47,13 @@ def add_group(engine: sa.Engine, name: str, priority: str) -> str:
         choices = ", ".join(p.value for p in GroupPriority)
         raise InvalidInput([f"priority: {priority!r} is not one of {choices}"]) from None
     with session_scope(engine) as session:
-        return str(create_group(session, name=name, priority=level).id)
+        group = create_group(session, name=name, priority=level, wan_full_quality=wan_full_quality)
+        return str(group.id)
 
 
 def button_label(photo_count: int) -> str:
     """The seed's button, with the number of tasks it will create."""
     return f"Add video generation tasks ({photo_count})"
-
-
-def _duration_text(seconds: int) -> str:
-    return f"{seconds} s" if seconds < 60 else f"{seconds / 60:.0f} min"
-
-
-def _clock(moment: datetime, now: datetime) -> str:
-    """`in 25 min (14:05 UTC)`, `in 3.5 h (Nov 29 02:10 UTC)`."""
-    minutes = max(0.0, (moment - now).total_seconds() / 60)
-    span = f"{minutes:.0f} min" if minutes < 90 else f"{minutes / 60:.1f} h"
-    return f"in {span} ({when(moment, now)} UTC)"
 
 
 @dataclass(frozen=True)
@@ -84,14 +76,17 @@ def options(
     deadline: str = "",
 ) -> list[Option]:
     """Each provider's description, the predicted finish of this batch (its queue replayed on
-    its slots with the measured service times; models.batches.outlook), and the cost estimate
-    for `photo_count` videos of about `duration_s` seconds."""
+    its slots with the measured service times; models.intake.batches.outlook), and the cost
+    estimate for `photo_count` videos of about `duration_s` seconds."""
     count = max(photo_count, 0)
     finishes: dict[InferenceProvider, str] = {}
+    unknown = "pick a group and photos for a prediction"
+    try:
+        within = deadline_from_text(deadline, field="Ready within")
+    except InvalidInput as error:
+        within, unknown, group_id = None, error.problems[0], None  # said in every row
     if group_id and count:
-        task = TaskSpec(
-            prompt="preview", duration_s=duration_s, deadline_seconds=_deadline(deadline)
-        )
+        task = TaskSpec(prompt="preview", duration_s=duration_s, deadline_seconds=within)
         with session_scope(engine) as session:
             now = utcnow()
             _, outlooks = outlook(
@@ -100,12 +95,12 @@ def options(
         for predicted in outlooks:
             verdict = "on time" if predicted.on_time else "**late**"
             finishes[predicted.provider] = (
-                f"all {count} done {_clock(predicted.finish, now)}, {verdict}"
+                f"all {count} done {from_now(predicted.finish, now)}, {verdict}"
             )
     rows = []
     for provider, entry in CATALOGUE.items():
         seconds = nearest_duration(entry, duration_s)
-        timing = finishes.get(provider, "pick a group and photos for a prediction")
+        timing = finishes.get(provider, unknown)
         credits = entry.estimate_credits(seconds) * count
         cost = (
             "free (our GPUs)"
@@ -116,20 +111,17 @@ def options(
     return rows
 
 
-def _deadline(text: str) -> int | None:
-    try:
-        return parse_deadline(text) if text.strip() else None
-    except ValueError:
-        return None
-
-
 def auto_choice(
     engine: sa.Engine, settings: Settings, group_id: str | None, deadline: str = ""
 ) -> str:
     """What `auto` picks for a new item of this group right now, and why."""
     if not group_id:
         return "pick a group to see what the routing policy chooses"
-    task = TaskSpec(prompt="preview", deadline_seconds=_deadline(deadline))
+    try:
+        within = deadline_from_text(deadline, field="Ready within")
+    except InvalidInput as error:
+        return f"nothing yet: {error.problems[0]}"
+    task = TaskSpec(prompt="preview", deadline_seconds=within)
     with session_scope(engine) as session:
         if session.get(Group, uuid.UUID(group_id)) is None:
             return f"no group {group_id}"
@@ -152,7 +144,7 @@ def options_markdown(
     """The options table as Markdown, the chosen one in bold."""
     chosen_label = dict((value, label) for label, value in provider_choices()).get(chosen, "")
     lines = [
-        f"**{photo_count} photo(s), about {_duration_text(duration_s)} each**",
+        f"**{photo_count} photo(s), about {duration(duration_s)} each**",
         "",
         "| Inference method | What it is | Video | Predicted finish | Cost estimate |",
         "|---|---|---|---|---|",
@@ -213,8 +205,8 @@ def _prompts(batch: Batch) -> list[str]:
 
 def submit_batch(engine: sa.Engine, settings: Settings, batch: Batch) -> list[Created]:
     """Store the photos and create one item per photo in one transaction: every item or none
-    (models.batches.add_batch). Raises InvalidInput with every problem found, each naming its
-    photo (nothing is written then)."""
+    (models.intake.submit.take_in). Raises InvalidInput with every problem found, each naming
+    its photo (nothing is written then)."""
     problems = []
     if not batch.group_id:
         problems.append("group: none chosen; pick a group or create one")
@@ -223,10 +215,7 @@ def submit_batch(engine: sa.Engine, settings: Settings, batch: Batch) -> list[Cr
     if problems:
         raise InvalidInput(problems)
     assert batch.group_id is not None
-    try:
-        deadline = parse_deadline(batch.deadline) if batch.deadline.strip() else None
-    except ValueError as error:
-        raise InvalidInput([f"deadline: {error}"]) from None
+    deadline = deadline_from_text(batch.deadline)
     photo_tasks = [
         PhotoTask(
             Upload(name, data),
@@ -241,12 +230,9 @@ def submit_batch(engine: sa.Engine, settings: Settings, batch: Batch) -> list[Cr
         for (name, data), prompt in zip(batch.photos, _prompts(batch), strict=True)
     ]
     with session_scope(engine) as session:
-        items = add_batch(
-            session,
-            group_id=uuid.UUID(batch.group_id),
-            settings=settings,
-            photo_tasks=photo_tasks,
-            storage=Storage(settings.storage_url),
+        intake = Intake(group_id=uuid.UUID(batch.group_id), photo_tasks=photo_tasks)
+        done = take_in(
+            session, intake, settings=settings, storage=Storage(settings.store.storage_url)
         )
         return [
             Created(
@@ -256,7 +242,7 @@ def submit_batch(engine: sa.Engine, settings: Settings, batch: Batch) -> list[Cr
                 routed_by=item.routed_by.value if item.routed_by else "",
                 reason=item.route_reason or "",
             )
-            for item, (name, _) in zip(items, batch.photos, strict=True)
+            for item, (name, _) in zip(done.items, batch.photos, strict=True)
         ]
 
 

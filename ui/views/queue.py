@@ -15,16 +15,17 @@ from html import escape
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from reelroute.models import lifecycle as ops
-from reelroute.models.catalogue import CATALOGUE
-from reelroute.models.db import session_scope
-from reelroute.models.enums import InferenceProvider, ItemStatus
-from reelroute.models.errors import InvalidInput, InvalidTransition, NotFound
-from reelroute.models.queue import etas_of, list_queue
-from reelroute.models.routing import when
-from reelroute.models.settings import Settings
-from reelroute.models.storage import Storage
-from reelroute.models.tables import ItemEta, Photo, VideoItem, utcnow
+from reelroute.models.core.catalogue import CATALOGUE
+from reelroute.models.core.enums import InferenceProvider, ItemStatus
+from reelroute.models.core.errors import InvalidInput, InvalidTransition, NotFound
+from reelroute.models.core.formats import ago, clock
+from reelroute.models.core.settings import Settings
+from reelroute.models.core.tables import ItemEta, Photo, VideoItem, utcnow
+from reelroute.models.health.breakers import unavailable
+from reelroute.models.items import lifecycle as ops
+from reelroute.models.items.queue import etas_of, list_queue
+from reelroute.models.store.db import session_scope
+from reelroute.models.store.files import Storage
 
 ALL = "all"
 PAGE_SIZE = 50
@@ -44,8 +45,17 @@ PROVIDER_BADGES = {
     for provider, entry in CATALOGUE.items()
 }
 STATUS_CLASSES = {status: f"rr-{status.value}" for status in ItemStatus}
+STATUS_COLOURS: dict[ItemStatus, str] = {
+    ItemStatus.pending: "#334155",  # slate: waiting
+    ItemStatus.processing: "#2563eb",  # blue: at work
+    ItemStatus.completed: "#15803d",  # green
+    ItemStatus.failed: "#b91c1c",  # red
+    ItemStatus.cancelled: "#9ca3af",  # light grey (dark text on badges)
+}
+"""One colour per status, by meaning, for every badge and chart of the admin."""
 
-CSS = """
+CSS = (
+    """
 .rr-table { border-collapse: collapse; width: 100%; font-size: 14px; }
 .rr-table th, .rr-table td { border-bottom: 1px solid #e5e7eb; padding: 4px 8px; text-align: left;
   vertical-align: middle; }
@@ -55,12 +65,16 @@ CSS = """
 .rr-wan { background: #0f766e; } .rr-gen4 { background: #7c3aed; } .rr-veo { background: #b45309; }
 .rr-gen45 { background: #5b21b6; } .rr-veofast { background: #d97706; }
 .rr-late { background: #dc2626; } .rr-ontime { background: #15803d; }
-.rr-pending { background: #6b7280; } .rr-processing { background: #2563eb; }
-.rr-completed { background: #15803d; } .rr-failed { background: #b91c1c; }
-.rr-cancelled { background: #374151; }
+"""
+    + " ".join(
+        f".{STATUS_CLASSES[status]} {{ background: {colour}; }}"
+        for status, colour in STATUS_COLOURS.items()
+    )
+    + """ .rr-cancelled { color: #111827; }
 .rr-sandbox { background: #fef3c7; border: 2px solid #d97706; color: #78350f; padding: 8px 12px;
   border-radius: 6px; font-weight: 600; }
 """
+)
 
 
 @dataclass(frozen=True)
@@ -109,19 +123,10 @@ def status_badge(status: ItemStatus) -> str:
     return f'<span class="rr-badge {STATUS_CLASSES[status]}">{status.value}</span>'
 
 
-def age(created: datetime, now: datetime) -> str:
-    """How long ago, in the largest unit that fits: `42 s`, `5 min`, `3 h`, `2 d`."""
-    seconds = max(0, int((now - created).total_seconds()))
-    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds // size} {unit}"
-    return f"{seconds} s"
-
-
 def eta_cell(item: VideoItem, eta: ItemEta | None, now: datetime) -> str:
     """ETA column: the predicted finish, the queue position, and a badge when the item is at
     risk of missing its due time; for finished items, whether they made it."""
-    due = f"due {when(item.due_at, now)}"
+    due = f"due {clock(item.due_at, now)}"
     if item.status is ItemStatus.completed and item.finished_at is not None:
         made = item.finished_at <= item.due_at
         badge = "on time" if made else "late"
@@ -131,7 +136,7 @@ def eta_cell(item: VideoItem, eta: ItemEta | None, now: datetime) -> str:
         return f"<small>{due}</small>" if item.status is ItemStatus.pending else "-"
     where = "at work" if eta.queue_position == 0 else f"#{eta.queue_position}"
     risk = ' <span class="rr-badge rr-late">late risk</span>' if eta.late_risk else ""
-    return f"{when(eta.eta, now)} <small>({where}, {due})</small>{risk}"
+    return f"{clock(eta.eta, now)} <small>({where}, {due})</small>{risk}"
 
 
 def flow_run_url(prefect_ui_url: str | None, flow_run_id: uuid.UUID | None) -> str | None:
@@ -196,6 +201,7 @@ def render_page(
             cursor=cursor,
         )
         etas = etas_of(session, [item.id for item in page.items])
+        waiting = unavailable(session, now)
         photo_ids = {item.photo_id for item in page.items if item.photo_id is not None}
         paths = dict(
             session.exec(
@@ -205,7 +211,7 @@ def render_page(
     rows = []
     for item in page.items:
         path = paths.get(item.photo_id) if item.photo_id else None
-        thumb = _thumbnail(settings.storage_url, path) if path else None
+        thumb = _thumbnail(settings.store.storage_url, path) if path else None
         photo = f'<img src="{thumb}" alt="photo">' if thumb else "-"
         prompt = (
             item.prompt if len(item.prompt) <= PROMPT_CHARS else item.prompt[:PROMPT_CHARS] + "…"
@@ -217,6 +223,12 @@ def render_page(
             if (item.error)
             else ""
         )
+        if item.status is ItemStatus.pending and item.inference_provider in waiting:
+            why = waiting[item.inference_provider]
+            error += (
+                f'<br><small class="rr-waits" title="{escape(why)}">waits: {escape(why)}</small>'
+            )
+
         rows.append(
             "<tr>"
             f'<td><code title="{item.id}">{str(item.id)[:8]}</code></td>'
@@ -228,7 +240,7 @@ def render_page(
             f"<td>{item.retry_count}</td>"
             f"<td>{round(item.progress * 100)}%</td>"
             f"<td>{eta_cell(item, etas.get(item.id), now)}</td>"
-            f"<td>{age(item.created_at, now)}</td>"
+            f"<td>{ago(item.created_at, now)}</td>"
             f"<td>{run}</td>"
             "</tr>"
         )

@@ -1,5 +1,5 @@
 """The Statistics page without Gradio: the per-provider table and the rows of its charts, from
-the same figures as `GET /api/admin/stats` (models.statistics.provider_stats)."""
+the same figures as `GET /api/admin/stats` (models.reporting.statistics.provider_stats)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from reelroute.models.budgets import dollars, spend
-from reelroute.models.catalogue import info
-from reelroute.models.db import session_scope
-from reelroute.models.enums import BudgetScope, InferenceProvider, ItemStatus
-from reelroute.models.groups import list_groups
-from reelroute.models.statistics import Statistics, count_ledger, provider_stats
-from reelroute.ui.views.queue import PROVIDER_BADGES
+from reelroute.models.core.catalogue import info
+from reelroute.models.core.enums import BudgetScope, InferenceProvider, ItemStatus
+from reelroute.models.core.formats import duration
+from reelroute.models.items.groups import list_groups
+from reelroute.models.money.budgets import dollars, spend
+from reelroute.models.reporting.statistics import Statistics, provider_stats
+from reelroute.models.store.db import session_scope
+from reelroute.models.store.ledger import count_ledger
+from reelroute.ui.views.queue import PROVIDER_BADGES, STATUS_COLOURS
 
 TABLE_COLUMNS = [
     "Inference method",
@@ -33,6 +35,9 @@ TABLE_COLUMNS = [
 ]
 
 MEASURES = (("median", "median_seconds_to_finish"), ("p90", "p90_seconds_to_finish"))
+STATUS_COLOUR_MAP = {status.value: colour for status, colour in STATUS_COLOURS.items()}
+"""The "Items by status" chart's colours: the badges' (completed green, failed red, …)."""
+MEASURE_COLOUR_MAP = {"median": "#2563eb", "p90": "#93c5fd"}
 
 
 def fingerprint(engine: sa.Engine) -> str:
@@ -47,13 +52,6 @@ def read(engine: sa.Engine) -> Statistics:
     """The figures of every provider."""
     with session_scope(engine) as session:
         return provider_stats(session)
-
-
-def minutes(seconds: float | None) -> str:
-    """`12.5 min`, `48 s`, or `-` when unknown."""
-    if seconds is None:
-        return "-"
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
 def table(stats: Statistics) -> list[list[Any]]:
@@ -71,8 +69,8 @@ def table(stats: Statistics) -> list[list[Any]]:
                 entry.failed,
                 entry.cancelled,
                 "-" if rate is None else f"{rate:.0%}",
-                minutes(entry.median_seconds_to_finish),
-                minutes(entry.p90_seconds_to_finish),
+                duration(entry.median_seconds_to_finish),
+                duration(entry.p90_seconds_to_finish),
                 "-" if entry.on_time_rate is None else f"{entry.on_time_rate:.0%}",
                 entry.predicted_late,
                 f"{entry.moved_away} / {entry.moved_here}",
@@ -105,7 +103,8 @@ def spend_rows(stats: Statistics) -> list[dict[str, Any]]:
 
 
 def finish_rows(stats: Statistics) -> list[dict[str, Any]]:
-    """Median and p90 minutes from created to finished, per provider (only those with data)."""
+    """Median and p90 minutes from created to finished, per provider (only those with data): a
+    bar each, side by side (`bar`), never stacked."""
     rows = []
     for provider, entry in stats.items():
         for measure, key in MEASURES:
@@ -114,6 +113,7 @@ def finish_rows(stats: Statistics) -> list[dict[str, Any]]:
                 rows.append(
                     {
                         "provider": _short(provider),
+                        "bar": f"{_short(provider)} {measure}",
                         "measure": measure,
                         "minutes": round(seconds / 60, 2),
                     }

@@ -10,11 +10,11 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from reelroute.models.db import session_scope
-from reelroute.models.enums import ItemStatus
-from reelroute.models.settings import Settings
-from reelroute.models.storage import Storage
-from reelroute.models.tables import VideoItem
+from reelroute.models.core.enums import ItemStatus
+from reelroute.models.core.settings import Settings
+from reelroute.models.core.tables import VideoItem
+from reelroute.models.store.db import session_scope
+from reelroute.models.store.files import Storage
 from reelroute.ui.views.queue import PROVIDER_BADGES
 
 VIDEOS_SHOWN = 60
@@ -57,7 +57,7 @@ def finished(
     query = query.order_by(col(VideoItem.created_at).desc()).limit(limit)
     with session_scope(engine) as session:
         items = list(session.exec(query).all())
-    storage = Storage(settings.storage_url)
+    storage = Storage(settings.store.storage_url)
     folder = cache or Path(tempfile.gettempdir()) / "reelroute-videos"
     folder.mkdir(parents=True, exist_ok=True)
     videos = []

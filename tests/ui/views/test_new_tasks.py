@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
-from reelroute.models.enums import AUTO, GroupPriority, InferenceProvider, RoutedBy
-from reelroute.models.errors import Conflict, InvalidInput
-from reelroute.models.tables import Photo, VideoItem
+from reelroute.models.core.enums import AUTO, GroupPriority, InferenceProvider, RoutedBy
+from reelroute.models.core.errors import Conflict, InvalidInput
+from reelroute.models.core.tables import Photo, VideoItem
 from reelroute.ui.views import new_tasks as view
 from tests.models.helpers import add_items, image_bytes
 
@@ -33,7 +33,7 @@ def test_the_select_offers_the_seeds_three_methods_our_two_and_auto():
 
 
 def test_options_show_each_models_length_price_and_predicted_finish(engine, settings):
-    settings = settings.model_copy(update={"cloud_slots": 5, "gpu_slots": 2})
+    settings = settings.replaced(cloud_slots=5, gpu_slots=2)
     group = view.add_group(engine, "Houses", "normal")
     wan, gen4, gen45, fast, veo = view.options(engine, settings, group, 12, 5)
     assert (wan.video_seconds, wan.cost) == (5, "free (our GPUs)")
@@ -66,12 +66,10 @@ def test_auto_preview_says_what_the_policy_chooses_and_why(engine, settings):
     assert view.auto_choice(engine, settings, normal, "10m").startswith(
         "Runway Gen-4 Turbo (fast)"  # 10 minutes: too soon for Wan
     )
-    threshold = settings.model_copy(
-        update={
-            "routing_policy": "threshold",
-            "default_provider": InferenceProvider.wan_local,
-            "wan_fallback_threshold": 2,
-        }
+    threshold = settings.replaced(
+        routing_policy="threshold",
+        default_provider=InferenceProvider.wan_local,
+        wan_fallback_threshold=2,
     )
     with Session(engine) as session:
         add_items(session, threshold, 3, provider=InferenceProvider.wan_local)
@@ -113,7 +111,7 @@ def test_a_batch_stores_photos_and_items_with_exactly_the_chosen_provider(engine
     assert [c.photo for c in created] == ["a.png", "b.png"]
     assert {c.provider for c in created} == {"Runway Veo 3.1 (best quality)"}
     with Session(engine) as session:
-        items = session.exec(select(VideoItem).order_by(VideoItem.created_at)).all()
+        items = session.exec(select(VideoItem).order_by(col(VideoItem.created_at))).all()
     # The urgent group would route to Gen-4; the explicit choice wins and is stored exactly.
     assert [i.inference_provider for i in items] == [InferenceProvider.runway_veo3_1] * 2
     assert [i.routed_by for i in items] == [RoutedBy.explicit] * 2

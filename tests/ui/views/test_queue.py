@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import Session
 
-from reelroute.models.dispatch import mark_dispatched
-from reelroute.models.enums import InferenceProvider, ItemStatus
-from reelroute.models.errors import InvalidInput
+from reelroute.models.core.enums import InferenceProvider, ItemStatus
+from reelroute.models.core.errors import InvalidInput
+from reelroute.models.items.dispatch import mark_dispatched
 from reelroute.ui.views import queue as view
 from tests.models.helpers import add_items
 from tests.ui.helpers import populate, status_of
@@ -121,17 +120,6 @@ def test_each_item_links_to_its_prefect_flow_run(engine, settings):
     )
     assert f'href="http://127.0.0.1:4200/runs/flow-run/{run}"' in page.html
     assert view.render_page(engine, settings, view.Filters()).html.count("flow run</a>") == 0
-
-
-def test_age_uses_the_largest_unit_that_fits():
-    now = datetime(2026, 11, 27, 12, tzinfo=UTC)
-    assert [view.age(now - timedelta(seconds=s), now) for s in (5, 125, 7300, 200_000, -3)] == [
-        "5 s",
-        "2 min",
-        "2 h",
-        "2 d",
-        "0 s",
-    ]
 
 
 def test_cancel_and_retry_selected_items_each_on_its_own(engine, settings):

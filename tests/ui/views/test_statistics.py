@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from reelroute.models.db import session_scope
-from reelroute.models.statistics import provider_stats
+from reelroute.models.reporting.statistics import provider_stats
+from reelroute.models.store.db import session_scope
 from reelroute.ui.views import queue as queue_view
 from reelroute.ui.views import statistics as view
 from tests.ui.helpers import populate
@@ -33,6 +33,8 @@ def test_table_and_charts_show_the_counts_and_spend(engine, settings):
     assert {(r["provider"], r["measure"]) for r in finish} == {
         (p, m) for p in ("WAN", "Gen-4", "Veo 3.1") for m in ("median", "p90")
     }
+    # A bar of its own per provider and measure: the p90 stands beside the median, not on it.
+    assert len({r["bar"] for r in finish}) == len(finish) == 6
     assert view.summary(stats) == (
         "**6 items** · **$2.65 spent** · Wan backlog: **0** pending"
         " · **0** waiting items at risk of being late"
@@ -49,7 +51,14 @@ def test_the_fingerprint_changes_only_when_counts_change(engine, settings):
     assert view.fingerprint(engine) != after
 
 
-def test_empty_figures_read_as_dashes():
-    assert view.minutes(None) == "-"
-    assert view.minutes(42) == "42 s"
-    assert view.minutes(600) == "10.0 min"
+def test_status_colours_follow_meaning_on_charts_and_badges():
+    green, red = "#15803d", "#b91c1c"
+    assert view.STATUS_COLOUR_MAP["completed"] == green
+    assert view.STATUS_COLOUR_MAP["failed"] == red
+    cancelled = view.STATUS_COLOUR_MAP["cancelled"]
+    red_, green_, blue_ = (int(cancelled[i : i + 2], 16) for i in (1, 3, 5))
+    assert max(red_, green_, blue_) - min(red_, green_, blue_) < 24  # a grey
+    assert len(set(view.STATUS_COLOUR_MAP.values())) == 5  # each status its own
+    for status, colour in queue_view.STATUS_COLOURS.items():  # the badges use the same
+        assert f".rr-{status.value} {{ background: {colour}; }}" in queue_view.CSS
+        assert view.STATUS_COLOUR_MAP[status.value] == colour

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reelroute.models.storage import Storage
+from reelroute.models.store.files import Storage
 from reelroute.providers.video import probe_mp4
 from reelroute.ui.views import videos as view
 from tests.ui.helpers import populate

@@ -1,0 +1,73 @@
+"""The dispatcher's loop (`reelroute dispatch`, and a part of `reelroute up`): replan, dispatch
+and reconcile, each at its own pace, until asked to stop; outages are waited out."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import sqlalchemy as sa
+from prefect import get_client
+
+from reelroute.flows.backoff import Backoff, Heartbeat
+from reelroute.flows.dispatch import Dispatcher
+from reelroute.flows.planning import Planner, runway_limits_source
+from reelroute.flows.prefect_api import PrefectApi
+from reelroute.flows.reconcile import reconcile_once
+from reelroute.models.core.settings import Settings
+from reelroute.models.store.db import make_engine
+
+log = logging.getLogger(__name__)
+
+
+def dispatch_loop(
+    settings: Settings, stop: threading.Event, *, client: PrefectApi | None = None
+) -> None:
+    """Dispatch every `dispatch_interval_seconds` and reconcile every
+    `reconcile_interval_seconds` until `stop` is set. An outage of the database or of Prefect
+    (or anything else a pass trips on) is logged and waited out with a growing backoff: the
+    backlog is safe in the database, and the loop carries on when they are back."""
+    engine = make_engine(settings.store.database_url)
+    try:
+        if client is not None:
+            _dispatch_until(engine, client, settings, stop)
+            return
+        with get_client(sync_client=True) as own:
+            _dispatch_until(engine, own, settings, stop)
+    finally:
+        engine.dispose()
+
+
+def _dispatch_until(
+    engine: sa.Engine, client: PrefectApi, settings: Settings, stop: threading.Event
+) -> None:
+    dispatcher = Dispatcher(engine, client, settings)
+    runway = settings.sandbox or settings.runway.api_secret is not None
+    planner = Planner(engine, settings, client, runway_limits_source(settings) if runway else None)
+    backoff = Backoff("dispatcher", settings.dispatch.interval_seconds, log=log)
+    dispatched, reconciled = (
+        Heartbeat(engine, "dispatcher", log=log),
+        Heartbeat(engine, "reconciler", log=log),
+    )
+    next_reconcile = 0.0
+    while not stop.is_set():
+        started = time.monotonic()
+        ok = False
+        try:
+            planner.run_due()
+            dispatcher.dispatch_once()
+            if time.monotonic() >= next_reconcile:
+                began, done = time.monotonic(), False
+                try:
+                    reconcile_once(engine, client, settings)
+                    done = True
+                finally:
+                    reconciled(time.monotonic() - began, ok=done)
+                next_reconcile = time.monotonic() + settings.dispatch.reconcile_interval_seconds
+            wait = backoff.succeeded()
+            ok = True
+        except Exception as error:  # an outage, or a surprise: either way the loop goes on
+            wait = backoff.failed(error)
+        dispatched(time.monotonic() - started, ok=ok)
+        stop.wait(wait)

@@ -1,0 +1,436 @@
+"""What the dispatcher redoes every few seconds: the queues replayed into ETAs, and waiting
+items moved when their prediction changed.
+
+- ETAs: every waiting item's queue position, predicted start, finish and late risk, replayed
+  on its provider's slots, are stored in `item_etas` (the API, the queue page and statistics
+  read them); an item at work gets position 0 and its predicted end.
+- Moves: a waiting Wan item, auto-routed and with no provider task to resume (a flow run made
+  for it but not started stays behind, fenced off by the provider in its claim), that is now
+  predicted late moves
+  to the cheapest Runway model the group allows that meets its deadline (a GPU host down, or
+  videos slower than estimated). A waiting auto-routed Runway item moves to Wan when Wan has a
+  free slot and nothing waiting, and meets its deadline with room to spare. A waiting
+  auto-routed item of a Runway model whose breaker is open (models.health) moves to the cheapest
+  option that still makes its due time within budget; without one it waits for the model. An
+  item moves at most once (no ping-pong); each move is recorded with its reason and its budget
+  is moved too.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from reelroute.models.core.catalogue import info
+from reelroute.models.core.enums import (
+    EventType,
+    GroupPriority,
+    InferenceProvider,
+    ItemStatus,
+    RoutedBy,
+)
+from reelroute.models.core.formats import clock
+from reelroute.models.core.tables import Group, ItemEta, Reroute, VideoItem
+from reelroute.models.money.budgets import BudgetExceeded, lock_budgets, release, reserve
+from reelroute.models.outbox.events import record
+from reelroute.models.planning.eta import Waiting
+from reelroute.models.planning.routing import RouteRequest, default_allowed, usable
+from reelroute.models.planning.snapshot import Snapshot
+from reelroute.models.store.copy import write_rows
+from reelroute.models.store.queries.planning import ETA_FROM_STAGE, ETA_STAGE, ETA_STAGE_COPY, MOVE
+from reelroute.models.store.sql import rowcount, sql
+
+WAN = InferenceProvider.wan_local
+SPARE = 0.25  # Runway -> Wan only when Wan is done with a quarter of the time left to spare
+MOVES_PER_PASS = 100  # candidates looked at per direction and pass (each move replays a lane)
+
+
+ETA_COLUMNS = ("item_id", "queue_position", "start_at", "eta", "eta_p90", "late_risk")
+EXACT_PLACES = 100
+"""Queue positions up to this are stored exactly; beyond it, within 1 %."""
+TIME_SLACK_S = 10.0
+"""Predicted times are stored within 1 % of the time to go, and at least this many seconds."""
+
+EtaRow = tuple[bytes, int, float, float, float, bool]
+"""(item key, position (0: at work), start, finish, finish at p90, late risk), times in seconds
+from the snapshot's `now`."""
+
+
+@dataclass
+class StoredEtas:
+    """What `item_etas` holds, as this dispatcher's passes wrote it: per item key, (position,
+    finish (epoch seconds), late risk). Kept by the dispatcher between passes, so that a pass
+    writes only the rows whose prediction moved past the tolerance (EXACT_PLACES,
+    TIME_SLACK_S); a dispatcher that starts, or whose pass failed, has None and writes every
+    row once."""
+
+    rows: dict[bytes, tuple[int, float, bool]]
+
+
+def _moved(
+    old: tuple[int, float, bool] | None, position: int, finish: float, late: bool, now_s: float
+) -> bool:
+    """Whether a stored row is past the tolerance (`finish` in seconds from `now_s`)."""
+    return (
+        old is None
+        or old[2] is not late
+        or abs(old[0] - position) > max(0, position - 1) // EXACT_PLACES
+        or abs(old[1] - now_s - finish) > max(TIME_SLACK_S, 0.01 * finish)
+    )
+
+
+def _eta_rows(snapshot: Snapshot, stored: StoredEtas | None) -> tuple[list[EtaRow], set[bytes]]:
+    """The rows to write (every row when `stored` is None, else those past the tolerance, and
+    `stored` is brought up to date), and the keys of every item with a prediction."""
+    now = snapshot.now
+    now_s = now.timestamp()
+    before = stored.rows if stored is not None else {}
+    rows: list[EtaRow] = []
+    keys: set[bytes] = set()
+    for lane in snapshot.lanes.values():
+        for working in lane.working:
+            key = working.item_id.bytes
+            end = lane.end_of(working)
+            keys.add(key)
+            if stored is None or _moved(before.get(key), 0, end, False, now_s):
+                started = (working.started_at - now).total_seconds()
+                rows.append((key, 0, started, end, end, False))
+        lane.replayed()
+        keys.update(lane.keys)
+        if stored is None:
+            rows += zip(
+                lane.keys,
+                range(1, len(lane) + 1),
+                lane.start_s,
+                lane.finish_s,
+                lane.finish_p90_s,
+                lane.late_risk,
+                strict=True,
+            )
+            continue
+        # The hot loop of a pass at 100,000 waiting items: no object per item that stays.
+        slack, exact = TIME_SLACK_S, EXACT_PLACES
+        olds = map(before.get, lane.keys)
+        for index, (old, finish, late) in enumerate(
+            zip(olds, lane.finish_s, lane.late_risk, strict=True)
+        ):
+            position = index + 1
+            if (
+                old is None
+                or old[2] is not late
+                or abs(old[0] - position) > (position - 1) // exact
+                or abs(old[1] - now_s - finish) > (slack if finish < 100 * slack else 0.01 * finish)
+            ):
+                rows.append(
+                    (
+                        lane.keys[index],
+                        position,
+                        lane.start_s[index],
+                        finish,
+                        lane.finish_p90_s[index],
+                        late,
+                    )
+                )
+    return rows, keys
+
+
+def store_etas(
+    session: Session, snapshot: Snapshot, stored: StoredEtas | None = None
+) -> StoredEtas:
+    """Bring `item_etas` to the snapshot's predictions and return what it then holds (once
+    committed): every row is written when `stored` is None; else `stored` (what the caller's
+    last committed pass returned; it is updated in place) says which rows moved past the
+    tolerance, and only those are written. Rows of items no longer queued are deleted."""
+    rows, keys = _eta_rows(snapshot, stored)
+    now_s = snapshot.now.timestamp()
+    if stored is None:
+        session.execute(sa.delete(ItemEta))
+        stored, gone = StoredEtas({}), []
+    else:
+        gone = list(stored.rows.keys() - keys)
+    for key in gone:
+        del stored.rows[key]
+    for key, position, _, finish, _, late in rows:
+        stored.rows[key] = (position, now_s + finish, late)
+    stale = [uuid.UUID(bytes=key) for key in gone]
+    postgres = session.connection().dialect.name == "postgresql"
+    if not postgres:  # SQLite: replaced rows are deleted first
+        stale += [uuid.UUID(bytes=row[0]) for row in rows]
+    for chunk in range(0, len(stale), 10_000):
+        batch = stale[chunk : chunk + 10_000]
+        session.execute(sa.delete(ItemEta).where(col(ItemEta.item_id).in_(batch)))
+    if not rows:
+        return stored
+    if postgres:
+        session.execute(sa.text(ETA_STAGE))
+        write_rows(session, ETA_STAGE_COPY, ("16s", "i", "d", "d", "d", "?"), rows)
+        session.execute(sql(ETA_FROM_STAGE), {"now": snapshot.now})
+        session.execute(sa.text("DROP TABLE eta_stage"))
+        return stored
+    now = snapshot.now
+    session.execute(
+        sa.insert(ItemEta),
+        [
+            dict(
+                zip(
+                    ETA_COLUMNS,
+                    (
+                        uuid.UUID(bytes=key),
+                        position,
+                        now + timedelta(seconds=start),
+                        now + timedelta(seconds=finish),
+                        now + timedelta(seconds=p90),
+                        late,
+                    ),
+                    strict=True,
+                )
+            )
+            for key, position, start, finish, p90, late in rows
+        ],
+    )
+    return stored
+
+
+@dataclass(frozen=True)
+class Move:
+    """One waiting item sent to another provider."""
+
+    item_id: uuid.UUID
+    from_provider: InferenceProvider
+    to_provider: InferenceProvider
+    reason: str
+    abandoned_run: uuid.UUID | None = None
+    """The flow run made for the item before it moved (never started); to be cancelled."""
+
+
+def _movable(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[VideoItem, Group]]:
+    """The items among `ids` that may still move, with their group."""
+    if not ids:
+        return {}
+    query = (
+        select(VideoItem, Group)
+        .join(Group, col(Group.id) == col(VideoItem.group_id))
+        .where(col(VideoItem.id).in_(ids))
+        .where(col(VideoItem.status) == ItemStatus.pending)
+        .where(col(VideoItem.provider_task_id).is_(None))
+        .where(col(VideoItem.rerouted_at).is_(None))
+        .where(col(VideoItem.routed_by) != RoutedBy.explicit)
+        .execution_options(populate_existing=True)
+    )
+    return {item.id: (item, group) for item, group in session.exec(query).all()}
+
+
+def _request(item: VideoItem, group: Group) -> RouteRequest:
+    allowed = tuple(InferenceProvider(p) for p in group.allowed_providers or ()) or (
+        default_allowed(group.priority)
+    )
+    return RouteRequest(
+        requested=None,
+        group_id=group.id,
+        priority=GroupPriority(group.priority),
+        group_default=None,
+        allowed=allowed,
+        due_at=item.due_at,
+        frame_num=item.frame_num,
+        duration_s=item.duration_s,
+        item_id=item.id,
+        full_quality=item.wan_full_quality,
+    )
+
+
+def _move(
+    session: Session,
+    snapshot: Snapshot,
+    item: VideoItem,
+    to: InferenceProvider,
+    reason: str,
+) -> Move | None:
+    """Move one item (and its budget) in a savepoint: None when it changed meanwhile or a cap
+    says no."""
+    origin = item.inference_provider  # the refresh after the move changes `item`
+    abandoned = item.flow_run_id
+    credits = info(to).credits_for(item.duration_s, item.frame_num)
+    params = {
+        "item_id": item.id,
+        "from_provider": origin.value,
+        "to_provider": to.value,
+        "reason": reason,
+        "now": snapshot.now,
+    }
+    try:
+        with session.begin_nested():
+            lock_budgets(session, group_id=item.group_id, now=snapshot.now)
+            if rowcount(session.execute(sql(MOVE), params)) == 0:
+                return None
+            release(session, item_id=item.id)
+            reserve(
+                session,
+                item_id=item.id,
+                provider=to,
+                group_id=item.group_id,
+                credits=credits,
+                now=snapshot.now,
+            )
+            session.add(
+                Reroute(
+                    item_id=item.id,
+                    from_provider=origin,
+                    to_provider=to,
+                    reason=reason,
+                    moved_at=snapshot.now,
+                )
+            )
+            moved = session.get(VideoItem, item.id, populate_existing=True)
+            if moved is not None:
+                record(session, [moved], EventType.rerouted, detail=reason, now=snapshot.now)
+    except BudgetExceeded:
+        return None
+    p50, p90 = snapshot.estimates.seconds(to, item.frame_num, item.duration_s, item.id)
+    snapshot.lane(origin).remove(item.id)
+    snapshot.lane(to).add(Waiting(item.id, item.due_at, p50, p90))
+    snapshot.caps.take(to, item.group_id, credits)
+    return Move(item.id, origin, to, reason, abandoned)
+
+
+def reroute_waiting(session: Session, snapshot: Snapshot) -> list[Move]:
+    """Move the waiting items whose prediction changed (see the module's docstring)."""
+    moves = _off_unavailable(session, snapshot)
+    moves += _late_wan_to_runway(session, snapshot)
+    moves += _runway_to_idle_wan(session, snapshot)
+    return moves
+
+
+def _off_unavailable(session: Session, snapshot: Snapshot) -> list[Move]:
+    """Waiting items of models whose breaker is open, to the cheapest option on time."""
+    moves: list[Move] = []
+    for origin, why in snapshot.unavailable.items():
+        lane = snapshot.lane(origin)
+        waiting = [lane.prediction(i) for i in lane.movable_indices(MOVES_PER_PASS)]
+        movable = _movable(session, [p.item_id for p in waiting])
+        for entry in waiting:
+            if entry.item_id not in movable:
+                continue
+            item, group = movable[entry.item_id]
+            request = _request(item, group)
+            options = sorted(
+                (
+                    p
+                    for p in request.allowed
+                    if p is not origin and usable(request, snapshot, p) is None
+                ),
+                key=lambda p: request.credits(p),
+            )
+            for provider in options:
+                p50, p90 = snapshot.estimates.seconds(
+                    provider, item.frame_num, item.duration_s, item.id
+                )
+                added = snapshot.lane(provider).if_added(item.due_at, p50, p90)
+                if not added.meets(item.due_at):
+                    continue
+                reason = (
+                    f"moved: {why}; {info(provider).badge} predicted "
+                    f"{clock(added.finish_p90, snapshot.now)}, due "
+                    f"{clock(item.due_at, snapshot.now)} (UTC)"
+                )
+                move = _move(session, snapshot, item, provider, reason)
+                if move is not None:
+                    moves.append(move)
+                    break
+    return moves
+
+
+def _late_wan_to_runway(session: Session, snapshot: Snapshot) -> list[Move]:
+    lane = snapshot.lane(WAN)
+    # The earliest due first, a bounded number a pass: the rest are looked at next pass.
+    late = [lane.prediction(i) for i in lane.movable_indices(MOVES_PER_PASS, late_only=True)]
+    movable = _movable(session, [p.item_id for p in late])
+    moves = []
+    for prediction in late:
+        if prediction.item_id not in movable:
+            continue
+        item, group = movable[prediction.item_id]
+        request = _request(item, group)
+        options = sorted(
+            (p for p in request.allowed if p is not WAN and usable(request, snapshot, p) is None),
+            key=lambda p: request.credits(p),
+        )
+        for provider in options:
+            p50, p90 = snapshot.estimates.seconds(
+                provider, item.frame_num, item.duration_s, item.id
+            )
+            added = snapshot.lane(provider).if_added(item.due_at, p50, p90)
+            if not added.meets(item.due_at):
+                continue
+            reason = (
+                f"moved from Wan: now predicted {clock(prediction.finish_p90, snapshot.now)}, "
+                f"due {clock(item.due_at, snapshot.now)}; {info(provider).badge} predicted "
+                f"{clock(added.finish_p90, snapshot.now)} (UTC)"
+            )
+            move = _move(session, snapshot, item, provider, reason)
+            if move is not None:
+                moves.append(move)
+                break
+    return moves
+
+
+def _runway_to_idle_wan(session: Session, snapshot: Snapshot) -> list[Move]:
+    wan = snapshot.lane(WAN)
+    free = wan.slots - len(wan.working)
+    if free <= 0 or len(wan):
+        return []
+    waiting = []
+    for provider, lane in snapshot.lanes.items():
+        if provider is not WAN:
+            # Each lane is in due order: its first candidates are all a pass could take.
+            found = lane.movable_indices(MOVES_PER_PASS)
+            waiting += [(provider, lane.prediction(i)) for i in found]
+    waiting.sort(key=lambda pair: pair[1].due_at)
+    waiting = waiting[:MOVES_PER_PASS]
+    movable = _movable(session, [prediction.item_id for _, prediction in waiting])
+    moves: list[Move] = []
+    for _provider, prediction in waiting:
+        if len(moves) >= free:
+            break
+        if prediction.item_id not in movable:
+            continue
+        item, group = movable[prediction.item_id]
+        request = _request(item, group)
+        if WAN not in request.allowed:
+            continue
+        p50, p90 = snapshot.estimates.seconds(WAN, item.frame_num, item.duration_s, item.id)
+        added = wan.if_added(item.due_at, p50, p90)
+        spare = (item.due_at - snapshot.now) * SPARE
+        if added.harms_others or added.finish_p90 > item.due_at - spare:
+            continue
+        reason = (
+            f"moved to Wan, idle: predicted {clock(added.finish_p90, snapshot.now)}, due "
+            f"{clock(item.due_at, snapshot.now)} (UTC), at no cost"
+        )
+        move = _move(session, snapshot, item, WAN, reason)
+        if move is not None:
+            moves.append(move)
+    return moves
+
+
+def moves_of(session: Session, item_id: uuid.UUID) -> list[Reroute]:
+    """The moves of one item, oldest first."""
+    query = select(Reroute).where(Reroute.item_id == item_id).order_by(col(Reroute.moved_at))
+    return list(session.exec(query).all())
+
+
+def eta_of(session: Session, item_id: uuid.UUID) -> ItemEta | None:
+    """The stored ETA of an item (None: finished, or not replayed yet)."""
+    return session.get(ItemEta, item_id)
+
+
+def predicted_late(session: Session) -> int:
+    """How many waiting items the last replay found likely to miss their deadline."""
+    return int(
+        session.execute(
+            sa.select(sa.func.count()).select_from(ItemEta).where(col(ItemEta.late_risk))
+        ).scalar_one()
+    )

@@ -1,0 +1,275 @@
+"""The routing policy: which provider makes an item, and why.
+
+Two policies (REELROUTE_ROUTING_POLICY):
+- `deadline` (the default): the cheapest provider the group allows whose predicted finish meets
+  the item's due time without making anything already queued there late; if none, the earliest
+  finish within budget; with every paid option at a cap or its daily limit, Wan.
+- `threshold`: the seed's rules (SEED.md §8): group priority, default provider, Gen-4 Turbo when
+  more than REELROUTE_WAN_FALLBACK_THRESHOLD Wan items wait. Kept to compare.
+`all-gen4` and `all-wan` exist for `reelroute replay` only.
+
+A choice the task names (or its group's default provider) is explicit and always wins. Every
+decision is a function of a Snapshot (models.planning.snapshot): production builds it from the
+database, `reelroute replay` on a simulated clock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from reelroute.models.core.catalogue import CATALOGUE, VEO_FAMILY, info
+from reelroute.models.core.enums import GroupPriority, InferenceProvider, RoutedBy
+from reelroute.models.core.formats import clock
+from reelroute.models.core.settings import Settings
+from reelroute.models.planning.eta import Waiting
+from reelroute.models.planning.snapshot import Snapshot
+
+PRIORITY_PROVIDERS: dict[GroupPriority, InferenceProvider] = {
+    GroupPriority.urgent: InferenceProvider.runway_gen4_turbo,
+    GroupPriority.high_quality: InferenceProvider.runway_veo3_1,
+}
+FALLBACK_PROVIDER = InferenceProvider.runway_gen4_turbo
+WAN = InferenceProvider.wan_local
+
+
+class Policy(StrEnum):
+    """How auto-routed items are routed."""
+
+    deadline = "deadline"
+    threshold = "threshold"
+    all_gen4 = "all-gen4"
+    all_wan = "all-wan"
+
+
+@dataclass(frozen=True)
+class RoutingOptions:
+    """How auto-routed items are routed: the policy, and the seed's rule's two settings."""
+
+    policy: Policy
+    default_provider: InferenceProvider
+    """REELROUTE_DEFAULT_PROVIDER (the `threshold` policy's default)."""
+    fallback_threshold: int
+    """REELROUTE_WAN_FALLBACK_THRESHOLD (the `threshold` policy's Wan fallback)."""
+
+    @classmethod
+    def of(cls, settings: Settings, policy: Policy | None = None) -> RoutingOptions:
+        """The options the settings ask for (`policy` instead of theirs: `reelroute replay`)."""
+        return cls(
+            policy=policy or Policy(settings.routing.policy),
+            default_provider=settings.routing.default_provider,
+            fallback_threshold=settings.routing.wan_fallback_threshold,
+        )
+
+
+def default_allowed(priority: GroupPriority) -> tuple[InferenceProvider, ...]:
+    """Who may make the items of a group that names none: the Veo family for high-quality
+    groups (their point is the picture), everyone for the others."""
+    if priority is GroupPriority.high_quality:
+        return VEO_FAMILY
+    return tuple(CATALOGUE)
+
+
+@dataclass(frozen=True)
+class RouteRequest:
+    """One item to route."""
+
+    requested: InferenceProvider | None
+    """The provider the task names; None for `auto`."""
+    group_id: uuid.UUID | None
+    priority: GroupPriority
+    group_default: InferenceProvider | None
+    allowed: tuple[InferenceProvider, ...]
+    due_at: datetime
+    frame_num: int | None = None
+    duration_s: int | None = None
+    item_id: uuid.UUID | None = None
+    full_quality: bool = False
+    """Its group takes Wan videos only from a preset that keeps the model card's quality."""
+
+    def credits(self, provider: InferenceProvider) -> int:
+        """What this item is expected to cost with `provider`."""
+        return info(provider).credits_for(self.duration_s, self.frame_num)
+
+
+@dataclass(frozen=True)
+class RoutingDecision:
+    """The chosen provider, the rule that chose it, a sentence for the admin, and what the
+    item is expected to cost and when it should be done."""
+
+    provider: InferenceProvider
+    routed_by: RoutedBy
+    reason: str
+    credits: int = 0
+    eta: datetime | None = None
+
+
+def route(
+    request: RouteRequest,
+    snapshot: Snapshot,
+    options: RoutingOptions,
+    *,
+    exclude: frozenset[InferenceProvider] = frozenset(),
+) -> RoutingDecision:
+    """Decide the provider of one item, and count it in the snapshot (its lane and the caps),
+    so that the next decision of a batch sees it. `exclude` leaves out providers found at a cap
+    when reserving (a concurrent batch took the rest)."""
+    decision = _decide(request, snapshot, options, exclude)
+    p50, p90 = snapshot.estimates.seconds(
+        decision.provider, request.frame_num, request.duration_s, request.item_id
+    )
+    snapshot.lane(decision.provider).add(
+        Waiting(request.item_id or uuid.uuid4(), request.due_at, p50, p90)
+    )
+    snapshot.caps.take(decision.provider, request.group_id, decision.credits)
+    if decision.provider is WAN:
+        snapshot.pending_wan += 1
+    return decision
+
+
+def _decide(
+    request: RouteRequest,
+    snapshot: Snapshot,
+    options: RoutingOptions,
+    exclude: frozenset[InferenceProvider],
+) -> RoutingDecision:
+    policy = options.policy
+    if request.requested is not None:
+        return RoutingDecision(
+            request.requested,
+            RoutedBy.explicit,
+            f"{request.requested.value} was chosen",
+            request.credits(request.requested),
+        )
+    if policy is Policy.threshold:
+        return _threshold(request, snapshot, options.default_provider, options.fallback_threshold)
+    if policy in (Policy.all_gen4, Policy.all_wan):
+        provider = InferenceProvider.runway_gen4_turbo if policy is Policy.all_gen4 else WAN
+        return RoutingDecision(
+            provider, RoutedBy.default, f"policy {policy.value}", request.credits(provider)
+        )
+    if request.group_default is not None and request.group_default not in exclude:
+        provider = request.group_default
+        left = snapshot.caps.left(provider, request.group_id)
+        if left is None or request.credits(provider) <= left:
+            return RoutingDecision(
+                provider,
+                RoutedBy.default,
+                f"the group's default provider is {provider.value}",
+                request.credits(provider),
+            )
+    return deadline_choice(request, snapshot, exclude=exclude)
+
+
+def _threshold(
+    request: RouteRequest,
+    snapshot: Snapshot,
+    default_provider: InferenceProvider,
+    fallback_threshold: int,
+) -> RoutingDecision:
+    """SEED.md §8: group priority, default provider, the Wan fallback on a queue length."""
+    if request.priority in PRIORITY_PROVIDERS:
+        provider = PRIORITY_PROVIDERS[request.priority]
+        return RoutingDecision(
+            provider,
+            RoutedBy.group_priority,
+            f"the group's priority is {request.priority.value}",
+            request.credits(provider),
+        )
+    if request.group_default is not None:
+        provider, source = request.group_default, "the group's default provider"
+    else:
+        provider, source = default_provider, "the configured default (REELROUTE_DEFAULT_PROVIDER)"
+    pending_wan = snapshot.pending_wan
+    if provider is WAN and pending_wan > fallback_threshold:
+        return RoutingDecision(
+            FALLBACK_PROVIDER,
+            RoutedBy.fallback,
+            f"{source} is wan_local, but {pending_wan} Wan items are pending "
+            f"(more than the threshold of {fallback_threshold})",
+            request.credits(FALLBACK_PROVIDER),
+        )
+    return RoutingDecision(
+        provider, RoutedBy.default, f"{source} is {provider.value}", request.credits(provider)
+    )
+
+
+def usable(
+    request: RouteRequest,
+    snapshot: Snapshot,
+    provider: InferenceProvider,
+    exclude: frozenset[InferenceProvider] = frozenset(),
+) -> str | None:
+    """Why `provider` cannot take the item (its daily limit, a cap), or None when it can."""
+    if provider in exclude:
+        return "at a cap"
+    if provider in snapshot.unavailable:
+        return snapshot.unavailable[provider]
+    if provider is WAN and request.full_quality and snapshot.wan_full_slots == 0:
+        return "no GPU host runs a full-quality preset (the group requires one)"
+    if snapshot.limits is not None and info(provider).paid:
+        limits = snapshot.limits.model(info(provider).model)
+        if limits.max_concurrent == 0:
+            return "Runway allows it no tasks at once (concurrency 0)"
+        left = limits.daily_left
+        if left is not None and left <= 0:
+            return "its daily limit at Runway is used up"
+    cap = snapshot.caps.left(provider, request.group_id)
+    if cap is not None and request.credits(provider) > cap:
+        return "at a cap"
+    return None
+
+
+def deadline_choice(
+    request: RouteRequest,
+    snapshot: Snapshot,
+    *,
+    exclude: frozenset[InferenceProvider] = frozenset(),
+) -> RoutingDecision:
+    """The deadline policy for one item (see the module's docstring)."""
+    now, due = snapshot.now, request.due_at
+    skipped = {p: why for p in request.allowed if (why := usable(request, snapshot, p, exclude))}
+    candidates = sorted(
+        (p for p in request.allowed if p not in skipped),
+        key=lambda p: (request.credits(p), snapshot.estimates.seconds(p, None, None)[0]),
+    )
+    note = "".join(f"; {info(p).badge} skipped: {why}" for p, why in skipped.items())
+    earliest: tuple[datetime, InferenceProvider] | None = None
+    for provider in candidates:
+        p50, p90 = snapshot.estimates.seconds(
+            provider, request.frame_num, request.duration_s, request.item_id
+        )
+        added = snapshot.lane(provider).if_added(due, p50, p90)
+        if added.meets(due):
+            return RoutingDecision(
+                provider,
+                RoutedBy.deadline,
+                f"{info(provider).badge} predicted {clock(added.finish_p90, now)}, due "
+                f"{clock(due, now)} (UTC){note}",
+                request.credits(provider),
+                added.finish,
+            )
+        if earliest is None or added.finish_p90 < earliest[0]:
+            earliest = (added.finish_p90, provider)
+    if earliest is not None:
+        finish, provider = earliest
+        return RoutingDecision(
+            provider,
+            RoutedBy.deadline,
+            f"nothing allowed meets due {clock(due, now)} (UTC); the earliest finish is "
+            f"{info(provider).badge} at {clock(finish, now)}{note}",
+            request.credits(provider),
+            finish,
+        )
+    p50, _ = snapshot.estimates.seconds(WAN, request.frame_num, request.duration_s)
+    added = snapshot.lane(WAN).if_added(due, p50, p50)
+    return RoutingDecision(
+        WAN,
+        RoutedBy.deadline,
+        "every allowed paid option is at a budget cap or its daily limit: Wan, predicted "
+        f"{clock(added.finish, now)}{note}",
+        0,
+        added.finish,
+    )

@@ -1,0 +1,24 @@
+"""Alembic environment: migrates the database of the connection handed over by
+models.store.migrate."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlmodel import SQLModel
+
+import reelroute.models.core.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+config = context.config
+connection = config.attributes.get("connection")
+if connection is None:
+    raise RuntimeError("run migrations through `reelroute migrate` (models.store.migrate)")
+
+context.configure(
+    connection=connection,
+    target_metadata=SQLModel.metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+    transaction_per_migration=True,
+    compare_type=True,
+)
+with context.begin_transaction():
+    context.run_migrations()

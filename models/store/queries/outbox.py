@@ -1,0 +1,60 @@
+"""The outbox's SQL: the claim's `item.started` event, progress events, fan-out, due deliveries."""
+
+# The claim writes its `item.started` in the same statement on PostgreSQL (a data-modifying
+# CTE): the claim stays one round trip.
+STARTED_CTE = """
+WITH claimed AS ({claim}),
+started AS (
+    INSERT INTO item_events (item_id, group_id, type, status, provider, attempt, created_at,
+                             fanned_out)
+    SELECT id, group_id, 'item.started', 'processing', CAST(inference_provider AS VARCHAR),
+           retry_count, :now, false
+    FROM claimed
+)
+SELECT * FROM claimed
+"""
+
+
+STARTED_ROW = """
+INSERT INTO item_events (item_id, group_id, type, status, provider, attempt, created_at,
+                         fanned_out)
+VALUES (:item_id, :group_id, 'item.started', 'processing', :provider, :attempt, :now, false)
+"""
+
+
+PROGRESS_DUE = """
+UPDATE video_items SET progress_event_at = :now
+WHERE id = :item_id AND (progress_event_at IS NULL OR progress_event_at <= :since)
+"""
+
+
+NEW_EVENTS = """
+SELECT e.id, e.item_id, e.type, g.webhook_endpoint_id AS group_endpoint,
+       v.webhook_endpoint_id AS item_endpoint
+FROM item_events AS e
+LEFT JOIN video_items AS v ON v.id = e.item_id
+LEFT JOIN groups AS g ON g.id = e.group_id
+WHERE NOT e.fanned_out
+ORDER BY e.id
+LIMIT :limit
+"""
+
+
+# The due deliveries of enabled endpoints that are first in line for their item and endpoint
+# (ix_webhook_deliveries_due, then ix_webhook_deliveries_order for the earlier ones).
+DUE = """
+SELECT d.id FROM webhook_deliveries AS d
+JOIN webhook_endpoints AS endpoint ON endpoint.id = d.endpoint_id AND endpoint.enabled
+WHERE d.status = 'pending' AND d.next_attempt_at <= :now
+  AND NOT EXISTS (
+      SELECT 1 FROM webhook_deliveries AS earlier
+      WHERE earlier.endpoint_id = d.endpoint_id AND earlier.item_id = d.item_id
+        AND earlier.event_id < d.event_id AND earlier.status = 'pending'
+  )
+ORDER BY d.next_attempt_at, d.id
+LIMIT :limit
+"""
+
+
+# Deliveries per status (the admin's Webhooks page).
+DELIVERY_COUNTS = "SELECT status, count(*) FROM webhook_deliveries GROUP BY status"

@@ -1,0 +1,104 @@
+"""The package's shape, guarded: one name for every module, and layers that import only
+downwards (docs/architecture.md)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BARE = ("models", "flows", "providers", "ui", "deployments")
+
+
+def bare_modules() -> list[str]:
+    """Modules of ours loaded under their bare folder name (a second copy of each)."""
+    return sorted(name for name in sys.modules if name.split(".")[0] in BARE)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_module_is_loaded_twice():
+    """Across the whole session: nothing imports `models…` instead of `reelroute.models…`."""
+    yield
+    assert bare_modules() == [], "imported under a bare name (use reelroute.<folder>)"
+
+
+def test_every_module_imports_under_one_name_only():
+    code = (
+        "import importlib, pkgutil, sys, reelroute\n"
+        "for found in pkgutil.walk_packages(reelroute.__path__, 'reelroute.'):\n"
+        "    if '.migrations.' not in found.name and not found.name.endswith('__main__'):\n"
+        "        importlib.import_module(found.name)\n"
+        f"print(sorted(n for n in sys.modules if n.split('.')[0] in {BARE!r}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    """import-linter's contracts (pyproject.toml) over the package found first under `root`."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    lint = Path(sys.executable).with_name("lint-imports")
+    return subprocess.run(
+        [str(lint), "--config", str(REPO / "pyproject.toml"), "--no-cache"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.fixture
+def package_copy(tmp_path) -> Path:
+    """A copy of the package (its linked folders copied as real ones), to break on purpose."""
+    shutil.copytree(
+        REPO / "reelroute", tmp_path / "reelroute", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    return tmp_path
+
+
+def test_the_layers_hold(package_copy):
+    done = lint_imports(package_copy)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "0 broken" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "upward", "contract"),
+    [
+        (
+            "models/store/sql.py",
+            "from reelroute.models.planning import routing",
+            "reelroute.models.store is not allowed to import reelroute.models.planning",
+        ),
+        (
+            "models/core/formats.py",
+            "from reelroute.models.items import lifecycle",
+            "reelroute.models.core is not allowed to import reelroute.models.items",
+        ),
+        (
+            "models/items/queue.py",
+            "from reelroute.models.planning import eta",
+            "reelroute.models.items is not allowed to import reelroute.models.planning",
+        ),
+        (
+            "providers/base.py",
+            "from reelroute.flows import backoff",
+            "reelroute.providers is not allowed to import reelroute.flows",
+        ),
+    ],
+)
+def test_an_upward_import_breaks_the_contract(package_copy, module, upward, contract):
+    path = package_copy / "reelroute" / module
+    path.write_text(path.read_text() + f"\n{upward}  # noqa: E402\n")
+    done = lint_imports(package_copy)
+    assert done.returncode != 0
+    assert contract in done.stdout, done.stdout[-3000:]

@@ -1,0 +1,86 @@
+"""The Providers page without Gradio: each Runway model's, GPU host's and pool's breaker, why it
+opened, the next probe, and its failures by class."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from html import escape
+
+import sqlalchemy as sa
+
+from reelroute.models.core.enums import BreakerState
+from reelroute.models.core.formats import clock
+from reelroute.models.core.tables import utcnow
+from reelroute.models.reporting.health import ProviderHealth, provider_health
+from reelroute.models.store.db import session_scope
+
+STATE_CLASSES = {
+    BreakerState.closed: "rr-ontime",
+    BreakerState.open: "rr-late",
+    BreakerState.half_open: "rr-pending",
+}
+STATE_WORDS = {
+    BreakerState.closed: "available",
+    BreakerState.open: "unavailable",
+    BreakerState.half_open: "probing",
+}
+
+
+def read(engine: sa.Engine, now: datetime | None = None) -> list[ProviderHealth]:
+    """Every breaker as the page shows it."""
+    with session_scope(engine) as session:
+        return provider_health(session, now)
+
+
+def _counts(by_class: dict[str, int]) -> str:
+    if not by_class:
+        return "-"
+    return ", ".join(f"{kind} {count}" for kind, count in sorted(by_class.items()))
+
+
+def render(found: list[ProviderHealth], now: datetime | None = None) -> str:
+    """The table (every value escaped)."""
+    now = now or utcnow()
+    rows = []
+    for entry in found:
+        badge = (
+            f'<span class="rr-badge {STATE_CLASSES[entry.state]}" data-state="{entry.state.value}">'
+            f"{STATE_WORDS[entry.state]}</span>"
+        )
+        since = clock(entry.opened_at, now) if entry.opened_at else "-"
+        probe = (
+            "under way"
+            if entry.state is BreakerState.half_open
+            else (clock(entry.next_probe_at, now) if entry.next_probe_at else "-")
+        )
+        reason = escape(entry.reason or "") if entry.state is not BreakerState.closed else ""
+        detail = f"<br><small>{escape(entry.detail)}</small>" if entry.detail else ""
+        rows.append(
+            f'<tr data-name="{escape(entry.name)}">'
+            f"<td>{escape(entry.label)}{detail}</td>"
+            f"<td>{escape(entry.kind)}</td>"
+            f"<td>{badge}</td>"
+            f"<td>{since}</td>"
+            f"<td>{reason or '-'}</td>"
+            f"<td>{probe}</td>"
+            f"<td>{escape(_counts(entry.failures_hour))}</td>"
+            f"<td>{escape(_counts(entry.failures_day))}</td>"
+            "</tr>"
+        )
+    header = "".join(
+        f"<th>{name}</th>"
+        for name in (
+            "Provider",
+            "Kind",
+            "State",
+            "Since (UTC)",
+            "Why",
+            "Next probe (UTC)",
+            "Failures, last hour",
+            "Failures, last day",
+        )
+    )
+    return (
+        f'<table class="rr-table" id="providers-table"><thead><tr>{header}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
