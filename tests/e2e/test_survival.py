@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,8 +17,8 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from reelroute.models.db import make_engine
-from reelroute.models.storage import Storage
+from reelroute.models.store.db import make_engine
+from reelroute.models.store.files import Storage
 from reelroute.providers.emulator import EmulatorScript, EmulatorServer, RunwayEmulator
 from tests.conftest import drop_pg_database, new_pg_database
 from tests.e2e.conftest import Up, wait_until
@@ -52,15 +53,25 @@ def add(up: Up, provider: str, prompt: str) -> None:
     up.cli("add", "photo.png", "--prompt", prompt, "--provider", provider, "--group", "faults")
 
 
-def restart_postgresql() -> None:
+def pg_ctl(action: str) -> None:
     if shutil.which("pg_ctlcluster") is None or os.geteuid() != 0:
-        pytest.skip("restarting PostgreSQL needs pg_ctlcluster as root (as on our machines)")
+        pytest.skip("stopping PostgreSQL needs pg_ctlcluster as root (as on our machines)")
     version = sorted(os.listdir("/etc/postgresql"))[-1]
     subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action],
         check=True,
         capture_output=True,
     )
+
+
+@contextlib.contextmanager
+def postgresql_down() -> Iterator[None]:
+    """PostgreSQL stopped for the block, and started again whatever happens in it."""
+    pg_ctl("stop")
+    try:
+        yield
+    finally:
+        pg_ctl("start")
 
 
 @pytest.fixture
@@ -97,7 +108,9 @@ def test_production_shaped_up_rides_out_a_postgresql_restart_and_a_killed_worker
         cloud = up.child("worker", "--pool", "cloud")
         cloud.kill()
         wait_until(lambda: "worker-cloud restarted" in up.output(), 60, "the worker's restart")
-        restart_postgresql()
+        with postgresql_down():  # long enough for the dispatcher to see it: a quick restart
+            # can fall between two passes, and the pool's pre-ping reconnects unnoticed
+            wait_until(lambda: "dispatcher: outage (" in up.output(), 60, "the outage seen")
         done = wait_until(
             lambda: (s := statuses(url)) and set(s.values()) == {"completed"} and s,
             300,
