@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from reelroute.deployments.launcher import Services, free_port, wait_until
-from reelroute.models.db import make_engine
-from reelroute.models.enums import InferenceProvider, ItemStatus, RoutedBy
-from reelroute.models.lifecycle import cancel_item
-from reelroute.models.settings import Settings, settings_from_environment
-from reelroute.models.tables import VideoItem, utcnow
+from reelroute.models.core.enums import DeliveryStatus, InferenceProvider, ItemStatus, RoutedBy
+from reelroute.models.core.settings import Settings, settings_from_environment
+from reelroute.models.core.tables import VideoItem, utcnow
+from reelroute.models.items.lifecycle import cancel_item
+from reelroute.models.store.db import make_engine
 from tests.models.helpers import image_bytes
 from tests.ui.helpers import populate, status_of
 
@@ -41,7 +41,10 @@ CHROMIUM_ARGS = [
 TOKEN = "browser-test-admin-token-0123456789"
 WAIT_MS = 20_000
 
-pytestmark = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.parametrize("db_url", ["postgresql"], indirect=True),
+]
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +82,7 @@ def web(db_url: str, tmp_path: Path) -> Iterator[Web]:
     try:
         wait_until(f"http://127.0.0.1:{port}/docs", 90, "the web app")
         settings = settings_from_environment(env)
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.store.database_url)
         yield Web(f"http://127.0.0.1:{port}", engine, settings)
         engine.dispose()
     finally:
@@ -112,6 +115,18 @@ def log_in(page, url: str, password: str = TOKEN) -> None:
     page.get_by_role("button", name="Login").click()
 
 
+SETTLED = "() => !document.querySelector('.pending, .generating, .translucent')"
+
+
+def screenshot(page, path: Path) -> None:
+    """A screenshot once the page has settled: no component waiting for its update (Gradio
+    greys a component out while its event runs, e.g. on each refresh tick)."""
+    page.wait_for_function(SETTLED, timeout=WAIT_MS)
+    page.wait_for_timeout(400)  # the fade back from grey
+    page.wait_for_function(SETTLED, timeout=WAIT_MS)
+    page.screenshot(path=path, full_page=True)
+
+
 def pick(page, label: str, option: str) -> None:
     page.get_by_label(label, exact=True).filter(visible=True).click()
     page.get_by_role("option", name=option, exact=True).click()
@@ -119,7 +134,7 @@ def pick(page, label: str, option: str) -> None:
 
 def items(engine: sa.Engine) -> list[VideoItem]:
     with Session(engine) as session:
-        return list(session.exec(select(VideoItem).order_by(VideoItem.created_at)).all())
+        return list(session.exec(select(VideoItem).order_by(col(VideoItem.created_at))).all())
 
 
 def test_login_refuses_a_wrong_token(web, page):
@@ -151,10 +166,10 @@ def test_admin_adds_veo_tasks_and_follows_them(web, page, shots, tmp_path):
     page.get_by_label("Prompt", exact=True).fill("waves roll onto the beach at sunset")
     pick(page, "Inference method", "Runway Veo 3.1 (best quality)")
     expect(page.get_by_text("$4.80 (480 credits)")).to_be_visible(timeout=WAIT_MS)
-    page.screenshot(path=shots / "admin-new-tasks.png", full_page=True)
+    screenshot(page, shots / "admin-new-tasks.png")
     add.click()
     expect(page.get_by_text("2 task(s) added.")).to_be_visible(timeout=WAIT_MS)
-    page.screenshot(path=shots / "admin-new-tasks-added.png", full_page=True)
+    screenshot(page, shots / "admin-new-tasks-added.png")
 
     # The database holds exactly the provider chosen in the page (the seed's checklist).
     created = items(web.engine)
@@ -173,7 +188,7 @@ def test_admin_adds_veo_tasks_and_follows_them(web, page, shots, tmp_path):
     for css, count in {"rr-wan": 2, "rr-gen4": 2, "rr-veo": 4, "rr-completed": 3}.items():
         expect(table.locator(f".{css}")).to_have_count(count)
     expect(table.locator("img")).to_have_count(8)
-    page.screenshot(path=shots / "admin-queue.png", full_page=True)
+    screenshot(page, shots / "admin-queue.png")
 
     # Cancel one of the Veo items from the page.
     first = str(created[0].id)
@@ -194,7 +209,7 @@ def test_admin_adds_veo_tasks_and_follows_them(web, page, shots, tmp_path):
     veo = page.get_by_role("row").filter(has_text="Runway Veo 3.1 (best quality)")
     expect(veo).to_contain_text(re.compile(r"Runway Veo 3\.1 \(best quality\)\s*4\s*2\s*0\s*1"))
     expect(page.locator(".vega-embed")).to_have_count(3, timeout=WAIT_MS)
-    page.screenshot(path=shots / "admin-statistics.png", full_page=True)
+    screenshot(page, shots / "admin-statistics.png")
 
     # Videos: the three finished videos, playable.
     page.get_by_role("tab", name="Videos").click()
@@ -204,7 +219,7 @@ def test_admin_adds_veo_tasks_and_follows_them(web, page, shots, tmp_path):
     gallery.locator("video").first.click()
     player = page.locator("#video-player video")
     expect(player).to_have_attribute("src", re.compile(r"\.mp4"), timeout=WAIT_MS)
-    page.screenshot(path=shots / "admin-videos.png", full_page=True)
+    screenshot(page, shots / "admin-videos.png")
 
 
 def test_a_budget_set_in_the_admin_refuses_a_named_provider_and_routes_around(
@@ -225,7 +240,7 @@ def test_a_budget_set_in_the_admin_refuses_a_named_provider_and_routes_around(
     )
     budgets = page.get_by_role("row").filter(has_text="Runway Gen-4 Turbo (fast)")
     expect(budgets).to_contain_text("$0.00", timeout=WAIT_MS)
-    page.screenshot(path=shots / "admin-budgets.png", full_page=True)
+    screenshot(page, shots / "admin-budgets.png")
 
     # New tasks in an urgent group: naming Gen-4 Turbo is refused, saying what is left.
     page.get_by_role("tab", name="New tasks").click()
@@ -258,15 +273,16 @@ def test_a_budget_set_in_the_admin_refuses_a_named_provider_and_routes_around(
 def test_the_dead_letters_are_listed_and_resent(web, page, shots):
     from playwright.sync_api import expect
 
-    from reelroute.models import webhooks as hooks
-    from reelroute.models.tables import WebhookDelivery
+    from reelroute.models.core.tables import WebhookDelivery
+    from reelroute.models.outbox import endpoints
+    from reelroute.models.outbox import webhooks as hooks
 
-    settings = web.settings.model_copy(
-        update={"webhook_signing_key": SecretStr("k" * 40), "webhook_allow_private": True}
+    settings = web.settings.replaced(
+        webhook_signing_key=SecretStr("k" * 40), webhook_allow_networks="127.0.0.0/8"
     )
     url = "http://127.0.0.1:9/hooks"
     with Session(web.engine) as session:
-        hooks.register(session, settings, url=url)
+        endpoints.register(session, settings, url=url)
         session.commit()
     populate(web.engine, web.settings)  # items with their events (to no endpoint yet)
     with Session(web.engine) as session:
@@ -289,7 +305,7 @@ def test_the_dead_letters_are_listed_and_resent(web, page, shots):
             now=utcnow(),
             retry_hours=0,
         )
-        assert state == hooks.DEAD
+        assert state is DeliveryStatus.dead
         session.commit()
         dead_id = delivery.id
 
@@ -297,7 +313,7 @@ def test_the_dead_letters_are_listed_and_resent(web, page, shots):
     page.get_by_role("tab", name="Webhooks").click()
     expect(page.locator("#webhook-summary")).to_contain_text("1 dead", timeout=WAIT_MS)
     expect(page.get_by_test_id("cell-0-5")).to_contain_text("answered 503", timeout=WAIT_MS)
-    page.screenshot(path=shots / "admin-webhooks.png", full_page=True)
+    screenshot(page, shots / "admin-webhooks.png")
     page.locator("#dead label").filter(has_text=f"#{dead_id} item.cancelled").click()
     page.get_by_role("button", name="Resend selected").click()
     expect(page.get_by_text(f"#{dead_id}: sent again")).to_be_visible(timeout=WAIT_MS)
@@ -305,3 +321,20 @@ def test_the_dead_letters_are_listed_and_resent(web, page, shots):
     with Session(web.engine) as session:
         again = session.get(WebhookDelivery, dead_id)
         assert again is not None and (again.status, again.attempts) == ("pending", 0)
+
+
+def test_the_providers_page_shows_an_open_breaker_and_why(web, page, shots):
+    from playwright.sync_api import expect
+
+    from tests.ui.test_providers import open_turbo
+
+    open_turbo(web.engine, web.settings)
+    log_in(page, web.url)
+    page.get_by_role("tab", name="Providers").click()
+    turbo = page.locator('tr[data-name="model:runway_gen4_turbo"]')
+    expect(turbo.locator('[data-state="open"]')).to_have_text("unavailable", timeout=WAIT_MS)
+    expect(turbo).to_contain_text("HTTP_429: the daily limit")
+    expect(turbo).to_contain_text("provider_exhausted 1")
+    veo = page.locator('tr[data-name="model:runway_veo3.1"]')
+    expect(veo.locator('[data-state="closed"]')).to_have_text("available")
+    screenshot(page, shots / "admin-providers.png")
