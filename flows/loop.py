@@ -1,5 +1,8 @@
 """The dispatcher's loop (`reelroute dispatch`, and a part of `reelroute up`): replan, dispatch
-and reconcile, each at its own pace, until asked to stop; outages are waited out."""
+and reconcile, each at its own pace, until asked to stop; outages are waited out.
+
+On PostgreSQL several `reelroute dispatch` processes may run, on different hosts: one leads
+(models.health.leadership) and passes, the others stand by and take over when it goes."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from reelroute.flows.planning import Planner, runway_limits_source
 from reelroute.flows.prefect_api import PrefectApi
 from reelroute.flows.reconcile import reconcile_once
 from reelroute.models.core.settings import Settings
+from reelroute.models.health.leadership import Leadership
 from reelroute.models.store.db import make_engine
 
 log = logging.getLogger(__name__)
@@ -42,6 +46,32 @@ def dispatch_loop(
 def _dispatch_until(
     engine: sa.Engine, client: PrefectApi, settings: Settings, stop: threading.Event
 ) -> None:
+    leadership = Leadership(
+        settings.store.database_url,
+        "dispatcher",
+        poll_seconds=settings.dispatch.leader_poll_seconds,
+        lease_seconds=settings.dispatch.leader_lease_seconds,
+    )
+    leadership.start()
+    try:
+        while not stop.is_set():
+            if leadership.leading:
+                _lead(engine, client, settings, stop, leadership)
+            else:
+                stop.wait(leadership.poll_seconds)
+    finally:
+        leadership.stop()
+
+
+def _lead(
+    engine: sa.Engine,
+    client: PrefectApi,
+    settings: Settings,
+    stop: threading.Event,
+    leadership: Leadership,
+) -> None:
+    """One term as leader: fresh dispatcher and planner (a standby's view of the queue is
+    never trusted), a reconcile first, then passes until the term ends or `stop` is set."""
     dispatcher = Dispatcher(engine, client, settings)
     runway = settings.sandbox or settings.runway.api_secret is not None
     planner = Planner(engine, settings, client, runway_limits_source(settings) if runway else None)
@@ -50,8 +80,8 @@ def _dispatch_until(
         Heartbeat(engine, "dispatcher", log=log),
         Heartbeat(engine, "reconciler", log=log),
     )
-    next_reconcile = 0.0
-    while not stop.is_set():
+    next_reconcile, term = 0.0, leadership.term
+    while not stop.is_set() and leadership.leading and leadership.term == term:
         started = time.monotonic()
         ok = False
         try:

@@ -44,6 +44,7 @@ from reelroute.models.core.enums import DeliveryStatus
 from reelroute.models.core.errors import InvalidInput
 from reelroute.models.core.settings import Settings
 from reelroute.models.core.tables import utcnow
+from reelroute.models.health.leadership import Leadership
 from reelroute.models.intake import idempotency
 from reelroute.models.outbox import endpoints
 from reelroute.models.outbox import webhooks as hooks
@@ -78,7 +79,7 @@ class Attempt:
 
 
 class Sender:
-    """Fan-out and delivery for one installation (run one; two would share the work). Posts run
+    """Fan-out and delivery for one installation (one at a time: run_sender's leader). Posts run
     on an event loop of its own thread; the database work runs in the caller's thread."""
 
     def __init__(
@@ -298,14 +299,26 @@ async def _start_of(response: httpx.Response) -> str:
 
 
 def run_sender(settings: Settings, stop: threading.Event) -> None:
-    """Deliver until `stop` is set, waiting out outages with a growing backoff."""
+    """Deliver until `stop` is set, waiting out outages with a growing backoff. On PostgreSQL
+    several senders may run, on different hosts: the one that leads the "webhooks" role
+    (models.health.leadership) delivers, the others stand by."""
     engine = make_engine(settings.store.database_url)
     sender = Sender(engine, settings)
     backoff = Backoff("webhook sender", INTERVAL_SECONDS, log=log)
     heartbeat = Heartbeat(engine, "webhooks", log=log)
+    leadership = Leadership(
+        settings.store.database_url,
+        "webhooks",
+        poll_seconds=settings.dispatch.leader_poll_seconds,
+        lease_seconds=settings.dispatch.leader_lease_seconds,
+    )
+    leadership.start()
     started = False
     try:
         while not stop.is_set():
+            if not leadership.leading:
+                stop.wait(leadership.poll_seconds)
+                continue
             began, ok = time.monotonic(), False
             try:
                 if not started:
@@ -319,5 +332,6 @@ def run_sender(settings: Settings, stop: threading.Event) -> None:
             heartbeat(time.monotonic() - began, ok=ok)
             stop.wait(wait)
     finally:
+        leadership.stop()
         sender.close()
         engine.dispose()

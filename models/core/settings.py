@@ -574,6 +574,31 @@ class DispatchSettings(Group):
         gt=0,
         description="How often leases, crashed runs and cancels are checked.",
     )
+    leader_poll_seconds: float = setting(
+        2.0,
+        env="LEADER_POLL_SECONDS",
+        gt=0,
+        le=10,
+        description="PostgreSQL: how often the leader of the dispatcher (or of the webhook "
+        "sender) checks its lock connection, and a standby tries to take over.",
+    )
+    leader_lease_seconds: float = setting(
+        15.0,
+        env="LEADER_LEASE_SECONDS",
+        ge=5,
+        le=300,
+        description="PostgreSQL: a leader not heard of this long (its host gone, its network "
+        "down) loses its lock to a standby; at least three polls.",
+    )
+
+    @model_validator(mode="after")
+    def _lease_outlasts_polls(self) -> Self:
+        if self.leader_lease_seconds < 3 * self.leader_poll_seconds:
+            raise ValueError(
+                "REELROUTE_LEADER_LEASE_SECONDS must be at least three "
+                "REELROUTE_LEADER_POLL_SECONDS (a live leader pings at every poll)"
+            )
+        return self
 
     def pool_slots(self, pool: Pool) -> int:
         """How many flow runs the pool runs at once (its Prefect concurrency limit)."""

@@ -356,6 +356,21 @@ class LoopBeat(SQLModel, table=True):
     ok: bool = Field(sa_column=sa.Column(sa.Boolean, nullable=False))
 
 
+class LoopMember(SQLModel, table=True):
+    """A process that runs, or stands by to run, one of the led roles ("dispatcher": the
+    dispatcher with its reconciler; "webhooks": the sender): whether it leads, since when (its
+    term, or when it joined as a standby), and when it last checked in. Written by
+    models.health.leadership; the metrics and the Providers page read it."""
+
+    __tablename__ = "loop_members"
+
+    role: str = Field(sa_column=sa.Column(sa.String(40), primary_key=True))
+    holder: str = Field(sa_column=sa.Column(sa.String(200), primary_key=True))
+    leading: bool = Field(sa_column=sa.Column(sa.Boolean, nullable=False))
+    since: datetime = Field(sa_column=_timestamp(nullable=False))
+    seen_at: datetime = Field(sa_column=_timestamp(nullable=False))
+
+
 class FailureTally(SQLModel, table=True):
     """Failed attempts per provider and failure class, counted by the writer in the failing
     transaction (models.store.tallies): the metrics' failures by class, at any size."""
@@ -364,6 +379,17 @@ class FailureTally(SQLModel, table=True):
 
     provider: str = Field(sa_column=sa.Column(sa.String(40), primary_key=True))
     failure_class: str = Field(sa_column=sa.Column(sa.String(40), primary_key=True))
+    count: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+
+
+class DeliveryTally(SQLModel, table=True):
+    """Webhook delivery attempts by outcome (`delivered`, `failed`: to be tried again, `dead`:
+    given up), counted by the sender in the transaction that records them
+    (models.store.tallies): the metrics' delivery counter, at any size."""
+
+    __tablename__ = "delivery_tallies"
+
+    outcome: str = Field(sa_column=sa.Column(sa.String(20), primary_key=True))
     count: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
 
 
