@@ -29,6 +29,7 @@ from reelroute.models.outbox.endpoints import signing_secrets, wants
 from reelroute.models.outbox.payloads import event_payload
 from reelroute.models.store.queries.outbox import DELIVERY_COUNTS, DUE, NEW_EVENTS
 from reelroute.models.store.sql import rowcount, sql
+from reelroute.models.store.tallies import count_deliveries
 
 BACKOFF_FIRST_SECONDS = 2.0
 BACKOFF_MAX_SECONDS = 3600.0
@@ -149,9 +150,12 @@ def delivered(session: Session, delivery_ids: list[int], *, now: datetime) -> No
     """The receivers answered 2xx to these deliveries (one statement for all)."""
     if not delivery_ids:
         return
-    session.execute(
+    result = session.execute(
         sa.update(WebhookDelivery)
-        .where(col(WebhookDelivery.id).in_(delivery_ids))
+        .where(
+            col(WebhookDelivery.id).in_(delivery_ids),
+            col(WebhookDelivery.status) == DeliveryStatus.pending,
+        )
         .values(
             status=DeliveryStatus.delivered,
             attempts=WebhookDelivery.attempts + 1,
@@ -161,6 +165,7 @@ def delivered(session: Session, delivery_ids: list[int], *, now: datetime) -> No
         )
         .execution_options(synchronize_session=False)
     )
+    count_deliveries(session, "delivered", rowcount(result))
 
 
 def attempt_failed(
@@ -189,6 +194,7 @@ def attempt_failed(
     delivery.next_attempt_at = now + timedelta(seconds=wait)
     session.add(delivery)
     session.flush()
+    count_deliveries(session, delivery.status.value if dead else "failed")
     return delivery.status
 
 

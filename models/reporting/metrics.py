@@ -1,7 +1,7 @@
 """What `GET /metrics` says, read from the database at each scrape, so that every process and
 host agrees and a restart loses nothing. Every figure comes from a ledger or a small table
 (the count ledger, the writers' tallies of failures and latencies, budgets, Runway's last
-answer, breakers, GPU hosts, the loops' heartbeats) or from an index range
+answer, breakers, GPU hosts, the loops' heartbeats and leaders) or from an index range
 of rows that stay few (webhook deliveries pending or dead): a scrape costs about the same at 1M
 items as at 1,000.
 
@@ -30,6 +30,7 @@ from reelroute.models.core.tables import (
     utcnow,
 )
 from reelroute.models.health.breakers import label
+from reelroute.models.health.leadership import read_roles
 from reelroute.models.health.loops import read_beats
 from reelroute.models.money.budgets import describe, spend
 from reelroute.models.money.limits import last_limits
@@ -37,7 +38,12 @@ from reelroute.models.planning.hosts import ALIVE_WITHIN
 from reelroute.models.reporting.statistics import provider_stats
 from reelroute.models.store.queries.reporting import OUTBOX_HEAD, QUEUE_HEAD
 from reelroute.models.store.sql import sql
-from reelroute.models.store.tallies import failure_tallies, latency_histograms
+from reelroute.models.store.tallies import (
+    DELIVERY_OUTCOMES,
+    delivery_tallies,
+    failure_tallies,
+    latency_histograms,
+)
 
 Kind = Literal["gauge", "counter"]
 
@@ -262,7 +268,17 @@ def _webhooks(session: Session, now: datetime) -> list[Family]:
         sql(OUTBOX_HEAD).columns(sa.column("created_at", UTCDateTime()))
     ).scalar_one_or_none()
     lag.add(max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0)
-    return [deliveries, lag]
+    attempts = Family(
+        "reelroute_webhook_attempts",
+        "counter",
+        "Webhook delivery attempts by outcome: delivered (2xx), failed (to be tried again), "
+        "dead (given up).",
+        ("outcome",),
+    )
+    counted = delivery_tallies(session)
+    for outcome in DELIVERY_OUTCOMES:
+        attempts.add(counted.get(outcome, 0), outcome)
+    return [deliveries, attempts, lag]
 
 
 def _queues(session: Session, now: datetime) -> list[Family]:
@@ -317,7 +333,29 @@ def _loops(session: Session, now: datetime) -> list[Family]:
         age.add((now - row.beat_at).total_seconds(), *names)
         took.add(row.took_seconds, *names)
         ok.add(1.0 if row.ok else 0.0, *names)
-    return [age, took, ok]
+    return [age, took, ok, *_leaders(session, now)]
+
+
+def _leaders(session: Session, now: datetime) -> list[Family]:
+    members = Family(
+        "reelroute_loop_members",
+        "gauge",
+        "Processes seen in the last minute that run a led loop (dispatcher, webhooks), by state: "
+        "leader (1 when all is well, 0 while nobody leads) and standby.",
+        ("loop", "state"),
+    )
+    term = Family(
+        "reelroute_loop_leader_seconds",
+        "gauge",
+        "How long the current leader of a led loop has led; no sample while nobody leads.",
+        ("loop",),
+    )
+    for role in read_roles(session, now=now):
+        members.add(1 if role.leader else 0, role.role, "leader")
+        members.add(role.standbys, role.role, "standby")
+        if role.leading_since is not None:
+            term.add(max(0.0, (now - role.leading_since).total_seconds()), role.role)
+    return [members, term]
 
 
 def read_metrics(

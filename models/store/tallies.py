@@ -2,6 +2,7 @@
 metrics read a few rows at any size and a crash can neither lose a count nor invent one:
 
 - failed attempts per provider and failure class (`failure_tallies`);
+- webhook delivery attempts per outcome (`delivery_tallies`);
 - a latency histogram per provider and measure (`latency_buckets`): `created` (created to
   completed: what a caller waits) and `claimed` (the attempt that made the video, claimed to
   completed), in buckets that fit jobs of seconds to hours.
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from reelroute.models.core.tables import FailureTally, LatencyBucket
+from reelroute.models.core.tables import DeliveryTally, FailureTally, LatencyBucket
 
 LATENCY_BUCKETS = (
     10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0, 1800.0, 2700.0, 3600.0, 5400.0,
@@ -30,6 +31,12 @@ MEASURES = ("created", "claimed")
 COUNT_FAILURE = """
 INSERT INTO failure_tallies (provider, failure_class, count) VALUES (:provider, :kind, 1)
 ON CONFLICT (provider, failure_class) DO UPDATE SET count = failure_tallies.count + 1
+"""
+
+DELIVERY_OUTCOMES = ("delivered", "failed", "dead")
+COUNT_DELIVERIES = """
+INSERT INTO delivery_tallies (outcome, count) VALUES (:outcome, :times)
+ON CONFLICT (outcome) DO UPDATE SET count = delivery_tallies.count + :times
 """
 
 OBSERVE = """
@@ -50,6 +57,19 @@ def count_failure(session: Session, *, provider: str, failure_class: str, times:
     """Count `times` failed attempts of `provider` in `failure_class`."""
     for _ in range(times):
         session.execute(sa.text(COUNT_FAILURE), {"provider": provider, "kind": failure_class})
+
+
+def count_deliveries(session: Session, outcome: str, times: int = 1) -> None:
+    """Count `times` webhook delivery attempts that ended in `outcome`."""
+    if outcome not in DELIVERY_OUTCOMES:
+        raise ValueError(f"unknown outcome {outcome!r}; one of {', '.join(DELIVERY_OUTCOMES)}")
+    if times > 0:
+        session.execute(sa.text(COUNT_DELIVERIES), {"outcome": outcome, "times": times})
+
+
+def delivery_tallies(session: Session) -> dict[str, int]:
+    """Outcome -> webhook delivery attempts."""
+    return {row.outcome: row.count for row in session.exec(select(DeliveryTally)).all()}
 
 
 def observe_latency(session: Session, *, provider: str, measure: str, seconds: float) -> None:

@@ -30,6 +30,7 @@ from reelroute.models.items.lifecycle import (
 )
 from reelroute.models.outbox import endpoints
 from reelroute.models.outbox import webhooks as hooks
+from reelroute.models.store.tallies import delivery_tallies
 from tests.flows.receivers import KEY, REPO, drain, new_items, register, statuses
 
 
@@ -122,7 +123,11 @@ def test_a_receiver_down_for_a_while_gets_everything_later_in_order(
         assert receiver.types_of(item.id) == ["item.created", "item.cancelled"]
     with Session(engine) as session:
         attempts = [d.attempts for d in session.exec(select(WebhookDelivery)).all()]
+        tallies = delivery_tallies(session)
     assert max(attempts) >= 2
+    # Every attempt counted once, by outcome (the metrics' reelroute_webhook_attempts_total).
+    assert tallies.get("delivered") == 6 and tallies.get("dead") is None
+    assert tallies["failed"] == sum(attempts) - 6 > 0
 
 
 def test_a_receiver_that_always_fails_gets_a_dead_letter_then_a_resend(
@@ -160,6 +165,8 @@ def test_a_receiver_that_always_fails_gets_a_dead_letter_then_a_resend(
         sender.close()
     with Session(engine) as session:
         assert hooks.dead_letters(session) == []
+        tallies = delivery_tallies(session)
+        assert (tallies["dead"], tallies["delivered"]) == (1, 1) and tallies["failed"] >= 1
         with pytest.raises(InvalidInput, match="not dead"):
             hooks.resend(session, delivery.id or 0)
 

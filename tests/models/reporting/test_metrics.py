@@ -57,6 +57,12 @@ def test_an_empty_database_gives_every_family_and_zero_items(session):
     }
     assert sum(found["reelroute_items"].values()) == 0
     assert found["reelroute_webhook_deliveries"] == {("pending",): 0.0, ("dead",): 0.0}
+    assert found["reelroute_webhook_attempts"] == {
+        ("delivered",): 0.0,
+        ("failed",): 0.0,
+        ("dead",): 0.0,
+    }
+    assert found["reelroute_loop_members"][("dispatcher", "leader")] == 0.0
     assert found["reelroute_outbox_lag_seconds"] == {(): 0.0}
     assert found["reelroute_runway_credit_balance"] == {}  # Runway not asked yet
 
