@@ -59,3 +59,31 @@ def test_the_providers_page_lists_every_model_with_its_state(engine, settings):
     assert 'data-name="model:runway_gen4_turbo"' in html
     assert html.count('data-state="open"') == 1 and html.count('data-state="closed"') == 5
     assert "provider_exhausted 1" in html and "HTTP_429: the daily limit" in html
+
+
+def test_the_providers_page_shows_who_leads_each_loop(engine, settings):
+    from datetime import timedelta
+
+    from reelroute.models.health.leadership import Leadership
+    from reelroute.models.health.loops import beat
+
+    now = utcnow()
+    html = view.render_loops(view.read_loops(engine), now)
+    assert html.count('data-state="unled"') == 3 and html.count("never") == 3
+    leader = Leadership(settings.store.database_url, "dispatcher", holder="host-a:7")
+    try:
+        assert leader.check()
+        with Session(engine) as session:
+            beat(session, "reconciler", took_seconds=0.4, ok=False, host="host-a", now=now)
+            session.commit()
+        later = now + timedelta(seconds=30)
+        html = view.render_loops(view.read_loops(engine, later), later)
+    finally:
+        leader.stop()
+    dispatcher = html.split('data-loop="dispatcher"')[1].split("</tr>")[0]
+    assert 'data-state="led">host-a:7<' in dispatcher
+    reconciler = html.split('data-loop="reconciler"')[1].split("</tr>")[0]
+    assert 'data-state="led">host-a:7<' in reconciler  # it runs in the dispatcher
+    assert "30 s ago on host-a, failed (0.4 s)" in reconciler
+    webhooks = html.split('data-loop="webhooks"')[1].split("</tr>")[0]
+    assert 'data-state="unled"' in webhooks and "never" in webhooks

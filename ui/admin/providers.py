@@ -1,4 +1,5 @@
-"""Providers: each Runway model's, GPU host's and pool's health (its circuit breaker)."""
+"""Providers: each Runway model's, GPU host's and pool's health (its circuit breaker), and who
+runs the background loops."""
 
 from __future__ import annotations
 
@@ -19,13 +20,20 @@ def build(context: AdminContext, blocks: gr.Blocks) -> None:
         "Failures are counted by class (docs/reliability.md)."
     )
     table = gr.HTML()
+    gr.Markdown(
+        "### Background loops\n"
+        "The dispatcher (with the planner and the reconciler) and the webhook sender may run "
+        "on several hosts: on PostgreSQL one leads and the others stand by, ready to take over "
+        "(docs/operations.md). SQLite runs one of each."
+    )
+    loops = gr.HTML()
     timer = gr.Timer(REFRESH_SECONDS)
 
-    def draw() -> str:
+    def draw() -> tuple[str, str]:
         try:
-            return view.render(view.read(engine))
+            return view.render(view.read(engine)), view.render_loops(view.read_loops(engine))
         except DatabaseUnavailable:
-            return OUTAGE_NOTE
+            return OUTAGE_NOTE, ""
 
-    timer.tick(draw, outputs=[table])
-    blocks.load(draw, outputs=[table])
+    timer.tick(draw, outputs=[table, loops])
+    blocks.load(draw, outputs=[table, loops])

@@ -1,16 +1,20 @@
 """The Providers page without Gradio: each Runway model's, GPU host's and pool's breaker, why it
-opened, the next probe, and its failures by class."""
+opened, the next probe, and its failures by class; and the background loops: who leads the
+dispatcher and the webhook sender, how many stand by, and each loop's last pass."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 
 import sqlalchemy as sa
 
 from reelroute.models.core.enums import BreakerState
-from reelroute.models.core.formats import clock
-from reelroute.models.core.tables import utcnow
+from reelroute.models.core.formats import clock, duration
+from reelroute.models.core.tables import LoopBeat, utcnow
+from reelroute.models.health.leadership import RoleView, read_roles
+from reelroute.models.health.loops import read_beats
 from reelroute.models.reporting.health import ProviderHealth, provider_health
 from reelroute.models.store.db import session_scope
 
@@ -82,5 +86,65 @@ def render(found: list[ProviderHealth], now: datetime | None = None) -> str:
     )
     return (
         f'<table class="rr-table" id="providers-table"><thead><tr>{header}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+LOOP_ROLES = {"dispatcher": "dispatcher", "reconciler": "dispatcher", "webhooks": "webhooks"}
+"""Each heartbeat loop and the led role it runs in (the reconciler runs in the dispatcher)."""
+
+
+@dataclass(frozen=True)
+class Loops:
+    """The led roles and the loops' last passes."""
+
+    roles: list[RoleView]
+    beats: list[LoopBeat]
+
+
+def read_loops(engine: sa.Engine, now: datetime | None = None) -> Loops:
+    """Who leads, who stands by, and each loop's last recorded pass."""
+    with session_scope(engine) as session:
+        return Loops(roles=read_roles(session, now=now), beats=read_beats(session))
+
+
+def render_loops(found: Loops, now: datetime | None = None) -> str:
+    """The background loops' table (every value escaped)."""
+    now = now or utcnow()
+    roles = {role.role: role for role in found.roles}
+    beats = {beat.name: beat for beat in found.beats}
+    rows = []
+    for loop, role_name in LOOP_ROLES.items():
+        role = roles.get(role_name)
+        if role is not None and role.leader:
+            badge = (
+                f'<span class="rr-badge rr-ontime" data-state="led">{escape(role.leader)}</span>'
+            )
+            since = clock(role.leading_since, now) if role.leading_since else "-"
+        else:
+            badge = '<span class="rr-badge rr-late" data-state="unled">nobody leads</span>'
+            since = "-"
+        beat = beats.get(loop)
+        last = (
+            f"{duration((now - beat.beat_at).total_seconds())} ago on {escape(beat.host)}, "
+            f"{'ok' if beat.ok else 'failed'} ({beat.took_seconds:.1f} s)"
+            if beat
+            else "never"
+        )
+        rows.append(
+            f'<tr data-loop="{loop}">'
+            f"<td>{loop}</td>"
+            f"<td>{badge}</td>"
+            f"<td>{since}</td>"
+            f"<td>{role.standbys if role else 0}</td>"
+            f"<td>{last}</td>"
+            "</tr>"
+        )
+    header = "".join(
+        f"<th>{name}</th>"
+        for name in ("Loop", "Leader", "Leading since (UTC)", "Standbys", "Last pass")
+    )
+    return (
+        f'<table class="rr-table" id="loops-table"><thead><tr>{header}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
