@@ -332,7 +332,8 @@ def deploy() -> None:
 
 @app.command()
 def dispatch() -> None:
-    """Feed Prefect from the database and reconcile, until Ctrl-C (one per installation)."""
+    """Feed Prefect from the database and reconcile, until Ctrl-C. On PostgreSQL run it on two
+    or more hosts: one leads, the others stand by and take over (docs/operations.md)."""
     import threading
 
     from reelroute.flows.loop import dispatch_loop
@@ -349,7 +350,8 @@ def dispatch() -> None:
 @app.command()
 def webhooks() -> None:
     """Deliver item events to webhook endpoints, signed, at least once, in order per item,
-    until Ctrl-C (one per installation; `reelroute up` runs it)."""
+    until Ctrl-C (`reelroute up` runs it). On PostgreSQL run it on two or more hosts: one
+    leads, the others stand by."""
     import threading
 
     from reelroute.flows.webhooks import run_sender
