@@ -104,13 +104,19 @@ class Leadership:
                     won = self._hold(connection)
                     self._settle(won)
                     self._record(connection)
-                else:  # one process by design: it leads
+                else:  # one process by design: it leads, whether its row is written or not
                     self._settle(True)
-                    with self._engine.begin() as connection:
-                        self._record(connection)
+                    self._record_sqlite()
             except Exception as error:  # the lock's session is gone or unreachable
                 self._lost(error)
             return self._leading
+
+    def _record_sqlite(self) -> None:
+        try:
+            with self._engine.begin() as connection:
+                self._record(connection)
+        except Exception as error:  # the page shows it late; nothing else depends on it
+            log.debug("%s: no member row for %s: %s", self.role, self.holder, error)
 
     def _hold(self, connection: sa.Connection) -> bool:
         if self._leading:

@@ -326,11 +326,19 @@ def test_the_dead_letters_are_listed_and_resent(web, page, shots):
 def test_the_providers_page_shows_an_open_breaker_and_why(web, page, shots):
     from playwright.sync_api import expect
 
+    from reelroute.models.health.leadership import Leadership
     from tests.ui.test_providers import open_turbo
 
     open_turbo(web.engine, web.settings)
+    leader = Leadership(web.settings.store.database_url, "dispatcher", holder="dispatch-a:4242")
+    assert leader.check()
     log_in(page, web.url)
     page.get_by_role("tab", name="Providers").click()
+    loops = page.locator("#loops-table")
+    expect(loops.locator('tr[data-loop="dispatcher"] [data-state="led"]')).to_have_text(
+        "dispatch-a:4242", timeout=WAIT_MS
+    )
+    expect(loops.locator('tr[data-loop="webhooks"]')).to_contain_text("nobody leads")
     turbo = page.locator('tr[data-name="model:runway_gen4_turbo"]')
     expect(turbo.locator('[data-state="open"]')).to_have_text("unavailable", timeout=WAIT_MS)
     expect(turbo).to_contain_text("HTTP_429: the daily limit")
@@ -338,3 +346,4 @@ def test_the_providers_page_shows_an_open_breaker_and_why(web, page, shots):
     veo = page.locator('tr[data-name="model:runway_veo3.1"]')
     expect(veo.locator('[data-state="closed"]')).to_have_text("available")
     screenshot(page, shots / "admin-providers.png")
+    leader.stop()
