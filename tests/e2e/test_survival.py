@@ -150,7 +150,7 @@ def test_production_shaped_up_rides_out_a_postgresql_restart_and_a_killed_worker
 
 def test_after_a_power_loss_every_item_completes_and_runway_is_paid_once(tmp_path, runway):
     (tmp_path / "photo.png").write_bytes(image_bytes(64, 48))
-    runway.emulator.script.latency_s = 12.0
+    runway.emulator.script.latency_s = 30.0  # the Veo videos outlast the Wan item's start
     up = Up(tmp_path, REELROUTE_RUNWAY_BASE_URL=runway.url, **FAST)
     url = f"sqlite:///{tmp_path / 'data' / 'reelroute.db'}"
     try:
