@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from prefect import flow, get_run_logger
@@ -25,7 +25,8 @@ from prefect.runtime import flow_run
 
 from reelroute.flows.backoff import OUTAGES, Backoff
 from reelroute.flows.lease import LeaseKeeper, Throttle
-from reelroute.models.core.enums import POOL_OF, FailureCode, InferenceProvider
+from reelroute.flows.quality import escalate, judge
+from reelroute.models.core.enums import POOL_OF, FailureCode, InferenceProvider, QualityAction
 from reelroute.models.core.errors import DatabaseUnavailable, StaleAttempt
 from reelroute.models.core.logs import attach_json, log_context
 from reelroute.models.core.settings import Settings, get_settings
@@ -92,6 +93,10 @@ class Outcome(StrEnum):
     """The item was no longer this attempt's to claim (taken, cancelled, moved, finished)."""
     lost = "lost"
     """It claimed the item, then lost it (cancelled, or taken over after its lease ran out)."""
+    held = "held"
+    """It made the video and held it for a person (a failed check, or its group reviews it)."""
+    escalated = "escalated"
+    """Its video failed a check and the item is to be made again on the group's next option."""
 
 
 @dataclass(frozen=True)
@@ -185,8 +190,19 @@ def _generate(
         on_progress=progress,
     )
     try:
-        with keeper:
-            result = _make_video(engine, settings, claim, keeper)
+        with keeper:  # the lease is kept while the video is made and checked
+            result, photo = _make_video(engine, settings, claim, keeper)
+            judged = judge(engine, settings, claim, result, photo)
+            review_reason = None
+            if judged.decision.outcome is QualityAction.escalate:
+                review_reason = escalate(engine, settings, claim, result, judged)
+                if review_reason is None:
+                    logger.info(
+                        "item %s: made again elsewhere (%s)", item_id, judged.decision.reason
+                    )
+                    return RunResult(Outcome.escalated)
+            elif judged.decision.outcome is QualityAction.review:
+                review_reason = judged.decision.reason
     except StaleAttempt:
         logger.warning(
             "attempt %s lost item %s (cancelled or taken over): stopping", attempt, item_id
@@ -199,20 +215,31 @@ def _generate(
         _record_failure(engine, settings, claim, TransientError(repr(error), task_alive=True))
         raise
     try:
-        path = _complete(engine, settings, claim, result)
+        path = _complete(engine, settings, claim, result, judged.quality, review_reason)
     except StaleAttempt:
         logger.warning("attempt %s lost item %s before it could complete it", attempt, item_id)
         return RunResult(Outcome.lost)
     progress(1.0)  # already shown when the provider reported its end
     shown(lambda: _describe(claim, result, path))
+    if review_reason is not None:
+        logger.info("item %s held for review: %s", item_id, review_reason)
+        return RunResult(Outcome.held, path)
     logger.info("item %s completed: %s (%s credits)", item_id, path, result.cost_credits)
     return RunResult(Outcome.completed, path)
 
 
-def _complete(engine: sa.Engine, settings: Settings, claim: Claim, result: GenerationResult) -> str:
-    """Store the video and complete the item (fenced; models.items.videos). The video is in
-    hand, and may have been paid for: a database outage is waited out for up to a lease's length
-    before the attempt gives up (the next one then resumes the provider's task)."""
+def _complete(
+    engine: sa.Engine,
+    settings: Settings,
+    claim: Claim,
+    result: GenerationResult,
+    quality: dict[str, Any] | None = None,
+    review_reason: str | None = None,
+) -> str:
+    """Store the video and complete the item, or hold it for review with `review_reason`
+    (fenced; models.items.videos). The video is in hand, and may have been paid for: a database
+    outage is waited out for up to a lease's length before the attempt gives up (the next one
+    then resumes the provider's task)."""
     storage = Storage(settings.store.storage_url)
     backoff = Backoff(f"completing item {claim.item_id}", 1.0, ceiling=15.0, log=log)
     deadline = time.monotonic() + settings.items.lease_seconds
@@ -229,6 +256,8 @@ def _complete(engine: sa.Engine, settings: Settings, claim: Claim, result: Gener
                     video=result.video,
                     cost_credits=result.cost_credits,
                     made_by=MadeBy(result.wan_preset, result.gpu_host, result.gpu_class),
+                    quality=quality,
+                    review_reason=review_reason,
                 )
             assert item.output_path is not None
             return item.output_path
@@ -240,7 +269,8 @@ def _complete(engine: sa.Engine, settings: Settings, claim: Claim, result: Gener
 
 def _make_video(
     engine: sa.Engine, settings: Settings, claim: Claim, keeper: LeaseKeeper
-) -> GenerationResult:
+) -> tuple[GenerationResult, bytes]:
+    """The video of the claimed item, and the photo it was made from."""
     with session_scope(engine) as session:
         photo = session.get(Photo, claim.photo_id) if claim.photo_id else None
     if photo is None:
@@ -288,7 +318,7 @@ def _make_video(
         get_run_logger().info(
             "Wan pipeline loads in this flow run's process: %d (%.1f s)", len(took), sum(took)
         )
-    return result
+    return result, image
 
 
 def _record_failure(

@@ -21,6 +21,9 @@ class ItemStatus(StrEnum):
 
     pending = "pending"
     processing = "processing"
+    review = "review"
+    """Its video is made and held for a person: accept it, or reject it and redo it
+    (models.items.review)."""
     completed = "completed"
     failed = "failed"
     cancelled = "cancelled"
@@ -159,6 +162,8 @@ class FailureCode(StrEnum):
     ASSET_INVALID = "ASSET.INVALID"
     RUNWAY_FAILED = "RUNWAY_FAILED"
     """A failed task whose code is none of the families above."""
+    QUALITY_CHECK = "QUALITY_CHECK"
+    """The video failed an automatic check (blank, frozen, not the photo, …): see the error."""
     OTHER = "OTHER"
     """A pull worker's own code, or one stored before codes were typed: see the error text."""
 
@@ -209,6 +214,12 @@ class EventType(StrEnum):
     failed = "item.failed"
     """Failed for good (no attempt left, or a permanent error)."""
     cancelled = "item.cancelled"
+    review_requested = "item.review_requested"
+    """Its video is held for a person (a failed check, or its group reviews it)."""
+    accepted = "item.accepted"
+    """A reviewer accepted its video (item.completed follows)."""
+    rejected = "item.rejected"
+    """A reviewer rejected its video: it is made again (the reason and provider in the data)."""
     provider_opened = "provider.opened"
     """A provider's breaker opened (a Runway model, a GPU host, a pool): it takes no items."""
     provider_closed = "provider.closed"
@@ -234,6 +245,9 @@ class FailureClass(StrEnum):
     """Our process or Prefect died before or during the attempt."""
     unknown = "unknown"
     """Anything else (a bug, an output that is no video): counted against the item."""
+    output = "output"
+    """The video was made but failed an automatic check: a Wan video is made again, a paid
+    one is never paid again without a person's say (it is held for review)."""
 
 
 class BreakerState(StrEnum):
@@ -256,3 +270,14 @@ class DeliveryStatus(StrEnum):
     """Its receiver answered 2xx."""
     dead = "dead"
     """Given up after REELROUTE_WEBHOOK_RETRY_HOURS; an admin may resend it."""
+
+
+class QualityAction(StrEnum):
+    """What a failed automatic check of a video does (a group's choice, else the setting)."""
+
+    accept = "accept"
+    """Record the scores only: the item completes."""
+    review = "review"
+    """Hold the item for a person (the Review page)."""
+    escalate = "escalate"
+    """Make it again on the group's next option (a Wan video; a paid one is held for review)."""

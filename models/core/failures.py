@@ -12,6 +12,8 @@ REELROUTE_MAX_ATTEMPTS, and what it does to the provider's circuit breaker.
 - `provider_config`: as exhausted, until the setting is fixed (probed every cooldown).
 - `gpu_host`: retried after the backoff, spared; counts toward opening the host's breaker.
 - `infra`: retried after the backoff, spared; runs that never start open the pool's breaker.
+- `output`: the video failed an automatic check and its group escalates: made again at once
+  on the group's next option, counted against REELROUTE_MAX_ATTEMPTS; no breaker moves.
 - `unknown`: retried after the backoff, and counted against REELROUTE_MAX_ATTEMPTS; counts
   toward opening the breaker.
 
@@ -56,6 +58,7 @@ RULES: dict[FailureClass, Rule] = {
     FailureClass.gpu_host: Rule(permanent=False, counts=False, backoff=True),
     FailureClass.infra: Rule(permanent=False, counts=False, backoff=True, trips=False),
     FailureClass.unknown: Rule(permanent=False, counts=True, backoff=True),
+    FailureClass.output: Rule(permanent=False, counts=True, backoff=False, trips=False),
 }
 
 CLASS_OF: dict[FailureCode, FailureClass] = {
@@ -103,6 +106,7 @@ CLASS_OF: dict[FailureCode, FailureClass] = {
     FailureCode.UNKNOWN_STATUS: FailureClass.provider_transient,
     FailureCode.INTERNAL: FailureClass.provider_transient,
     FailureCode.RUNWAY_FAILED: FailureClass.provider_transient,
+    FailureCode.QUALITY_CHECK: FailureClass.output,
     FailureCode.OTHER: FailureClass.unknown,
 }
 

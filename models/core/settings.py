@@ -34,7 +34,7 @@ from pydantic_settings import (
 )
 from pydantic_settings.sources import EnvSettingsSource
 
-from reelroute.models.core.enums import GroupPriority, InferenceProvider, Pool
+from reelroute.models.core.enums import GroupPriority, InferenceProvider, Pool, QualityAction
 from reelroute.models.core.networks import IPNetwork, parse_networks
 
 ENV_PREFIX = "REELROUTE_"
@@ -654,6 +654,67 @@ class HealthSettings(Group):
     )
 
 
+class QualitySettings(Group):
+    """The automatic checks of every produced video (providers.quality), and what a failed one
+    does; a group may choose its own action and thresholds (docs/quality.md)."""
+
+    checks: bool = setting(
+        True,
+        env="QUALITY_CHECKS",
+        description="Check every produced video before it counts as completed.",
+    )
+    action: QualityAction = setting(
+        QualityAction.accept,
+        env="QUALITY_ACTION",
+        description="What a failed check does when the group chooses nothing: accept (record "
+        "the scores only), review (hold the video for a person) or escalate (make it again on "
+        "the group's next option; a paid video is held for review instead).",
+    )
+    min_luma_range: float = setting(
+        24.0,
+        env="QUALITY_MIN_LUMA_RANGE",
+        ge=0,
+        le=255,
+        description="blank: the spread of brightness over the clip (1st to 99th percentile, "
+        "0-255) at least this.",
+    )
+    min_motion: float = setting(
+        0.3,
+        env="QUALITY_MIN_MOTION",
+        ge=0,
+        le=255,
+        description="frozen: the mean change between consecutive frames (0-255) at least this.",
+    )
+    max_flicker: float = setting(
+        40.0,
+        env="QUALITY_MAX_FLICKER",
+        ge=0,
+        le=255,
+        description="flicker: no jump of mean brightness between frames (0-255) above this.",
+    )
+    min_first_frame_ssim: float = setting(
+        0.5,
+        env="QUALITY_MIN_FIRST_FRAME_SSIM",
+        ge=-1,
+        le=1,
+        description="first_frame: the structural similarity of the first frame and the photo "
+        "at least this (the image-to-video contract).",
+    )
+
+    def thresholds(self, overrides: Mapping[str, float] | None = None) -> dict[str, float]:
+        """The thresholds by name, a group's `overrides` over these settings."""
+        found = {name: float(getattr(self, name)) for name in THRESHOLDS}
+        for name, value in (overrides or {}).items():
+            if name not in THRESHOLDS:
+                raise ValueError(f"no threshold {name!r}; one of {', '.join(THRESHOLDS)}")
+            found[name] = float(value)
+        return found
+
+
+THRESHOLDS = ("min_luma_range", "min_motion", "max_flicker", "min_first_frame_ssim")
+"""The checks' thresholds a group may override (QualitySettings' fields of those names)."""
+
+
 class LocalSettings(Group):
     """What `reelroute up` starts on one machine: sandbox mode, the Prefect server, the
     emulator; and how every process logs."""
@@ -715,6 +776,7 @@ GROUPS: dict[str, type[Group]] = {
     "wan": WanSettings,
     "dispatch": DispatchSettings,
     "health": HealthSettings,
+    "quality": QualitySettings,
     "local": LocalSettings,
 }
 
@@ -802,6 +864,7 @@ class Settings(BaseSettings):
     wan: WanSettings = Field(default_factory=WanSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
     local: LocalSettings = Field(default_factory=LocalSettings)
 
     @classmethod

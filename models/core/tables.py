@@ -27,6 +27,7 @@ from reelroute.models.core.enums import (
     InferenceProvider,
     ItemStatus,
     Pool,
+    QualityAction,
     RoutedBy,
 )
 
@@ -65,6 +66,7 @@ BIGINT_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 """An auto-incremented 64-bit id (SQLite's rowid alias must be INTEGER)."""
 EVENT_TYPE_TYPE = _enum_type(EventType, "event_type", native=False, length=32)
 DELIVERY_STATUS_TYPE = _enum_type(DeliveryStatus, "delivery_status", native=False, length=12)
+QUALITY_ACTION_TYPE = _enum_type(QualityAction, "quality_action", native=False, length=12)
 
 
 def utcnow() -> datetime:
@@ -103,6 +105,18 @@ class Group(SQLModel, table=True):
         default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false())
     )
     """Its Wan videos only from a preset that keeps the model card's quality (full, compiled)."""
+    quality_action: QualityAction | None = Field(
+        default=None, sa_column=sa.Column(QUALITY_ACTION_TYPE, nullable=True)
+    )
+    """What a failed check of its videos does; None: REELROUTE_QUALITY_ACTION."""
+    quality_thresholds: dict[str, float] | None = Field(
+        default=None, sa_column=sa.Column(sa.JSON, nullable=True)
+    )
+    """Its own thresholds of the checks (by name, over the settings'); None: the settings'."""
+    review_share: float = Field(
+        default=0.0, sa_column=sa.Column(sa.Float, nullable=False, server_default="0")
+    )
+    """The share of its videos held for a person even when every check passes (1: all)."""
     created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
 
 
@@ -266,6 +280,15 @@ class VideoItem(SQLModel, table=True):
     )
     """Its group requires a full-quality Wan preset: only such hosts take it (its own work
     queues in the gpu pool)."""
+    quality: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
+    """The automatic checks of its latest video (providers.quality.Verdict.to_json: passed,
+    scores, failed checks with why, seconds) and what was done (`action`)."""
+    review_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    """Why its video is (or was last) held for a person."""
+    redo_count: int = Field(
+        default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0")
+    )
+    """Videos of it that were made again (rejected by a reviewer, or escalated by a check)."""
     created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
     started_at: datetime | None = Field(default=None, sa_column=_timestamp())
@@ -369,6 +392,33 @@ class LoopMember(SQLModel, table=True):
     leading: bool = Field(sa_column=sa.Column(sa.Boolean, nullable=False))
     since: datetime = Field(sa_column=_timestamp(nullable=False))
     seen_at: datetime = Field(sa_column=_timestamp(nullable=False))
+
+
+class ItemRedo(SQLModel, table=True):
+    """A video of an item that was made again: who made it, what it cost, how long it took, and
+    why it was not kept (a reviewer's rejection, or a failed check escalated). The item's
+    `cost_credits` counts every attempt; these rows say which share each redone one had, for
+    the redo rate and the cost of redos per provider, preset and group (models.items.review)."""
+
+    __tablename__ = "item_redos"
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BIGINT_ID, primary_key=True))
+    item_id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, nullable=False, index=True))
+    group_id: uuid.UUID | None = Field(default=None, sa_column=sa.Column(sa.Uuid))
+    attempt: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    provider: str = Field(sa_column=sa.Column(sa.String(40), nullable=False))
+    """The provider that made the video not kept (an InferenceProvider's value)."""
+    wan_preset: str | None = Field(default=None, sa_column=sa.Column(sa.String(40)))
+    cost_credits: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False))
+    seconds: float | None = Field(default=None, sa_column=sa.Column(sa.Float))
+    """From its attempt's claim to its video."""
+    reason: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    by_check: bool = Field(sa_column=sa.Column(sa.Boolean, nullable=False))
+    """Escalated by a failed check (else rejected by a reviewer)."""
+    redo_provider: str = Field(sa_column=sa.Column(sa.String(40), nullable=False))
+    video_path: str | None = Field(default=None, sa_column=sa.Column(sa.String(500)))
+    """Where the rejected video was kept (None: an escalated check's, never stored)."""
+    at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
 
 
 class FailureTally(SQLModel, table=True):

@@ -34,7 +34,7 @@ from reelroute.models.health.breakers import (
     record_outcome,
     record_success,
 )
-from reelroute.models.money.budgets import settle
+from reelroute.models.money.budgets import settle_item
 from reelroute.models.money.limits import RunwayLimits
 from reelroute.models.outbox.events import record
 from reelroute.models.store.queries import items as item_sql
@@ -164,7 +164,7 @@ def run_lost_before_claim(
         return False
     item = session.get(VideoItem, item_id, populate_existing=True)
     if item is not None and item.status is ItemStatus.failed:
-        settle(session, item_id=item_id, spent_credits=item.cost_credits or 0)
+        settle_item(session, item)
         record(session, [item], EventType.failed)
     if item is not None:
         record_outcome(

@@ -7,13 +7,14 @@ A group's name is unique per installation, ignoring case and spacing (`name_key`
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from reelroute.models.core.enums import GroupPriority, InferenceProvider
+from reelroute.models.core.enums import GroupPriority, InferenceProvider, QualityAction
 from reelroute.models.core.errors import Conflict, InvalidInput
+from reelroute.models.core.settings import THRESHOLDS
 from reelroute.models.core.tables import Group
 from reelroute.models.core.tasks import MAX_DEADLINE_S, MIN_DEADLINE_S
 from reelroute.models.core.text import control_problem
@@ -59,6 +60,9 @@ def create_group(
     allowed_providers: Sequence[InferenceProvider] | None = None,
     webhook_endpoint_id: uuid.UUID | None = None,
     wan_full_quality: bool = False,
+    quality_action: QualityAction | None = None,
+    quality_thresholds: Mapping[str, float] | None = None,
+    review_share: float = 0.0,
 ) -> Group:
     """A new group. Conflict (naming the existing group) when the name is taken, even by a
     concurrent caller a moment earlier. `deadline_seconds` is its items' time-to-video target
@@ -71,6 +75,15 @@ def create_group(
         )
     if allowed_providers is not None and not allowed_providers:
         raise InvalidInput(["allowed_providers: is empty; allow at least one provider"])
+    problems = [
+        f"quality_thresholds: no threshold {name!r}; use {', '.join(THRESHOLDS)}"
+        for name in quality_thresholds or {}
+        if name not in THRESHOLDS
+    ]
+    if not 0 <= review_share <= 1:
+        problems.append(f"review_share: {review_share} is not a share; use 0 to 1")
+    if problems:
+        raise InvalidInput(problems)
     existing = find_group(session, name)
     if existing is not None:
         raise _taken(existing)
@@ -83,6 +96,9 @@ def create_group(
         webhook_endpoint_id=webhook_endpoint_id,
         allowed_providers=[p.value for p in allowed_providers] if allowed_providers else None,
         wan_full_quality=wan_full_quality,
+        quality_action=quality_action,
+        quality_thresholds=dict(quality_thresholds) if quality_thresholds else None,
+        review_share=review_share,
     )
     try:
         with session.begin_nested():  # a savepoint: losing the race leaves the session usable

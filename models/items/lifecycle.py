@@ -35,7 +35,7 @@ from reelroute.models.health.breakers import (
     record_outcome,
     record_success,
 )
-from reelroute.models.money.budgets import reserve, settle
+from reelroute.models.money.budgets import reserve, settle, settle_item
 from reelroute.models.outbox.events import (
     enabled,
     record,
@@ -250,16 +250,21 @@ def complete_item(
     output_path: str,
     cost_credits: int = 0,
     made_by: MadeBy | None = None,
+    quality: dict[str, Any] | None = None,
+    review_reason: str | None = None,
     now: datetime | None = None,
 ) -> VideoItem:
-    """Mark the item completed with its video, what this attempt cost and (Wan) the preset and
-    GPU host that made it (fenced: only the holder of `attempt` may); its budget reservation
-    becomes what it really cost."""
+    """Mark the item completed with its video, what this attempt cost, (Wan) the preset and
+    GPU host that made it and its checks' `quality` (fenced: only the holder of `attempt`
+    may); its budget reservation becomes what it really cost. With a `review_reason` the video
+    is held for a person instead (status review, item.review_requested): models.items.review
+    accepts or redoes it."""
     now = now or utcnow()
     made_by = made_by or MadeBy()
+    held = review_reason is not None
     items = returning_items(
         session,
-        item_sql.COMPLETE,
+        item_sql.HOLD_FOR_REVIEW if held else item_sql.COMPLETE,
         item_id=item_id,
         attempt=attempt,
         worker_id=worker_id,
@@ -268,14 +273,25 @@ def complete_item(
         wan_preset=made_by.wan_preset,
         gpu_host=made_by.gpu_host,
         gpu_class=made_by.gpu_class,
+        quality=quality,
+        **({"reason": review_reason} if held else {}),
         now=now,
     )
     item = _one_or_stale(session, items, item_id, attempt)
-    settle(session, item_id=item_id, spent_credits=item.cost_credits or 0)
-    record(session, [item], EventType.completed, now=now)
+    settle_item(session, item)  # made, and paid for, whatever the reviewer says
     name = breaker_of(item.inference_provider, worker_id)
     if name is not None:
         record_success(session, name=name, item_id=item.id, now=now)
+    if held:
+        record(session, [item], EventType.review_requested, detail=review_reason, now=now)
+        return item
+    record(session, [item], EventType.completed, now=now)
+    observe_completion(session, item, now)
+    return item
+
+
+def observe_completion(session: Session, item: VideoItem, now: datetime) -> None:
+    """Count a completed item's latencies (created to completed, claimed to completed)."""
     provider = item.inference_provider.value
     observe_latency(
         session,
@@ -286,7 +302,6 @@ def complete_item(
     if item.started_at is not None:
         took = (now - item.started_at).total_seconds()
         observe_latency(session, provider=provider, measure="claimed", seconds=took)
-    return item
 
 
 def check_holder(session: Session, *, item_id: uuid.UUID, attempt: int, worker_id: str) -> None:
@@ -380,7 +395,7 @@ def fail_item(
     item = _one_or_stale(session, items, item_id, attempt)
     count_failure(session, provider=item.inference_provider.value, failure_class=kind.value)
     if not retry:  # failed for good: it keeps only what Runway charged
-        settle(session, item_id=item_id, spent_credits=item.cost_credits or 0)
+        settle_item(session, item)
         record(session, [item], EventType.failed, now=now)
     name = breaker_of(item.inference_provider, worker_id)
     if name is not None:
@@ -412,7 +427,7 @@ def cancel_item(session: Session, *, item_id: uuid.UUID) -> VideoItem:
     """Cancel a pending or processing item (releasing what it reserved of its budgets). The
     caller stops its flow run and provider task."""
     item = _transition(session, item_sql.CANCEL, item_id, "cancel")
-    settle(session, item_id=item_id, spent_credits=item.cost_credits or 0)
+    settle_item(session, item)
     record(session, [item], EventType.cancelled)
     return item
 
@@ -474,7 +489,10 @@ def requeue_expired(
             count_failure(session, provider=provider, failure_class=FailureClass.infra.value)
         if ended:
             failed += 1
-            settle(session, item_id=item_id, spent_credits=item.cost_credits or 0 if item else 0)
+            if item is not None:
+                settle_item(session, item)
+            else:
+                settle(session, item_id=item_id, spent_credits=0)
             if item is not None:
                 record(session, [item], EventType.failed, now=now)
     return RequeueResult(requeued=requeued, failed=failed)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import Session
 
@@ -29,10 +30,13 @@ def complete_with_video(
     video: bytes | Path,
     cost_credits: int = 0,
     made_by: MadeBy | None = None,
+    quality: dict[str, Any] | None = None,
+    review_reason: str | None = None,
 ) -> VideoItem:
     """Complete the item with `video` as attempt `attempt` of `worker_id` (fenced), in the
     caller's transaction. Raises StaleAttempt, and leaves no file behind, when the caller does
-    not hold the item. The item's video path is written once: when it already holds a video
+    not hold the item (with a `review_reason` the video is held for a person: complete_item).
+    The item's video path is written once: when it already holds a video
     (a retry of this completion whose commit failed after the move), that one is kept."""
     staged = staged_video_path(group_id, item_id, attempt)
     final = video_path(group_id, item_id)
@@ -49,6 +53,8 @@ def complete_with_video(
             output_path=final,
             cost_credits=cost_credits,
             made_by=made_by,
+            quality=quality,
+            review_reason=review_reason,
         )
     except BaseException:
         storage.delete(staged)

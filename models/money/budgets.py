@@ -19,7 +19,14 @@ from sqlmodel import Session, col, select
 
 from reelroute.models.core.enums import BudgetPeriod, BudgetScope, InferenceProvider
 from reelroute.models.core.errors import Conflict, InvalidInput
-from reelroute.models.core.tables import Budget, BudgetReservation, BudgetUsage, utcnow
+from reelroute.models.core.tables import (
+    Budget,
+    BudgetReservation,
+    BudgetUsage,
+    ItemRedo,
+    VideoItem,
+    utcnow,
+)
 from reelroute.models.store.queries.money import ENSURE_USAGE, LOCK_USAGE, RESERVE, UNRESERVE
 from reelroute.models.store.sql import rowcount, sql
 
@@ -246,6 +253,17 @@ def settle(session: Session, *, item_id: uuid.UUID, spent_credits: int) -> None:
         )
         session.delete(reservation)
     session.flush()
+
+
+def settle_item(session: Session, item: VideoItem) -> None:
+    """`settle` the item with what it spent since its last redo: its cost, less what its
+    earlier videos cost (`item_redos`: settled when each was made)."""
+    redone = session.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(ItemRedo.cost_credits), 0)).where(
+            col(ItemRedo.item_id) == item.id
+        )
+    ).scalar_one()
+    settle(session, item_id=item.id, spent_credits=max(0, (item.cost_credits or 0) - int(redone)))
 
 
 def release(session: Session, *, item_id: uuid.UUID) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -34,11 +34,17 @@ from reelroute.models.core.enums import (
     RoutedBy,
 )
 from reelroute.models.core.formats import clock
-from reelroute.models.core.tables import Group, ItemEta, Reroute, VideoItem
+from reelroute.models.core.settings import Settings
+from reelroute.models.core.tables import Group, ItemEta, Reroute, VideoItem, utcnow
 from reelroute.models.money.budgets import BudgetExceeded, lock_budgets, release, reserve
 from reelroute.models.outbox.events import record
 from reelroute.models.planning.eta import Waiting
-from reelroute.models.planning.routing import RouteRequest, default_allowed, usable
+from reelroute.models.planning.routing import (
+    RouteRequest,
+    RoutingDecision,
+    default_allowed,
+    usable,
+)
 from reelroute.models.planning.snapshot import Snapshot
 from reelroute.models.store.copy import write_rows
 from reelroute.models.store.queries.planning import ETA_FROM_STAGE, ETA_STAGE, ETA_STAGE_COPY, MOVE
@@ -434,3 +440,51 @@ def predicted_late(session: Session) -> int:
             sa.select(sa.func.count()).select_from(ItemEta).where(col(ItemEta.late_risk))
         ).scalar_one()
     )
+
+
+def next_option(
+    session: Session, settings: Settings, item: VideoItem, *, now: datetime | None = None
+) -> RoutingDecision | None:
+    """Where an item whose video is made again goes: the deadline policy over its group's
+    allowed providers, its current one left out (within budget and Runway's limits); None when
+    no other option can take it."""
+    from reelroute.models.planning.routing import deadline_choice
+    from reelroute.models.planning.snapshot import build_snapshot
+
+    now = now or utcnow()
+    group = session.get(Group, item.group_id) if item.group_id else None
+    request = (
+        _request(item, group)
+        if group is not None
+        else RouteRequest(
+            requested=None,
+            group_id=None,
+            priority=GroupPriority.normal,
+            group_default=None,
+            allowed=default_allowed(GroupPriority.normal),
+            due_at=item.due_at,
+            frame_num=item.frame_num,
+            duration_s=item.duration_s,
+            item_id=item.id,
+            full_quality=item.wan_full_quality,
+        )
+    )
+    snapshot = build_snapshot(session, settings, now=now)
+    decision = deadline_choice(request, snapshot, exclude=frozenset({item.inference_provider}))
+    if decision.provider is item.inference_provider:
+        return None  # every other option is at a cap, or not allowed
+    return decision
+
+
+def redo_provider(session: Session, settings: Settings, item_id: uuid.UUID) -> InferenceProvider:
+    """Who makes a rejected video again when the reviewer names nobody: the group's next
+    option (`next_option`). InvalidInput when there is none."""
+    from reelroute.models.core.errors import InvalidInput, NotFound
+
+    item = session.get(VideoItem, item_id)
+    if item is None:
+        raise NotFound(f"no item {item_id}")
+    decision = next_option(session, settings, item)
+    if decision is None:
+        raise InvalidInput(["provider: no other option the group allows can take it now; name one"])
+    return decision.provider

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from reelroute.models.core.enums import BreakerState, DeliveryStatus, Pool
+from reelroute.models.core.enums import BreakerState, DeliveryStatus, ItemStatus, Pool
 from reelroute.models.core.tables import (
     PENDING,
     POOL_PREDICATE,
@@ -127,8 +127,8 @@ def _items(session: Session) -> list[Family]:
         ("provider",),
     )
     for provider, stats in provider_stats(session).root.items():
-        for status in ("pending", "processing", "completed", "failed", "cancelled"):
-            items.add(getattr(stats, status), provider.value, status)
+        for status in ItemStatus:
+            items.add(getattr(stats, status.value), provider.value, status.value)
         spent.add(stats.credits, provider.value)
         late.add(stats.predicted_late, provider.value)
     return [items, spent, late]

@@ -24,6 +24,7 @@ class StatusCounts(BaseModel):
     total: int = 0
     pending: int = 0
     processing: int = 0
+    review: int = 0
     completed: int = 0
     failed: int = 0
     cancelled: int = 0

@@ -19,6 +19,7 @@ _BIND_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
     "item_id": sa.Uuid(),
     "flow_run_id": sa.Uuid(),
     "group_id": sa.Uuid(),
+    "quality": sa.JSON(none_as_null=True),
 }
 
 

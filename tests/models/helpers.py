@@ -6,6 +6,8 @@ import io
 import uuid
 from datetime import datetime
 
+import numpy as np
+import numpy.typing as npt
 import sqlalchemy as sa
 from PIL import Image
 from sqlmodel import Session
@@ -30,6 +32,27 @@ def image_bytes(
     """An image of one color, encoded as `fmt`."""
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), color).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def textured_picture(seed: int, width: int = 232, height: int = 158) -> npt.NDArray[np.uint8]:
+    """A photo-like RGB picture: discs of colour over a gradient, with grain (what the quality
+    checks can match and see move)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    picture = np.zeros((height, width, 3), dtype=np.float32)
+    for _ in range(6):
+        cx, cy, radius = rng.uniform(0, width), rng.uniform(0, height), rng.uniform(15, 45)
+        inside = (x - cx) ** 2 + (y - cy) ** 2 < radius**2
+        picture[inside] = rng.uniform(30, 225, 3)
+    picture += (x[..., None] / width) * 60 + rng.normal(0, 4, picture.shape)
+    return np.clip(picture, 0, 255).astype(np.uint8)
+
+
+def textured_image_bytes(seed: int = 1, width: int = 128, height: int = 96) -> bytes:
+    """A textured photo (`textured_picture`) as PNG."""
+    buffer = io.BytesIO()
+    Image.fromarray(textured_picture(seed, width, height)).save(buffer, format="PNG")
     return buffer.getvalue()
 
 

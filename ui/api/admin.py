@@ -1,4 +1,5 @@
-"""Admin routes: tasks, statistics, queue, cancel and retry, groups, photos, videos."""
+"""Admin routes: tasks, statistics, queue, cancel and retry, review (accept, reject), groups,
+photos, videos."""
 
 from __future__ import annotations
 
@@ -19,10 +20,11 @@ from reelroute.models.intake.submit import Answer, Intake, run_once, take_in
 from reelroute.models.items import lifecycle as ops
 from reelroute.models.items.groups import create_group
 from reelroute.models.items.queue import etas_of, list_queue
+from reelroute.models.items.review import accept_item, reject_item, review_queue
 from reelroute.models.money.budgets import set_budget, spend
 from reelroute.models.outbox import endpoints, webhooks
 from reelroute.models.outbox.endpoints import endpoint_for
-from reelroute.models.planning.replanning import eta_of, moves_of
+from reelroute.models.planning.replanning import eta_of, moves_of, redo_provider
 from reelroute.models.reporting.health import provider_health
 from reelroute.models.reporting.statistics import Statistics, provider_stats
 from reelroute.models.store.files import Storage
@@ -41,6 +43,7 @@ from reelroute.ui.api.schemas import (
     PhotoOut,
     ProviderOut,
     QueueOut,
+    RejectIn,
     WebhookChange,
     WebhookIn,
     WebhookOut,
@@ -296,8 +299,33 @@ def add_group(body: GroupIn, db: DB) -> Envelope[GroupOut]:
         allowed_providers=body.allowed_providers,
         webhook_endpoint_id=endpoint_for(db, body.webhook_url),
         wan_full_quality=body.wan_full_quality,
+        quality_action=body.quality_action,
+        quality_thresholds=body.quality_thresholds,
+        review_share=body.review_share,
     )
     return Envelope(data=GroupOut.of(group))
+
+
+@router.get("/review")
+def review(db: DB, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> Envelope[list[ItemOut]]:
+    """The items whose video is held for a person, the longest waiting first."""
+    return Envelope(data=[ItemOut.of(item) for item in review_queue(db, limit=limit)])
+
+
+@router.post("/items/{item_id}/accept")
+def accept(item_id: uuid.UUID, db: DB) -> Envelope[ItemOut]:
+    """Accept a held video: the item completes (item.accepted, item.completed)."""
+    return Envelope(data=ItemOut.of(accept_item(db, item_id=item_id)))
+
+
+@router.post("/items/{item_id}/reject")
+def reject(item_id: uuid.UUID, body: RejectIn, db: DB, settings: SettingsDep) -> Envelope[ItemOut]:
+    """Reject a held video: it is kept aside, and the item is made again on `provider` (the
+    group's next option when unset) as its next attempt (item.rejected)."""
+    provider = body.provider or redo_provider(db, settings, item_id)
+    storage = Storage(settings.store.storage_url)
+    item = reject_item(db, storage, item_id=item_id, reason=body.reason, provider=provider)
+    return Envelope(data=ItemOut.of(item))
 
 
 @router.post("/groups/{group_id}/photos", response_model=Envelope[list[PhotoOut]])

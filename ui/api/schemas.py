@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import date, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -18,6 +19,7 @@ from reelroute.models.core.enums import (
     GroupPriority,
     InferenceProvider,
     ItemStatus,
+    QualityAction,
     RoutedBy,
     WorkerType,
 )
@@ -83,6 +85,18 @@ class ItemOut(BaseModel):
         description="Why a waiting item does not go ahead: its model is unavailable (its "
         "breaker is open), since when, and the next probe.",
     )
+    quality: dict[str, Any] | None = Field(
+        default=None,
+        description="The automatic checks of its latest video: passed, scores by check "
+        "(decodes, length, fps, resolution, blank, frozen, flicker, first_frame), the failed "
+        "ones with why, the seconds they took, and the action taken (accept, review, escalate).",
+    )
+    review_reason: str | None = Field(
+        default=None, description="Why its video is (or was last) held for a person."
+    )
+    redo_count: int = Field(
+        default=0, description="Videos of it made again (rejected, or escalated by a check)."
+    )
 
     @classmethod
     def of(
@@ -145,6 +159,24 @@ class GroupIn(BaseModel):
         description="Its Wan videos only from GPU hosts whose preset keeps the model card's "
         "quality (full, compiled), never from a distilled or cached one.",
     )
+    quality_action: QualityAction | None = Field(
+        default=None,
+        description="What a failed check of its videos does: accept, review (hold for a "
+        "person) or escalate (make it again on its next option); unset: "
+        "REELROUTE_QUALITY_ACTION.",
+    )
+    quality_thresholds: dict[str, float] | None = Field(
+        default=None,
+        description="Its own thresholds, by name (min_luma_range, min_motion, max_flicker, "
+        "min_first_frame_ssim); unset: the settings'.",
+    )
+    review_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="The share of its videos held for a person even when every check passes "
+        "(1: every video).",
+    )
 
 
 class BudgetIn(BaseModel):
@@ -201,6 +233,9 @@ class GroupOut(BaseModel):
     deadline_seconds: int | None
     allowed_providers: list[InferenceProvider] | None
     wan_full_quality: bool
+    quality_action: QualityAction | None = None
+    quality_thresholds: dict[str, float] | None = None
+    review_share: float = 0.0
     created_at: datetime
 
     @classmethod
@@ -440,4 +475,18 @@ class ProviderOut(BaseModel):
     detail: str | None = Field(default=None, description="A GPU host's preset, GPUs and state.")
     waiting: str | None = Field(
         default=None, description="What its waiting items are told while it is not closed."
+    )
+
+
+class RejectIn(BaseModel):
+    """`POST /api/admin/items/{id}/reject`: why the video is not good enough, and who makes
+    it again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=500, description="What is wrong with it.")
+    provider: InferenceProvider | None = Field(
+        default=None,
+        description="Who makes it again; unset: the group's next option (the deadline policy "
+        "over its allowed providers, this one left out, within budget).",
     )

@@ -48,6 +48,7 @@ STATUS_CLASSES = {status: f"rr-{status.value}" for status in ItemStatus}
 STATUS_COLOURS: dict[ItemStatus, str] = {
     ItemStatus.pending: "#334155",  # slate: waiting
     ItemStatus.processing: "#2563eb",  # blue: at work
+    ItemStatus.review: "#a16207",  # amber: waiting for a person
     ItemStatus.completed: "#15803d",  # green
     ItemStatus.failed: "#b91c1c",  # red
     ItemStatus.cancelled: "#9ca3af",  # light grey (dark text on badges)

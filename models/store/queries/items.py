@@ -119,9 +119,55 @@ SET status = 'completed', output_path = :output_path,
     cost_credits = coalesce(cost_credits + :cost_credits, cost_credits, :cost_credits),
     progress = 1, leased_until = NULL, finished_at = :now, updated_at = :now,
     error = NULL, failure_code = NULL, next_attempt_at = NULL,
-    wan_preset = :wan_preset, gpu_host = :gpu_host, gpu_class = :gpu_class
+    wan_preset = :wan_preset, gpu_host = :gpu_host, gpu_class = :gpu_class, quality = :quality
 WHERE id = :item_id AND retry_count = :attempt AND worker_id = :worker_id
   AND status IN ('processing', 'pending')
+RETURNING {ITEM_COLUMNS}
+"""
+
+# The same fence as COMPLETE: the video is made (and paid for), a person decides.
+HOLD_FOR_REVIEW = f"""
+UPDATE video_items
+SET status = 'review', output_path = :output_path,
+    cost_credits = coalesce(cost_credits + :cost_credits, cost_credits, :cost_credits),
+    progress = 1, leased_until = NULL, updated_at = :now,
+    error = NULL, failure_code = NULL, next_attempt_at = NULL,
+    wan_preset = :wan_preset, gpu_host = :gpu_host, gpu_class = :gpu_class, quality = :quality,
+    review_reason = :reason
+WHERE id = :item_id AND retry_count = :attempt AND worker_id = :worker_id
+  AND status IN ('processing', 'pending')
+RETURNING {ITEM_COLUMNS}
+"""
+
+ACCEPT = f"""
+UPDATE video_items SET status = 'completed', finished_at = :now, updated_at = :now
+WHERE id = :item_id AND status = 'review'
+RETURNING {ITEM_COLUMNS}
+"""
+
+
+# A video not kept: made again on `provider` as the next attempt (its cost stays counted).
+# From review (a reviewer rejected it: the attempt that made it is spared, it did its job), or
+# from processing (a failed check escalated, fenced: the attempt counts, as a failure would).
+def redo(from_status: str) -> str:
+    """Send an item back to pending, on `:provider`, for its video to be made again."""
+    assert from_status in {"review", "processing"}
+    fence = (
+        "status = 'review'"
+        if from_status == "review"
+        else "retry_count = :attempt AND worker_id = :worker_id AND status = 'processing'"
+    )
+    return f"""
+UPDATE video_items
+SET status = 'pending', inference_provider = :provider, routed_by = 'explicit',
+    route_reason = :route_reason, redo_count = redo_count + 1, output_path = NULL,
+    spared_attempts = spared_attempts + :spared,
+    provider_task_id = NULL, flow_run_id = NULL, worker_id = NULL, leased_until = NULL,
+    progress = 0, next_attempt_at = NULL, finished_at = NULL, wan_preset = NULL,
+    gpu_host = NULL, gpu_class = NULL, error = :error, failure_code = :failure_code,
+    cost_credits = coalesce(cost_credits + :cost_credits, cost_credits, :cost_credits),
+    updated_at = :now
+WHERE id = :item_id AND {fence}
 RETURNING {ITEM_COLUMNS}
 """
 

@@ -173,7 +173,15 @@ def test_postgres_enum_types_are_the_seeds(pg_server):
                 "runway_gen4.5",
                 "runway_veo3.1_fast",
             ],
-            "processing_status": ["pending", "processing", "completed", "failed", "cancelled"],
+            # The seed's five, with `review` (revision 13) where it falls in an item's life.
+            "processing_status": [
+                "pending",
+                "processing",
+                "review",
+                "completed",
+                "failed",
+                "cancelled",
+            ],
         }
         engine = make_engine(url)
         columns = {c["name"]: c for c in sa.inspect(engine).get_columns("video_items")}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from reelroute.models.core.enums import ItemStatus
 from reelroute.models.reporting.statistics import provider_stats
 from reelroute.models.store.db import session_scope
 from reelroute.ui.views import queue as queue_view
@@ -15,10 +16,11 @@ def test_table_and_charts_show_the_counts_and_spend(engine, settings):
     with session_scope(engine) as session:
         assert stats == provider_stats(session)
     rows = {row[0]: row for row in view.table(stats)}
-    assert rows["WAN local (GPU server)"][1:7] == [2, 0, 1, 1, 0, 0]
-    assert rows["Runway Gen-4 Turbo (fast)"][1:8] == [2, 0, 0, 1, 1, 0, "50%"]
-    assert rows["Runway Veo 3.1 (best quality)"][1:8] == [2, 1, 0, 1, 0, 0, "100%"]
-    assert rows["Runway Veo 3.1 (best quality)"][10:] == ["100%", 0, "0 / 0", "$2.40 (240 credits)"]
+    # Total, pending, processing, in review, completed, failed, cancelled, success rate.
+    assert rows["WAN local (GPU server)"][1:8] == [2, 0, 1, 0, 1, 0, 0]
+    assert rows["Runway Gen-4 Turbo (fast)"][1:9] == [2, 0, 0, 0, 1, 1, 0, "50%"]
+    assert rows["Runway Veo 3.1 (best quality)"][1:9] == [2, 1, 0, 0, 1, 0, 0, "100%"]
+    assert rows["Runway Veo 3.1 (best quality)"][11:] == ["100%", 0, "0 / 0", "$2.40 (240 credits)"]
     assert {r["provider"]: r["dollars"] for r in view.spend_rows(stats)} == {
         "WAN": 0.0,
         "Gen-4": 0.25,
@@ -28,7 +30,7 @@ def test_table_and_charts_show_the_counts_and_spend(engine, settings):
     }
     by_status = {(r["provider"], r["status"]): r["items"] for r in view.status_rows(stats)}
     assert by_status[("Veo 3.1", "pending")] == 1 and by_status[("Gen-4", "failed")] == 1
-    assert len(by_status) == 25  # 5 providers x 5 statuses, zeros included
+    assert len(by_status) == 5 * len(ItemStatus)  # 5 providers x every status, zeros included
     finish = view.finish_rows(stats)
     assert {(r["provider"], r["measure"]) for r in finish} == {
         (p, m) for p in ("WAN", "Gen-4", "Veo 3.1") for m in ("median", "p90")
@@ -58,7 +60,7 @@ def test_status_colours_follow_meaning_on_charts_and_badges():
     cancelled = view.STATUS_COLOUR_MAP["cancelled"]
     red_, green_, blue_ = (int(cancelled[i : i + 2], 16) for i in (1, 3, 5))
     assert max(red_, green_, blue_) - min(red_, green_, blue_) < 24  # a grey
-    assert len(set(view.STATUS_COLOUR_MAP.values())) == 5  # each status its own
+    assert len(set(view.STATUS_COLOUR_MAP.values())) == len(ItemStatus)  # each status its own
     for status, colour in queue_view.STATUS_COLOURS.items():  # the badges use the same
         assert f".rr-{status.value} {{ background: {colour}; }}" in queue_view.CSS
         assert view.STATUS_COLOUR_MAP[status.value] == colour

@@ -1,0 +1,104 @@
+"""The automatic checks of a video a flow run made, and what its group does with them
+(models.items.review): complete it, hold it for a person, or make it again on the group's next
+option (escalate)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from reelroute.models.core.enums import QualityAction
+from reelroute.models.core.settings import Settings
+from reelroute.models.core.tables import VideoItem
+from reelroute.models.items.lifecycle import Claim
+from reelroute.models.items.review import (
+    Decision,
+    decide,
+    escalate_item,
+    may_escalate,
+    quality_policy,
+)
+from reelroute.models.money.budgets import BudgetExceeded
+from reelroute.models.planning.replanning import next_option
+from reelroute.models.store.db import session_scope
+from reelroute.providers.base import GenerationResult
+from reelroute.providers.quality import Thresholds, check_video, expected_of
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A video's checks (what the item stores, None when checks are off) and its fate."""
+
+    quality: dict[str, Any] | None
+    decision: Decision
+
+
+def judge(
+    engine: sa.Engine, settings: Settings, claim: Claim, result: GenerationResult, photo: bytes
+) -> Judged:
+    """Check the video of `claim` made from `photo`, and decide by its group's policy."""
+    if not settings.quality.checks:
+        return Judged(None, Decision(QualityAction.accept))
+    with session_scope(engine) as session:
+        policy = quality_policy(session, claim.group_id, settings)
+    expected = expected_of(
+        claim.inference_provider,
+        frame_num=claim.frame_num,
+        duration_s=claim.duration_s,
+        photo=photo,
+        fps=result.fps,
+        width=result.width,
+        height=result.height,
+    )
+    verdict = check_video(result.video, photo, expected, Thresholds(**policy.thresholds))
+    decision = decide(
+        policy,
+        passed=verdict.passed,
+        failed={check.name: check.detail for check in verdict.failed},
+        provider=claim.inference_provider,
+    )
+    quality = {**verdict.to_json(), "action": decision.outcome.value}
+    log.info(
+        "item %s: checks %s in %.2f s (%s)",
+        claim.item_id,
+        "passed" if verdict.passed else "failed: " + ", ".join(quality["failed"]),
+        verdict.seconds,
+        decision.outcome.value,
+    )
+    return Judged(quality, decision)
+
+
+def escalate(
+    engine: sa.Engine, settings: Settings, claim: Claim, result: GenerationResult, judged: Judged
+) -> str | None:
+    """Make the item again on its group's next option (the attempt ends; its video is not
+    kept). Returns why it is held for a person instead, when it cannot be: no attempt left, no
+    other option within budget and deadline. StaleAttempt when the attempt lost the item."""
+    reason = judged.decision.reason or "checks failed"
+    with session_scope(engine) as session:
+        item = session.get(VideoItem, claim.item_id)
+        if item is None or not may_escalate(item, settings):
+            return f"{reason}; no attempt left to make it again"
+        option = next_option(session, settings, item)
+        if option is None:
+            return f"{reason}; no other option the group allows can take it"
+        try:
+            escalate_item(
+                session,
+                item_id=claim.item_id,
+                attempt=claim.attempt,
+                worker_id=claim.worker_id,
+                provider=option.provider,
+                reason=f"{reason}; {option.reason}",
+                cost_credits=result.cost_credits,
+                quality=judged.quality or {},
+                wan_preset=result.wan_preset,
+            )
+        except BudgetExceeded as error:
+            return f"{reason}; the next option is over budget ({error})"
+    return None

@@ -1,0 +1,134 @@
+"""Review through the API: a group's quality choices, the review queue, accept, and reject with
+a redo (named, or the group's next option), with their events; bad input changes nothing."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlmodel import Session, col, select
+
+from reelroute.models.core.tables import ItemEvent
+from reelroute.models.items.videos import complete_with_video
+from reelroute.models.store.files import Storage
+from tests.models.helpers import image_bytes
+from tests.ui.api_client import add, as_admin, claim, upload
+
+
+def group_with_quality(client, **quality):
+    answer = client.post(
+        "/api/admin/groups",
+        json={"name": f"q {uuid.uuid4().hex[:8]}", **quality},
+        headers=as_admin(),
+    )
+    return answer
+
+
+def held_item(client, engine, settings, provider: str = "runway_gen4_turbo") -> str:
+    group = group_with_quality(client, quality_action="review").json()["data"]["id"]
+    (photo,) = upload(client, group, ("a.png", image_bytes(), "image/png"))
+    answer = add(
+        client, group, [{"photo_id": photo["id"], "prompt": "p", "inference_provider": provider}]
+    )
+    item_id = answer.json()["data"][0]["id"]
+    claimed = claim(client, "runway")
+    assert claimed["item_id"] == item_id
+    with Session(engine) as session:
+        complete_with_video(
+            session,
+            Storage(settings.store.storage_url),
+            item_id=uuid.UUID(item_id),
+            group_id=uuid.UUID(group),
+            attempt=claimed["attempt"],
+            worker_id="w1",
+            video=b"a held video",
+            cost_credits=25,
+            quality={"passed": False, "scores": {"blank": 0.0}, "failed": {"blank": "flat"}},
+            review_reason="checks failed (blank: flat)",
+        )
+        session.commit()
+    return item_id
+
+
+def event_types(engine, item_id: str) -> list[str]:
+    with Session(engine) as session:
+        rows = session.exec(
+            select(ItemEvent)
+            .where(ItemEvent.item_id == uuid.UUID(item_id))
+            .order_by(col(ItemEvent.id))
+        ).all()
+    return [row.type.value for row in rows]
+
+
+def test_a_group_chooses_its_action_thresholds_and_review_share(client):
+    answer = group_with_quality(
+        client,
+        quality_action="escalate",
+        quality_thresholds={"min_first_frame_ssim": 0.7},
+        review_share=0.05,
+    )
+    assert answer.status_code == 200, answer.text
+    group = answer.json()["data"]
+    assert (group["quality_action"], group["review_share"]) == ("escalate", 0.05)
+    assert group["quality_thresholds"] == {"min_first_frame_ssim": 0.7}
+    bad = group_with_quality(client, quality_thresholds={"ssim": 0.7}, review_share=0.5)
+    assert bad.status_code == 400
+    assert "no threshold 'ssim'; use min_luma_range" in bad.text
+    assert group_with_quality(client, review_share=2).status_code == 422  # the schema says
+    assert group_with_quality(client, quality_action="maybe").status_code == 422
+
+
+def test_the_review_queue_and_accept(client, engine, app_settings):
+    item_id = held_item(client, engine, app_settings)
+    queue = client.get("/api/admin/review", headers=as_admin()).json()["data"]
+    assert [entry["id"] for entry in queue] == [item_id]
+    held = queue[0]
+    assert held["status"] == "review" and held["review_reason"] == "checks failed (blank: flat)"
+    assert held["quality"]["failed"] == {"blank": "flat"} and held["cost_credits"] == 25
+    answer = client.post(f"/api/admin/items/{item_id}/accept", headers=as_admin())
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["data"]["status"] == "completed"
+    assert event_types(engine, item_id)[-3:] == [
+        "item.review_requested",
+        "item.accepted",
+        "item.completed",
+    ]
+    again = client.post(f"/api/admin/items/{item_id}/accept", headers=as_admin())
+    assert again.status_code == 409 and "not held for review" in again.text
+    assert client.get("/api/admin/review", headers=as_admin()).json()["data"] == []
+
+
+def test_reject_makes_it_again_on_the_named_provider_or_the_next_option(
+    client, engine, app_settings
+):
+    item_id = held_item(client, engine, app_settings)
+    other = held_item(client, engine, app_settings)
+    empty = client.post(
+        f"/api/admin/items/{item_id}/reject", headers=as_admin(), json={"reason": ""}
+    )
+    assert empty.status_code == 422
+    answer = client.post(
+        f"/api/admin/items/{item_id}/reject",
+        headers=as_admin(),
+        json={"reason": "the colours are flat", "provider": "runway_veo3.1"},
+    )
+    assert answer.status_code == 200, answer.text
+    redone = answer.json()["data"]
+    assert (redone["status"], redone["inference_provider"], redone["redo_count"]) == (
+        "pending",
+        "runway_veo3.1",
+        1,
+    )
+    assert (
+        redone["cost_credits"] == 25 and "rejected: the colours are flat" in redone["route_reason"]
+    )
+    assert event_types(engine, item_id)[-1] == "item.rejected"
+    # Unnamed: the group's next option (Turbo made the rejected one; any other may redo it).
+    answer = client.post(
+        f"/api/admin/items/{other}/reject", headers=as_admin(), json={"reason": "blurry"}
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["data"]["inference_provider"] != "runway_gen4_turbo"
+    missing = client.post(
+        f"/api/admin/items/{uuid.uuid4()}/reject", headers=as_admin(), json={"reason": "x"}
+    )
+    assert missing.status_code == 404
