@@ -17,16 +17,22 @@ class EventData(BaseModel):
 
     item_id: uuid.UUID
     group_id: uuid.UUID | None
-    status: str = Field(description="pending, processing, completed, failed or cancelled.")
+    status: str = Field(
+        description="pending, processing, review (held for a person), completed, failed or "
+        "cancelled."
+    )
     provider: str = Field(description="The item's provider at the time (e.g. wan_local).")
     attempt: int = Field(description="The attempt (1 for the first claim; 0 before any).")
     progress: float | None = Field(default=None, description="0..1 (item.progress only).")
     reason: str | None = Field(
         default=None,
-        description="Why: the routing reason (item.created, item.rerouted) or the failure "
-        "(item.failed).",
+        description="Why: the routing reason (item.created, item.rerouted), the failure "
+        "(item.failed), why the video is held (item.review_requested) or made again "
+        "(item.rejected: `provider` is then the one that makes it again).",
     )
-    video_url: str | None = Field(default=None, description="Where to fetch it (item.completed).")
+    video_url: str | None = Field(
+        default=None, description="Where to fetch it (item.completed, item.review_requested)."
+    )
     cost_credits: int | None = Field(default=None, description="What it cost (item.completed).")
     cost_dollars: float | None = Field(default=None, description="cost_credits / 100.")
     breaker: str | None = Field(
@@ -66,9 +72,10 @@ def event_payload(event: ItemEvent, public_url: str | None) -> EventPayload:
         data.reason = event.detail
     if event.subject is not None:
         data.breaker = event.subject
-    if event.type is EventType.completed:
+    if event.type in (EventType.completed, EventType.review_requested):
         path = f"/api/admin/items/{event.item_id}/video"
         data.video_url = f"{public_url.rstrip('/')}{path}" if public_url else path
+    if event.type is EventType.completed:
         data.cost_credits = event.cost_credits or 0
         data.cost_dollars = (event.cost_credits or 0) / 100
     return EventPayload(id=event.id, type=event.type, timestamp=event.created_at, data=data)

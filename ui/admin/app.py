@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Callable
+from html import escape
 from typing import TypeVar
 
 import gradio as gr
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from starlette.routing import Mount
 
+from reelroute.models.core.enums import QualityAction
 from reelroute.models.core.settings import Settings
 from reelroute.models.store.files import Storage
 from reelroute.ui.admin import (
@@ -19,6 +21,7 @@ from reelroute.ui.admin import (
     new_tasks,
     providers,
     queue,
+    review,
     statistics,
     videos,
     webhooks,
@@ -32,8 +35,26 @@ USERNAME = "admin"
 SANDBOX_BANNER = (
     '<div class="rr-sandbox" id="sandbox-banner">SANDBOX MODE: Runway calls go to the bundled '
     "emulator and Wan runs a tiny random model. Videos are real files, not real pictures; "
-    "nothing is paid.</div>"
+    "nothing is paid. {quality}</div>"
 )
+QUALITY_NOTES = {
+    QualityAction.accept: "The tiny model's noise fails the first-frame check; a failed check "
+    "is recorded only (REELROUTE_QUALITY_ACTION=accept), so videos complete. Give a group the "
+    "action review or escalate to see the Review page at work.",
+    QualityAction.review: "The tiny model's noise fails the first-frame check, and failed "
+    "checks are held for a person (REELROUTE_QUALITY_ACTION=review): Wan videos wait on the "
+    "Review page.",
+    QualityAction.escalate: "The tiny model's noise fails the first-frame check, and failed "
+    "checks are made again on the group's next option (REELROUTE_QUALITY_ACTION=escalate): "
+    "Wan videos are redone by the Runway emulator.",
+}
+
+
+def sandbox_banner(settings: Settings) -> str:
+    """The sandbox banner, with what a failed check does here."""
+    if not settings.quality.checks:
+        return SANDBOX_BANNER.format(quality="Videos are not checked (REELROUTE_QUALITY_CHECKS).")
+    return SANDBOX_BANNER.format(quality=escape(QUALITY_NOTES[settings.quality.action]))
 
 
 def in_a_running_loop(make: Callable[[], T]) -> T:
@@ -62,7 +83,7 @@ def _blocks(context: AdminContext) -> gr.Blocks:
     blocks = gr.Blocks(title="reelroute admin")
     with blocks:
         if context.settings.sandbox:
-            gr.HTML(SANDBOX_BANNER)
+            gr.HTML(sandbox_banner(context.settings))
         links = ["[REST API](/docs)"]
         if context.prefect_ui_url:
             links.append(f"[Prefect UI]({context.prefect_ui_url})")
@@ -75,6 +96,8 @@ def _blocks(context: AdminContext) -> gr.Blocks:
             statistics.build(context, blocks)
         with gr.Tab("Videos"):
             videos.build(context, blocks)
+        with gr.Tab("Review"):
+            review.build(context, blocks)
         with gr.Tab("Budgets"):
             budgets.build(context, blocks)
         with gr.Tab("Providers"):

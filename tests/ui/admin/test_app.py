@@ -44,7 +44,10 @@ def test_the_banner_shows_only_in_sandbox_mode(settings, engine):
         return str(build_admin(context).get_config_file())
 
     assert "SANDBOX MODE" in config_of(True) and "sandbox-banner" in SANDBOX_BANNER
+    assert "recorded only (REELROUTE_QUALITY_ACTION=accept), so videos complete" in config_of(True)
     assert "SANDBOX MODE" not in config_of(False)
+    held = AdminContext(settings.replaced(sandbox=True, quality_action="review"), engine, None)
+    assert "Wan videos wait on the Review page" in str(build_admin(held).get_config_file())
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

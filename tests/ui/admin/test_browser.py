@@ -347,3 +347,84 @@ def test_the_providers_page_shows_an_open_breaker_and_why(web, page, shots):
     expect(veo.locator('[data-state="closed"]')).to_have_text("available")
     screenshot(page, shots / "admin-providers.png")
     leader.stop()
+
+
+def held_for_review(web: Web) -> VideoItem:
+    """A Gen-4 Turbo item whose video (an emulator-like zoom into a textured photo, but flat:
+    its checks really fail) is held for review, as a flow run would hold it."""
+    import numpy as np
+
+    from reelroute.models.core.enums import Pool
+    from reelroute.models.core.tasks import TaskSpec
+    from reelroute.models.intake.batches import add_batch
+    from reelroute.models.intake.photos import store_photo
+    from reelroute.models.items.groups import create_group
+    from reelroute.models.items.videos import complete_with_video
+    from reelroute.models.store.files import Storage
+    from reelroute.providers.quality import Expected, check_video
+    from reelroute.providers.video import encode_mp4
+    from tests.models.helpers import claim_next_item, textured_image_bytes
+
+    storage = Storage(web.settings.store.storage_url)
+    photo_bytes = textured_image_bytes(3, 192, 128)
+    frames = [np.full((128, 192, 3), 40, np.uint8)] * 17  # dark and still: not the photo
+    video = encode_mp4(iter(frames), fps=16, width=192, height=128)
+    verdict = check_video(video, photo_bytes, Expected(17, None, 16.0, 192, 128, 1.5))
+    with Session(web.engine, expire_on_commit=False) as session:
+        group = create_group(session, name="reviewed")
+        photo = store_photo(
+            session, storage=storage, group_id=group.id, data=photo_bytes, filename="p.png",
+            settings=web.settings,
+        )  # fmt: skip
+        (item,) = add_batch(
+            session,
+            group_id=group.id,
+            settings=web.settings,
+            tasks=[
+                TaskSpec(
+                    photo_id=photo.id,
+                    prompt="the lighthouse beam sweeps over the waves",
+                    inference_provider="runway_gen4_turbo",
+                )
+            ],
+        )
+        session.commit()
+        claim = claim_next_item(session, web.settings, Pool.cloud)
+        complete_with_video(
+            session, storage, item_id=item.id, group_id=group.id, attempt=claim.attempt,
+            worker_id=claim.worker_id, video=video, cost_credits=25,
+            quality={**verdict.to_json(), "action": "review"},
+            review_reason="checks failed (" + ", ".join(c.name for c in verdict.failed) + ")",
+        )  # fmt: skip
+        session.commit()
+    return item
+
+
+def test_the_review_page_shows_a_held_video_and_rejects_it(web, page, shots):
+    from playwright.sync_api import expect
+
+    item = held_for_review(web)
+    log_in(page, web.url)
+    page.get_by_role("tab", name="Review").click()
+    scores = page.locator("#review-scores")
+    expect(scores.locator('[data-check="first_frame"]')).to_have_text("failed", timeout=WAIT_MS)
+    expect(scores.locator('[data-check="decodes"]')).to_have_text("passed")
+    expect(page.locator("#review-about")).to_contain_text("the lighthouse beam sweeps")
+    expect(page.locator("#review-video video")).to_have_count(1, timeout=WAIT_MS)
+    expect(page.locator("#review-photo img")).to_have_count(1, timeout=WAIT_MS)
+    screenshot(page, shots / "admin-review.png")
+    page.locator("#review-reason textarea").fill("the sea is a flat grey, not the photo")
+    pick(page, "Make it again with", "Runway Veo 3.1 (best quality)")
+    page.locator("#review-reject").click()
+    expect(page.locator("#review-outcome")).to_contain_text(
+        "rejected: made again on Runway Veo 3.1 (best quality)", timeout=WAIT_MS
+    )
+    expect(page.locator("#review-about")).to_contain_text("Nothing is held.", timeout=WAIT_MS)
+    with Session(web.engine) as session:
+        again = session.get(VideoItem, item.id)
+        assert again is not None
+        assert (again.status, again.inference_provider, again.redo_count) == (
+            ItemStatus.pending,
+            InferenceProvider.runway_veo3_1,
+            1,
+        )
