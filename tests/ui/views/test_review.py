@@ -47,7 +47,7 @@ def test_the_page_lists_each_held_video_with_its_photo_and_scores(engine, settin
     [shown] = view.held(engine, settings, cache=tmp_path)
     assert shown.item_id == item.id and shown.prompt == "task 0"
     assert shown.reason == "checks failed (blank, first_frame)"
-    assert Path(shown.video).read_bytes() == b"held video bytes"
+    assert shown.video is not None and Path(shown.video).read_bytes() == b"held video bytes"
     assert shown.photo is None  # the helper's photo rows have no file: nothing to show
     assert shown.scores.count('data-passed="false"') == 2
     assert 'data-check="decodes" data-passed="true"' in shown.scores
