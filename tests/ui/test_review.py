@@ -132,3 +132,24 @@ def test_reject_makes_it_again_on_the_named_provider_or_the_next_option(
         f"/api/admin/items/{uuid.uuid4()}/reject", headers=as_admin(), json={"reason": "x"}
     )
     assert missing.status_code == 404
+
+
+def test_redo_statistics_in_the_api_and_on_the_page(client, engine, app_settings):
+    from reelroute.ui.views import statistics as view
+
+    first, second = (held_item(client, engine, app_settings) for _ in range(2))
+    for item_id in (first, second):
+        answer = client.post(
+            f"/api/admin/items/{item_id}/reject",
+            headers=as_admin(),
+            json={"reason": "too dark", "provider": "runway_veo3.1"},
+        )
+        assert answer.status_code == 200, answer.text
+    found = client.get("/api/admin/stats/redos", headers=as_admin()).json()["data"]
+    assert len(found) == 2  # one per group (each held item has its own)
+    assert {entry["provider"] for entry in found} == {"runway_gen4_turbo"}
+    assert sum(entry["redos"] for entry in found) == 2
+    assert sum(entry["credits"] for entry in found) == 50 and found[0]["by_check"] == 0
+    rows = view.redo_rows(engine)
+    assert rows[0] == ["Runway Gen-4 Turbo (fast)", "all", "all", "2 of 2 (100%)", "", ""]
+    assert [row[3] for row in rows[1:]] == [1, 1] and rows[1][5] == "$0.25"

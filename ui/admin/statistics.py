@@ -44,6 +44,11 @@ def build(context: AdminContext, blocks: gr.Blocks) -> None:
     budgets = gr.Dataframe(
         headers=view.BUDGET_COLUMNS, interactive=False, label="Spend against budget"
     )
+    redos = gr.Dataframe(
+        headers=view.REDO_COLUMNS,
+        interactive=False,
+        label="Videos made again (rejected on the Review page, or escalated by a failed check)",
+    )
     # The counts the page shows now: a tick redraws only when they changed.
     shown = gr.State("")
     timer = gr.Timer(REFRESH_SECONDS)
@@ -59,9 +64,10 @@ def build(context: AdminContext, blocks: gr.Blocks) -> None:
                 view.finish_rows(stats), columns=["provider", "bar", "measure", "minutes"]
             ),
             pd.DataFrame(view.budget_rows(engine), columns=view.BUDGET_COLUMNS),
+            pd.DataFrame(view.redo_rows(engine), columns=view.REDO_COLUMNS),
         )
 
-    outputs = [headline, table, by_status, spend, finish, budgets, shown]
+    outputs = [headline, table, by_status, spend, finish, budgets, redos, shown]
 
     def refresh(last: str) -> tuple[Any, ...]:
         try:

@@ -20,7 +20,7 @@ from reelroute.models.intake.submit import Answer, Intake, run_once, take_in
 from reelroute.models.items import lifecycle as ops
 from reelroute.models.items.groups import create_group
 from reelroute.models.items.queue import etas_of, list_queue
-from reelroute.models.items.review import accept_item, reject_item, review_queue
+from reelroute.models.items.review import accept_item, redo_stats, reject_item, review_queue
 from reelroute.models.money.budgets import set_budget, spend
 from reelroute.models.outbox import endpoints, webhooks
 from reelroute.models.outbox.endpoints import endpoint_for
@@ -43,6 +43,7 @@ from reelroute.ui.api.schemas import (
     PhotoOut,
     ProviderOut,
     QueueOut,
+    RedoOut,
     RejectIn,
     WebhookChange,
     WebhookIn,
@@ -98,6 +99,24 @@ def stats(db: DB) -> Envelope[Statistics]:
     cancelled, success rate, median and p90 seconds to finish, credits and dollars spent, and
     the backlog of items waiting to start."""
     return Envelope(data=provider_stats(db))
+
+
+@router.get("/stats/redos")
+def redos(db: DB) -> Envelope[list[RedoOut]]:
+    """Videos made again per provider, Wan preset and group, and what those not kept cost."""
+    return Envelope(
+        data=[
+            RedoOut(
+                provider=InferenceProvider(entry.provider),
+                wan_preset=entry.wan_preset,
+                group_id=entry.group_id,
+                redos=entry.redos,
+                by_check=entry.by_check,
+                credits=entry.credits,
+            )
+            for entry in redo_stats(db)
+        ]
+    )
 
 
 @router.get("/queue")

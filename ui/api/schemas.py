@@ -490,3 +490,14 @@ class RejectIn(BaseModel):
         description="Who makes it again; unset: the group's next option (the deadline policy "
         "over its allowed providers, this one left out, within budget).",
     )
+
+
+class RedoOut(BaseModel):
+    """Videos made again for one provider, Wan preset and group."""
+
+    provider: InferenceProvider = Field(description="Who made the videos that were not kept.")
+    wan_preset: str | None
+    group_id: uuid.UUID | None
+    redos: int = Field(description="Videos made again (rejected, or escalated by a check).")
+    by_check: int = Field(description="Of those, escalated by a failed check.")
+    credits: int = Field(description="What the videos not kept cost (1 credit = $0.01).")

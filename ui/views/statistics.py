@@ -11,6 +11,7 @@ from reelroute.models.core.catalogue import info
 from reelroute.models.core.enums import BudgetScope, InferenceProvider, ItemStatus
 from reelroute.models.core.formats import duration
 from reelroute.models.items.groups import list_groups
+from reelroute.models.items.review import redo_stats
 from reelroute.models.money.budgets import dollars, spend
 from reelroute.models.reporting.statistics import Statistics, provider_stats
 from reelroute.models.store.db import session_scope
@@ -166,3 +167,39 @@ def summary(stats: Statistics) -> str:
         f"**{total:,} items** · **${dollars:,.2f} spent** · Wan backlog: **{backlog:,}** "
         f"pending · **{late:,}** waiting items at risk of being late"
     )
+
+
+REDO_COLUMNS = ["Made by", "Wan preset", "Group", "Videos made again", "By a check", "Their cost"]
+
+
+def redo_rows(engine: sa.Engine) -> list[list[Any]]:
+    """Videos made again (rejected by a reviewer, or escalated by a failed check), per provider,
+    Wan preset and group, with what the videos not kept cost; a first row per provider gives
+    its redo rate (videos made again of the videos it made)."""
+    with session_scope(engine) as session:
+        stats = redo_stats(session)
+        counts = provider_stats(session)
+        names = {g.id: g.name for g in list_groups(session, limit=1000)}
+    redone: dict[str, int] = {}
+    for entry in stats:
+        redone[entry.provider] = redone.get(entry.provider, 0) + entry.redos
+    rows: list[list[Any]] = []
+    for provider, count in sorted(redone.items()):
+        made = count + counts.root[InferenceProvider(provider)].completed
+        made += counts.root[InferenceProvider(provider)].review
+        rows.append(
+            [info(InferenceProvider(provider)).label, "all", "all", f"{count} of {made} "
+             f"({count / made:.0%})", "", ""]
+        )  # fmt: skip
+    for entry in stats:
+        rows.append(
+            [
+                info(InferenceProvider(entry.provider)).label,
+                entry.wan_preset or "-",
+                names.get(entry.group_id, "-") if entry.group_id else "-",
+                entry.redos,
+                entry.by_check,
+                f"${entry.credits / 100:,.2f}",
+            ]
+        )
+    return rows
