@@ -175,10 +175,26 @@ class Leadership:
 
     def _connect(self) -> sa.Connection:
         if self._connection is None or self._connection.closed:
-            self._connection = self._engine.connect().execution_options(
-                isolation_level="AUTOCOMMIT"
-            )
+            connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            if self._postgres:
+                self._end_when_silent(connection)
+            self._connection = connection
         return self._connection
+
+    def _end_when_silent(self, connection: sa.Connection) -> None:
+        """Have the server end this session when it is silent for the lease (a frozen leader):
+        idle_session_timeout, PostgreSQL 14 and later. Older servers rely on the keepalives."""
+        lease_ms = int(self.lease_seconds * 1000)
+        try:
+            connection.execute(sa.text(f"SET idle_session_timeout = {lease_ms}"))
+        except sa.exc.DBAPIError as error:
+            if error.connection_invalidated:
+                raise
+            log.warning(
+                "%s: this PostgreSQL has no idle_session_timeout (before 14): a leader frozen "
+                "with its socket open keeps the lead until its host is gone",
+                self.role,
+            )
 
     def _close(self) -> None:
         if self._connection is not None:
@@ -272,14 +288,13 @@ def read_roles(session: Session, *, now: datetime | None = None) -> list[RoleVie
 
 def _lock_engine(url: str, lease_seconds: float, application_name: str) -> sa.Engine:
     """An engine for the lock's one connection: no pool, short timeouts, and a session that the
-        server ends when its client is gone for about `lease_seconds` (keepalives, user timeout) or
-        silent that long (idle_session_timeout; a live member pings every poll). Its application
-    name ("reelroute-lead <role> <holder>") shows in pg_stat_activity."""
+    server ends when its client is gone for about `lease_seconds` (keepalives, user timeout) or
+    silent that long (idle_session_timeout, set on connecting; a live member pings every poll).
+    Its application name ("reelroute-lead <role> <holder>") shows in pg_stat_activity."""
     lease_ms = int(lease_seconds * 1000)
     keepalive = max(1, int(lease_seconds / 3))
     options = " ".join(
         (
-            f"-c idle_session_timeout={lease_ms}",
             "-c statement_timeout=5000",
             f"-c tcp_keepalives_idle={keepalive}",
             f"-c tcp_keepalives_interval={keepalive}",
