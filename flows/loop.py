@@ -18,6 +18,7 @@ from reelroute.flows.dispatch import Dispatcher
 from reelroute.flows.planning import Planner, runway_limits_source
 from reelroute.flows.prefect_api import PrefectApi
 from reelroute.flows.reconcile import reconcile_once
+from reelroute.models.core.errors import DatabaseUnavailable
 from reelroute.models.core.settings import Settings
 from reelroute.models.health.leadership import Leadership
 from reelroute.models.store.db import make_engine
@@ -53,12 +54,18 @@ def _dispatch_until(
         lease_seconds=settings.dispatch.leader_lease_seconds,
     )
     leadership.start()
+    # One backoff across terms: an outage that also cost the lead is reported as recovered
+    # by the first pass that goes through.
+    backoff = Backoff("dispatcher", settings.dispatch.interval_seconds, log=log)
     try:
         while not stop.is_set():
-            if leadership.leading:
-                _lead(engine, client, settings, stop, leadership)
-            else:
+            if not leadership.leading:
                 stop.wait(leadership.poll_seconds)
+                continue
+            _lead(engine, client, settings, stop, leadership, backoff)
+            if not stop.is_set() and not leadership.leading:  # the lock's session failed
+                why = leadership.lost_because or "its session ended"
+                stop.wait(backoff.failed(DatabaseUnavailable(f"the lead was lost ({why})")))
     finally:
         leadership.stop()
 
@@ -69,13 +76,13 @@ def _lead(
     settings: Settings,
     stop: threading.Event,
     leadership: Leadership,
+    backoff: Backoff,
 ) -> None:
     """One term as leader: fresh dispatcher and planner (a standby's view of the queue is
     never trusted), a reconcile first, then passes until the term ends or `stop` is set."""
     dispatcher = Dispatcher(engine, client, settings)
     runway = settings.sandbox or settings.runway.api_secret is not None
     planner = Planner(engine, settings, client, runway_limits_source(settings) if runway else None)
-    backoff = Backoff("dispatcher", settings.dispatch.interval_seconds, log=log)
     dispatched, reconciled = (
         Heartbeat(engine, "dispatcher", log=log),
         Heartbeat(engine, "reconciler", log=log),

@@ -88,6 +88,8 @@ class Leadership:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._took_over = False
+        self.lost_because: str | None = None
+        """Why the lock's session last failed (None: it never did)."""
 
     @property
     def leading(self) -> bool:
@@ -206,6 +208,7 @@ class Leadership:
         self._connection = None
 
     def _lost(self, error: BaseException) -> None:
+        self.lost_because = _first_line(error)
         if self._leading:
             log.warning(
                 "%s: %s lost leadership (%s); trying again as a standby",
