@@ -171,6 +171,61 @@ def preset_days(quick: bool) -> bool:
     return True
 
 
+WAN_KEPT = (0.9, 0.7, 0.5)
+CUSTOMERS, HISTORY = 12, 20
+
+
+def redo_case(item: tuple[float, bool, int]) -> tuple[float, bool, int, Outcome]:
+    """One reference day of 12 customers whose Wan videos are kept `kept` on average (each
+    customer ± 0.4), 20 judged Wan videos each before the day; routing counting redos or not."""
+    import tempfile
+    from pathlib import Path
+
+    kept, counted, seed = item
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "day.csv"
+        rows = reference_day(300, seed=seed, day=DAY, customers=CUSTOMERS, wan_kept=kept)
+        write_rows(path, rows)
+        tasks = read_trace(path, seed=seed)
+    options = ReplayOptions(count_redos=counted, history=HISTORY, seed=seed)
+    (outcome,) = replay(tasks, options, ["deadline"])
+    return kept, counted, seed, outcome
+
+
+def redo_days(quick: bool) -> bool:
+    """The reference day's spend, late items and redos at 90, 70 and 50 % Wan acceptance, with
+    routing that counts redos and without (docs/routing.md). Target: counting them never
+    spends more nor makes more items late, summed over the seeds."""
+    seeds = [1] if quick else [1, 2, 3]
+    cases = [(kept, counted, seed) for kept in WAN_KEPT for counted in (False, True)
+             for seed in seeds]  # fmt: skip
+    print(
+        f"reference days, {CUSTOMERS} customers, {HISTORY} judged Wan videos each before the "
+        "day (4 GPUs, 300 tasks, deadline)"
+    )
+    print("  wan kept  redos counted  seed | spend $  late  redone  wan videos")
+    totals: dict[tuple[float, bool], list[Outcome]] = {}
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        for kept, counted, seed, outcome in pool.map(redo_case, cases):
+            totals.setdefault((kept, counted), []).append(outcome)
+            print(
+                f"  {kept:8.0%}  {'yes' if counted else 'no':>13} {seed:>5} |"
+                f" {outcome.spend_dollars:7.2f} {outcome.late:5} {outcome.redos:7}"
+                f" {outcome.per_provider.get(InferenceProvider.wan_local.value, 0):11}"
+            )
+    met = True
+    for kept in WAN_KEPT:
+        without, counting = totals[(kept, False)], totals[(kept, True)]
+        spend = [sum(o.spend_dollars for o in day) for day in (without, counting)]
+        late = [sum(o.late for o in day) for day in (without, counting)]
+        print(
+            f"  {kept:.0%} kept: spend ${spend[0]:.2f} -> ${spend[1]:.2f} "
+            f"({spend[1] / spend[0]:.3f}x), late {late[0]} -> {late[1]}"
+        )
+        met = met and spend[1] <= spend[0] and late[1] <= late[0]
+    return met
+
+
 FILL_PENDING = """
 INSERT INTO video_items (id, group_id, photo_id, prompt, inference_provider, status, priority,
                          retry_count, progress, routed_by, created_at, updated_at, due_at)
@@ -350,7 +405,7 @@ def budgets(seconds: float) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.routing")
-    parser.add_argument("parts", nargs="*", default=["days", "presets", "eta", "budgets"])
+    parser.add_argument("parts", nargs="*", default=["days", "presets", "redos", "eta", "budgets"])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -360,6 +415,8 @@ def main() -> None:
         met.append(days(options.quick))
     if "presets" in options.parts:
         met.append(preset_days(options.quick))
+    if "redos" in options.parts:
+        met.append(redo_days(options.quick))
     if "eta" in options.parts:
         met.append(eta_refresh([int(size) for size in options.sizes.split(",")]))
     if "budgets" in options.parts:

@@ -243,6 +243,28 @@ def replay(
             help="--no-breakers: no breaker opens on a failure rate (the day without them).",
         ),
     ] = True,
+    acceptance: Annotated[
+        str | None,
+        typer.Option(
+            help="The share of each provider's videos kept: PROVIDER=SHARE,... (wan_local=0.7); "
+            "the others are rejected and made again on the group's next option."
+        ),
+    ] = None,
+    count_redos: Annotated[
+        bool,
+        typer.Option(
+            "--count-redos/--no-count-redos",
+            help="--no-count-redos: routing ignores the chance of a redo (the day without it).",
+        ),
+    ] = True,
+    history: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Judged Wan videos each group has before the day, kept at its trace's "
+            "kept_wan_local share (what routing learned on earlier days).",
+        ),
+    ] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
 ) -> None:
     """Replay a day through the real routing, dispatch-order and budget code, on a simulated
@@ -271,6 +293,9 @@ def replay(
         caps = {InferenceProvider(k): float(v) for k, v in _pairs(budget, "PROVIDER").items()}
         hosts = tuple(GpuHostSpec.parse(text) for text in gpu_host or [])
         outages = tuple(OutageSpec.parse(text) for text in outage or [])
+        kept = {InferenceProvider(k): float(v) for k, v in _pairs(acceptance, "PROVIDER").items()}
+        if any(not 0 <= share <= 1 for share in kept.values()):
+            raise ValueError("--acceptance: each share is between 0 and 1 (wan_local=0.7)")
     except (OSError, ValueError, TraceError) as error:
         typer.echo(f"cannot replay: {error}", err=True)
         raise typer.Exit(2) from None
@@ -282,6 +307,10 @@ def replay(
         budgets=caps,
         outages=outages,
         breakers=breakers,
+        acceptance=kept,
+        count_redos=count_redos,
+        seed=seed,
+        history=history,
     )
     outcomes = run_replay(tasks, options, [*policies, "hindsight"])
     if as_json:
@@ -292,6 +321,14 @@ def replay(
     typer.echo(
         f"{len(tasks)} tasks, {fleet or f'{gpus} GPU(s)'}, Runway concurrency {runway_concurrency}"
         + (f"; {down}, breakers {'on' if breakers else 'off'}" if outages else "")
+        + (
+            "; kept "
+            + ", ".join(f"{p.value} {share:.0%}" for p, share in kept.items())
+            + f", redos {'counted' if count_redos else 'not counted'} by routing"
+            if kept
+            else ""
+        )
+        + (f"; {history} judged Wan videos per group before the day" if history else "")
     )
     for outcome in outcomes:
         typer.echo(outcome.line())

@@ -40,6 +40,7 @@ from reelroute.models.core.enums import (
     ItemStatus,
     Pool,
 )
+from reelroute.models.core.errors import InvalidInput
 from reelroute.models.core.settings import Settings, load_settings
 from reelroute.models.core.tables import Breaker, Photo, VideoItem
 from reelroute.models.core.tasks import TaskSpec, parse_deadline
@@ -49,15 +50,18 @@ from reelroute.models.intake.batches import add_batch
 from reelroute.models.items.dispatch import plan_dispatch
 from reelroute.models.items.groups import create_group
 from reelroute.models.items.lifecycle import MadeBy, claim_item, complete_item, fail_item
-from reelroute.models.money.budgets import set_budget
+from reelroute.models.items.review import accept_item, reject_item
+from reelroute.models.money.budgets import BudgetExceeded, set_budget
 from reelroute.models.money.limits import ModelLimits, RunwayLimits, store_limits
 from reelroute.models.planning.estimates import Estimates
 from reelroute.models.planning.hosts import report_host
-from reelroute.models.planning.replanning import reroute_waiting
+from reelroute.models.planning.replanning import redo_provider, reroute_waiting
 from reelroute.models.planning.routing import Policy
 from reelroute.models.planning.snapshot import build_snapshot, read_service_times
 from reelroute.models.store.db import make_engine
+from reelroute.models.store.files import Storage
 from reelroute.models.store.migrate import upgrade
+from reelroute.models.store.tallies import count_verdict
 
 REQUIRED = ("created_at", "group", "priority", "duration_s")
 WORKER = "replay"
@@ -80,6 +84,9 @@ class TraceTask:
     duration_s: int
     seconds: dict[InferenceProvider, float]
     """How long each provider truly takes for it."""
+    kept: dict[InferenceProvider, float] = field(default_factory=dict)
+    """The chance that each provider's video of it is kept (`kept_<provider>`; missing: the
+    replay's --acceptance, else 1)."""
 
 
 def _true_seconds(provider: InferenceProvider, rng: random.Random) -> float:
@@ -112,6 +119,13 @@ def _task(number: int, row: dict[str, str], rng: random.Random) -> TraceTask:
         for provider in CATALOGUE:
             value = (row.get(f"seconds_{provider.value}") or "").strip()
             seconds[provider] = float(value) if value else _true_seconds(provider, rng)
+        kept = {}
+        for provider in CATALOGUE:
+            value = (row.get(f"kept_{provider.value}") or "").strip()
+            if value:
+                kept[provider] = float(value)
+                if not 0 <= kept[provider] <= 1:
+                    raise TraceError(f"{where}: kept_{provider.value} {value} is not in 0-1")
         return TraceTask(
             row=number,
             created_at=created,
@@ -121,6 +135,7 @@ def _task(number: int, row: dict[str, str], rng: random.Random) -> TraceTask:
             provider=InferenceProvider(asked) if asked and asked != "auto" else None,
             duration_s=int(row["duration_s"]),
             seconds=seconds,
+            kept=kept,
         )
     except (ValueError, KeyError) as error:
         if isinstance(error, TraceError):
@@ -204,6 +219,16 @@ class ReplayOptions:
     outages: tuple[OutageSpec, ...] = ()
     breakers: bool = True
     """False: breakers never open on a failure rate (the day without them)."""
+    acceptance: dict[InferenceProvider, float] = field(default_factory=dict)
+    """The share of each provider's videos kept (missing: all); a video drawn outside it is
+    rejected and made again on the group's next option, through the real review code."""
+    count_redos: bool = True
+    """REELROUTE_ROUTING_COUNT_REDOS: routing weighs the chance of a redo (False: it does not)."""
+    seed: int = 0
+    """Draws which videos are rejected."""
+    history: int = 0
+    """Judged Wan videos each group has before the day (kept at its `kept_wan_local` share):
+    the day as one of many, with what routing learned on the earlier ones."""
 
 
 FAILED_ATTEMPT_SECONDS = 5.0
@@ -227,6 +252,8 @@ class Outcome:
     """Tasks that never got a video (they named a model Runway allows no tasks at once, or
     a model down all day); they count as late."""
     attempts_failed: int = 0
+    redos: int = 0
+    """Videos rejected and made again on another option."""
 
     def line(self) -> str:
         """One line of the table."""
@@ -236,6 +263,7 @@ class Outcome:
         used = ", ".join(f"{p} {n}" for p, n in sorted(self.per_provider.items()))
         missing = f"; not run {self.not_run}" if self.not_run else ""
         failed = f"; failed attempts {self.attempts_failed}" if self.attempts_failed else ""
+        failed += f"; redone {self.redos}" if self.redos else ""
         return (
             f"{self.policy:<10} ${self.spend_dollars:>8.2f}  late {self.late:>3}/{self.tasks} "
             f"on time {self.on_time_rate:>6.1%}  p50/p95 min: {times}  ({used}; moved "
@@ -268,16 +296,21 @@ class Simulation:
             ),
             dispatch_lookahead=0,
             routing_policy="threshold" if self.policy is Policy.threshold else "deadline",
+            routing_count_redos=options.count_redos,
             default_provider=InferenceProvider.wan_local,
             **({} if options.breakers else {"breaker_min_failures": 10**9}),
         )
         self.attempts_failed = 0
+        self.redos = 0
+        self.storage = Storage(str(folder / "storage"))
         self.ids = {task.row: uuid.uuid4() for task in tasks}
         self.truth = {
             (self.ids[task.row], provider): seconds
             for task in tasks
             for provider, seconds in task.seconds.items()
         }
+        self.rows = {item_id: row for row, item_id in self.ids.items()}
+        self.kept = {task.row: task.kept for task in tasks}
         self.moves = 0
         self.busy: Counter[str] = Counter()
         """Wan items at work per simulated GPU host."""
@@ -401,6 +434,7 @@ class Simulation:
                     self.busy[host_name] -= 1
                     spec = next(h for h in self.options.gpu_hosts if h.name == host_name)
                     made_by = MadeBy(f"{spec.preset}@1", spec.name, spec.name)
+                rejected = self._rejected(item, attempt)
                 complete_item(
                     session,
                     item_id=item_id,
@@ -409,8 +443,11 @@ class Simulation:
                     output_path="replay",
                     cost_credits=credits,
                     made_by=made_by,
+                    review_reason="replay: drawn to be judged" if rejected else None,
                     now=now,
                 )
+                if rejected:
+                    self._judge(session, item_id, now)
             batch = [a for a in arrivals if a.created_at <= now]
             arrivals = arrivals[len(batch) :]
             for name, tasks in _by_group(batch).items():
@@ -464,6 +501,38 @@ class Simulation:
                     )
             session.commit()
 
+    def _rejected(self, item: VideoItem, attempt: int) -> bool:
+        """Whether the video of `attempt` is drawn to be rejected (the same draw for the same
+        task and attempt, whatever the policy)."""
+        row, provider = self.rows[item.id], item.inference_provider
+        kept = self.kept[row].get(provider, self.options.acceptance.get(provider, 1.0))
+        if kept >= 1:
+            return False
+        draw = random.Random(f"{self.options.seed}:{row}:{attempt}")  # noqa: S311
+        return draw.random() >= kept
+
+    def _judge(self, session: Session, item_id: uuid.UUID, now: datetime) -> None:
+        """A reviewer rejects the held video and has it made again on the group's next option
+        (accepts it when no other option can take it)."""
+        try:
+            provider = redo_provider(session, self.settings, item_id)
+        except InvalidInput:
+            accept_item(session, item_id=item_id, now=now)
+            return
+        try:
+            reject_item(
+                session,
+                self.storage,
+                item_id=item_id,
+                reason="replay: not good enough",
+                provider=provider,
+                now=now,
+            )
+        except BudgetExceeded:
+            accept_item(session, item_id=item_id, now=now)
+            return
+        self.redos += 1
+
     @staticmethod
     def _pending(session: Session) -> bool:
         """Whether an item still waits."""
@@ -481,6 +550,17 @@ class Simulation:
         photos: dict[str, uuid.UUID],
     ) -> uuid.UUID:
         group = create_group(session, name=name, priority=first.priority)
+        kept = first.kept.get(InferenceProvider.wan_local)
+        if self.options.history and kept is not None:
+            accepted = round(kept * self.options.history)
+            for verdict in [True] * accepted + [False] * (self.options.history - accepted):
+                count_verdict(
+                    session,
+                    group_id=group.id,
+                    provider=InferenceProvider.wan_local.value,
+                    wan_preset=None,
+                    accepted=verdict,
+                )
         photo = Photo(group_id=group.id, storage_path="photos/replay")
         session.add(photo)
         session.flush()
@@ -525,6 +605,7 @@ class Simulation:
             moves=self.moves,
             not_run=not_run,
             attempts_failed=self.attempts_failed,
+            redos=self.redos,
         )
 
 
@@ -565,23 +646,44 @@ REFERENCE_KINDS = ("normal", "urgent", "high_quality")
 REFERENCE_WEIGHTS = (0.7, 0.2, 0.1)
 
 
-def reference_day(tasks: int, *, seed: int, day: datetime) -> list[dict[str, str]]:
+def reference_day(
+    tasks: int,
+    *,
+    seed: int,
+    day: datetime,
+    customers: int = 0,
+    wan_kept: float | None = None,
+    spread: float = 0.4,
+) -> list[dict[str, str]]:
     """A reference day as trace rows: batches of 1 to 8 photos arriving from 08:00 to 20:00
     UTC, 70 % normal, 20 % urgent, 10 % high-quality groups, every task `auto`, 5 s videos, and
-    each provider's true time drawn from its catalogue minutes."""
+    each provider's true time drawn from its catalogue minutes.
+
+    Each batch is its own group, or with `customers` one of that many customers' groups (each
+    of one priority), whose Wan videos are kept with `wan_kept` on average: each customer's
+    share drawn from `wan_kept` ± `spread` (within 0.05-1), since some photos suit Wan less."""
     rng = random.Random(seed)  # noqa: S311 (a simulation, not a secret)
     rows: list[dict[str, str]] = []
     opening = day.replace(hour=8, minute=0, second=0, microsecond=0)
+    kinds = [rng.choices(REFERENCE_KINDS, REFERENCE_WEIGHTS)[0] for _ in range(customers)]
+    shares = [
+        min(1.0, max(0.05, (wan_kept or 1.0) + rng.uniform(-spread, spread)))
+        for _ in range(customers)
+    ]
     batch = 0
     while len(rows) < tasks:
         batch += 1
         size = min(rng.randint(1, 8), tasks - len(rows))
-        priority = rng.choices(REFERENCE_KINDS, REFERENCE_WEIGHTS)[0]
+        if customers:
+            customer = rng.randrange(customers)
+            group, priority = f"customer {customer + 1}", kinds[customer]
+        else:
+            group, priority = f"batch {batch}", rng.choices(REFERENCE_KINDS, REFERENCE_WEIGHTS)[0]
         arrival = opening + timedelta(seconds=rng.uniform(0, 12 * 3600))
         for _ in range(size):
             row: dict[str, str] = {
                 "created_at": arrival.isoformat(),
-                "group": f"batch {batch}",
+                "group": group,
                 "priority": priority,
                 "deadline_seconds": "",
                 "provider": "auto",
@@ -589,6 +691,8 @@ def reference_day(tasks: int, *, seed: int, day: datetime) -> list[dict[str, str
             }
             for provider in CATALOGUE:
                 row[f"seconds_{provider.value}"] = f"{_true_seconds(provider, rng):.1f}"
+            if customers and wan_kept is not None:
+                row["kept_wan_local"] = f"{shares[customer]:.2f}"
             rows.append(row)
     return sorted(rows, key=lambda row: row["created_at"])
 

@@ -137,6 +137,12 @@ class RoutingSettings(Group):
         ge=0,
         description="Default-routed Wan items go to Gen-4 Turbo while more than this wait.",
     )
+    count_redos: bool = setting(
+        True,
+        env="ROUTING_COUNT_REDOS",
+        description="The deadline policy weighs each option by its expected cost and finish, "
+        "counting the chance that its video is made again (docs/routing.md).",
+    )
 
     @field_validator("policy")
     @classmethod
@@ -699,6 +705,36 @@ class QualitySettings(Group):
         le=1,
         description="first_frame: the structural similarity of the first frame and the photo "
         "at least this (the image-to-video contract).",
+    )
+
+    prior_acceptance: float = setting(
+        0.9,
+        env="QUALITY_PRIOR_ACCEPTANCE",
+        ge=0,
+        le=1,
+        description="Routing: the share of an option's videos taken to be kept before any is "
+        "judged (each group's own count weighs in over it, models.planning.acceptance).",
+    )
+    prior_weight: float = setting(
+        10.0,
+        env="QUALITY_PRIOR_WEIGHT",
+        ge=0,
+        description="Routing: how many judged videos the prior acceptance is worth.",
+    )
+    max_wan_rejection: float = setting(
+        0.5,
+        env="QUALITY_MAX_WAN_REJECTION",
+        ge=0,
+        le=1,
+        description="Routing: a group whose Wan videos are made again more often than this "
+        "share goes to a paid option (once it has QUALITY_MIN_VERDICTS judged Wan videos).",
+    )
+    min_verdicts: int = setting(
+        10,
+        env="QUALITY_MIN_VERDICTS",
+        ge=1,
+        description="Routing: judged Wan videos of a group before QUALITY_MAX_WAN_REJECTION "
+        "applies to it.",
     )
 
     def thresholds(self, overrides: Mapping[str, float] | None = None) -> dict[str, float]:

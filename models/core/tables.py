@@ -432,6 +432,23 @@ class FailureTally(SQLModel, table=True):
     count: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
 
 
+class VerdictTally(SQLModel, table=True):
+    """Videos kept and videos made again per group, provider and Wan preset, counted by the
+    writer in the transaction that decides (models.store.tallies): a completed item's video is
+    `accepted`, a video rejected by a reviewer or escalated by a failed check is `rejected`.
+    Routing learns each option's acceptance from these few rows (models.planning.acceptance)."""
+
+    __tablename__ = "verdict_tallies"
+
+    group_key: str = Field(sa_column=sa.Column(sa.String(36), primary_key=True))
+    """The group's id as text ('' for items without a group)."""
+    provider: str = Field(sa_column=sa.Column(sa.String(40), primary_key=True))
+    wan_preset: str = Field(sa_column=sa.Column(sa.String(40), primary_key=True))
+    """The Wan preset that made the videos ('' for Runway's, or Wan's of no known preset)."""
+    accepted: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    rejected: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+
+
 class DeliveryTally(SQLModel, table=True):
     """Webhook delivery attempts by outcome (`delivered`, `failed`: to be tried again, `dead`:
     given up), counted by the sender in the transaction that records them

@@ -46,7 +46,7 @@ from reelroute.models.outbox.events import (
 from reelroute.models.store.db import is_postgres
 from reelroute.models.store.queries import items as item_sql
 from reelroute.models.store.sql import returning_items, rowcount, sql
-from reelroute.models.store.tallies import count_failure, observe_latency
+from reelroute.models.store.tallies import count_failure, count_verdict, observe_latency
 
 
 @dataclass(frozen=True)
@@ -291,8 +291,16 @@ def complete_item(
 
 
 def observe_completion(session: Session, item: VideoItem, now: datetime) -> None:
-    """Count a completed item's latencies (created to completed, claimed to completed)."""
+    """Count a completed item: its latencies (created to completed, claimed to completed), and
+    its video as kept (routing learns each option's acceptance from these counts)."""
     provider = item.inference_provider.value
+    count_verdict(
+        session,
+        group_id=item.group_id,
+        provider=provider,
+        wan_preset=item.wan_preset,
+        accepted=True,
+    )
     observe_latency(
         session,
         provider=provider,

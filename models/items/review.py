@@ -38,6 +38,7 @@ from reelroute.models.outbox.events import record
 from reelroute.models.store.files import Storage, video_path
 from reelroute.models.store.queries import items as item_sql
 from reelroute.models.store.sql import returning_items
+from reelroute.models.store.tallies import count_verdict
 
 MAX_REASON = 500
 
@@ -271,6 +272,13 @@ def _redo(
                 video_path=video,
                 at=now,
             )
+        )
+        count_verdict(
+            session,
+            group_id=item.group_id,
+            provider=origin.value,
+            wan_preset=preset,
+            accepted=False,
         )
         if quality is not None:
             redone.quality = quality

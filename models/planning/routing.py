@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from reelroute.models.core.catalogue import CATALOGUE, VEO_FAMILY, info
@@ -222,18 +222,75 @@ def usable(
     return None
 
 
+@dataclass(frozen=True)
+class Outlook:
+    """An option counted with the chance that its video is made again: on the next option
+    (the cheapest other usable one), which costs its credits and adds its time."""
+
+    acceptance: float
+    """The share of the option's videos the group is expected to keep."""
+    credits: float
+    """Expected credits: the option's, and the next option's times the chance of a redo."""
+    delay: float
+    """Expected seconds a redo adds: the next option's p90 times the chance of a redo."""
+    redo_on: InferenceProvider | None
+
+    def text(self, judged: int) -> str:
+        """The figures for the item's reason ('' when no redo is expected)."""
+        if self.redo_on is None or self.acceptance >= 1:
+            return ""
+        seen = f"{judged} judged" if judged else "the prior"
+        return (
+            f"; {self.acceptance:.0%} kept ({seen}), redo on {info(self.redo_on).badge}: "
+            f"expected {self.credits / 100:.2f} $"
+        )
+
+
+def outlook(
+    request: RouteRequest,
+    snapshot: Snapshot,
+    provider: InferenceProvider,
+    others: list[InferenceProvider],
+) -> Outlook:
+    """`provider`'s option counted with its chance of a redo (none when REELROUTE_ROUTING_
+    COUNT_REDOS is off, or no other option could make it again)."""
+    credits = request.credits(provider)
+    if not snapshot.count_redos:
+        return Outlook(1.0, credits, 0.0, None)
+    rest = [p for p in others if p is not provider]
+    if not rest:
+        return Outlook(1.0, credits, 0.0, None)
+    redo_on = min(
+        rest, key=lambda p: (request.credits(p), snapshot.estimates.seconds(p, None, None)[0])
+    )
+    kept = snapshot.acceptance.rate(request.group_id, provider)
+    _, p90 = snapshot.estimates.seconds(redo_on, request.frame_num, request.duration_s)
+    chance = 1 - kept
+    return Outlook(kept, credits + chance * request.credits(redo_on), chance * p90, redo_on)
+
+
 def deadline_choice(
     request: RouteRequest,
     snapshot: Snapshot,
     *,
     exclude: frozenset[InferenceProvider] = frozenset(),
 ) -> RoutingDecision:
-    """The deadline policy for one item (see the module's docstring)."""
+    """The deadline policy for one item (see the module's docstring). With
+    REELROUTE_ROUTING_COUNT_REDOS each option is weighed by its expected cost and finish,
+    counting the chance of a redo (docs/routing.md), and a group whose Wan videos are made
+    again too often goes to a paid option."""
     now, due = snapshot.now, request.due_at
     skipped = {p: why for p in request.allowed if (why := usable(request, snapshot, p, exclude))}
+    if snapshot.count_redos and WAN in request.allowed and WAN not in skipped:
+        paid_left = [p for p in request.allowed if p is not WAN and p not in skipped]
+        redone = snapshot.acceptance.too_often_redone(request.group_id)
+        if redone is not None and paid_left:
+            skipped[WAN] = redone
+    usable_here = [p for p in request.allowed if p not in skipped]
+    outlooks = {p: outlook(request, snapshot, p, usable_here) for p in usable_here}
     candidates = sorted(
-        (p for p in request.allowed if p not in skipped),
-        key=lambda p: (request.credits(p), snapshot.estimates.seconds(p, None, None)[0]),
+        usable_here,
+        key=lambda p: (outlooks[p].credits, snapshot.estimates.seconds(p, None, None)[0]),
     )
     note = "".join(f"; {info(p).badge} skipped: {why}" for p, why in skipped.items())
     earliest: tuple[datetime, InferenceProvider] | None = None
@@ -242,17 +299,20 @@ def deadline_choice(
             provider, request.frame_num, request.duration_s, request.item_id
         )
         added = snapshot.lane(provider).if_added(due, p50, p90)
-        if added.meets(due):
+        seen = outlooks[provider]
+        expected = added.finish_p90 + timedelta(seconds=seen.delay)
+        figures = seen.text(snapshot.acceptance.of_group(request.group_id, provider).judged)
+        if added.meets(due) and expected <= due:
             return RoutingDecision(
                 provider,
                 RoutedBy.deadline,
                 f"{info(provider).badge} predicted {clock(added.finish_p90, now)}, due "
-                f"{clock(due, now)} (UTC){note}",
+                f"{clock(due, now)} (UTC){figures}{note}",
                 request.credits(provider),
                 added.finish,
             )
-        if earliest is None or added.finish_p90 < earliest[0]:
-            earliest = (added.finish_p90, provider)
+        if earliest is None or expected < earliest[0]:
+            earliest = (expected, provider)
     if earliest is not None:
         finish, provider = earliest
         return RoutingDecision(

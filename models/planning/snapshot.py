@@ -28,6 +28,7 @@ from reelroute.models.money.limits import (
     paid_ledger_credits,
     unsettled_credits,
 )
+from reelroute.models.planning.acceptance import Acceptance, read_acceptance
 from reelroute.models.planning.estimates import DEFAULT_WAN_AREA, Estimates, read_estimates
 from reelroute.models.planning.eta import Lane, Slot, Working
 from reelroute.models.planning.hosts import live_hosts
@@ -102,6 +103,10 @@ class Snapshot:
     wan_full_slots: int | None = None
     """Wan slots of hosts whose preset keeps the model card's quality (None: no host reports
     itself, REELROUTE_GPU_SLOTS are taken as full quality)."""
+    acceptance: Acceptance = field(default_factory=Acceptance)
+    """How often each group keeps each option's videos (models.planning.acceptance)."""
+    count_redos: bool = False
+    """REELROUTE_ROUTING_COUNT_REDOS: the deadline policy weighs a redo's chance."""
 
     def lane(self, provider: InferenceProvider) -> Lane:
         """The lane of `provider`."""
@@ -314,4 +319,6 @@ def build_snapshot(
         pending_wan=len(waiting[InferenceProvider.wan_local].keys),
         wan_full_slots=full_slots,
         unavailable=unavailable(session, now),
+        acceptance=read_acceptance(session, settings),
+        count_redos=settings.routing.count_redos,
     )

@@ -3,6 +3,7 @@ metrics read a few rows at any size and a crash can neither lose a count nor inv
 
 - failed attempts per provider and failure class (`failure_tallies`);
 - webhook delivery attempts per outcome (`delivery_tallies`);
+- videos kept and made again per group, provider and Wan preset (`verdict_tallies`);
 - a latency histogram per provider and measure (`latency_buckets`): `created` (created to
   completed: what a caller waits) and `claimed` (the attempt that made the video, claimed to
   completed), in buckets that fit jobs of seconds to hours.
@@ -13,12 +14,13 @@ One upsert per count (`INSERT … ON CONFLICT DO UPDATE`, on both databases).
 from __future__ import annotations
 
 import bisect
+import uuid
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from reelroute.models.core.tables import DeliveryTally, FailureTally, LatencyBucket
+from reelroute.models.core.tables import DeliveryTally, FailureTally, LatencyBucket, VerdictTally
 
 LATENCY_BUCKETS = (
     10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0, 1800.0, 2700.0, 3600.0, 5400.0,
@@ -37,6 +39,13 @@ DELIVERY_OUTCOMES = ("delivered", "failed", "dead")
 COUNT_DELIVERIES = """
 INSERT INTO delivery_tallies (outcome, count) VALUES (:outcome, :times)
 ON CONFLICT (outcome) DO UPDATE SET count = delivery_tallies.count + :times
+"""
+
+COUNT_VERDICT = """
+INSERT INTO verdict_tallies (group_key, provider, wan_preset, accepted, rejected)
+VALUES (:group_key, :provider, :wan_preset, :accepted, :rejected)
+ON CONFLICT (group_key, provider, wan_preset) DO UPDATE
+SET accepted = verdict_tallies.accepted + :accepted, rejected = verdict_tallies.rejected + :rejected
 """
 
 OBSERVE = """
@@ -70,6 +79,37 @@ def count_deliveries(session: Session, outcome: str, times: int = 1) -> None:
 def delivery_tallies(session: Session) -> dict[str, int]:
     """Outcome -> webhook delivery attempts."""
     return {row.outcome: row.count for row in session.exec(select(DeliveryTally)).all()}
+
+
+def group_key(group_id: uuid.UUID | None) -> str:
+    """A group's key in verdict_tallies: its id as 32 hex digits ('' for no group)."""
+    return group_id.hex if group_id is not None else ""
+
+
+def count_verdict(
+    session: Session,
+    *,
+    group_id: uuid.UUID | None,
+    provider: str,
+    wan_preset: str | None,
+    accepted: bool,
+) -> None:
+    """Count one video of `provider` (and `wan_preset`) in `group_id`: kept, or made again."""
+    session.execute(
+        sa.text(COUNT_VERDICT),
+        {
+            "group_key": group_key(group_id),
+            "provider": provider,
+            "wan_preset": wan_preset or "",
+            "accepted": int(accepted),
+            "rejected": int(not accepted),
+        },
+    )
+
+
+def verdict_tallies(session: Session) -> list[VerdictTally]:
+    """Every (group, provider, preset)'s videos kept and made again."""
+    return list(session.exec(select(VerdictTally)).all())
 
 
 def observe_latency(session: Session, *, provider: str, measure: str, seconds: float) -> None:

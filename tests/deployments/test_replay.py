@@ -194,3 +194,65 @@ def test_a_model_with_no_capacity_is_never_chosen(tmp_path):
     assert results["deadline"].not_run == 0
     # Tasks named for it never run, and say so.
     assert (results["all-gen4"].not_run, results["all-gen4"].late) == (3, 3)
+
+
+# --- videos that are not kept ----------------------------------------------------------------
+
+
+def test_a_rejected_wan_video_is_made_again_and_paid_for(tmp_path):
+    """The small trace's normal task goes to Wan; with Wan kept 0 % its video is rejected and
+    made again on the next option (Gen-4 Turbo, 25 credits), 4 minutes later."""
+    path = small_trace(tmp_path / "day.csv")
+    kept = outcomes(path, ["deadline"])["deadline"]
+    redone = outcomes(path, ["deadline"], acceptance={InferenceProvider.wan_local: 0.0})
+    day = redone["deadline"]
+    assert (kept.redos, day.redos) == (0, 1)
+    assert day.spend_dollars == round(kept.spend_dollars + 0.25, 2)
+    assert day.per_provider == {"runway_gen4_turbo": 2, "runway_veo3.1_fast": 1}
+    assert day.minutes_p50["normal"] == kept.minutes_p50["normal"] + 4  # 30 min, then 4 more
+    assert "redone 1" in day.line()
+
+
+def test_a_trace_gives_each_tasks_chance_of_being_kept(tmp_path):
+    with small_trace(tmp_path / "day.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    for row in rows:
+        row["kept_wan_local"] = "0"
+    write_trace(tmp_path / "kept.csv", rows)
+    assert outcomes(tmp_path / "kept.csv", ["deadline"])["deadline"].redos == 1
+    rows[0]["kept_wan_local"] = "1.5"
+    write_trace(tmp_path / "bad.csv", rows)
+    with pytest.raises(TraceError, match=r"row 2: kept_wan_local 1.5 is not in 0-1"):
+        read_trace(tmp_path / "bad.csv")
+
+
+def test_routing_that_counts_redos_sends_the_groups_wan_does_badly_to_runway(tmp_path):
+    """Twelve customers whose Wan videos are kept 50 % of the time on average (10 % to 90 %),
+    each with 20 judged Wan videos before the day: counting redos, the customers whose Wan
+    videos are mostly redone go straight to Runway, and Wan's GPUs make videos that are kept."""
+    rows = reference_day(
+        300, seed=1, day=datetime(2026, 11, 27, tzinfo=UTC), customers=12, wan_kept=0.5
+    )
+    write_trace(tmp_path / "day.csv", rows)
+    tasks = read_trace(tmp_path / "day.csv")
+    day = {
+        counted: replay(tasks, ReplayOptions(count_redos=counted, history=20), ["deadline"])[0]
+        for counted in (False, True)
+    }
+    assert day[True].redos < day[False].redos
+    assert day[True].spend_dollars < day[False].spend_dollars
+    assert day[True].late <= day[False].late
+    assert day[True].per_provider["wan_local"] > day[False].per_provider["wan_local"]
+
+
+def test_the_acceptance_options_are_checked_and_shown(tmp_path):
+    path = str(small_trace(tmp_path / "t.csv"))
+    bad = CliRunner().invoke(app, ["replay", path, "--acceptance", "wan_local=1.2"])
+    assert bad.exit_code == 2 and "each share is between 0 and 1" in bad.output
+    result = CliRunner().invoke(
+        app, ["replay", path, "--acceptance", "wan_local=0", "--no-count-redos"]
+    )
+    assert result.exit_code == 0, result.output
+    first = result.output.splitlines()[0]
+    assert first.endswith("; kept wan_local 0%, redos not counted by routing"), first
+    assert "redone 1" in result.output

@@ -153,3 +153,34 @@ def test_redo_statistics_in_the_api_and_on_the_page(client, engine, app_settings
     rows = view.redo_rows(engine)
     assert rows[0] == ["Runway Gen-4 Turbo (fast)", "all", "all", "2 of 2 (100%)", "", ""]
     assert [row[3] for row in rows[1:]] == [1, 1] and rows[1][5] == "$0.25"
+
+
+def test_acceptance_in_the_api_and_on_the_page(client, engine, app_settings):
+    """Two Gen-4 Turbo videos held in two groups: one accepted, one rejected."""
+    from reelroute.ui.views import statistics as view
+
+    kept, redone = (held_item(client, engine, app_settings) for _ in range(2))
+    assert client.post(f"/api/admin/items/{kept}/accept", headers=as_admin()).status_code == 200
+    answer = client.post(
+        f"/api/admin/items/{redone}/reject",
+        headers=as_admin(),
+        json={"reason": "too dark", "provider": "runway_veo3.1"},
+    )
+    assert answer.status_code == 200, answer.text
+    found = client.get("/api/admin/stats/acceptance", headers=as_admin()).json()["data"]
+    overall, *groups = found
+    assert (overall["provider"], overall["group_id"], overall["kept"], overall["judged"]) == (
+        "runway_gen4_turbo",
+        None,
+        1,
+        2,
+    )
+    assert overall["share"] == 0.5 and overall["low"] < 0.5 < overall["high"]
+    # routing weighs 2 judged videos against the prior (0.9, worth 10): (1 + 9) / 12
+    assert overall["routing"] == round(10 / 12, 4)
+    assert sorted((g["kept"], g["judged"]) for g in groups) == [(0, 1), (1, 1)]
+    rejected = next(g for g in groups if g["kept"] == 0)
+    assert rejected["routing"] < overall["routing"]
+    rows = view.acceptance_rows(engine, app_settings)
+    assert rows[0] == ["Runway Gen-4 Turbo (fast)", "all", "all", "1 of 2", "50% (9%-91%)", "83%"]
+    assert len(rows) == 3 and {row[3] for row in rows[1:]} == {"0 of 1", "1 of 1"}

@@ -49,6 +49,12 @@ def build(context: AdminContext, blocks: gr.Blocks) -> None:
         interactive=False,
         label="Videos made again (rejected on the Review page, or escalated by a failed check)",
     )
+    acceptance = gr.Dataframe(
+        headers=view.ACCEPTANCE_COLUMNS,
+        interactive=False,
+        label="Videos kept: per provider, Wan preset and group, with the share routing expects",
+        elem_id="statistics-acceptance",
+    )
     # The counts the page shows now: a tick redraws only when they changed.
     shown = gr.State("")
     timer = gr.Timer(REFRESH_SECONDS)
@@ -65,9 +71,12 @@ def build(context: AdminContext, blocks: gr.Blocks) -> None:
             ),
             pd.DataFrame(view.budget_rows(engine), columns=view.BUDGET_COLUMNS),
             pd.DataFrame(view.redo_rows(engine), columns=view.REDO_COLUMNS),
+            pd.DataFrame(
+                view.acceptance_rows(engine, context.settings), columns=view.ACCEPTANCE_COLUMNS
+            ),
         )
 
-    outputs = [headline, table, by_status, spend, finish, budgets, redos, shown]
+    outputs = [headline, table, by_status, spend, finish, budgets, redos, acceptance, shown]
 
     def refresh(last: str) -> tuple[Any, ...]:
         try:

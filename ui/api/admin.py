@@ -25,6 +25,7 @@ from reelroute.models.money.budgets import set_budget, spend
 from reelroute.models.outbox import endpoints, webhooks
 from reelroute.models.outbox.endpoints import endpoint_for
 from reelroute.models.planning.replanning import eta_of, moves_of, redo_provider
+from reelroute.models.reporting.acceptance import AcceptanceRow, acceptance_table
 from reelroute.models.reporting.health import provider_health
 from reelroute.models.reporting.statistics import Statistics, provider_stats
 from reelroute.models.store.files import Storage
@@ -117,6 +118,14 @@ def redos(db: DB) -> Envelope[list[RedoOut]]:
             for entry in redo_stats(db)
         ]
     )
+
+
+@router.get("/stats/acceptance")
+def acceptance(db: DB, settings: SettingsDep) -> Envelope[list[AcceptanceRow]]:
+    """How often each provider's (and Wan preset's) videos are kept, over every group and per
+    group: kept, judged, the share with its 95 % Wilson interval, and the share routing
+    expects (docs/routing.md)."""
+    return Envelope(data=acceptance_table(db, settings))
 
 
 @router.get("/queue")

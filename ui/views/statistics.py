@@ -10,9 +10,11 @@ import sqlalchemy as sa
 from reelroute.models.core.catalogue import info
 from reelroute.models.core.enums import BudgetScope, InferenceProvider, ItemStatus
 from reelroute.models.core.formats import duration
+from reelroute.models.core.settings import Settings
 from reelroute.models.items.groups import list_groups
 from reelroute.models.items.review import redo_stats
 from reelroute.models.money.budgets import dollars, spend
+from reelroute.models.reporting.acceptance import acceptance_table
 from reelroute.models.reporting.statistics import Statistics, provider_stats
 from reelroute.models.store.db import session_scope
 from reelroute.models.store.ledger import count_ledger
@@ -167,6 +169,37 @@ def summary(stats: Statistics) -> str:
         f"**{total:,} items** · **${dollars:,.2f} spent** · Wan backlog: **{backlog:,}** "
         f"pending · **{late:,}** waiting items at risk of being late"
     )
+
+
+ACCEPTANCE_COLUMNS = [
+    "Made by", "Wan preset", "Group", "Kept", "Share kept (95 % interval)", "Routing expects"
+]  # fmt: skip
+
+
+def acceptance_rows(engine: sa.Engine, settings: Settings) -> list[list[Any]]:
+    """How often each option's videos are kept (models.reporting.acceptance): per provider, its
+    presets, then its groups."""
+    with session_scope(engine) as session:
+        found = acceptance_table(session, settings)
+        names = {g.id: g.name for g in list_groups(session, limit=1000)}
+    rows: list[list[Any]] = []
+    for entry in found:
+        share = (
+            f"{entry.share:.0%} ({entry.low:.0%}-{entry.high:.0%})"
+            if entry.share is not None
+            else "-"
+        )
+        rows.append(
+            [
+                info(entry.provider).label,
+                entry.wan_preset or "all",
+                names.get(entry.group_id, "-") if entry.group_id else "all",
+                f"{entry.kept} of {entry.judged}",
+                share,
+                f"{entry.routing:.0%}",
+            ]
+        )
+    return rows
 
 
 REDO_COLUMNS = ["Made by", "Wan preset", "Group", "Videos made again", "By a check", "Their cost"]

@@ -33,7 +33,9 @@ from reelroute.models.items.review import (
 )
 from reelroute.models.items.videos import complete_with_video
 from reelroute.models.money.budgets import BudgetExceeded, set_budget, spend
+from reelroute.models.planning.acceptance import Verdicts, read_acceptance
 from reelroute.models.store.files import Storage, video_path
+from reelroute.models.store.tallies import group_key, verdict_tallies
 from tests.models.helpers import add_items, claim_next_item, ledger_counts
 
 WAN, TURBO, VEO = (
@@ -256,3 +258,43 @@ def test_an_escalated_check_ends_the_attempt_and_makes_it_again(session, setting
     )
     assert events(session, item.id)[-1] == EventType.rejected.value
     assert ops.get_item(session, item.id).status is ItemStatus.pending
+
+
+def test_every_verdict_is_counted_per_group_provider_and_preset(session, settings, tmp_path):
+    """Kept: a completion, an acceptance; made again: a rejection, an escalated check."""
+    (done,) = add_items(session, settings, 1, TURBO)
+    claim = claim_next_item(session, settings, Pool.cloud)
+    ops.complete_item(
+        session,
+        item_id=claim.item_id,
+        attempt=claim.attempt,
+        worker_id=claim.worker_id,
+        output_path="x.mp4",
+        cost_credits=25,
+    )
+    session.commit()
+    held, storage = hold(session, settings, tmp_path, provider=TURBO, cost=25)
+    accept_item(session, item_id=held.id)
+    rejected, _ = hold(session, settings, tmp_path, provider=TURBO, cost=25)
+    reject_item(session, storage, item_id=rejected.id, reason="garbled", provider=VEO)
+    (wan,) = add_items(session, settings, 1, WAN)
+    claim = claim_next_item(session, settings, Pool.gpu)
+    escalate_item(
+        session, item_id=wan.id, attempt=claim.attempt, worker_id=claim.worker_id,
+        provider=TURBO, reason="checks failed", cost_credits=0, quality=QUALITY,
+        wan_preset="fast@1",
+    )  # fmt: skip
+    session.commit()
+    counted = {
+        (row.group_key, row.provider, row.wan_preset): (row.accepted, row.rejected)
+        for row in verdict_tallies(session)
+    }
+    assert counted == {
+        (group_key(done.group_id), "runway_gen4_turbo", ""): (1, 0),
+        (group_key(held.group_id), "runway_gen4_turbo", ""): (1, 0),
+        (group_key(rejected.group_id), "runway_gen4_turbo", ""): (0, 1),
+        (group_key(wan.group_id), "wan_local", "fast@1"): (0, 1),
+    }
+    seen = read_acceptance(session, settings)
+    assert seen.of_group(rejected.group_id, TURBO) == Verdicts(0, 1)
+    assert seen.of_provider(TURBO) == Verdicts(2, 1)

@@ -12,12 +12,16 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import Session, SQLModel, select
 
+from reelroute.models.core.enums import InferenceProvider, Pool
+from reelroute.models.core.settings import load_settings
 from reelroute.models.core.tables import Group, Photo, VideoItem, utcnow
+from reelroute.models.items.lifecycle import MadeBy, complete_item
 from reelroute.models.items.queue import list_queue
+from reelroute.models.items.review import escalate_item
 from reelroute.models.store.db import make_engine
 from reelroute.models.store.migrate import current_revision, downgrade, head_revision, upgrade
 from tests.conftest import drop_pg_database, new_pg_database
-from tests.models.helpers import ledger_counts
+from tests.models.helpers import add_items, claim_next_item, ledger_counts
 
 
 def run(url: str, sql: str, **params) -> list[sa.Row]:
@@ -290,3 +294,41 @@ def ledger_counts_at(url: str) -> dict[str, dict[str, int]]:
             return ledger_counts(session)
     finally:
         engine.dispose()
+
+
+def test_revision_14_counts_the_verdicts_so_far_as_the_writers_do(empty_url, tmp_path):
+    """Items completed and videos redone before revision 14 are counted as kept and made
+    again, per group, provider and preset: the same rows the writers keep from then on."""
+    upgrade(empty_url)
+    settings = load_settings(
+        _env_file=None, database_url=empty_url, storage_url=str(tmp_path / "storage")
+    )
+    engine = make_engine(empty_url)
+    with Session(engine, expire_on_commit=False) as session:
+        for provider, pool in ((InferenceProvider.runway_gen4_turbo, Pool.cloud),) * 2 + (
+            (InferenceProvider.wan_local, Pool.gpu),
+        ):
+            add_items(session, settings, 1, provider)
+            claim = claim_next_item(session, settings, pool)
+            complete_item(
+                session,
+                item_id=claim.item_id,
+                attempt=claim.attempt,
+                worker_id=claim.worker_id,
+                output_path="x.mp4",
+                made_by=MadeBy("fast@1", "h", "h200") if pool is Pool.gpu else None,
+            )
+        (wan,) = add_items(session, settings, 1, InferenceProvider.wan_local)
+        claim = claim_next_item(session, settings, Pool.gpu)
+        escalate_item(
+            session, item_id=wan.id, attempt=claim.attempt, worker_id=claim.worker_id,
+            provider=InferenceProvider.runway_gen4_turbo, reason="checks failed",
+            cost_credits=0, quality={}, wan_preset="fast@1",
+        )  # fmt: skip
+        session.commit()
+        counted = sorted(tuple(row) for row in run(empty_url, "SELECT * FROM verdict_tallies"))
+    engine.dispose()
+    assert len(counted) == 4 and sum(row[3] for row in counted) == 3
+    downgrade(empty_url, "0013")
+    upgrade(empty_url)
+    assert sorted(tuple(row) for row in run(empty_url, "SELECT * FROM verdict_tallies")) == counted

@@ -206,10 +206,14 @@ def test_admin_adds_veo_tasks_and_follows_them(web, page, shots, tmp_path):
     # Statistics: the counts per provider.
     page.get_by_role("tab", name="Statistics").click()
     expect(page.get_by_text("8 items")).to_be_visible(timeout=WAIT_MS)
-    veo = page.get_by_role("row").filter(has_text="Runway Veo 3.1 (best quality)")
+    # (the first such row: the acceptance table below names Veo 3.1 too)
+    veo = page.get_by_role("row").filter(has_text="Runway Veo 3.1 (best quality)").first
     # Total 4, pending 2, processing 0, in review 0, completed 1.
     expect(veo).to_contain_text(re.compile(r"Runway Veo 3\.1 \(best quality\)\s*4\s*2\s*0\s*0\s*1"))
     expect(page.locator(".vega-embed")).to_have_count(3, timeout=WAIT_MS)
+    kept = page.locator("#statistics-acceptance").get_by_role("row")
+    veo_kept = kept.filter(has_text="Runway Veo 3.1 (best quality)").first
+    expect(veo_kept).to_contain_text(re.compile(r"all\s*all\s*1 of 1\s*100%"), timeout=WAIT_MS)
     screenshot(page, shots / "admin-statistics.png")
 
     # Videos: the three finished videos, playable.
