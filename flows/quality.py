@@ -16,6 +16,7 @@ from reelroute.models.core.tables import VideoItem
 from reelroute.models.items.lifecycle import Claim
 from reelroute.models.items.review import (
     Decision,
+    QualityPolicy,
     decide,
     escalate_item,
     may_escalate,
@@ -46,6 +47,10 @@ def judge(
         return Judged(None, Decision(QualityAction.accept))
     with session_scope(engine) as session:
         policy = quality_policy(session, claim.group_id, settings)
+        item = session.get(VideoItem, claim.item_id)
+        sample = item is not None and item.shadow_of is not None
+    if sample:  # an A/B sample's second video: scored, never held or made again
+        policy = QualityPolicy(QualityAction.accept, policy.thresholds, 0.0)
     expected = expected_of(
         claim.inference_provider,
         frame_num=claim.frame_num,

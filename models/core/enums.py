@@ -57,6 +57,8 @@ class BudgetScope(StrEnum):
     group = "group"
     total = "total"
     """Every paid provider together."""
+    shadow = "shadow"
+    """The blind A/B samples' second videos (models.items.samples), and nothing else."""
 
 
 class BudgetPeriod(StrEnum):

@@ -117,6 +117,13 @@ class Group(SQLModel, table=True):
         default=0.0, sa_column=sa.Column(sa.Float, nullable=False, server_default="0")
     )
     """The share of its videos held for a person even when every check passes (1: all)."""
+    shadow_rate: float = Field(
+        default=0.0, sa_column=sa.Column(sa.Float, nullable=False, server_default="0")
+    )
+    """The share of its items also made by a second provider for a blind A/B comparison."""
+    shadow_provider: str | None = Field(default=None, sa_column=sa.Column(sa.String(40)))
+    """Who makes the A/B samples' second videos (an InferenceProvider's value); None: Wan for
+    a paid item, the cheapest paid option for a Wan one (models.items.samples)."""
     created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
 
 
@@ -289,6 +296,9 @@ class VideoItem(SQLModel, table=True):
         default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0")
     )
     """Videos of it that were made again (rejected by a reviewer, or escalated by a check)."""
+    shadow_of: uuid.UUID | None = Field(default=None, sa_column=sa.Column(sa.Uuid, index=True))
+    """An A/B sample's second video: the item it is compared with (no events reach webhooks,
+    no verdict is counted, the shadow budget pays)."""
     created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
     started_at: datetime | None = Field(default=None, sa_column=_timestamp())
@@ -418,6 +428,25 @@ class ItemRedo(SQLModel, table=True):
     redo_provider: str = Field(sa_column=sa.Column(sa.String(40), nullable=False))
     video_path: str | None = Field(default=None, sa_column=sa.Column(sa.String(500)))
     """Where the rejected video was kept (None: an escalated check's, never stored)."""
+    at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
+
+
+class AbComparison(SQLModel, table=True):
+    """A reviewer's blind pick between an item's video and its A/B sample's (models.items.
+    samples): which was better, or both fine; with who made each, for the A/B table."""
+
+    __tablename__ = "ab_comparisons"
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BIGINT_ID, primary_key=True))
+    item_id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, nullable=False))
+    shadow_id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, nullable=False, unique=True))
+    group_id: uuid.UUID | None = Field(default=None, sa_column=sa.Column(sa.Uuid))
+    item_provider: str = Field(sa_column=sa.Column(sa.String(40), nullable=False))
+    item_preset: str | None = Field(default=None, sa_column=sa.Column(sa.String(40)))
+    shadow_provider: str = Field(sa_column=sa.Column(sa.String(40), nullable=False))
+    shadow_preset: str | None = Field(default=None, sa_column=sa.Column(sa.String(40)))
+    winner: str = Field(sa_column=sa.Column(sa.String(10), nullable=False))
+    """`item`, `shadow` or `tie` (both fine)."""
     at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
 
 

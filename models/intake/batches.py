@@ -21,6 +21,7 @@ from reelroute.models.core.tables import Group, Photo, VideoItem, utcnow
 from reelroute.models.core.tasks import TaskSpec
 from reelroute.models.core.text import control_problem
 from reelroute.models.intake.photos import ImageInfo, image_problems, store_inspected
+from reelroute.models.intake.samples import add_samples
 from reelroute.models.money.budgets import BudgetExceeded, lock_budgets, reserve
 from reelroute.models.outbox.endpoints import endpoint_for
 from reelroute.models.outbox.events import record
@@ -234,6 +235,7 @@ def _insert_items(
         raise BudgetExceeded("; ".join(refused), problems=refused)
     for item in items:  # the reason of each (a cap may have sent it elsewhere)
         record(session, [item], EventType.created, now=now)
+    add_samples(session, group, items, now=now)  # the group's blind A/B samples, if any
     return items
 
 

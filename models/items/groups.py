@@ -63,11 +63,15 @@ def create_group(
     quality_action: QualityAction | None = None,
     quality_thresholds: Mapping[str, float] | None = None,
     review_share: float = 0.0,
+    shadow_rate: float = 0.0,
+    shadow_provider: InferenceProvider | None = None,
 ) -> Group:
     """A new group. Conflict (naming the existing group) when the name is taken, even by a
     concurrent caller a moment earlier. `deadline_seconds` is its items' time-to-video target
     and `allowed_providers` who the routing policy may choose (None: by its priority);
-    `wan_full_quality` keeps its Wan videos to presets that keep the model card's quality."""
+    `wan_full_quality` keeps its Wan videos to presets that keep the model card's quality;
+    `shadow_rate` is the share of its items also made by `shadow_provider` for a blind A/B
+    comparison (models.intake.samples)."""
     name = _checked_name(name)
     if deadline_seconds is not None and not MIN_DEADLINE_S <= deadline_seconds <= MAX_DEADLINE_S:
         raise InvalidInput(
@@ -82,6 +86,16 @@ def create_group(
     ]
     if not 0 <= review_share <= 1:
         problems.append(f"review_share: {review_share} is not a share; use 0 to 1")
+    if not 0 <= shadow_rate <= 1:
+        problems.append(f"shadow_rate: {shadow_rate} is not a share; use 0 to 1 (0.05: 5 %)")
+    if (
+        shadow_provider is not None
+        and allowed_providers
+        and shadow_provider not in allowed_providers
+    ):
+        problems.append(
+            f"shadow_provider: {shadow_provider.value} is not among the group's allowed providers"
+        )
     if problems:
         raise InvalidInput(problems)
     existing = find_group(session, name)
@@ -99,6 +113,8 @@ def create_group(
         quality_action=quality_action,
         quality_thresholds=dict(quality_thresholds) if quality_thresholds else None,
         review_share=review_share,
+        shadow_rate=shadow_rate,
+        shadow_provider=shadow_provider.value if shadow_provider else None,
     )
     try:
         with session.begin_nested():  # a savepoint: losing the race leaves the session usable

@@ -294,13 +294,14 @@ def observe_completion(session: Session, item: VideoItem, now: datetime) -> None
     """Count a completed item: its latencies (created to completed, claimed to completed), and
     its video as kept (routing learns each option's acceptance from these counts)."""
     provider = item.inference_provider.value
-    count_verdict(
-        session,
-        group_id=item.group_id,
-        provider=provider,
-        wan_preset=item.wan_preset,
-        accepted=True,
-    )
+    if item.shadow_of is None:  # an A/B sample's verdict is its comparison
+        count_verdict(
+            session,
+            group_id=item.group_id,
+            provider=provider,
+            wan_preset=item.wan_preset,
+            accepted=True,
+        )
     observe_latency(
         session,
         provider=provider,

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from reelroute.models.core.catalogue import info
@@ -31,7 +32,7 @@ from reelroute.models.core.enums import (
 )
 from reelroute.models.core.errors import InvalidInput, InvalidTransition, NotFound, StaleAttempt
 from reelroute.models.core.settings import Settings
-from reelroute.models.core.tables import Group, ItemRedo, VideoItem, utcnow
+from reelroute.models.core.tables import AbComparison, Group, ItemRedo, VideoItem, utcnow
 from reelroute.models.items.lifecycle import observe_completion
 from reelroute.models.money.budgets import release, reserve
 from reelroute.models.outbox.events import record
@@ -351,3 +352,123 @@ def redos_of(session: Session, item_id: uuid.UUID) -> list[ItemRedo]:
             select(ItemRedo).where(col(ItemRedo.item_id) == item_id).order_by(col(ItemRedo.id))
         ).all()
     )
+
+
+# --- blind A/B comparisons -------------------------------------------------------------------
+
+WINNERS = ("item", "shadow", "tie")
+
+
+@dataclass(frozen=True)
+class Pair:
+    """An item and its A/B sample's second video, both made, not yet compared; shown as A and
+    B in an order fixed per pair (so a reload shows the same) that says nothing of who made
+    which."""
+
+    item: VideoItem
+    shadow: VideoItem
+
+    @property
+    def item_first(self) -> bool:
+        """Whether the item's own video is A."""
+        return pair_order(self.shadow.id)
+
+    @property
+    def a(self) -> VideoItem:
+        """The video shown first."""
+        return self.item if self.item_first else self.shadow
+
+    @property
+    def b(self) -> VideoItem:
+        """The video shown second."""
+        return self.shadow if self.item_first else self.item
+
+
+def pair_order(shadow_id: uuid.UUID) -> bool:
+    """A pair's order: the item's video first when its sample's (random) id is even."""
+    return shadow_id.int % 2 == 0
+
+
+def ab_pairs(session: Session, *, limit: int = 50) -> list[Pair]:
+    """Pairs waiting for a reviewer's pick, the oldest first: the item completed, its sample's
+    second video completed, and no pick yet."""
+    original = aliased(VideoItem)
+    shadows = session.exec(
+        select(VideoItem)
+        .join(original, col(original.id) == col(VideoItem.shadow_of))
+        .where(
+            col(VideoItem.shadow_of).is_not(None),
+            col(VideoItem.status) == ItemStatus.completed,
+            col(original.status) == ItemStatus.completed,
+            ~sa.exists().where(col(AbComparison.shadow_id) == col(VideoItem.id)),
+        )
+        .order_by(col(VideoItem.finished_at), col(VideoItem.id))
+        .limit(limit)
+    ).all()
+    pairs = []
+    for shadow in shadows:
+        item = session.get(VideoItem, shadow.shadow_of)
+        if item is not None:
+            pairs.append(Pair(item, shadow))
+    return pairs
+
+
+def pair_of(session: Session, shadow_id: uuid.UUID) -> Pair:
+    """The pair of `shadow_id`, both videos made (NotFound: no such sample; InvalidTransition:
+    a video is not made yet)."""
+    shadow = session.get(VideoItem, shadow_id)
+    if shadow is None or shadow.shadow_of is None:
+        raise NotFound(f"no A/B sample {shadow_id}")
+    item = session.get(VideoItem, shadow.shadow_of)
+    if item is None:
+        raise NotFound(f"no item {shadow.shadow_of} for A/B sample {shadow_id}")
+    if item.status is not ItemStatus.completed or shadow.status is not ItemStatus.completed:
+        raise InvalidTransition(
+            f"A/B sample {shadow_id} is not ready: the item is {item.status.value}, its sample "
+            f"{shadow.status.value}"
+        )
+    return Pair(item, shadow)
+
+
+def judge_pair(
+    session: Session, *, shadow_id: uuid.UUID, better: str, now: datetime | None = None
+) -> AbComparison:
+    """A reviewer's pick for the pair of `shadow_id`: `a`, `b` (the better one as shown) or
+    `both` (both fine). InvalidInput for another word, NotFound for no such pair,
+    InvalidTransition when it is not ready or was already judged."""
+    if better not in ("a", "b", "both"):
+        raise InvalidInput([f"better: {better!r}; use a, b or both"])
+    pair = pair_of(session, shadow_id)
+    item, shadow = pair.item, pair.shadow
+    winner = "tie"
+    if better != "both":
+        item_won = (better == "a") == pair_order(shadow_id)
+        winner = "item" if item_won else "shadow"
+    comparison = AbComparison(
+        item_id=item.id,
+        shadow_id=shadow.id,
+        group_id=item.group_id,
+        item_provider=item.inference_provider.value,
+        item_preset=item.wan_preset,
+        shadow_provider=shadow.inference_provider.value,
+        shadow_preset=shadow.wan_preset,
+        winner=winner,
+        at=now or utcnow(),
+    )
+    try:
+        with session.begin_nested():
+            session.add(comparison)
+            session.flush()
+    except sa.exc.IntegrityError:
+        raise InvalidTransition(f"A/B sample {shadow_id} was already compared") from None
+    # The sample's video is judged now (the item's was counted when it completed): as good or
+    # better is kept, worse is not; so a group that routing keeps from Wan still tells it how
+    # Wan's videos of its photos do.
+    count_verdict(
+        session,
+        group_id=shadow.group_id,
+        provider=shadow.inference_provider.value,
+        wan_preset=shadow.wan_preset,
+        accepted=winner != "item",
+    )
+    return comparison

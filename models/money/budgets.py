@@ -65,6 +65,8 @@ def describe(budget: Budget) -> str:
         what = str(budget.provider.value if budget.provider else "?")
     elif budget.scope is BudgetScope.group:
         what = f"group {budget.group_id}"
+    elif budget.scope is BudgetScope.shadow:
+        what = "the A/B samples"
     else:
         what = "all paid providers"
     return f"{what} per {budget.period.value}"
@@ -113,11 +115,18 @@ def set_budget(
 
 
 def applicable(
-    session: Session, *, provider: InferenceProvider, group_id: uuid.UUID | None
+    session: Session,
+    *,
+    provider: InferenceProvider,
+    group_id: uuid.UUID | None,
+    shadow: bool = False,
 ) -> list[Budget]:
-    """The budgets an item of `provider` in group `group_id` spends against."""
+    """The budgets an item of `provider` in group `group_id` spends against: an A/B sample's
+    second video (`shadow`) the shadow budgets only, any other item every other one."""
     if provider is InferenceProvider.wan_local:
         return []
+    if shadow:
+        return list(session.exec(select(Budget).where(col(Budget.scope) == BudgetScope.shadow)))
     query = select(Budget).where(
         sa.or_(
             col(Budget.scope) == BudgetScope.total,
@@ -195,13 +204,16 @@ def reserve(
     group_id: uuid.UUID | None,
     credits: int,
     now: datetime | None = None,
+    shadow: bool = False,
 ) -> None:
-    """Reserve `credits` for the item on every budget it spends against, or on none: raises
-    BudgetExceeded (naming the cap and what is left) when one would be passed."""
+    """Reserve `credits` for the item on every budget it spends against (`shadow`: an A/B
+    sample's, the shadow budgets), or on none: raises BudgetExceeded (naming the cap and what
+    is left) when one would be passed."""
     if credits <= 0:
         return
     now = now or utcnow()
-    budgets = sorted(applicable(session, provider=provider, group_id=group_id), key=_key(now))
+    found = applicable(session, provider=provider, group_id=group_id, shadow=shadow)
+    budgets = sorted(found, key=_key(now))
     if not budgets:
         return
     with session.begin_nested():  # all of them or none

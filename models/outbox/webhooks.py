@@ -50,6 +50,7 @@ def fan_out(session: Session, *, limit: int = 1000, now: datetime | None = None)
         sa.column("type", sa.String()),
         sa.column("group_endpoint", sa.Uuid()),
         sa.column("item_endpoint", sa.Uuid()),
+        sa.column("sample", sa.Boolean()),
     )
     rows = session.execute(statement, {"limit": limit}).all()
     if not rows:
@@ -59,7 +60,9 @@ def fan_out(session: Session, *, limit: int = 1000, now: datetime | None = None)
     }
     defaults = [e for e in endpoints.values() if e.is_default]
     deliveries = []
-    for event_id, item_id, kind, group_endpoint, item_endpoint in rows:
+    for event_id, item_id, kind, group_endpoint, item_endpoint, sample in rows:
+        if sample:  # an A/B sample's second video: the caller never asked for it
+            continue
         targets = {e.id: e for e in defaults}
         for chosen in (group_endpoint, item_endpoint):
             if chosen is not None and chosen in endpoints:

@@ -2,7 +2,8 @@
 
 Each completed item's video counts as kept and each video made again (a reviewer's rejection,
 a failed check escalated) as rejected, per group, provider and Wan preset (`verdict_tallies`,
-counted by the writers). An option's acceptance in a group is a Beta-binomial estimate that
+counted by the writers); an A/B sample's video counts when it is compared (kept unless the
+item's was better). An option's acceptance in a group is a Beta-binomial estimate that
 starts from a prior and moves to the group's own count as its videos are judged:
 
     provider's rate  = (kept by every group + prior * weight) / (judged by every group + weight)

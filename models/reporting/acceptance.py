@@ -1,20 +1,47 @@
 """How often each option's videos are kept: per provider, Wan preset and group, with a 95 %
-Wilson interval, and the rate routing works with (models.planning.acceptance). Read from the
-few rows of `verdict_tallies`, at any table size: the API's `GET /api/admin/stats/acceptance`
-and the Statistics page."""
+Wilson interval and the rate routing works with (models.planning.acceptance), and its blind A/B
+comparisons (won, lost, tied, with the interval of the share not lost). Read from the few rows
+of `verdict_tallies` and the comparisons (a sample of the items): the API's
+`GET /api/admin/stats/acceptance` and the Statistics page."""
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 
+import sqlalchemy as sa
 from pydantic import BaseModel, Field
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from reelroute.models.core.enums import InferenceProvider
 from reelroute.models.core.settings import Settings
+from reelroute.models.core.tables import AbComparison
 from reelroute.models.planning.acceptance import Verdicts, read_acceptance, wilson
-from reelroute.models.store.tallies import verdict_tallies
+from reelroute.models.store.tallies import group_key, verdict_tallies
+
+
+@dataclass(frozen=True)
+class Duels:
+    """Blind A/B comparisons of one option's videos against another's."""
+
+    wins: int = 0
+    losses: int = 0
+    ties: int = 0
+
+    @property
+    def count(self) -> int:
+        """Comparisons."""
+        return self.wins + self.losses + self.ties
+
+    def __add__(self, other: Duels) -> Duels:
+        return Duels(self.wins + other.wins, self.losses + other.losses, self.ties + other.ties)
+
+
+def _duel(winner: str, side: str) -> Duels:
+    if winner == "tie":
+        return Duels(ties=1)
+    return Duels(wins=1) if winner == side else Duels(losses=1)
 
 
 class AcceptanceRow(BaseModel):
@@ -32,6 +59,15 @@ class AcceptanceRow(BaseModel):
         description="The share routing expects (the count weighed against the prior); on a "
         "preset's row, the provider's."
     )
+    ab_wins: int = Field(default=0, description="Blind A/B comparisons its video won.")
+    ab_losses: int = Field(default=0, description="Blind A/B comparisons its video lost.")
+    ab_ties: int = Field(default=0, description="Blind A/B comparisons judged both fine.")
+    ab_low: float = Field(
+        default=0.0,
+        description="The 95 % Wilson interval of the share of comparisons it did not lose "
+        "((wins + ties) / comparisons), low end.",
+    )
+    ab_high: float = Field(default=1.0, description="The same interval's high end.")
 
 
 def _row(
@@ -40,8 +76,10 @@ def _row(
     group_id: uuid.UUID | None,
     verdicts: Verdicts,
     routing: float,
+    duels: Duels,
 ) -> AcceptanceRow:
     low, high = wilson(verdicts.accepted, verdicts.judged)
+    ab_low, ab_high = wilson(duels.wins + duels.ties, duels.count)
     return AcceptanceRow(
         provider=provider,
         wan_preset=preset,
@@ -52,32 +90,77 @@ def _row(
         low=round(low, 4),
         high=round(high, 4),
         routing=round(routing, 4),
+        ab_wins=duels.wins,
+        ab_losses=duels.losses,
+        ab_ties=duels.ties,
+        ab_low=round(ab_low, 4),
+        ab_high=round(ab_high, 4),
     )
 
 
+def _duels(session: Session) -> tuple[dict[tuple[str, str], Duels], dict[tuple[str, str], Duels]]:
+    """A/B comparisons per (provider, preset) and per (provider, group key), both sides."""
+    rows = session.execute(
+        sa.select(
+            col(AbComparison.group_id),
+            col(AbComparison.item_provider),
+            col(AbComparison.item_preset),
+            col(AbComparison.shadow_provider),
+            col(AbComparison.shadow_preset),
+            col(AbComparison.winner),
+            sa.func.count(),
+        ).group_by(
+            col(AbComparison.group_id),
+            col(AbComparison.item_provider),
+            col(AbComparison.item_preset),
+            col(AbComparison.shadow_provider),
+            col(AbComparison.shadow_preset),
+            col(AbComparison.winner),
+        )
+    ).all()
+    by_preset: dict[tuple[str, str], Duels] = defaultdict(Duels)
+    by_group: dict[tuple[str, str], Duels] = defaultdict(Duels)
+    for group_id, item_provider, item_preset, shadow_provider, shadow_preset, winner, n in rows:
+        for provider, preset, side in (
+            (item_provider, item_preset, "item"),
+            (shadow_provider, shadow_preset, "shadow"),
+        ):
+            one = _duel(winner, side)
+            duels = Duels(one.wins * n, one.losses * n, one.ties * n)
+            by_preset[(provider, preset or "")] += duels
+            by_group[(provider, group_key(group_id))] += duels
+    return by_preset, by_group
+
+
 def acceptance_table(session: Session, settings: Settings) -> list[AcceptanceRow]:
-    """Per provider: a row for every group, then one per Wan preset, then one per group."""
+    """Per provider: a row for every group, then one per Wan preset, then one per group; each
+    with its videos kept and its blind A/B comparisons."""
     known = {provider.value: provider for provider in InferenceProvider}
     estimate = read_acceptance(session, settings)
     by_preset: dict[tuple[str, str], Verdicts] = defaultdict(Verdicts)
     by_group: dict[tuple[str, str], Verdicts] = defaultdict(Verdicts)
     for row in verdict_tallies(session):
-        if row.provider in known:
-            verdicts = Verdicts(row.accepted, row.rejected)
-            by_preset[(row.provider, row.wan_preset)] += verdicts
-            by_group[(row.provider, row.group_key)] += verdicts
+        verdicts = Verdicts(row.accepted, row.rejected)
+        by_preset[(row.provider, row.wan_preset)] += verdicts
+        by_group[(row.provider, row.group_key)] += verdicts
+    duels_preset, duels_group = _duels(session)
     rows = []
-    for name in sorted({provider for provider, _ in by_group}):
+    names = {name for name, _ in [*by_group, *duels_group]} & set(known)
+    for name in sorted(names):
         provider = known[name]
         overall = estimate.provider_rate(provider)
-        rows.append(_row(provider, None, None, estimate.of_provider(provider), overall))
-        for (of, preset), verdicts in sorted(by_preset.items()):
-            if of == name and preset:
-                rows.append(_row(provider, preset, None, verdicts, overall))
-        for (of, key), verdicts in sorted(by_group.items()):
-            if of == name and key:
-                group_id = uuid.UUID(hex=key)
-                rows.append(
-                    _row(provider, None, group_id, verdicts, estimate.rate(group_id, provider))
-                )
+        every = sum((d for (of, _), d in duels_group.items() if of == name), Duels())
+        rows.append(_row(provider, None, None, estimate.of_provider(provider), overall, every))
+        presets = {p for of, p in [*by_preset, *duels_preset] if of == name and p}
+        for preset in sorted(presets):
+            verdicts = by_preset.get((name, preset), Verdicts())
+            duels = duels_preset.get((name, preset), Duels())
+            rows.append(_row(provider, preset, None, verdicts, overall, duels))
+        keys = {key for of, key in [*by_group, *duels_group] if of == name and key}
+        for key in sorted(keys):
+            group_id = uuid.UUID(hex=key)
+            verdicts = by_group.get((name, key), Verdicts())
+            duels = duels_group.get((name, key), Duels())
+            rate = estimate.rate(group_id, provider)
+            rows.append(_row(provider, None, group_id, verdicts, rate, duels))
     return rows

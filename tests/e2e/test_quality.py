@@ -6,14 +6,15 @@ photo, which passes."""
 from __future__ import annotations
 
 import pytest
+from sqlmodel import select
 
 from reelroute.models.core.enums import InferenceProvider, ItemStatus, QualityAction
-from reelroute.models.core.tables import Group
+from reelroute.models.core.tables import Group, VideoItem
 from reelroute.models.core.tasks import TaskSpec
 from reelroute.models.intake.batches import add_batch
 from reelroute.models.intake.photos import store_photo
 from reelroute.models.items.groups import create_group
-from reelroute.models.items.review import accept_item, redos_of
+from reelroute.models.items.review import ab_pairs, accept_item, redos_of
 from reelroute.models.store.files import Storage
 from tests.e2e.test_system import posts_for, wait_for
 from tests.models.helpers import textured_image_bytes
@@ -26,6 +27,13 @@ def add(system, name: str, provider: str, action: QualityAction | None = None):
     with system.session() as session:
         group = create_group(session, name=name)
         session.get(Group, group.id).quality_action = action
+        session.commit()
+    return add_to(system, group.id, name, provider)
+
+
+def add_to(system, group_id, name: str, provider: str):
+    with system.session() as session:
+        group = session.get(Group, group_id)
         photo = store_photo(
             session,
             storage=Storage(system.settings.store.storage_url),
@@ -95,3 +103,27 @@ def test_a_noisy_wan_video_is_made_again_on_runway_when_the_group_escalates(syst
     )
     assert "first_frame" in redo.reason
     assert len(posts_for(system, "escalated wan")) == 1  # paid once
+
+
+def test_an_ab_sample_is_made_by_wan_and_waits_for_a_blind_pick(system):
+    """A Gen-4 Turbo item of a group that escalates failed checks and samples every item: Wan
+    makes the sample's second video (noise: its checks fail), which is neither held nor made
+    again; both videos then wait as a pair."""
+    with system.session() as session:
+        group = create_group(
+            session, name="sampled", quality_action=QualityAction.escalate, shadow_rate=1.0
+        )
+        session.commit()
+    item = add_to(system, group.id, "sampled turbo", "runway_gen4_turbo")
+    done = settled(system, item.id)
+    assert done.status is ItemStatus.completed
+    with system.session() as session:
+        (sample,) = session.exec(select(VideoItem).where(VideoItem.shadow_of == item.id)).all()
+    sample = settled(system, sample.id)
+    assert sample.status is ItemStatus.completed and sample.redo_count == 0
+    assert sample.inference_provider is InferenceProvider.wan_local
+    assert sample.quality["passed"] is False and sample.quality["action"] == "accept"
+    with system.session() as session:
+        (pair,) = ab_pairs(session)
+        assert (pair.item.id, pair.shadow.id) == (item.id, sample.id)
+    assert len(posts_for(system, "sampled turbo")) == 1  # Runway made the item's video only

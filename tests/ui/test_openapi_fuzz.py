@@ -30,7 +30,7 @@ def test_no_generated_input_makes_a_500(tmp_path):
     )
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 29  # with review, accept, reject, the redo and acceptance statistics
+    assert len(operations) == 32  # with review, redo and acceptance statistics, A/B pairs
     # The event stream never ends by design: tests/ui/test_events.py reads it from a real server.
     operations = [op for op in operations if op.path != "/api/admin/events"]
     seen: list[tuple[str, str, int]] = []

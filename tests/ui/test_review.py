@@ -182,5 +182,68 @@ def test_acceptance_in_the_api_and_on_the_page(client, engine, app_settings):
     rejected = next(g for g in groups if g["kept"] == 0)
     assert rejected["routing"] < overall["routing"]
     rows = view.acceptance_rows(engine, app_settings)
-    assert rows[0] == ["Runway Gen-4 Turbo (fast)", "all", "all", "1 of 2", "50% (9%-91%)", "83%"]
+    assert rows[0] == [
+        "Runway Gen-4 Turbo (fast)", "all", "all", "1 of 2", "50% (9%-91%)", "83%", "-", "-"
+    ]  # fmt: skip
     assert len(rows) == 3 and {row[3] for row in rows[1:]} == {"0 of 1", "1 of 1"}
+
+
+def test_a_blind_ab_pair_through_the_api(client, engine, app_settings):
+    """A Gen-4 Turbo item of a group sampling every item: Wan makes its second video; the pair
+    is listed without names, its videos served as A and B, and the pick tells who made which."""
+    answer = group_with_quality(client, shadow_rate=1.0)
+    assert answer.status_code == 200, answer.text
+    group = answer.json()["data"]
+    assert (group["shadow_rate"], group["shadow_provider"]) == (1.0, None)
+    (photo,) = upload(client, group["id"], ("a.png", image_bytes(), "image/png"))
+    added = add(
+        client,
+        group["id"],
+        [{"photo_id": photo["id"], "prompt": "p", "inference_provider": "runway_gen4_turbo"}],
+    )
+    item_id = added.json()["data"][0]["id"]
+    videos = {}
+    for worker, video in (("runway", b"made by runway"), ("wan", b"made by wan")):
+        claimed = claim(client, worker)
+        assert claimed is not None, worker
+        videos[claimed["item_id"]] = video
+        with Session(engine) as session:
+            complete_with_video(
+                session,
+                Storage(app_settings.store.storage_url),
+                item_id=uuid.UUID(claimed["item_id"]),
+                group_id=uuid.UUID(group["id"]),
+                attempt=claimed["attempt"],
+                worker_id="w1",
+                video=video,
+            )
+            session.commit()
+    (pair,) = client.get("/api/admin/review/pairs", headers=as_admin()).json()["data"]
+    assert set(pair) == {"shadow_id", "photo_id", "prompt", "a_video", "b_video"}
+    assert item_id not in pair["a_video"] + pair["b_video"]
+    shown = {side: client.get(pair[f"{side}_video"], headers=as_admin()).content for side in "ab"}
+    assert sorted(shown.values()) == sorted(videos.values())
+    picked = client.post(
+        f"/api/admin/review/pairs/{pair['shadow_id']}", headers=as_admin(), json={"better": "a"}
+    )
+    assert picked.status_code == 200, picked.text
+    done = picked.json()["data"]
+    assert (done["item_provider"], done["shadow_provider"]) == ("runway_gen4_turbo", "wan_local")
+    assert done["winner"] == ("item" if shown["a"] == b"made by runway" else "shadow")
+    assert client.get("/api/admin/review/pairs", headers=as_admin()).json()["data"] == []
+    again = client.post(
+        f"/api/admin/review/pairs/{pair['shadow_id']}", headers=as_admin(), json={"better": "b"}
+    )
+    assert again.status_code == 409
+    bad = client.post(
+        f"/api/admin/review/pairs/{pair['shadow_id']}", headers=as_admin(), json={"better": "c"}
+    )
+    assert bad.status_code == 422
+    table = client.get("/api/admin/stats/acceptance", headers=as_admin()).json()["data"]
+    wan = next(row for row in table if row["provider"] == "wan_local" and not row["group_id"])
+    assert wan["ab_wins"] + wan["ab_losses"] == 1 and wan["judged"] == 1
+
+
+def test_a_bad_shadow_rate_is_refused(client):
+    answer = group_with_quality(client, shadow_rate=1.5)
+    assert answer.status_code == 422 and "shadow_rate" in answer.text

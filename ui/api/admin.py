@@ -4,7 +4,7 @@ photos, videos."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Header, HTTPException, Query, Request, UploadFile
 from fastapi import Path as FastPath
@@ -20,7 +20,15 @@ from reelroute.models.intake.submit import Answer, Intake, run_once, take_in
 from reelroute.models.items import lifecycle as ops
 from reelroute.models.items.groups import create_group
 from reelroute.models.items.queue import etas_of, list_queue
-from reelroute.models.items.review import accept_item, redo_stats, reject_item, review_queue
+from reelroute.models.items.review import (
+    ab_pairs,
+    accept_item,
+    judge_pair,
+    pair_of,
+    redo_stats,
+    reject_item,
+    review_queue,
+)
 from reelroute.models.money.budgets import set_budget, spend
 from reelroute.models.outbox import endpoints, webhooks
 from reelroute.models.outbox.endpoints import endpoint_for
@@ -36,12 +44,15 @@ from reelroute.ui.api.schemas import (
     AddTasksIn,
     BudgetIn,
     BudgetOut,
+    ComparisonOut,
     DeliveryOut,
     GroupIn,
     GroupOut,
     ItemDetailOut,
     ItemOut,
+    PairOut,
     PhotoOut,
+    PickIn,
     ProviderOut,
     QueueOut,
     RedoOut,
@@ -330,6 +341,8 @@ def add_group(body: GroupIn, db: DB) -> Envelope[GroupOut]:
         quality_action=body.quality_action,
         quality_thresholds=body.quality_thresholds,
         review_share=body.review_share,
+        shadow_rate=body.shadow_rate,
+        shadow_provider=body.shadow_provider,
     )
     return Envelope(data=GroupOut.of(group))
 
@@ -338,6 +351,55 @@ def add_group(body: GroupIn, db: DB) -> Envelope[GroupOut]:
 def review(db: DB, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> Envelope[list[ItemOut]]:
     """The items whose video is held for a person, the longest waiting first."""
     return Envelope(data=[ItemOut.of(item) for item in review_queue(db, limit=limit)])
+
+
+@router.get("/review/pairs")
+def review_pairs(
+    db: DB, limit: Annotated[int, Query(ge=1, le=200)] = 50
+) -> Envelope[list[PairOut]]:
+    """Blind A/B pairs waiting for a pick, the oldest first: two videos of one photo as A and
+    B, in an order fixed per pair that does not say who made which."""
+    return Envelope(
+        data=[
+            PairOut(
+                shadow_id=pair.shadow.id,
+                photo_id=pair.item.photo_id,
+                prompt=pair.item.prompt,
+                a_video=f"/api/admin/review/pairs/{pair.shadow.id}/a",
+                b_video=f"/api/admin/review/pairs/{pair.shadow.id}/b",
+            )
+            for pair in ab_pairs(db, limit=limit)
+        ]
+    )
+
+
+@router.get(
+    "/review/pairs/{shadow_id}/{side}",
+    response_class=Response,
+    responses={200: {"content": {"video/mp4": {}}}},
+)
+def pair_video(
+    shadow_id: uuid.UUID, side: Literal["a", "b"], db: DB, settings: SettingsDep
+) -> Response:
+    """Video A or B of a blind pair."""
+    pair = pair_of(db, shadow_id)
+    shown = pair.a if side == "a" else pair.b
+    assert shown.output_path is not None  # a pair is made of two finished videos
+    storage = Storage(settings.store.storage_url)
+    size = storage.size(shown.output_path)
+    return StreamingResponse(
+        storage.chunks(shown.output_path),
+        media_type="video/mp4",
+        headers={"Content-Length": str(size)},
+    )
+
+
+@router.post("/review/pairs/{shadow_id}")
+def pick(shadow_id: uuid.UUID, body: PickIn, db: DB) -> Envelope[ComparisonOut]:
+    """Record which video of a blind pair is better (a, b, or both fine); the answer says who
+    made which."""
+    done = judge_pair(db, shadow_id=shadow_id, better=body.better)
+    return Envelope(data=ComparisonOut.model_validate(done, from_attributes=True))
 
 
 @router.post("/items/{item_id}/accept")

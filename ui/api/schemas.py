@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -177,6 +177,19 @@ class GroupIn(BaseModel):
         description="The share of its videos held for a person even when every check passes "
         "(1: every video).",
     )
+    shadow_rate: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="The share of its items also made by a second provider for a blind A/B "
+        "comparison on the Review page (0.05: 5 %); a paid sample is paid from the shadow "
+        "budget only, and without one there are no paid samples.",
+    )
+    shadow_provider: InferenceProvider | None = Field(
+        default=None,
+        description="Who makes the samples' second videos; unset: Wan for a paid item, the "
+        "cheapest paid option it allows for a Wan one.",
+    )
 
 
 class BudgetIn(BaseModel):
@@ -236,6 +249,8 @@ class GroupOut(BaseModel):
     quality_action: QualityAction | None = None
     quality_thresholds: dict[str, float] | None = None
     review_share: float = 0.0
+    shadow_rate: float = 0.0
+    shadow_provider: InferenceProvider | None = None
     created_at: datetime
 
     @classmethod
@@ -476,6 +491,37 @@ class ProviderOut(BaseModel):
     waiting: str | None = Field(
         default=None, description="What its waiting items are told while it is not closed."
     )
+
+
+class PairOut(BaseModel):
+    """A blind A/B pair waiting for a pick: the photo, the prompt, and the two videos as A and
+    B (their addresses name the pair and the side, never the item or who made it)."""
+
+    shadow_id: uuid.UUID = Field(description="The pair's id: its sample's second video.")
+    photo_id: uuid.UUID | None
+    prompt: str
+    a_video: str
+    b_video: str
+
+
+class PickIn(BaseModel):
+    """`POST /api/admin/review/pairs/{shadow_id}`: which video of the pair is better."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    better: Literal["a", "b", "both"] = Field(description="a, b, or both (both fine).")
+
+
+class ComparisonOut(BaseModel):
+    """A recorded pick, with who made which (told once the pick is made)."""
+
+    shadow_id: uuid.UUID
+    item_id: uuid.UUID
+    winner: Literal["item", "shadow", "tie"]
+    item_provider: InferenceProvider
+    item_preset: str | None
+    shadow_provider: InferenceProvider
+    shadow_preset: str | None
 
 
 class RejectIn(BaseModel):

@@ -14,13 +14,15 @@ from reelroute.models.store.db import session_scope
 from reelroute.ui.views.statistics import BUDGET_COLUMNS, budget_rows
 
 ALL_PAID = "all paid providers"
+SHADOW = "the A/B samples (shadow budget)"
 __all__ = ["BUDGET_COLUMNS", "budget_rows", "paid_choices", "set_cap"]
 
 
 def paid_choices() -> list[tuple[str, str]]:
-    """What a provider cap can cover: (label, value), every paid model and `all`."""
+    """What a provider cap can cover: (label, value), every paid model, `all`, and `shadow`
+    (the A/B samples' second videos, paid from it alone)."""
     paid = [(entry.label, p.value) for p, entry in CATALOGUE.items() if entry.paid]
-    return [(ALL_PAID.capitalize(), "all"), *paid]
+    return [(ALL_PAID.capitalize(), "all"), *paid, (SHADOW.capitalize(), "shadow")]
 
 
 def set_cap(
@@ -48,6 +50,8 @@ def set_cap(
         scope, target, group = BudgetScope.group, None, uuid.UUID(group_id)
     elif provider == "all":
         scope, target, group = BudgetScope.total, None, None
+    elif provider == "shadow":
+        scope, target, group = BudgetScope.shadow, None, None
     else:
         scope, target, group = BudgetScope.provider, InferenceProvider(provider), None
     with session_scope(engine) as session:

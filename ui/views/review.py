@@ -1,5 +1,6 @@
 """The Review page without Gradio: the videos held for a person, each with its photo, prompt,
-video and check scores; accept, or reject with a reason and who makes it again."""
+video and check scores; accept, or reject with a reason and who makes it again; and the blind
+A/B pairs, two videos of one photo in an order that does not say who made which."""
 
 from __future__ import annotations
 
@@ -17,7 +18,13 @@ from reelroute.models.core.enums import InferenceProvider
 from reelroute.models.core.errors import InvalidInput, InvalidTransition, NotFound
 from reelroute.models.core.settings import Settings
 from reelroute.models.core.tables import Photo
-from reelroute.models.items.review import accept_item, reject_item, review_queue
+from reelroute.models.items.review import (
+    ab_pairs,
+    accept_item,
+    judge_pair,
+    reject_item,
+    review_queue,
+)
 from reelroute.models.money.budgets import BudgetExceeded
 from reelroute.models.planning.replanning import redo_provider
 from reelroute.models.store.db import session_scope
@@ -149,3 +156,71 @@ def reject(engine: sa.Engine, settings: Settings, item_id: str, reason: str, pro
         return f"`{item_id[:8]}` rejected: made again on {info(item.inference_provider).label}."
     except (ValueError, NotFound, InvalidTransition, InvalidInput, BudgetExceeded) as error:
         return f"`{item_id[:8]}` not rejected: {escape(str(error))}"
+
+
+# --- blind A/B comparisons -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One A/B pair as the page shows it: the photo, the prompt and two videos, A and B, with
+    no word of who made which."""
+
+    shadow_id: uuid.UUID
+    label: str
+    prompt: str
+    photo: str | None
+    a: str | None
+    b: str | None
+
+
+def pairs(engine: sa.Engine, settings: Settings, *, cache: Path | None = None) -> list[Shown]:
+    """The A/B pairs waiting for a pick, the oldest first, with local copies of the photo and
+    both videos (named by the pair and A or B, never by the item)."""
+    storage = Storage(settings.store.storage_url)
+    folder = cache or Path(tempfile.gettempdir()) / "reelroute-review"
+    found = []
+    with session_scope(engine) as session:
+        for number, pair in enumerate(ab_pairs(session), start=1):
+            photo = session.get(Photo, pair.item.photo_id) if pair.item.photo_id else None
+            # Copies named A and B (a stored video's path names its item).
+            where = folder / f"pair-{pair.shadow.id.hex}"
+            where.mkdir(parents=True, exist_ok=True)
+            copies: dict[str, str | None] = {}
+            for side, shown in (("a", pair.a), ("b", pair.b)):
+                copies[side] = _blind_copy(storage, shown.output_path, where / f"{side}.mp4")
+            found.append(
+                Shown(
+                    shadow_id=pair.shadow.id,
+                    label=f"pair {number} · {pair.item.prompt[:50]}",
+                    prompt=pair.item.prompt,
+                    photo=_copy(storage, photo.storage_path if photo else None, folder),
+                    a=copies["a"],
+                    b=copies["b"],
+                )
+            )
+    return found
+
+
+def _blind_copy(storage: Storage, stored: str | None, target: Path) -> str | None:
+    if stored is None or not storage.exists(stored):
+        return None
+    if not target.exists():
+        target.write_bytes(storage.read(stored))
+    return str(target)
+
+
+def pick_better(engine: sa.Engine, shadow_id: str, better: str) -> str:
+    """Record the reviewer's pick (`a`, `b` or `both`); what happened, in a sentence that
+    names who made which only now."""
+    words = {"a": "A is better", "b": "B is better", "both": "both fine"}
+    try:
+        with session_scope(engine) as session:
+            done = judge_pair(session, shadow_id=uuid.UUID(shadow_id), better=better)
+        made = (
+            f"{info(InferenceProvider(done.item_provider)).label} made the item's video, "
+            f"{info(InferenceProvider(done.shadow_provider)).label} the sample's"
+        )
+        return f"Recorded: {words.get(better, better)} ({made})."
+    except (ValueError, NotFound, InvalidTransition, InvalidInput) as error:
+        return f"Not recorded: {escape(str(error))}"

@@ -141,6 +141,8 @@ def budget_rows(engine: sa.Engine) -> list[list[Any]]:
             what = info(budget.provider).label
         elif budget.scope is BudgetScope.group and budget.group_id is not None:
             what = f"group {names.get(budget.group_id, str(budget.group_id))}"
+        elif budget.scope is BudgetScope.shadow:
+            what = "the A/B samples (shadow budget)"
         else:
             what = "all paid providers"
         used = entry.reserved + entry.spent
@@ -172,7 +174,8 @@ def summary(stats: Statistics) -> str:
 
 
 ACCEPTANCE_COLUMNS = [
-    "Made by", "Wan preset", "Group", "Kept", "Share kept (95 % interval)", "Routing expects"
+    "Made by", "Wan preset", "Group", "Kept", "Share kept (95 % interval)", "Routing expects",
+    "A/B won / lost / tied", "A/B not lost (95 % interval)",
 ]  # fmt: skip
 
 
@@ -184,6 +187,7 @@ def acceptance_rows(engine: sa.Engine, settings: Settings) -> list[list[Any]]:
         names = {g.id: g.name for g in list_groups(session, limit=1000)}
     rows: list[list[Any]] = []
     for entry in found:
+        compared = entry.ab_wins + entry.ab_losses + entry.ab_ties
         share = (
             f"{entry.share:.0%} ({entry.low:.0%}-{entry.high:.0%})"
             if entry.share is not None
@@ -197,6 +201,8 @@ def acceptance_rows(engine: sa.Engine, settings: Settings) -> list[list[Any]]:
                 f"{entry.kept} of {entry.judged}",
                 share,
                 f"{entry.routing:.0%}",
+                f"{entry.ab_wins} / {entry.ab_losses} / {entry.ab_ties}" if compared else "-",
+                f"{entry.ab_low:.0%}-{entry.ab_high:.0%}" if compared else "-",
             ]
         )
     return rows

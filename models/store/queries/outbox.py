@@ -30,7 +30,7 @@ WHERE id = :item_id AND (progress_event_at IS NULL OR progress_event_at <= :sinc
 
 NEW_EVENTS = """
 SELECT e.id, e.item_id, e.type, g.webhook_endpoint_id AS group_endpoint,
-       v.webhook_endpoint_id AS item_endpoint
+       v.webhook_endpoint_id AS item_endpoint, v.shadow_of IS NOT NULL AS sample
 FROM item_events AS e
 LEFT JOIN video_items AS v ON v.id = e.item_id
 LEFT JOIN groups AS g ON g.id = e.group_id

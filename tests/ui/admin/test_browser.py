@@ -433,3 +433,76 @@ def test_the_review_page_shows_a_held_video_and_rejects_it(web, page, shots):
             InferenceProvider.runway_veo3_1,
             1,
         )
+
+
+def ab_pair(web: Web) -> VideoItem:
+    """A Gen-4 Turbo item of a group that samples every item, and its Wan sample, both made
+    (two different clips of one photo)."""
+    import numpy as np
+
+    from reelroute.models.core.enums import Pool
+    from reelroute.models.core.tasks import TaskSpec
+    from reelroute.models.intake.batches import add_batch
+    from reelroute.models.intake.photos import store_photo
+    from reelroute.models.items.groups import create_group
+    from reelroute.models.items.videos import complete_with_video
+    from reelroute.models.store.files import Storage
+    from reelroute.providers.video import encode_mp4
+    from tests.models.helpers import claim_next_item, textured_image_bytes, textured_picture
+
+    storage = Storage(web.settings.store.storage_url)
+    picture = textured_picture(5, 192, 128)
+    clips = {
+        Pool.cloud: [np.roll(picture, shift, axis=1) for shift in range(17)],  # a slow pan
+        Pool.gpu: [np.full((128, 192, 3), 60 + 4 * n, np.uint8) for n in range(17)],  # a fade
+    }
+    with Session(web.engine, expire_on_commit=False) as session:
+        group = create_group(session, name="sampled", shadow_rate=1.0)
+        photo = store_photo(
+            session, storage=storage, group_id=group.id, data=textured_image_bytes(5, 192, 128),
+            filename="p.png", settings=web.settings,
+        )  # fmt: skip
+        (item,) = add_batch(
+            session,
+            group_id=group.id,
+            settings=web.settings,
+            tasks=[
+                TaskSpec(
+                    photo_id=photo.id,
+                    prompt="a paper boat drifts down the gutter",
+                    inference_provider="runway_gen4_turbo",
+                )
+            ],
+        )
+        session.commit()
+        for pool, frames in clips.items():
+            claim = claim_next_item(session, web.settings, pool)
+            assert claim is not None
+            complete_with_video(
+                session, storage, item_id=claim.item_id, group_id=group.id,
+                attempt=claim.attempt, worker_id=claim.worker_id,
+                video=encode_mp4(iter(frames), fps=16, width=192, height=128),
+            )  # fmt: skip
+            session.commit()
+    return item
+
+
+def test_the_review_page_compares_an_ab_pair_blind(web, page, shots):
+    from playwright.sync_api import expect
+
+    ab_pair(web)
+    log_in(page, web.url)
+    page.get_by_role("tab", name="Review").click()
+    expect(page.locator("#ab-about")).to_contain_text("a paper boat drifts", timeout=WAIT_MS)
+    expect(page.locator("#ab-a video")).to_have_count(1, timeout=WAIT_MS)
+    expect(page.locator("#ab-b video")).to_have_count(1, timeout=WAIT_MS)
+    # nothing on the pair names who made which
+    pair_text = page.locator("#ab-pick").inner_text() + page.locator("#ab-about").inner_text()
+    assert "Gen-4" not in pair_text and "Wan" not in pair_text
+    page.locator("#ab-a").scroll_into_view_if_needed()
+    screenshot(page, shots / "admin-ab.png")
+    page.locator("#ab-both").click()
+    expect(page.locator("#ab-outcome")).to_contain_text(
+        "Recorded: both fine (Runway Gen-4 Turbo (fast) made the item's video", timeout=WAIT_MS
+    )
+    expect(page.locator("#ab-about")).to_contain_text("No pair waits.", timeout=WAIT_MS)
