@@ -58,7 +58,7 @@ class BudgetScope(StrEnum):
     total = "total"
     """Every paid provider together."""
     shadow = "shadow"
-    """The blind A/B samples' second videos (models.items.samples), and nothing else."""
+    """The blind A/B samples' second videos (models.intake.samples), and nothing else."""
 
 
 class BudgetPeriod(StrEnum):

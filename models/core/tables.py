@@ -123,7 +123,7 @@ class Group(SQLModel, table=True):
     """The share of its items also made by a second provider for a blind A/B comparison."""
     shadow_provider: str | None = Field(default=None, sa_column=sa.Column(sa.String(40)))
     """Who makes the A/B samples' second videos (an InferenceProvider's value); None: Wan for
-    a paid item, the cheapest paid option for a Wan one (models.items.samples)."""
+    a paid item, the cheapest paid option for a Wan one (models.intake.samples)."""
     created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
 
 
@@ -297,8 +297,8 @@ class VideoItem(SQLModel, table=True):
     )
     """Videos of it that were made again (rejected by a reviewer, or escalated by a check)."""
     shadow_of: uuid.UUID | None = Field(default=None, sa_column=sa.Column(sa.Uuid, index=True))
-    """An A/B sample's second video: the item it is compared with (no events reach webhooks,
-    no verdict is counted, the shadow budget pays)."""
+    """An A/B sample's second video: the item it is compared with (its events reach no
+    webhook, it counts in the acceptance once compared, the shadow budget pays)."""
     created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
     started_at: datetime | None = Field(default=None, sa_column=_timestamp())
@@ -433,7 +433,7 @@ class ItemRedo(SQLModel, table=True):
 
 class AbComparison(SQLModel, table=True):
     """A reviewer's blind pick between an item's video and its A/B sample's (models.items.
-    samples): which was better, or both fine; with who made each, for the A/B table."""
+    review): which was better, or both fine; with who made each, for the A/B table."""
 
     __tablename__ = "ab_comparisons"
 

@@ -31,7 +31,7 @@ from reelroute.models.planning.routing import (
     RouteRequest,
     RoutingDecision,
     RoutingOptions,
-    default_allowed,
+    allowed_for,
     route,
 )
 from reelroute.models.planning.snapshot import Snapshot, build_snapshot
@@ -169,9 +169,7 @@ def request_for(
         or group.deadline_seconds
         or settings.routing.deadline_seconds(group.priority)
     )
-    allowed = tuple(InferenceProvider(p) for p in group.allowed_providers or ()) or (
-        default_allowed(group.priority)
-    )
+    allowed = allowed_for(group)
     return RouteRequest(
         requested=task.provider(),
         group_id=group.id,

@@ -7,8 +7,8 @@ through dispatch, its provider and the checks like any other, with these differe
 - it is paid from the shadow budgets only (`BudgetScope.shadow`); without one, no paid sample
   is made (nobody pays for samples they did not cap); a Wan sample costs nothing;
 - it is taken after every real item (the last queue rank) and never moved;
-- its events reach no webhook, its checks never hold or redo it, and it counts in no
-  acceptance (the comparison is its verdict).
+- its events reach no webhook, its checks never hold or redo it, and its video counts in the
+  acceptance when it is compared, not when it is made.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from reelroute.models.core.catalogue import info
 from reelroute.models.core.enums import BudgetScope, InferenceProvider, RoutedBy
 from reelroute.models.core.tables import Budget, Group, VideoItem
 from reelroute.models.money.budgets import BudgetExceeded, reserve
-from reelroute.models.planning.routing import default_allowed
+from reelroute.models.planning.routing import allowed_for
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +41,7 @@ def shadow_provider(group: Group, item: VideoItem) -> InferenceProvider | None:
     if group.shadow_provider is not None:
         chosen = InferenceProvider(group.shadow_provider)
         return chosen if chosen is not made_by else None
-    allowed = tuple(InferenceProvider(p) for p in group.allowed_providers or ()) or (
-        default_allowed(group.priority)
-    )
+    allowed = allowed_for(group)
     if made_by is not WAN and WAN in allowed:
         return WAN
     paid = [p for p in allowed if p is not made_by and info(p).paid]
@@ -65,19 +63,16 @@ def add_samples(
     items: Sequence[VideoItem],
     *,
     now: datetime,
-    draws: Sequence[float] | None = None,
 ) -> list[VideoItem]:
-    """Sample the group's new `items` at its shadow rate (`draws`: one 0-1 number per item,
-    random when None) and create each sample's second video, reserved on the shadow budget;
-    a sample the budget cannot pay is not made. Returns the second videos."""
-    if group.shadow_rate <= 0 or not items:
+    """Sample the group's new `items` at its shadow rate and create each sample's second
+    video, reserved on the shadow budget; a sample the budget cannot pay is not made. Returns
+    the second videos."""
+    if group.shadow_rate <= 0:
         return []
-    rng = random.Random()  # noqa: S311 (a sample, not a secret)
-    draws = list(draws) if draws is not None else [rng.random() for _ in items]
     paid_allowed: bool | None = None
     made = []
-    for index, (item, draw) in enumerate(zip(items, draws, strict=True)):
-        if draw >= group.shadow_rate or item.shadow_of is not None:
+    for index, item in enumerate(items):
+        if random.random() >= group.shadow_rate:  # noqa: S311 (a sample, not a secret)
             continue
         provider = shadow_provider(group, item)
         if provider is None:

@@ -393,8 +393,8 @@ def ab_pairs(session: Session, *, limit: int = 50) -> list[Pair]:
     """Pairs waiting for a reviewer's pick, the oldest first: the item completed, its sample's
     second video completed, and no pick yet."""
     original = aliased(VideoItem)
-    shadows = session.exec(
-        select(VideoItem)
+    found = session.exec(
+        select(original, VideoItem)
         .join(original, col(original.id) == col(VideoItem.shadow_of))
         .where(
             col(VideoItem.shadow_of).is_not(None),
@@ -405,12 +405,7 @@ def ab_pairs(session: Session, *, limit: int = 50) -> list[Pair]:
         .order_by(col(VideoItem.finished_at), col(VideoItem.id))
         .limit(limit)
     ).all()
-    pairs = []
-    for shadow in shadows:
-        item = session.get(VideoItem, shadow.shadow_of)
-        if item is not None:
-            pairs.append(Pair(item, shadow))
-    return pairs
+    return [Pair(item, shadow) for item, shadow in found]
 
 
 def pair_of(session: Session, shadow_id: uuid.UUID) -> Pair:

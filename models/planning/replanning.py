@@ -42,6 +42,7 @@ from reelroute.models.planning.eta import Waiting
 from reelroute.models.planning.routing import (
     RouteRequest,
     RoutingDecision,
+    allowed_for,
     default_allowed,
     usable,
 )
@@ -231,9 +232,7 @@ def _movable(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[Vi
 
 
 def _request(item: VideoItem, group: Group) -> RouteRequest:
-    allowed = tuple(InferenceProvider(p) for p in group.allowed_providers or ()) or (
-        default_allowed(group.priority)
-    )
+    allowed = allowed_for(group)
     return RouteRequest(
         requested=None,
         group_id=group.id,

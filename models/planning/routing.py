@@ -24,6 +24,7 @@ from reelroute.models.core.catalogue import CATALOGUE, VEO_FAMILY, info
 from reelroute.models.core.enums import GroupPriority, InferenceProvider, RoutedBy
 from reelroute.models.core.formats import clock
 from reelroute.models.core.settings import Settings
+from reelroute.models.core.tables import Group
 from reelroute.models.planning.eta import Waiting
 from reelroute.models.planning.snapshot import Snapshot
 
@@ -70,6 +71,12 @@ def default_allowed(priority: GroupPriority) -> tuple[InferenceProvider, ...]:
     if priority is GroupPriority.high_quality:
         return VEO_FAMILY
     return tuple(CATALOGUE)
+
+
+def allowed_for(group: Group) -> tuple[InferenceProvider, ...]:
+    """Who may make the group's items: its `allowed_providers`, else its priority's default."""
+    named = tuple(InferenceProvider(p) for p in group.allowed_providers or ())
+    return named or default_allowed(group.priority)
 
 
 @dataclass(frozen=True)
@@ -223,7 +230,7 @@ def usable(
 
 
 @dataclass(frozen=True)
-class Outlook:
+class RedoOutlook:
     """An option counted with the chance that its video is made again: on the next option
     (the cheapest other usable one), which costs its credits and adds its time."""
 
@@ -246,27 +253,25 @@ class Outlook:
         )
 
 
-def outlook(
+def redo_outlook(
     request: RouteRequest,
     snapshot: Snapshot,
     provider: InferenceProvider,
     others: list[InferenceProvider],
-) -> Outlook:
+) -> RedoOutlook:
     """`provider`'s option counted with its chance of a redo (none when REELROUTE_ROUTING_
     COUNT_REDOS is off, or no other option could make it again)."""
     credits = request.credits(provider)
-    if not snapshot.count_redos:
-        return Outlook(1.0, credits, 0.0, None)
     rest = [p for p in others if p is not provider]
-    if not rest:
-        return Outlook(1.0, credits, 0.0, None)
+    if not snapshot.count_redos or not rest:
+        return RedoOutlook(1.0, credits, 0.0, None)
     redo_on = min(
         rest, key=lambda p: (request.credits(p), snapshot.estimates.seconds(p, None, None)[0])
     )
     kept = snapshot.acceptance.rate(request.group_id, provider)
     _, p90 = snapshot.estimates.seconds(redo_on, request.frame_num, request.duration_s)
     chance = 1 - kept
-    return Outlook(kept, credits + chance * request.credits(redo_on), chance * p90, redo_on)
+    return RedoOutlook(kept, credits + chance * request.credits(redo_on), chance * p90, redo_on)
 
 
 def deadline_choice(
@@ -287,10 +292,10 @@ def deadline_choice(
         if redone is not None and paid_left:
             skipped[WAN] = redone
     usable_here = [p for p in request.allowed if p not in skipped]
-    outlooks = {p: outlook(request, snapshot, p, usable_here) for p in usable_here}
+    redo_outlooks = {p: redo_outlook(request, snapshot, p, usable_here) for p in usable_here}
     candidates = sorted(
         usable_here,
-        key=lambda p: (outlooks[p].credits, snapshot.estimates.seconds(p, None, None)[0]),
+        key=lambda p: (redo_outlooks[p].credits, snapshot.estimates.seconds(p, None, None)[0]),
     )
     note = "".join(f"; {info(p).badge} skipped: {why}" for p, why in skipped.items())
     earliest: tuple[datetime, InferenceProvider] | None = None
@@ -299,7 +304,7 @@ def deadline_choice(
             provider, request.frame_num, request.duration_s, request.item_id
         )
         added = snapshot.lane(provider).if_added(due, p50, p90)
-        seen = outlooks[provider]
+        seen = redo_outlooks[provider]
         expected = added.finish_p90 + timedelta(seconds=seen.delay)
         figures = seen.text(snapshot.acceptance.of_group(request.group_id, provider).judged)
         if added.meets(due) and expected <= due:

@@ -17,7 +17,7 @@ from sqlmodel import Session, col
 from reelroute.models.core.enums import InferenceProvider
 from reelroute.models.core.settings import Settings
 from reelroute.models.core.tables import AbComparison
-from reelroute.models.planning.acceptance import Verdicts, read_acceptance, wilson
+from reelroute.models.planning.acceptance import Acceptance, Verdicts, wilson
 from reelroute.models.store.tallies import group_key, verdict_tallies
 
 
@@ -38,10 +38,11 @@ class Duels:
         return Duels(self.wins + other.wins, self.losses + other.losses, self.ties + other.ties)
 
 
-def _duel(winner: str, side: str) -> Duels:
+def _duels_of(winner: str, side: str, count: int) -> Duels:
+    """`count` comparisons with `winner`, seen from `side` (`item` or `shadow`)."""
     if winner == "tie":
-        return Duels(ties=1)
-    return Duels(wins=1) if winner == side else Duels(losses=1)
+        return Duels(ties=count)
+    return Duels(wins=count) if winner == side else Duels(losses=count)
 
 
 class AcceptanceRow(BaseModel):
@@ -125,8 +126,7 @@ def _duels(session: Session) -> tuple[dict[tuple[str, str], Duels], dict[tuple[s
             (item_provider, item_preset, "item"),
             (shadow_provider, shadow_preset, "shadow"),
         ):
-            one = _duel(winner, side)
-            duels = Duels(one.wins * n, one.losses * n, one.ties * n)
+            duels = _duels_of(winner, side, n)
             by_preset[(provider, preset or "")] += duels
             by_group[(provider, group_key(group_id))] += duels
     return by_preset, by_group
@@ -136,13 +136,13 @@ def acceptance_table(session: Session, settings: Settings) -> list[AcceptanceRow
     """Per provider: a row for every group, then one per Wan preset, then one per group; each
     with its videos kept and its blind A/B comparisons."""
     known = {provider.value: provider for provider in InferenceProvider}
-    estimate = read_acceptance(session, settings)
     by_preset: dict[tuple[str, str], Verdicts] = defaultdict(Verdicts)
     by_group: dict[tuple[str, str], Verdicts] = defaultdict(Verdicts)
     for row in verdict_tallies(session):
         verdicts = Verdicts(row.accepted, row.rejected)
         by_preset[(row.provider, row.wan_preset)] += verdicts
         by_group[(row.provider, row.group_key)] += verdicts
+    estimate = Acceptance.of({(key, name): v for (name, key), v in by_group.items()}, settings)
     duels_preset, duels_group = _duels(session)
     rows = []
     names = {name for name, _ in [*by_group, *duels_group]} & set(known)

@@ -385,13 +385,7 @@ def pair_video(
     pair = pair_of(db, shadow_id)
     shown = pair.a if side == "a" else pair.b
     assert shown.output_path is not None  # a pair is made of two finished videos
-    storage = Storage(settings.store.storage_url)
-    size = storage.size(shown.output_path)
-    return StreamingResponse(
-        storage.chunks(shown.output_path),
-        media_type="video/mp4",
-        headers={"Content-Length": str(size)},
-    )
+    return _stream_video(settings, shown.output_path)
 
 
 @router.post("/review/pairs/{shadow_id}")
@@ -471,10 +465,13 @@ def video(item_id: uuid.UUID, db: DB, settings: SettingsDep) -> Response:
     item = ops.get_item(db, item_id)
     if item.output_path is None:
         raise NotFound(f"item {item_id} has no video yet (it is {item.status.value})")
+    return _stream_video(settings, item.output_path)
+
+
+def _stream_video(settings: Settings, stored: str) -> Response:
+    """A stored video, streamed in chunks with its length."""
     storage = Storage(settings.store.storage_url)
-    size = storage.size(item.output_path)  # NotFound before the answer starts
+    size = storage.size(stored)  # NotFound before the answer starts
     return StreamingResponse(
-        storage.chunks(item.output_path),
-        media_type="video/mp4",
-        headers={"Content-Length": str(size)},
+        storage.chunks(stored), media_type="video/mp4", headers={"Content-Length": str(size)}
     )
