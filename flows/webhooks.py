@@ -8,12 +8,19 @@ No receiver can stop it or exhaust it:
 - each post runs on its own (an asyncio task) and records its own result: a pass never waits
   for a slow receiver, and at most PER_ENDPOINT posts to one endpoint are in flight;
 - a post has a total deadline (REELROUTE_WEBHOOK_TIMEOUT_SECONDS), whatever the receiver drips;
-- the answer's body is never read whole: nothing of a 2xx, at most ANSWER_BYTES of an error;
+- the answer's body is never read whole: at most ANSWER_BYTES (kept of an error; of a 2xx read
+  only so that a short answer leaves its connection alive for the next post);
 - anything that goes wrong in a post (a bad URL, a name that does not resolve, a refused address,
   TLS, the network) is a failed attempt of that delivery only, never an exception of the pass;
-- the receiver's address is resolved once per post, checked (models.outbox.addresses) and
-  connected to as resolved (TLS still checks the receiver's name), so DNS cannot switch it to
-  a private address between the check and the post.
+- the receiver's address is resolved, checked (models.outbox.addresses) and connected to as
+  resolved (TLS still checks the receiver's name), so DNS cannot switch it to a private address
+  between the check and the post. Lookups run on a small pool of their own (`Lookups`), one
+  at a time per host name: a name server that never answers holds one thread, not the sender;
+- the due query takes at most PER_ENDPOINT deliveries of each endpoint, so no endpoint's
+  backlog hides another's;
+- connections are kept alive per host name (one client each), never shared between two names
+  that resolve to one address: a post for b.example never travels on a connection whose
+  certificate was checked for a.example.
 
 Delivery is at least once: a delivery is marked delivered only after its receiver answered
 2xx, so a sender killed mid-delivery sends it again (with the same `webhook-id`, for the
@@ -24,14 +31,15 @@ out; expired idempotency keys are purged on the way.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import ssl
 import threading
 import time
 import uuid
-from collections import Counter
-from collections.abc import Coroutine
+from collections import Counter, OrderedDict
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -42,13 +50,21 @@ from standardwebhooks import Webhook
 from reelroute.flows.backoff import Backoff, Heartbeat
 from reelroute.models.core.enums import DeliveryStatus
 from reelroute.models.core.errors import InvalidInput
+from reelroute.models.core.networks import IPNetwork
 from reelroute.models.core.settings import Settings
 from reelroute.models.core.tables import utcnow
 from reelroute.models.health.leadership import Leadership
 from reelroute.models.intake import idempotency
 from reelroute.models.outbox import endpoints
 from reelroute.models.outbox import webhooks as hooks
-from reelroute.models.outbox.addresses import Refused, Resolver, parse_url, resolve, system_resolver
+from reelroute.models.outbox.addresses import (
+    Refused,
+    Resolver,
+    Target,
+    parse_url,
+    resolve,
+    system_resolver,
+)
 from reelroute.models.store.db import make_engine, session_scope
 
 log = logging.getLogger(__name__)
@@ -64,6 +80,57 @@ ANSWER_BYTES = 4096
 """The most of an error answer's body that is read (for the delivery's last error)."""
 PURGE_EVERY_SECONDS = 3600.0
 USER_AGENT = "reelroute-webhooks/2"
+LOOKUP_THREADS = 8
+"""Name lookups under way at once (each a thread: the system resolver cannot be cancelled)."""
+CLIENTS = 64
+"""Host names with a client (and its kept-alive connections) at once; the least used go."""
+
+
+class Lookups:
+    """Name lookups off the event loop and off its shared thread pool: a pool of LOOKUP_THREADS
+    of their own, one lookup at a time per host name (posts to that name at the same moment
+    share it; each post still connects to the address checked for it). A name server that
+    never answers keeps one thread for its resolver's timeout, and its posts fail at their
+    deadline; lookups of other names go on. When every thread is held, a lookup is refused at
+    once (the attempt is retried later) rather than queued behind the stuck ones."""
+
+    def __init__(self, resolver: Resolver, networks: list[IPNetwork]) -> None:
+        self.resolver, self.networks = resolver, networks
+        self.pool = concurrent.futures.ThreadPoolExecutor(LOOKUP_THREADS, "webhook-lookup")
+        self._lock = threading.Lock()
+        self._pending: dict[str, concurrent.futures.Future[Sequence[str]]] = {}
+
+    async def address(self, target: Target) -> str:
+        """The checked address to connect to for `target` (Refused says why not)."""
+        started = False
+        with self._lock:
+            future = self._pending.get(target.host)
+            if future is None:
+                if len(self._pending) >= LOOKUP_THREADS:
+                    raise Refused(f"{len(self._pending)} name lookups are under way; try later")
+                future = self.pool.submit(self.resolver, target.host, target.port)
+                self._pending[target.host], started = future, True
+        if started:  # outside the lock: a finished future runs its callback at once, here
+            future.add_done_callback(lambda _done: self._done(target.host))
+        try:
+            found: Sequence[str] | Exception = await asyncio.wrap_future(future)
+        except (OSError, UnicodeError, ValueError) as error:
+            found = error
+
+        def answer(_host: str, _port: int) -> Sequence[str]:
+            if isinstance(found, Exception):
+                raise found
+            return found
+
+        return resolve(target, self.networks, answer)
+
+    def _done(self, host: str) -> None:
+        with self._lock:
+            self._pending.pop(host, None)
+
+    def close(self) -> None:
+        """Stop taking lookups (those under way end on their own)."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 @dataclass(frozen=True)
@@ -92,25 +159,40 @@ class Sender:
     ) -> None:
         self.engine, self.settings, self.resolver = engine, settings, resolver
         self.networks = settings.webhooks.networks()
+        self.lookups = Lookups(resolver, self.networks)
+        self.verify = verify
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self.loop.run_forever, name="webhook-posts", daemon=True
         )
         self._thread.start()
-        self.client = self._run(self._client(verify))
+        self._clients: OrderedDict[str, httpx.AsyncClient] = OrderedDict()
         self._lock = threading.Lock()
         self._in_flight: dict[int, uuid.UUID] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._next_purge = 0.0
 
-    async def _client(self, verify: ssl.SSLContext | bool) -> httpx.AsyncClient:
-        timeout = self.settings.webhooks.timeout_seconds
-        return httpx.AsyncClient(
+    def _client(self, host: str) -> httpx.AsyncClient:
+        """The client of one host name (its own kept-alive connections: httpx pools by the
+        address it connects to, which is pinned, so one pool for two names would hand b's post
+        a connection made, and its certificate checked, for a). Runs on the posts' loop."""
+        client = self._clients.get(host)
+        if client is not None:
+            self._clients.move_to_end(host)
+            return client
+        client = httpx.AsyncClient(
             follow_redirects=False,
-            verify=verify,
-            timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=16),
+            verify=self.verify,
+            timeout=httpx.Timeout(self.settings.webhooks.timeout_seconds),
+            limits=httpx.Limits(max_connections=PER_ENDPOINT * 4, max_keepalive_connections=4),
         )
+        self._clients[host] = client
+        while len(self._clients) > CLIENTS:
+            _, oldest = self._clients.popitem(last=False)
+            task = asyncio.ensure_future(oldest.aclose())  # its posts under way keep it open
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return client
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
@@ -138,7 +220,9 @@ class Sender:
         if room <= 0:
             return 0
         with session_scope(self.engine) as session:
-            due = hooks.due(session, self.settings, limit=BATCH, now=now, skip=busy)
+            due = hooks.due(
+                session, self.settings, limit=BATCH, now=now, per_endpoint=PER_ENDPOINT, skip=busy
+            )
         per_endpoint = Counter(busy.values())
         chosen: list[hooks.Outgoing] = []
         for outgoing in due:
@@ -211,7 +295,7 @@ class Sender:
         """Resolve, sign, post to the pinned address; the status and the start of an error's
         body."""
         target = parse_url(outgoing.url)
-        address = await asyncio.to_thread(resolve, target, self.networks, self.resolver)
+        address = await self.lookups.address(target)
         body = json.dumps(outgoing.payload, separators=(",", ":"))
         sent_at = utcnow()  # signed when sent: a receiver checks the timestamp's age
         signature = " ".join(
@@ -226,13 +310,15 @@ class Sender:
             "user-agent": USER_AGENT,
         }
         extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-        request = self.client.build_request(
+        client = self._client(target.host)
+        request = client.build_request(
             "POST", target.pinned(address), content=body, headers=headers, extensions=extensions
         )
-        response = await self.client.send(request, stream=True)
+        response = await client.send(request, stream=True)
         try:
             status = response.status_code
-            answer = "" if 200 <= status < 300 else await _start_of(response)
+            answer = await _start_of(response)
+            answer = "" if 200 <= status < 300 else answer
         finally:
             await response.aclose()
         return status, answer
@@ -282,10 +368,16 @@ class Sender:
             self.wait_idle(grace)
         except TimeoutError as error:
             log.warning("stopping with %s", error)
-        self._run(self.client.aclose())
+        self._run(self._close_clients())
+        self.lookups.close()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=10)
         self.loop.close()
+
+    async def _close_clients(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
 
 
 async def _start_of(response: httpx.Response) -> str:

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 
 from reelroute.models.core.errors import (
     Conflict,
@@ -120,6 +121,17 @@ def create_app(settings: Settings) -> FastAPI:
     from reelroute.ui.admin.app import mount_admin
 
     mount_admin(app, settings, app.state.engine)
+    # A strict CORS policy of our own: only the listed origins may read answers, without
+    # credentials (the API's tokens are headers a browser never adds by itself). Its presence
+    # also turns off Gradio's own CORS, which grants credentials to any origin under a Host
+    # that is not localhost. The guard (outside it) refuses other sites under /admin first.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.api.allowed_origins,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=["authorization", "content-type", "idempotency-key", "last-event-id"],
+        allow_credentials=False,
+    )
     app.add_middleware(Guard, settings=settings)  # auth, size and throttling before any body
     app.add_middleware(ItemLogContext)  # outermost: the guard's own lines carry the item too
     return app

@@ -254,6 +254,13 @@ class ApiSettings(Group):
         env="PUBLIC_URL",
         description="This web app's address as callers reach it (for video links in events).",
     )
+    allowed_origins: Annotated[list[str], NoDecode] = setting(
+        env="ALLOWED_ORIGINS",
+        default_factory=list,
+        description="Other sites (origins such as https://app.example.com, comma-separated) whose "
+        "pages may call this app from a browser (CORS). Empty: none; the admin pages are never "
+        "open to another site, whatever is listed.",
+    )
     idempotency_hours: float = setting(
         24.0,
         env="IDEMPOTENCY_HOURS",
@@ -284,6 +291,24 @@ class ApiSettings(Group):
         "admin_token", "worker_token", "metrics_token", "public_url", mode="before"
     )(_empty_is_unset)
     _long = field_validator("admin_token", "worker_token", "metrics_token")(_long_token)
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _checked_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin; give scheme://host[:port] with no path, "
+                    "e.g. https://app.example.com"
+                )
+        return [origin.lower() for origin in value]
 
     @model_validator(mode="after")
     def _distinct_tokens(self) -> Self:
@@ -929,6 +954,7 @@ class Settings(BaseSettings):
         for name, token in (
             ("REELROUTE_ADMIN_TOKEN", self.api.admin_token),
             ("REELROUTE_WORKER_TOKEN", self.api.worker_token),
+            ("REELROUTE_METRICS_TOKEN", self.api.metrics_token),
         ):
             if token is not None and key.get_secret_value() == token.get_secret_value():
                 raise ValueError(

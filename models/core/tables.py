@@ -450,6 +450,19 @@ class AbComparison(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
 
 
+class AbPair(SQLModel, table=True):
+    """A blind A/B pair as reviewers see it: an id of its own (random, naming neither item) and
+    which video is A (a random draw, stored so that a reload shows the same)."""
+
+    __tablename__ = "ab_pairs"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    shadow_id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, nullable=False, unique=True))
+    item_first: bool = Field(sa_column=sa.Column(sa.Boolean, nullable=False))
+    """Whether the item's own video is A (else its sample's)."""
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
+
+
 class FailureTally(SQLModel, table=True):
     """Failed attempts per provider and failure class, counted by the writer in the failing
     transaction (models.store.tallies): the metrics' failures by class, at any size."""
@@ -733,6 +746,14 @@ class WebhookDelivery(SQLModel, table=True):
         sa.Index(
             "ix_webhook_deliveries_due",
             "next_attempt_at",
+            postgresql_where=sa.text("status = 'pending'"),
+            sqlite_where=sa.text("status = 'pending'"),
+        ),
+        sa.Index(
+            "ix_webhook_deliveries_endpoint_due",
+            "endpoint_id",
+            "next_attempt_at",
+            "id",
             postgresql_where=sa.text("status = 'pending'"),
             sqlite_where=sa.text("status = 'pending'"),
         ),

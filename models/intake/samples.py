@@ -24,6 +24,7 @@ from sqlmodel import Session, col
 from reelroute.models.core.catalogue import info
 from reelroute.models.core.enums import BudgetScope, InferenceProvider, RoutedBy
 from reelroute.models.core.tables import Budget, Group, VideoItem
+from reelroute.models.items.review import new_pair
 from reelroute.models.money.budgets import BudgetExceeded, reserve
 from reelroute.models.planning.routing import allowed_for
 
@@ -107,6 +108,7 @@ def add_samples(
             with session.begin_nested():
                 session.add(second)
                 session.flush()
+                new_pair(session, second, now=now)
                 reserve(
                     session,
                     item_id=second.id,

@@ -13,7 +13,9 @@ by the attempt, without a person and without keeping the video.
 from __future__ import annotations
 
 import random
+import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,7 +34,14 @@ from reelroute.models.core.enums import (
 )
 from reelroute.models.core.errors import InvalidInput, InvalidTransition, NotFound, StaleAttempt
 from reelroute.models.core.settings import Settings
-from reelroute.models.core.tables import AbComparison, Group, ItemRedo, VideoItem, utcnow
+from reelroute.models.core.tables import (
+    AbComparison,
+    AbPair,
+    Group,
+    ItemRedo,
+    VideoItem,
+    utcnow,
+)
 from reelroute.models.items.lifecycle import observe_completion
 from reelroute.models.money.budgets import release, reserve
 from reelroute.models.outbox.events import record
@@ -362,16 +371,14 @@ WINNERS = ("item", "shadow", "tie")
 @dataclass(frozen=True)
 class Pair:
     """An item and its A/B sample's second video, both made, not yet compared; shown as A and
-    B in an order fixed per pair (so a reload shows the same) that says nothing of who made
-    which."""
+    B under the pair's own random id, in the order drawn when the sample was made (so a reload
+    shows the same) that says nothing of who made which."""
 
+    id: uuid.UUID
     item: VideoItem
     shadow: VideoItem
-
-    @property
-    def item_first(self) -> bool:
-        """Whether the item's own video is A."""
-        return pair_order(self.shadow.id)
+    item_first: bool
+    """Whether the item's own video is A."""
 
     @property
     def a(self) -> VideoItem:
@@ -384,9 +391,12 @@ class Pair:
         return self.shadow if self.item_first else self.item
 
 
-def pair_order(shadow_id: uuid.UUID) -> bool:
-    """A pair's order: the item's video first when its sample's (random) id is even."""
-    return shadow_id.int % 2 == 0
+def new_pair(session: Session, shadow: VideoItem, *, now: datetime) -> AbPair:
+    """The blind pair of a sample's second video: a random id and a random draw of which video
+    is A (a CSPRNG: a reviewer cannot learn it from ids or timing)."""
+    pair = AbPair(shadow_id=shadow.id, item_first=secrets.randbelow(2) == 0, created_at=now)
+    session.add(pair)
+    return pair
 
 
 def ab_pairs(session: Session, *, limit: int = 50) -> list[Pair]:
@@ -394,50 +404,60 @@ def ab_pairs(session: Session, *, limit: int = 50) -> list[Pair]:
     second video completed, and no pick yet."""
     original = aliased(VideoItem)
     found = session.exec(
-        select(original, VideoItem)
+        select(AbPair, original, VideoItem)
+        .join(VideoItem, col(VideoItem.id) == col(AbPair.shadow_id))
         .join(original, col(original.id) == col(VideoItem.shadow_of))
         .where(
-            col(VideoItem.shadow_of).is_not(None),
             col(VideoItem.status) == ItemStatus.completed,
             col(original.status) == ItemStatus.completed,
             ~sa.exists().where(col(AbComparison.shadow_id) == col(VideoItem.id)),
         )
-        .order_by(col(VideoItem.finished_at), col(VideoItem.id))
+        .order_by(col(VideoItem.finished_at), col(AbPair.id))
         .limit(limit)
     ).all()
-    return [Pair(item, shadow) for item, shadow in found]
+    return [Pair(pair.id, item, shadow, pair.item_first) for pair, item, shadow in found]
 
 
-def pair_of(session: Session, shadow_id: uuid.UUID) -> Pair:
-    """The pair of `shadow_id`, both videos made (NotFound: no such sample; InvalidTransition:
-    a video is not made yet)."""
-    shadow = session.get(VideoItem, shadow_id)
-    if shadow is None or shadow.shadow_of is None:
-        raise NotFound(f"no A/B sample {shadow_id}")
+def pair_of(session: Session, pair_id: uuid.UUID) -> Pair:
+    """The pair `pair_id`, both videos made (NotFound: no such pair; InvalidTransition: a video
+    is not made yet)."""
+    pair = session.get(AbPair, pair_id)
+    shadow = session.get(VideoItem, pair.shadow_id) if pair is not None else None
+    if pair is None or shadow is None or shadow.shadow_of is None:
+        raise NotFound(f"no A/B pair {pair_id}")
     item = session.get(VideoItem, shadow.shadow_of)
     if item is None:
-        raise NotFound(f"no item {shadow.shadow_of} for A/B sample {shadow_id}")
+        raise NotFound(f"no A/B pair {pair_id}: its item is gone")
     if item.status is not ItemStatus.completed or shadow.status is not ItemStatus.completed:
-        raise InvalidTransition(
-            f"A/B sample {shadow_id} is not ready: the item is {item.status.value}, its sample "
-            f"{shadow.status.value}"
-        )
-    return Pair(item, shadow)
+        raise InvalidTransition(f"A/B pair {pair_id} is not ready: both videos are not made yet")
+    return Pair(pair.id, item, shadow, pair.item_first)
+
+
+def blind_ids(session: Session, items: Sequence[VideoItem]) -> set[uuid.UUID]:
+    """Those of `items` that are A/B samples' second videos not compared yet: who makes them
+    is kept from the pages and the API until the pick."""
+    samples = {item.id for item in items if item.shadow_of is not None}
+    if not samples:
+        return set()
+    judged = session.exec(
+        select(AbComparison.shadow_id).where(col(AbComparison.shadow_id).in_(samples))
+    ).all()
+    return samples - set(judged)
 
 
 def judge_pair(
-    session: Session, *, shadow_id: uuid.UUID, better: str, now: datetime | None = None
+    session: Session, *, pair_id: uuid.UUID, better: str, now: datetime | None = None
 ) -> AbComparison:
-    """A reviewer's pick for the pair of `shadow_id`: `a`, `b` (the better one as shown) or
-    `both` (both fine). InvalidInput for another word, NotFound for no such pair,
-    InvalidTransition when it is not ready or was already judged."""
+    """A reviewer's pick for the pair `pair_id`: `a`, `b` (the better one as shown) or `both`
+    (both fine). InvalidInput for another word, NotFound for no such pair, InvalidTransition
+    when it is not ready or was already judged."""
     if better not in ("a", "b", "both"):
         raise InvalidInput([f"better: {better!r}; use a, b or both"])
-    pair = pair_of(session, shadow_id)
+    pair = pair_of(session, pair_id)
     item, shadow = pair.item, pair.shadow
     winner = "tie"
     if better != "both":
-        item_won = (better == "a") == pair_order(shadow_id)
+        item_won = (better == "a") == pair.item_first
         winner = "item" if item_won else "shadow"
     comparison = AbComparison(
         item_id=item.id,
@@ -455,7 +475,7 @@ def judge_pair(
             session.add(comparison)
             session.flush()
     except sa.exc.IntegrityError:
-        raise InvalidTransition(f"A/B sample {shadow_id} was already compared") from None
+        raise InvalidTransition(f"A/B pair {pair_id} was already compared") from None
     # The sample's video is judged now (the item's was counted when it completed): as good or
     # better is kept, worse is not; so a group that routing keeps from Wan still tells it how
     # Wan's videos of its photos do.

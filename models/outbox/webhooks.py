@@ -27,7 +27,12 @@ from reelroute.models.core.settings import Settings
 from reelroute.models.core.tables import ItemEvent, WebhookDelivery, WebhookEndpoint, utcnow
 from reelroute.models.outbox.endpoints import signing_secrets, wants
 from reelroute.models.outbox.payloads import event_payload
-from reelroute.models.store.queries.outbox import DELIVERY_COUNTS, DUE, NEW_EVENTS
+from reelroute.models.store.queries.outbox import (
+    DELIVERY_COUNTS,
+    DUE_POSTGRESQL,
+    DUE_SQLITE,
+    NEW_EVENTS,
+)
 from reelroute.models.store.sql import rowcount, sql
 from reelroute.models.store.tallies import count_deliveries
 
@@ -114,10 +119,14 @@ def due(
     *,
     limit: int,
     now: datetime,
+    per_endpoint: int,
     skip: Collection[int] = (),
 ) -> list[Outgoing]:
-    """The deliveries to send now (but those in `skip`: being sent), with their payloads."""
-    rows = session.execute(sql(DUE), {"now": now, "limit": limit + len(skip)}).all()
+    """The deliveries to send now, at most `per_endpoint` of each endpoint besides those in
+    `skip` (being sent), oldest first, with their payloads."""
+    text = DUE_POSTGRESQL if session.get_bind().dialect.name == "postgresql" else DUE_SQLITE
+    parameters = {"now": now, "limit": limit + len(skip), "per_endpoint": per_endpoint + len(skip)}
+    rows = session.execute(sql(text), parameters).all()
     ids = [row[0] for row in rows if row[0] not in skip][:limit]
     if not ids:
         return []

@@ -126,4 +126,5 @@ def test_an_ab_sample_is_made_by_wan_and_waits_for_a_blind_pick(system):
     with system.session() as session:
         (pair,) = ab_pairs(session)
         assert (pair.item.id, pair.shadow.id) == (item.id, sample.id)
+        assert pair.id not in (item.id, sample.id)
     assert len(posts_for(system, "sampled turbo")) == 1  # Runway made the item's video only

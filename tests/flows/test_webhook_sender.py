@@ -490,3 +490,152 @@ def test_a_name_that_turns_private_after_its_check_is_not_connected_to(
     [delivery] = deliveries_to_item(engine, item.id)
     assert delivery.attempts == 3 and len(answers) == 3  # one resolution per post
     assert receiver.accepted == []
+
+
+# --- fairness: no receiver's backlog or name server holds back the others ------------------
+
+
+class Silent:
+    """A receiver that accepts connections, reads the request and never answers."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/silent"
+        self.held: list[socket.socket] = []
+        self.stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        self.listener.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.held.append(connection)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.listener.close()
+        for connection in self.held:
+            connection.close()
+
+
+def test_a_silent_receivers_backlog_does_not_hide_another_receivers_deliveries(
+    engine, fast_settings, receiver
+):
+    """250 deliveries due for a receiver that never answers, older than a good receiver's 20:
+    the good one gets all 20 (the due query took the 200 oldest of all endpoints, all the
+    silent one's, and the good one got none)."""
+    silent = Silent()
+    try:
+        with Session(engine) as session:
+            endpoints.register(session, fast_settings, url=silent.url, events=["item.created"])
+            found = endpoints.find(session, silent.url)
+            assert found is not None
+            found.is_default = True
+            session.add(found)
+            session.commit()
+        new_items(engine, fast_settings, 250)
+        register(engine, fast_settings, receiver)
+        items = new_items(engine, fast_settings, 20, webhook_url=receiver.url)
+        sender = Sender(engine, fast_settings)
+        try:
+            drain(sender, lambda: len(receiver.accepted) == 20, timeout=30)
+        finally:
+            sender.close(grace=0)
+        assert sorted(receiver.ids) == sorted(set(receiver.ids))
+        assert {p["data"]["item_id"] for p in receiver.accepted} == {str(i.id) for i in items}
+    finally:
+        silent.close()
+
+
+def test_a_name_server_that_never_answers_holds_back_no_other_receiver(
+    engine, fast_settings, receiver
+):
+    """Posts to a name whose lookups never return: they fail at their deadline, holding one
+    lookup thread; the good receiver (another name) gets every delivery meanwhile. Before,
+    lookups ran on the loop's default pool (6 threads on two cores) and filled it."""
+    release = threading.Event()
+    lookups: list[str] = []
+
+    def resolver(host: str, _port: int) -> list[str]:
+        lookups.append(host)
+        if host == "stuck.reelroute.test":
+            release.wait(60)
+        return ["127.0.0.1"]
+
+    good_url = receiver.url.replace("127.0.0.1", "good.reelroute.test")
+    receiver.url = good_url
+    with Session(engine) as session:
+        _, receiver.secret = endpoints.register(
+            session, fast_settings, url=good_url, resolver=resolver
+        )
+        session.commit()
+    stuck = [
+        attach(
+            engine,
+            f"http://stuck.reelroute.test:{port}/h",
+            new_items(engine, fast_settings, 1)[0].group_id,
+        )  # type: ignore[arg-type]
+        for port in range(9001, 9021)
+    ]
+    items = new_items(engine, fast_settings, 12, webhook_url=good_url)
+    sender = Sender(engine, fast_settings, resolver=resolver)
+    try:
+        drain(sender, lambda: len(receiver.accepted) == 12, timeout=30)
+        assert lookups.count("stuck.reelroute.test") <= 8  # one thread each at most
+        assert {p["data"]["item_id"] for p in receiver.accepted} == {str(i.id) for i in items}
+    finally:
+        release.set()
+        sender.close(grace=5)
+    assert len(stuck) == 20
+
+
+def test_kept_alive_connections_are_never_shared_between_host_names(engine, hook_settings):
+    """Two names that resolve to one address: each post travels on a connection made for its
+    own name (httpx pooled by the pinned address, so b's post rode a's connection)."""
+    seen: list[tuple[int, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["content-length"]))
+            seen.append((self.client_address[1], self.headers["host"].split(":")[0]))
+            self.send_response(204)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    from http.server import ThreadingHTTPServer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    loopback = lambda _host, _port: ["127.0.0.1"]  # noqa: E731
+    urls = [f"http://{name}.reelroute.test:{server.server_port}/h" for name in ("a", "b")]
+    try:
+        with Session(engine) as session:
+            for url in urls:
+                endpoints.register(session, hook_settings, url=url, resolver=loopback)
+            session.commit()
+        sender = Sender(engine, hook_settings, resolver=loopback)
+        try:
+            for round_ in range(3):
+                for url in urls:
+                    new_items(engine, hook_settings, 1, webhook_url=url)
+                drain(sender, lambda r=round_: len(seen) == 2 * (r + 1))
+        finally:
+            sender.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    names_per_connection: dict[int, set[str]] = {}
+    for port, name in seen:
+        names_per_connection.setdefault(port, set()).add(name)
+    assert all(len(names) == 1 for names in names_per_connection.values()), seen
+    assert len(names_per_connection) < len(seen)  # connections are still kept alive per name

@@ -3,6 +3,7 @@ a redo (named, or the group's next option), with their events; bad input changes
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from sqlmodel import Session, col, select
@@ -219,12 +220,22 @@ def test_a_blind_ab_pair_through_the_api(client, engine, app_settings):
             )
             session.commit()
     (pair,) = client.get("/api/admin/review/pairs", headers=as_admin()).json()["data"]
-    assert set(pair) == {"shadow_id", "photo_id", "prompt", "a_video", "b_video"}
+    assert set(pair) == {"pair_id", "photo_id", "prompt", "a_video", "b_video"}
     assert item_id not in pair["a_video"] + pair["b_video"]
+    # Until the pick, the sample's own item says it is a sample, not who makes it.
+    listed = client.get("/api/admin/queue", headers=as_admin()).json()["data"]["items"]
+    (sample,) = [entry for entry in listed if entry["ab_sample"]]
+    assert sample["id"] not in pair["a_video"] + pair["b_video"]
+    for shown_item in (
+        sample,
+        client.get(f"/api/admin/items/{sample['id']}", headers=as_admin()).json()["data"],
+    ):
+        assert shown_item["inference_provider"] is None and shown_item["worker_id"] is None
+        assert "wan" not in json.dumps(shown_item).lower()
     shown = {side: client.get(pair[f"{side}_video"], headers=as_admin()).content for side in "ab"}
     assert sorted(shown.values()) == sorted(videos.values())
     picked = client.post(
-        f"/api/admin/review/pairs/{pair['shadow_id']}", headers=as_admin(), json={"better": "a"}
+        f"/api/admin/review/pairs/{pair['pair_id']}", headers=as_admin(), json={"better": "a"}
     )
     assert picked.status_code == 200, picked.text
     done = picked.json()["data"]
@@ -232,13 +243,15 @@ def test_a_blind_ab_pair_through_the_api(client, engine, app_settings):
     assert done["winner"] == ("item" if shown["a"] == b"made by runway" else "shadow")
     assert client.get("/api/admin/review/pairs", headers=as_admin()).json()["data"] == []
     again = client.post(
-        f"/api/admin/review/pairs/{pair['shadow_id']}", headers=as_admin(), json={"better": "b"}
+        f"/api/admin/review/pairs/{pair['pair_id']}", headers=as_admin(), json={"better": "b"}
     )
     assert again.status_code == 409
     bad = client.post(
-        f"/api/admin/review/pairs/{pair['shadow_id']}", headers=as_admin(), json={"better": "c"}
+        f"/api/admin/review/pairs/{pair['pair_id']}", headers=as_admin(), json={"better": "c"}
     )
     assert bad.status_code == 422
+    told = client.get(f"/api/admin/items/{sample['id']}", headers=as_admin()).json()["data"]
+    assert told["inference_provider"] == "wan_local"  # picked: now it is said
     table = client.get("/api/admin/stats/acceptance", headers=as_admin()).json()["data"]
     wan = next(row for row in table if row["provider"] == "wan_local" and not row["group_id"])
     assert wan["ab_wins"] + wan["ab_losses"] == 1 and wan["judged"] == 1

@@ -120,7 +120,7 @@ def build_pairs(context: AdminContext, blocks: gr.Blocks) -> None:
             shown = view.pairs(engine, settings)
         except DatabaseUnavailable:
             return gr.update(), None, None, None, OUTAGE_NOTE
-        by_id = {str(entry.shadow_id): entry for entry in shown}
+        by_id = {str(entry.pair_id): entry for entry in shown}
         choices = [(entry.label, key) for key, entry in by_id.items()]
         current = chosen if chosen in by_id else (choices[0][1] if choices else None)
         entry = by_id.get(current or "")

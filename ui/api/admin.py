@@ -23,6 +23,7 @@ from reelroute.models.items.queue import etas_of, list_queue
 from reelroute.models.items.review import (
     ab_pairs,
     accept_item,
+    blind_ids,
     judge_pair,
     pair_of,
     redo_stats,
@@ -154,9 +155,13 @@ def queue(
     )
     etas = etas_of(db, [item.id for item in page.items])
     waiting = unavailable(db)
+    blind = blind_ids(db, page.items)
     return Envelope(
         data=QueueOut(
-            items=[ItemOut.of(item, etas.get(item.id), waiting) for item in page.items],
+            items=[
+                ItemOut.of(item, etas.get(item.id), waiting, blind=item.id in blind)
+                for item in page.items
+            ],
             next_cursor=page.next_cursor,
         )
     )
@@ -168,7 +173,11 @@ def item(item_id: uuid.UUID, db: DB) -> Envelope[ItemDetailOut]:
     queue position, ETA, due time, cost, and the address of its video once there is one."""
     found = ops.get_item(db, item_id)
     waiting = unavailable(db)
-    out = ItemDetailOut.model_validate(ItemOut.of(found, eta_of(db, item_id), waiting).model_dump())
+    blind = bool(blind_ids(db, [found]))
+    shown = ItemOut.of(found, eta_of(db, item_id), waiting, blind=blind)
+    out = ItemDetailOut.model_validate(shown.model_dump())
+    if blind:
+        return Envelope(data=out)
     if found.output_path is not None:
         out.video_url = f"/api/admin/items/{item_id}/video"
     out.moves = [
@@ -362,11 +371,11 @@ def review_pairs(
     return Envelope(
         data=[
             PairOut(
-                shadow_id=pair.shadow.id,
+                pair_id=pair.id,
                 photo_id=pair.item.photo_id,
                 prompt=pair.item.prompt,
-                a_video=f"/api/admin/review/pairs/{pair.shadow.id}/a",
-                b_video=f"/api/admin/review/pairs/{pair.shadow.id}/b",
+                a_video=f"/api/admin/review/pairs/{pair.id}/a",
+                b_video=f"/api/admin/review/pairs/{pair.id}/b",
             )
             for pair in ab_pairs(db, limit=limit)
         ]
@@ -374,25 +383,25 @@ def review_pairs(
 
 
 @router.get(
-    "/review/pairs/{shadow_id}/{side}",
+    "/review/pairs/{pair_id}/{side}",
     response_class=Response,
     responses={200: {"content": {"video/mp4": {}}}},
 )
 def pair_video(
-    shadow_id: uuid.UUID, side: Literal["a", "b"], db: DB, settings: SettingsDep
+    pair_id: uuid.UUID, side: Literal["a", "b"], db: DB, settings: SettingsDep
 ) -> Response:
-    """Video A or B of a blind pair."""
-    pair = pair_of(db, shadow_id)
+    """Video A or B of a blind pair (named `a.mp4` or `b.mp4`, nothing of who made it)."""
+    pair = pair_of(db, pair_id)
     shown = pair.a if side == "a" else pair.b
     assert shown.output_path is not None  # a pair is made of two finished videos
     return _stream_video(settings, shown.output_path)
 
 
-@router.post("/review/pairs/{shadow_id}")
-def pick(shadow_id: uuid.UUID, body: PickIn, db: DB) -> Envelope[ComparisonOut]:
+@router.post("/review/pairs/{pair_id}")
+def pick(pair_id: uuid.UUID, body: PickIn, db: DB) -> Envelope[ComparisonOut]:
     """Record which video of a blind pair is better (a, b, or both fine); the answer says who
     made which."""
-    done = judge_pair(db, shadow_id=shadow_id, better=body.better)
+    done = judge_pair(db, pair_id=pair_id, better=body.better)
     return Envelope(data=ComparisonOut.model_validate(done, from_attributes=True))
 
 

@@ -11,6 +11,14 @@
   the loopback address without a token when REELROUTE_METRICS_LOOPBACK is. The routes check
   again (their OpenAPI security); this check comes first, so a body is never read for a caller
   without the right token.
+- **Other sites**: a request under /admin (the pages, whose login is a cookie the browser sends
+  by itself) that carries an `Origin`, or on a method that changes state a `Referer`, of
+  another site is refused 403 before it reaches Gradio: a hostile page open in the admin's
+  browser cannot press a button with the admin's login. The app's own origin is its Host, or
+  REELROUTE_PUBLIC_URL's; a request with neither header (curl, a program) is not a browser's and
+  passes. CORS (which pages of other sites may *read* answers) is the parent app's strict
+  policy: only REELROUTE_ALLOWED_ORIGINS, never for /admin (`ui.app`); the login cookie is made
+  `SameSite=Lax` on its way out (`same_site_lax`).
 - **Size**: each route has a largest body (JSON routes, the admin pages' included,
   `REELROUTE_MAX_JSON_BYTES`; photo uploads their files' limit, a worker's video
   `REELROUTE_MAX_VIDEO_BYTES`): a larger `Content-Length` is answered 413 at once; a body without
@@ -33,6 +41,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
+from urllib.parse import urlsplit
 
 from reelroute.models.core.settings import Settings
 from reelroute.ui.api.common import Role, role_of
@@ -148,6 +157,74 @@ def role_for(path: str) -> Role | None:
     return None
 
 
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+ADMIN_PAGES = "/admin"
+
+
+def origin_of(url: str) -> str | None:
+    """`scheme://host[:port]` of a URL or Origin header, lowercased, the default port left out
+    (None: not a URL with a host, e.g. the `null` origin)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    default = 443 if parts.scheme == "https" else 80
+    return f"{parts.scheme}://{host}" + ("" if port in (None, default) else f":{port}")
+
+
+def own_hosts(headers: dict[str, str], settings: Settings) -> set[str]:
+    """The `host[:port]` this app answers as: its Host header and REELROUTE_PUBLIC_URL's."""
+    hosts = {headers.get("host", "").lower()}
+    if settings.api.public_url and (public := origin_of(settings.api.public_url)):
+        hosts.add(public.split("://", 1)[1])
+    return {host for host in hosts if host}
+
+
+def foreign_origin(method: str, headers: dict[str, str], settings: Settings) -> str | None:
+    """The other site a browser request to the admin pages comes from, or None when it comes
+    from this app's own pages (or from no browser at all). `Origin` is compared on every
+    method (a browser sends it on cross-site fetches); `Referer` when `Origin` is missing and
+    the method changes state. Scheme and port are compared as the browser gave them, against
+    the Host: a proxy that terminates TLS keeps the Host, so `https://admin.example.com` is
+    the own origin of `Host: admin.example.com`."""
+    origin = headers.get("origin")
+    if origin is None and method not in SAFE_METHODS and "referer" in headers:
+        origin = headers["referer"]
+    if origin is None:
+        return None
+    parsed = origin_of(origin)
+    if parsed is None:
+        return origin[:200] or "an empty origin"
+    scheme, host = parsed.split("://", 1)
+    hosts = own_hosts(headers, settings)
+    with_port = {host, f"{host}:{443 if scheme == 'https' else 80}"}
+    return None if hosts & with_port else parsed
+
+
+def same_site_lax(send: Send) -> Send:
+    """`send` with every `Set-Cookie: …; SameSite=None` of the answer made `SameSite=Lax`.
+    Gradio sets its login cookie `SameSite=None; Secure` (so that the app works inside another
+    site's frame); Lax keeps the cookie off the requests other sites' pages make."""
+
+    async def sent(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [
+                (name, _lax(value) if name.lower() == b"set-cookie" else value)
+                for name, value in message.get("headers", [])
+            ]
+        await send(message)
+
+    return sent
+
+
+def _lax(cookie: bytes) -> bytes:
+    return re.sub(rb"(?i)samesite=none", b"SameSite=lax", cookie)
+
+
 class BodyTooLarge(Exception):
     """The body went past its route's limit while it streamed in."""
 
@@ -169,6 +246,24 @@ class Guard:
         path: str = scope.get("path", "")
         client = (scope.get("client") or ("unknown", 0))[0]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        method = str(scope.get("method", ""))
+        if path == ADMIN_PAGES or path.startswith(ADMIN_PAGES + "/"):
+            foreign = foreign_origin(method, headers, self.settings)
+            if foreign is not None:
+                self._refused(scope, client, 403, f"a request from another site ({foreign})")
+                await _answer(
+                    send,
+                    403,
+                    "the admin pages take requests from their own pages only; this one came "
+                    f"from {foreign}",
+                )
+                return
+            send = same_site_lax(send)
+        elif method == "OPTIONS" and "access-control-request-method" in headers:
+            # A CORS preflight never carries a token and reads nothing: the CORS policy
+            # (inside) answers it; the request that follows is checked as usual.
+            await self.app(scope, receive, send)
+            return
         guarded = role_for(path)
         if guarded is Role.metrics:
             api = self.settings.api

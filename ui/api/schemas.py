@@ -40,6 +40,9 @@ class AddTasksIn(BaseModel):
     tasks: list[TaskSpec] = Field(max_length=MAX_BATCH)
 
 
+BLIND_REASON = "A/B sample: who makes it is shown once its pair is compared"
+
+
 class ItemOut(BaseModel):
     """A video item as the API shows it, with where it stands: queue position, ETA, due time
     and late risk (from the dispatcher's last replay of its provider's queue)."""
@@ -50,7 +53,9 @@ class ItemOut(BaseModel):
     prompt: str
     frame_num: int | None
     duration_s: int | None
-    inference_provider: InferenceProvider
+    inference_provider: InferenceProvider | None = Field(
+        description="Who makes it; null for a blind A/B sample not compared yet (ab_sample)."
+    )
     status: ItemStatus
     retry_count: int
     progress: float
@@ -97,6 +102,11 @@ class ItemOut(BaseModel):
     redo_count: int = Field(
         default=0, description="Videos of it made again (rejected, or escalated by a check)."
     )
+    ab_sample: bool = Field(
+        default=False,
+        description="A blind A/B sample's second video: until its pair is compared, who makes "
+        "it (provider, reason, cost, worker, flow run, file) is not shown.",
+    )
 
     @classmethod
     def of(
@@ -104,10 +114,19 @@ class ItemOut(BaseModel):
         item: VideoItem,
         eta: ItemEta | None = None,
         waiting: Mapping[InferenceProvider, str] | None = None,
+        *,
+        blind: bool = False,
     ) -> ItemOut:
         """The API view of an item (and its stored ETA, if it has one; `waiting`: the models
-        that are unavailable, with why)."""
+        that are unavailable, with why; `blind`: an A/B sample not compared yet, shown without
+        who makes it)."""
         out = cls.model_validate(item, from_attributes=True)
+        out.ab_sample = item.shadow_of is not None
+        if blind:
+            out.inference_provider = out.worker_id = out.flow_run_id = out.output_path = None
+            out.route_reason, out.routed_by, out.cost_credits = BLIND_REASON, None, None
+            out.error, out.quality = None, None
+            return out
         if eta is not None and item.status in (ItemStatus.pending, ItemStatus.processing):
             out.queue_position, out.eta, out.late_risk = eta.queue_position, eta.eta, eta.late_risk
         if waiting and item.status is ItemStatus.pending:
@@ -497,7 +516,7 @@ class PairOut(BaseModel):
     """A blind A/B pair waiting for a pick: the photo, the prompt, and the two videos as A and
     B (their addresses name the pair and the side, never the item or who made it)."""
 
-    shadow_id: uuid.UUID = Field(description="The pair's id: its sample's second video.")
+    pair_id: uuid.UUID = Field(description="The pair's own id (random: it names no item).")
     photo_id: uuid.UUID | None
     prompt: str
     a_video: str
@@ -505,7 +524,7 @@ class PairOut(BaseModel):
 
 
 class PickIn(BaseModel):
-    """`POST /api/admin/review/pairs/{shadow_id}`: which video of the pair is better."""
+    """`POST /api/admin/review/pairs/{pair_id}`: which video of the pair is better."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -24,6 +24,7 @@ from reelroute.models.core.tables import ItemEta, Photo, VideoItem, utcnow
 from reelroute.models.health.breakers import unavailable
 from reelroute.models.items import lifecycle as ops
 from reelroute.models.items.queue import etas_of, list_queue
+from reelroute.models.items.review import blind_ids
 from reelroute.models.store.db import session_scope
 from reelroute.models.store.files import Storage
 
@@ -163,11 +164,11 @@ def _thumbnail(storage_url: str, path: str) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def item_label(item: VideoItem) -> str:
-    """How an item is named in the selection: short id, method, status."""
-    return (
-        f"{str(item.id)[:8]} · {PROVIDER_BADGES[item.inference_provider][0]} · {item.status.value}"
-    )
+def item_label(item: VideoItem, blind: bool = False) -> str:
+    """How an item is named in the selection: short id, method (not for a blind A/B
+    sample), status."""
+    method = "A/B sample" if blind else PROVIDER_BADGES[item.inference_provider][0]
+    return f"{str(item.id)[:8]} · {method} · {item.status.value}"
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,7 @@ def render_page(
         )
         etas = etas_of(session, [item.id for item in page.items])
         waiting = unavailable(session, now)
+        blind = blind_ids(session, page.items)
         photo_ids = {item.photo_id for item in page.items if item.photo_id is not None}
         paths = dict(
             session.exec(
@@ -219,6 +221,23 @@ def render_page(
         )
         url = flow_run_url(prefect_ui_url, item.flow_run_id)
         run = f'<a href="{escape(url)}" target="_blank" rel="noopener">flow run</a>' if url else "-"
+        if item.id in blind:  # an A/B sample: who makes it is shown after the pick
+            rows.append(
+                "<tr>"
+                f'<td><code title="{item.id}">{str(item.id)[:8]}</code></td>'
+                f"<td>{photo}</td>"
+                f'<td title="{escape(item.prompt)}">{escape(prompt)}</td>'
+                '<td><span class="rr-badge">A/B sample</span></td>'
+                f"<td>{status_badge(item.status)}</td>"
+                "<td>-</td>"
+                f"<td>{item.retry_count}</td>"
+                f"<td>{round(item.progress * 100)}%</td>"
+                f"<td>{eta_cell(item, etas.get(item.id), now)}</td>"
+                f"<td>{ago(item.created_at, now)}</td>"
+                "<td>-</td>"
+                "</tr>"
+            )
+            continue
         error = (
             f'<br><small title="{escape(item.error)}">{escape(item.error[:80])}</small>'
             if (item.error)
@@ -265,7 +284,7 @@ def render_page(
     html = f'<table class="rr-table"><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>'
     return QueueView(
         html=html,
-        choices=[(item_label(item), str(item.id)) for item in page.items],
+        choices=[(item_label(item, item.id in blind), str(item.id)) for item in page.items],
         next_cursor=page.next_cursor,
         shown=len(page.items),
     )

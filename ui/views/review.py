@@ -4,7 +4,6 @@ A/B pairs, two videos of one photo in an order that does not say who made which.
 
 from __future__ import annotations
 
-import tempfile
 import uuid
 from dataclasses import dataclass
 from html import escape
@@ -30,7 +29,7 @@ from reelroute.models.planning.replanning import redo_provider
 from reelroute.models.store.db import session_scope
 from reelroute.models.store.files import Storage
 from reelroute.ui.views.queue import PROVIDER_BADGES
-from reelroute.ui.views.videos import local_copy
+from reelroute.ui.views.videos import local_copy, private_folder, write_new
 
 NEXT_OPTION = ""
 """The redo choice that lets the group's routing pick (its next option)."""
@@ -71,7 +70,7 @@ def held(engine: sa.Engine, settings: Settings, *, cache: Path | None = None) ->
     """The items held for a person, the longest waiting first, with local copies of their
     photo and video."""
     storage = Storage(settings.store.storage_url)
-    folder = cache or Path(tempfile.gettempdir()) / "reelroute-review"
+    folder = cache or private_folder("review")
     folder.mkdir(parents=True, exist_ok=True)
     found = []
     with session_scope(engine) as session:
@@ -166,7 +165,7 @@ class Shown:
     """One A/B pair as the page shows it: the photo, the prompt and two videos, A and B, with
     no word of who made which."""
 
-    shadow_id: uuid.UUID
+    pair_id: uuid.UUID
     label: str
     prompt: str
     photo: str | None
@@ -178,20 +177,20 @@ def pairs(engine: sa.Engine, settings: Settings, *, cache: Path | None = None) -
     """The A/B pairs waiting for a pick, the oldest first, with local copies of the photo and
     both videos (named by the pair and A or B, never by the item)."""
     storage = Storage(settings.store.storage_url)
-    folder = cache or Path(tempfile.gettempdir()) / "reelroute-review"
+    folder = cache or private_folder("review")
     found = []
     with session_scope(engine) as session:
         for number, pair in enumerate(ab_pairs(session), start=1):
             photo = session.get(Photo, pair.item.photo_id) if pair.item.photo_id else None
             # Copies named A and B (a stored video's path names its item).
-            where = folder / f"pair-{pair.shadow.id.hex}"
+            where = folder / f"pair-{pair.id.hex}"
             where.mkdir(parents=True, exist_ok=True)
             copies: dict[str, str | None] = {}
             for side, shown in (("a", pair.a), ("b", pair.b)):
                 copies[side] = _blind_copy(storage, shown.output_path, where / f"{side}.mp4")
             found.append(
                 Shown(
-                    shadow_id=pair.shadow.id,
+                    pair_id=pair.id,
                     label=f"pair {number} · {pair.item.prompt[:50]}",
                     prompt=pair.item.prompt,
                     photo=_copy(storage, photo.storage_path if photo else None, folder),
@@ -206,17 +205,17 @@ def _blind_copy(storage: Storage, stored: str | None, target: Path) -> str | Non
     if stored is None or not storage.exists(stored):
         return None
     if not target.exists():
-        target.write_bytes(storage.read(stored))
+        write_new(target, storage.read(stored))
     return str(target)
 
 
-def pick_better(engine: sa.Engine, shadow_id: str, better: str) -> str:
+def pick_better(engine: sa.Engine, pair_id: str, better: str) -> str:
     """Record the reviewer's pick (`a`, `b` or `both`); what happened, in a sentence that
     names who made which only now."""
     words = {"a": "A is better", "b": "B is better", "both": "both fine"}
     try:
         with session_scope(engine) as session:
-            done = judge_pair(session, shadow_id=uuid.UUID(shadow_id), better=better)
+            done = judge_pair(session, pair_id=uuid.UUID(pair_id), better=better)
         made = (
             f"{info(InferenceProvider(done.item_provider)).label} made the item's video, "
             f"{info(InferenceProvider(done.shadow_provider)).label} the sample's"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import tempfile
 import uuid
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -36,8 +39,26 @@ def local_copy(storage: Storage, stored: str, folder: Path) -> str:
         return local
     target = folder / stored.replace("/", "_")
     if not target.exists():
-        target.write_bytes(storage.read(stored))
+        write_new(target, storage.read(stored))
     return str(target)
+
+
+@cache
+def private_folder(name: str) -> Path:
+    """A folder of this process's own for the copies the pages show: made fresh by mkdtemp
+    (mode 0700, a random name), so no other user of the machine can plant a file or a link in
+    it, as they could in a fixed path under the shared /tmp."""
+    return Path(tempfile.mkdtemp(prefix=f"reelroute-{name}-"))
+
+
+def write_new(target: Path, data: bytes) -> None:
+    """Write `data` as `target`, whole or not at all: into a new file of a random name (never
+    through a symbolic link, never into a file that is there), then renamed over `target`."""
+    partial = target.with_name(f".{target.name}.{secrets.token_hex(8)}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    with os.fdopen(os.open(partial, flags, 0o600), "wb") as file:
+        file.write(data)
+    os.replace(partial, target)
 
 
 def finished(
@@ -58,7 +79,7 @@ def finished(
     with session_scope(engine) as session:
         items = list(session.exec(query).all())
     storage = Storage(settings.store.storage_url)
-    folder = cache or Path(tempfile.gettempdir()) / "reelroute-videos"
+    folder = cache or private_folder("videos")
     folder.mkdir(parents=True, exist_ok=True)
     videos = []
     for item in items:

@@ -18,12 +18,12 @@ from reelroute.models.core.enums import (
     Pool,
 )
 from reelroute.models.core.errors import InvalidInput, InvalidTransition, NotFound
-from reelroute.models.core.tables import Group, VideoItem, WebhookDelivery, WebhookEndpoint
+from reelroute.models.core.tables import AbPair, Group, VideoItem, WebhookDelivery, WebhookEndpoint
 from reelroute.models.core.tasks import TaskSpec
 from reelroute.models.intake.batches import add_batch
 from reelroute.models.intake.samples import SAMPLE_RANK, shadow_provider
 from reelroute.models.items import lifecycle as ops
-from reelroute.models.items.review import ab_pairs, judge_pair, pair_order
+from reelroute.models.items.review import ab_pairs, judge_pair
 from reelroute.models.money.budgets import set_budget, spend
 from reelroute.models.outbox.webhooks import fan_out
 from reelroute.models.reporting.acceptance import acceptance_table
@@ -176,8 +176,9 @@ def test_a_sample_reaches_no_webhook_and_is_not_counted_as_made(session, setting
 def test_the_reviewer_picks_blind_and_the_table_counts_it(session, settings):
     group, photo = sampled_group(session)
     items = add(session, settings, group, photo, TURBO, count=2)
-    with pytest.raises(InvalidTransition, match="is not ready: the item is pending"):
-        judge_pair(session, shadow_id=samples(session)[0].id, better="a")
+    waiting = session.exec(select(AbPair).where(AbPair.shadow_id == samples(session)[0].id)).one()
+    with pytest.raises(InvalidTransition, match="is not ready"):
+        judge_pair(session, pair_id=waiting.id, better="a")
     for _ in items:
         make(session, settings, Pool.cloud)
     assert ab_pairs(session) == []  # the samples are not made yet
@@ -186,11 +187,12 @@ def test_the_reviewer_picks_blind_and_the_table_counts_it(session, settings):
     pairs = ab_pairs(session)
     assert [pair.item.id for pair in pairs] == [item.id for item in items]
     first, second = pairs
-    # A is the item's video or the sample's, as the pair's order says
-    assert first.a.id == (first.item.id if pair_order(first.shadow.id) else first.shadow.id)
-    won = judge_pair(session, shadow_id=first.shadow.id, better="a")
-    assert won.winner == ("item" if pair_order(first.shadow.id) else "shadow")
-    tied = judge_pair(session, shadow_id=second.shadow.id, better="both")
+    # A is the item's video or the sample's, as the pair's stored draw says; its id names neither
+    assert first.a.id == (first.item.id if first.item_first else first.shadow.id)
+    assert first.id not in {first.item.id, first.shadow.id} and waiting.id == first.id
+    won = judge_pair(session, pair_id=first.id, better="a")
+    assert won.winner == ("item" if first.item_first else "shadow")
+    tied = judge_pair(session, pair_id=second.id, better="both")
     session.commit()
     assert tied.winner == "tie" and (tied.item_provider, tied.shadow_provider) == (
         "runway_gen4_turbo",
@@ -198,11 +200,11 @@ def test_the_reviewer_picks_blind_and_the_table_counts_it(session, settings):
     )
     assert ab_pairs(session) == []
     with pytest.raises(InvalidTransition, match="was already compared"):
-        judge_pair(session, shadow_id=first.shadow.id, better="b")
+        judge_pair(session, pair_id=first.id, better="b")
     with pytest.raises(InvalidInput, match="better: 'c'; use a, b or both"):
-        judge_pair(session, shadow_id=first.shadow.id, better="c")
+        judge_pair(session, pair_id=first.id, better="c")
     with pytest.raises(NotFound):
-        judge_pair(session, shadow_id=items[0].id, better="a")  # an item, not a sample
+        judge_pair(session, pair_id=first.shadow.id, better="a")  # a sample's id is no pair's
     rows = {(row.provider.value, row.group_id): row for row in acceptance_table(session, settings)}
     turbo, wan = rows[("runway_gen4_turbo", None)], rows[("wan_local", None)]
     item_won = won.winner == "item"
