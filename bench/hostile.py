@@ -6,9 +6,12 @@
 2. 50 open SSE streams while items change: the web process's peak RSS, and the database's
    transactions per second with 1 stream and with 50 (one poller serves them all);
 3. one dripping and one flooding receiver among 10 good ones: the sender's peak RSS, and the
-   good receivers' delivery lag (event written -> received), p50 and p95.
+   good receivers' delivery lag (event written -> received), p50 and p95;
+4. 8 authenticated uploads of 500 parts of 1 MB at once (4 with the worker token to an item
+   being made, 4 with the admin token to a group's photos): the web process's peak RSS.
 
-    python -m bench.hostile
+    python -m bench.hostile            # all four
+    python -m bench.hostile --uploads  # the fourth only
 
 Targets: peak RSS within 100 MB of idle; the good receivers' lag p95 under 2 s; SSE's
 transactions per second the same for 1 and 50 streams (within 1.5x).
@@ -107,6 +110,61 @@ def big_bodies(url: str) -> None:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def many_parts(url: str, group_id: str, item_id: str, attempt: int) -> None:
+    """8 uploads of 500 parts of 1 MB each at once, streamed (the client holds one part)."""
+    part = os.urandom(MB)
+
+    def body(boundary: str, name: str) -> Iterator[bytes]:
+        for number in range(500):
+            yield (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+                f'filename="p{number}.png"\r\nContent-Type: image/png\r\n\r\n'
+            ).encode()
+            yield part
+            yield b"\r\n"
+        yield f"--{boundary}--\r\n".encode()
+
+    def one(number: int) -> None:
+        boundary = f"bench{number}{secrets.token_hex(8)}"
+        headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
+        if number % 2:
+            path, name = f"/api/worker/tasks/{item_id}/complete?attempt={attempt}", "video"
+            headers.update(bearer(WORKER))
+        else:
+            path, name = f"/api/admin/groups/{group_id}/photos", "files"
+            headers.update(bearer(ADMIN))
+        with contextlib.suppress(httpx.HTTPError):  # refused mid-body: the connection closes
+            answer = httpx.post(
+                f"{url}{path}", content=body(boundary, name), headers=headers, timeout=120
+            )
+            print(f"   upload {number}: {answer.status_code} {answer.text[:120]}")
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def uploads_case(url: str, pid: int) -> None:
+    """Case 4: the web process's peak RSS during many-part uploads, against idle."""
+    (item,) = add_items(url, 1)
+    group = httpx.get(f"{url}/api/admin/items/{item}", headers=bearer(ADMIN)).json()["data"]
+    claimed = httpx.post(
+        f"{url}/api/worker/next-task",
+        headers=bearer(WORKER),
+        json={"worker_id": "bench-worker", "worker_type": "runway"},
+    ).json()["data"]
+    time.sleep(2)
+    idle = psutil.Process(pid).memory_info().rss
+    with Peak(pid) as uploads:
+        many_parts(url, group["group_id"], claimed["item_id"], claimed["attempt"])
+    print(
+        f"4. 8 uploads of 500 parts of 1 MB (worker and photo routes): idle RSS "
+        f"{idle / MB:.0f} MiB, peak +{(uploads.peak - idle) / MB:.0f} MiB"
+    )
 
 
 def transactions(engine: sa.Engine, database: str) -> int:
@@ -257,6 +315,10 @@ def main() -> None:
         with serving(web_argv, env, root / "web.log") as web:
             wait_until(f"{url}/docs", 60, "the web app")
             add_items(url, 5)  # warm: every route used once
+            if "--uploads" in sys.argv:
+                uploads_case(url, web.pid)
+                return
+
             time.sleep(2)
             idle = psutil.Process(web.pid).memory_info().rss
             with Peak(web.pid) as bodies:
@@ -325,6 +387,7 @@ def main() -> None:
                 f"p95 {p95:.2f} s "
                 f"({missing} not delivered)"
             )
+            uploads_case(url, web.pid)
     engine.dispose()
     print("targets: peak RSS within 100 MiB of idle; lag p95 < 2 s; SSE transactions/s within")
     print("         1.5x for 1 and 50 streams")

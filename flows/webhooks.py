@@ -53,6 +53,7 @@ from reelroute.models.core.errors import InvalidInput
 from reelroute.models.core.networks import IPNetwork
 from reelroute.models.core.settings import Settings
 from reelroute.models.core.tables import utcnow
+from reelroute.models.core.text import without_url_paths
 from reelroute.models.health.leadership import Leadership
 from reelroute.models.intake import idempotency
 from reelroute.models.outbox import endpoints
@@ -82,6 +83,8 @@ PURGE_EVERY_SECONDS = 3600.0
 USER_AGENT = "reelroute-webhooks/2"
 LOOKUP_THREADS = 8
 """Name lookups under way at once (each a thread: the system resolver cannot be cancelled)."""
+START_AGAIN_SECONDS = 60.0
+"""How soon a REELROUTE_WEBHOOK_URL that could not be registered is tried again."""
 CLIENTS = 64
 """Host names with a client (and its kept-alive connections) at once; the least used go."""
 
@@ -197,10 +200,22 @@ class Sender:
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
-    def start(self) -> None:
-        """Make the endpoint of REELROUTE_WEBHOOK_URL the default one (and no other)."""
-        with session_scope(self.engine) as session:
-            endpoints.ensure_default(session, self.settings, self.resolver)
+    def start(self) -> bool:
+        """Make the endpoint of REELROUTE_WEBHOOK_URL the default one (and no other). False
+        (logged) when it cannot be registered now (its name does not resolve, or to a refused
+        address): the other endpoints are served meanwhile, and the caller tries again."""
+        try:
+            with session_scope(self.engine) as session:
+                endpoints.ensure_default(session, self.settings, self.resolver)
+        except InvalidInput as error:
+            log.warning(
+                "REELROUTE_WEBHOOK_URL is not registered yet (%s); the other endpoints get "
+                "their events, and it is tried again in %.0f s",
+                without_url_paths("; ".join(error.problems)),
+                START_AGAIN_SECONDS,
+            )
+            return False
+        return True
 
     def in_flight(self) -> int:
         """Posts under way."""
@@ -350,7 +365,7 @@ class Sender:
                 "webhook delivery %s dead after %.0f h: %s",
                 attempt.delivery_id,
                 self.settings.webhooks.retry_hours,
-                attempt.error,
+                without_url_paths(attempt.error),
             )
 
     def _purge(self) -> None:
@@ -405,7 +420,7 @@ def run_sender(settings: Settings, stop: threading.Event) -> None:
         lease_seconds=settings.dispatch.leader_lease_seconds,
     )
     leadership.start()
-    started = False
+    start_at: float | None = 0.0  # when to register REELROUTE_WEBHOOK_URL (None: done)
     try:
         while not stop.is_set():
             if not leadership.leading:
@@ -413,9 +428,8 @@ def run_sender(settings: Settings, stop: threading.Event) -> None:
                 continue
             began, ok = time.monotonic(), False
             try:
-                if not started:
-                    sender.start()
-                    started = True
+                if start_at is not None and began >= start_at:
+                    start_at = None if sender.start() else began + START_AGAIN_SECONDS
                 posted = sender.pass_once()
                 wait = backoff.succeeded() if posted == 0 else 0.0  # busy: straight on
                 ok = True

@@ -2,7 +2,10 @@
 object per line (REELROUTE_LOG_FORMAT=json), with the item's context wherever it is known
 (`item_id`, `attempt`, `provider`, `flow_run_id`, `worker_id`), so that one item's path through
 the web app, the dispatcher, its flow run and the GPU host is one log query. Secrets (the
-tokens, the Runway key, the webhook signing key) are replaced by `***` in every record.
+tokens, the Runway key, the webhook signing key) are replaced by `***` in every record, and every
+URL's query string by `?…` (a signed link's signature, a receiver's token). httpx and httpcore
+log at WARNING: their line per request (every poll, every webhook post, each with its full
+URL) is not written.
 
 `log_context(item_id=…, …)` binds the context for the code it wraps (a contextvar: it follows
 threads' and tasks' own contexts); `configure_logging(settings)` installs the handler on the
@@ -21,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from reelroute.models.core.settings import Settings
+from reelroute.models.core.text import without_url_queries
 
 FIELDS = ("item_id", "attempt", "provider", "flow_run_id", "worker_id")
 """The context a record carries when it is known."""
@@ -59,8 +63,13 @@ class ContextFilter(logging.Filter):
         return True
 
 
+QUIET_LOGGERS = ("httpx", "httpcore")
+"""Libraries whose INFO lines are one per request: kept to WARNING and above."""
+
+
 class Redactor(logging.Filter):
-    """Replaces each secret's value in the record's message (and exception) by `***`."""
+    """Replaces each secret's value in the record's message (and exception) by `***`, and every
+    URL's query by `?…`."""
 
     def __init__(self, secrets: list[str]) -> None:
         super().__init__()
@@ -69,16 +78,15 @@ class Redactor(logging.Filter):
     def redact(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, MASK)
-        return text
+        return without_url_queries(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = self.redact(record.getMessage())
-            if record.exc_info and not record.exc_text:
-                record.exc_text = logging.Formatter().formatException(record.exc_info)
-            if record.exc_text:
-                record.exc_text = self.redact(record.exc_text)
-            record.msg, record.args = message, None
+        message = self.redact(record.getMessage())  # every record: a URL can be in any
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        record.msg, record.args = message, None
         return True
 
 
@@ -137,12 +145,20 @@ def configure_logging(settings: Settings, *, level: int = logging.INFO) -> None:
         root.removeHandler(old)
     root.addHandler(handler_for(settings))
     root.setLevel(level)
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """httpx's and httpcore's per-request lines off (QUIET_LOGGERS at WARNING)."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def attach_json(settings: Settings, *names: str) -> None:
     """With REELROUTE_LOG_FORMAT=json, also write the records of the loggers `names` as JSON
     (a process whose logging another library set up, e.g. a Prefect flow run); once per logger.
     With `text`, nothing changes."""
+    quiet_libraries()
     if settings.local.log_format != "json":
         return
     for name in names:

@@ -7,6 +7,8 @@ pages. Free text (prompts, error messages) may hold line breaks and tabs; names 
 
 from __future__ import annotations
 
+import re
+
 LINE_BREAKS = {"\t", "\n", "\r"}
 
 
@@ -28,3 +30,18 @@ def check_text(value: str, *, free_text: bool = False) -> str:
     if problem is not None:
         raise ValueError(problem)
     return value
+
+
+URL = re.compile(r"(?i)\b((?:https?|wss?|s3|gs)://[^\s/?#\"'<>]+)([^\s?#\"'<>]*)([?#][^\s\"'<>]*)?")
+
+
+def without_url_queries(text: str) -> str:
+    """`text` with every URL's query and fragment cut off (`?…`): a signed URL (a Runway output
+    link, a storage link) carries its signature there, and a webhook URL often a token."""
+    return URL.sub(lambda m: m.group(1) + m.group(2) + ("?…" if m.group(3) else ""), text)
+
+
+def without_url_paths(text: str) -> str:
+    """`text` with every URL cut to its scheme and host (`https://hooks.example/…`): for the
+    webhook receivers' URLs, whose paths are often a secret of the receiver."""
+    return URL.sub(lambda m: m.group(1) + ("/…" if m.group(2) or m.group(3) else ""), text)

@@ -28,6 +28,7 @@ from reelroute.models.core.errors import InvalidTransition, NotFound, StaleAttem
 from reelroute.models.core.failures import RULES, class_of
 from reelroute.models.core.settings import Settings
 from reelroute.models.core.tables import VideoItem, utcnow
+from reelroute.models.core.text import without_url_queries
 from reelroute.models.core.workers import host_of
 from reelroute.models.health.breakers import (
     host_breaker,
@@ -370,6 +371,7 @@ def fail_item(
     itself is still alive, e.g. a poll failed).
     """
     now = now or utcnow()
+    error = without_url_queries(error)  # stored, evented, sent: never a signed URL's query
     kind = class_of(failure_code)
     rule = RULES[kind]
     final = rule.permanent or (permanent and kind is FailureClass.unknown)

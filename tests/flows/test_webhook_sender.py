@@ -639,3 +639,27 @@ def test_kept_alive_connections_are_never_shared_between_host_names(engine, hook
         names_per_connection.setdefault(port, set()).add(name)
     assert all(len(names) == 1 for names in names_per_connection.values()), seen
     assert len(names_per_connection) < len(seen)  # connections are still kept alive per name
+
+
+def test_a_default_url_that_does_not_resolve_holds_back_no_endpoint(
+    engine, hook_settings, receiver, caplog
+):
+    """REELROUTE_WEBHOOK_URL names a host that does not resolve: the sender says so and serves
+    the other endpoints (start() raised, on every turn of the loop, and nothing was sent)."""
+    settings = hook_settings.replaced(webhook_url="https://hooks.does-not-resolve.invalid/t0ken")
+    register(engine, settings, receiver)
+    (item,) = new_items(engine, settings, 1, webhook_url=receiver.url)
+
+    def nowhere(host: str, port: int) -> list[str]:
+        if host.endswith(".invalid"):
+            raise socket.gaierror("no such name")
+        return ["127.0.0.1"]
+
+    sender = Sender(engine, settings, resolver=nowhere)
+    try:
+        assert sender.start() is False
+        drain(sender, lambda: receiver.types_of(item.id) == ["item.created"])
+    finally:
+        sender.close()
+    said = " ".join(record.getMessage() for record in caplog.records)
+    assert "REELROUTE_WEBHOOK_URL is not registered yet" in said and "t0ken" not in said

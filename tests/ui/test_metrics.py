@@ -21,10 +21,14 @@ SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
 @contextmanager
-def served(settings: Settings, client: tuple[str, int] = ("testclient", 50000)) -> Iterator:
+def served(
+    settings: Settings,
+    client: tuple[str, int] = ("testclient", 50000),
+    base_url: str = "http://testserver",
+) -> Iterator:
     app = create_app(settings)
     try:
-        with TestClient(app, client=client) as test_client:
+        with TestClient(app, client=client, base_url=base_url) as test_client:
             yield test_client
     finally:
         app.state.engine.dispose()
@@ -57,10 +61,38 @@ def test_the_metrics_token_and_only_it_reads_them(app_settings):
 @SQLITE
 def test_loopback_callers_read_them_without_a_token_when_allowed(app_settings):
     settings = app_settings.replaced(metrics_loopback=True)
-    with served(settings, client=("127.0.0.1", 40000)) as client:
-        assert client.get("/metrics").status_code == 200
-    with served(settings, client=("203.0.113.9", 40000)) as client:
+    for host in ("http://localhost:7860", "http://127.0.0.1:7860", "http://[::1]:7860"):
+        with served(settings, client=("127.0.0.1", 40000), base_url=host) as client:
+            assert client.get("/metrics").status_code == 200, host
+    with served(settings, client=("203.0.113.9", 40000), base_url="http://localhost") as client:
         assert client.get("/metrics").status_code == 401  # from elsewhere: the token
+
+
+@SQLITE
+def test_a_rebound_name_on_loopback_does_not_read_them(app_settings):
+    """DNS rebinding: a page in a browser on this host whose name now points at 127.0.0.1
+    connects from loopback but sends its own name as the Host."""
+    settings = app_settings.replaced(metrics_loopback=True)
+    with served(settings, client=("127.0.0.1", 40000), base_url="http://rebind.example") as c:
+        assert c.get("/metrics").status_code == 401
+
+
+@SQLITE
+def test_the_route_checks_the_caller_itself(app_settings):
+    """Without the guard in front (a route mounted elsewhere), /metrics still asks."""
+    from fastapi import FastAPI
+
+    from reelroute.ui.api import metrics
+
+    settings = app_settings.replaced(metrics_token=SecretStr(METRICS))
+    bare = FastAPI()
+    bare.state.settings, bare.state.engine = settings, create_app(settings).state.engine
+    bare.include_router(metrics.router)
+    with TestClient(bare) as client:
+        assert client.get("/metrics").status_code == 401
+        authorised = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS}"})
+        assert authorised.status_code == 200
+    bare.state.engine.dispose()
 
 
 @SQLITE

@@ -391,3 +391,62 @@ def test_a_database_url_in_an_error_hides_its_password():
     with pytest.raises(SettingsError) as refused:
         load_settings(_env_file=None, database_url="postgresql://app:hunter2@db/reelroute")
     assert "hunter2" not in str(refused.value) and "app:***@db" in str(refused.value)
+
+
+# --- many-part uploads: counted as they arrive, refused before memory fills ------------------
+
+
+def many_parts(name: str, count: int, size: int = 64) -> tuple[bytes, str]:
+    boundary = "reelroute-test-boundary"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+        f'filename="p{n}.png"\r\nContent-Type: image/png\r\n\r\n'.encode()
+        + b"x" * size
+        + b"\r\n"
+        for n in range(count)
+    ]
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), boundary
+
+
+def test_an_upload_to_an_item_that_is_not_being_made_is_refused_unread(client):
+    body, boundary = many_parts("video", 500)
+    headers = {"content-type": f"multipart/form-data; boundary={boundary}", **as_admin(WORKER)}
+    unknown = client.post(
+        f"/api/worker/tasks/{uuid.uuid4()}/complete", content=body, headers=headers
+    )
+    assert unknown.status_code == 404
+    group = new_group(client)
+    (photo,) = upload(client, group, ("a.png", image_bytes(), "image/png"))
+    (item,) = add(client, group, [{"photo_id": photo["id"], "prompt": "p"}]).json()["data"]
+    waiting = client.post(f"/api/worker/tasks/{item['id']}/complete", content=body, headers=headers)
+    assert waiting.status_code == 409 and "not being made" in waiting.json()["error"]
+
+
+def test_a_second_file_in_a_one_file_form_is_refused(client):
+    task = claimed_item(client)
+    body, boundary = many_parts("video", 500)
+    headers = {"content-type": f"multipart/form-data; boundary={boundary}", **as_admin(WORKER)}
+    answer = client.post(
+        f"/api/worker/tasks/{task['item_id']}/complete", content=body, headers=headers
+    )
+    assert answer.status_code == 400
+    assert "at most 1 file(s)" in answer.json()["error"]
+    found = client.get(f"/api/admin/items/{task['item_id']}", headers=as_admin()).json()["data"]
+    assert found["status"] == "processing" and found["output_path"] is None
+
+
+def test_a_photo_upload_of_more_than_fifty_files_is_refused_as_they_arrive(client):
+    group = new_group(client)
+    body, boundary = many_parts("files", 51)
+    answer = client.post(
+        f"/api/admin/groups/{group}/photos",
+        content=body,
+        headers={"content-type": f"multipart/form-data; boundary={boundary}", **as_admin()},
+    )
+    assert answer.status_code == 400 and "at most 50 file(s)" in answer.json()["error"]
+
+
+def test_uploaded_parts_are_spooled_to_disk_past_64_kib():
+    from reelroute.ui.api.forms import SPOOL_BYTES, SpoolingParser
+
+    assert SpoolingParser.spool_max_size == SPOOL_BYTES == 64 * 1024

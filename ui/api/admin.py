@@ -40,6 +40,7 @@ from reelroute.models.reporting.statistics import Statistics, provider_stats
 from reelroute.models.store.files import Storage
 from reelroute.ui.api.common import DB, Envelope, Role, SettingsDep, engine_of, require
 from reelroute.ui.api.events import Broadcaster, TooManyStreams, event_stream
+from reelroute.ui.api.forms import FormLimits, bounded_form
 from reelroute.ui.api.guard import MAX_PHOTOS_PER_UPLOAD
 from reelroute.ui.api.schemas import (
     AddTasksIn,
@@ -421,7 +422,6 @@ def reject(item_id: uuid.UUID, body: RejectIn, db: DB, settings: SettingsDep) ->
     return Envelope(data=ItemOut.of(item))
 
 
-@router.post("/groups/{group_id}/photos", response_model=Envelope[list[PhotoOut]])
 def upload_photos(
     group_id: uuid.UUID,
     db: DB,
@@ -462,6 +462,15 @@ def upload_photos(
             work=work,
         )
     )
+
+
+router.add_api_route(
+    "/groups/{group_id}/photos",
+    upload_photos,
+    methods=["POST"],
+    response_model=Envelope[list[PhotoOut]],
+    route_class_override=bounded_form(FormLimits(files=MAX_PHOTOS_PER_UPLOAD, fields=2)),
+)
 
 
 @router.get(

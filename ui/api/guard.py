@@ -146,6 +146,30 @@ METRICS_PATH = "/metrics"
 LOOPBACK = ("127.", "::1", "::ffff:127.")
 
 
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+
+def loopback_scraper(settings: Settings, client: str, headers: dict[str, str]) -> bool:
+    """Whether REELROUTE_METRICS_LOOPBACK lets this caller in without a token: it connects from
+    the loopback address and names a loopback host. A page in a browser on this machine that
+    reached us through a name of its own (DNS rebinding: `attacker.example` made to point at
+    127.0.0.1) sends that name as its Host, and is refused."""
+    if not settings.api.metrics_loopback or not client.startswith(LOOPBACK):
+        return False
+    host = headers.get("host", "").lower()
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return name in LOOPBACK_HOSTS or name.startswith("127.")
+
+
+def metrics_caller_allowed(settings: Settings, client: str, headers: dict[str, str]) -> bool:
+    """Whether a caller may read /metrics: the metrics token (constant time), or a loopback
+    scraper as REELROUTE_METRICS_LOOPBACK allows."""
+    if loopback_scraper(settings, client, headers):
+        return True
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and role_of(settings, token.strip()) is Role.metrics
+
+
 def role_for(path: str) -> Role | None:
     """The token a path needs (None: the route decides, e.g. the admin pages' login)."""
     if path.startswith("/api/admin"):
@@ -275,7 +299,7 @@ class Guard:
                     "for a Prometheus on this host",
                 )
                 return
-            if api.metrics_loopback and client.startswith(LOOPBACK):
+            if loopback_scraper(self.settings, client, headers):
                 guarded = None  # a scraper on this host, as the setting allows
         counted = throttled_role(path, scope.get("method"))
         login = path in LOGIN_PATHS and scope.get("method") == "POST"

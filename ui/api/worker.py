@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 import threading
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
+from starlette.concurrency import run_in_threadpool
 
-from reelroute.models.core.errors import InvalidInput
-from reelroute.models.core.tables import Photo
+from reelroute.models.core.enums import ItemStatus
+from reelroute.models.core.errors import InvalidInput, InvalidTransition
+from reelroute.models.core.tables import Photo, VideoItem
 from reelroute.models.core.text import control_problem
 from reelroute.models.items import lifecycle as ops
 from reelroute.models.items.videos import complete_with_video
@@ -19,6 +24,7 @@ from reelroute.models.store.db import session_scope
 from reelroute.models.store.files import Storage
 from reelroute.providers.video import probe_video_file
 from reelroute.ui.api.common import DB, Envelope, Role, SettingsDep, engine_of, require
+from reelroute.ui.api.forms import FormLimits, bounded_form
 from reelroute.ui.api.schemas import FailIn, HeartbeatIn, ItemOut, NextTaskIn, NextTaskOut
 
 router = APIRouter(prefix="/api/worker", tags=["worker"], dependencies=[require(Role.worker)])
@@ -70,10 +76,31 @@ def heartbeat(item_id: uuid.UUID, body: HeartbeatIn, db: DB) -> Envelope[dict[st
 PROBES_AT_ONCE = 2
 """Uploaded videos decoded at once by one web process (each decode is an ffmpeg process)."""
 _probes = threading.BoundedSemaphore(PROBES_AT_ONCE)
+COMPLETE_FIELDS = 4
+"""attempt, worker_id, cost_credits, and room for one more a client may send."""
 
 
-@router.post("/tasks/{item_id}/complete")
-def complete(
+async def _item_being_made(request: Request) -> None:
+    """Before an upload's body is read: the item exists and is being made (NotFound,
+    InvalidTransition); the attempt and worker are fenced once the form is read."""
+    try:
+        item_id = uuid.UUID(str(request.path_params["item_id"]))
+    except (KeyError, ValueError):
+        return  # the route's own validation answers 422
+    engine = engine_of(request)
+
+    def check() -> None:
+        with session_scope(engine) as db:
+            item = ops.get_item(db, item_id)
+            if item.status is not ItemStatus.processing:
+                raise InvalidTransition(
+                    f"item {item_id} is {item.status.value}, not being made: nothing to complete"
+                )
+
+    await run_in_threadpool(check)
+
+
+async def complete(
     item_id: uuid.UUID,
     request: Request,
     settings: SettingsDep,
@@ -84,32 +111,65 @@ def complete(
 ) -> Envelope[ItemOut]:
     """Complete the item with its video (an MP4/MOV with a video stream of more than one frame),
     fenced by attempt and worker: a refused call (409) leaves the item's video as it was and
-    stores nothing. The fence is checked first; the upload is then streamed to a temporary
-    file (at most REELROUTE_MAX_VIDEO_BYTES) and checked there (a few at once) outside any
-    database transaction; the completion itself is one short fenced transaction."""
+    stores nothing. Before the body is read, the item must exist and be being made; the form
+    is one file and a few short fields (more is refused as it arrives); the fence is checked,
+    then the upload (spooled to disk as it came in) is copied to a temporary file (at most
+    REELROUTE_MAX_VIDEO_BYTES) and checked there (a few at once, waiting without holding a
+    thread) outside any database transaction; the completion is one short fenced
+    transaction."""
     if (control := control_problem(worker_id)) is not None:
         raise InvalidInput([f"worker_id: {control}"])
     engine = engine_of(request)
-    with session_scope(engine) as db:
-        ops.check_holder(db, item_id=item_id, attempt=attempt, worker_id=worker_id)
-        group_id = ops.get_item(db, item_id).group_id
+
+    def fence() -> uuid.UUID | None:
+        with session_scope(engine) as db:
+            ops.check_holder(db, item_id=item_id, attempt=attempt, worker_id=worker_id)
+            return ops.get_item(db, item_id).group_id
+
+    group_id = await run_in_threadpool(fence)
     with tempfile.TemporaryDirectory(prefix="reelroute-upload-") as folder:
         path = Path(folder) / "video.mp4"
-        _save_limited(video, path, settings.api.max_video_bytes)
-        with _probes:
-            probe_video_file(str(path))
-        with session_scope(engine) as db:
-            done = complete_with_video(
-                db,
-                Storage(settings.store.storage_url),
-                item_id=item_id,
-                group_id=group_id,
-                attempt=attempt,
-                worker_id=worker_id,
-                video=path,
-                cost_credits=cost_credits,
-            )
+        await run_in_threadpool(_save_limited, video, path, settings.api.max_video_bytes)
+        async with _probing():
+            await run_in_threadpool(probe_video_file, str(path))
+
+        def finish() -> VideoItem:
+            with session_scope(engine) as db:
+                return complete_with_video(
+                    db,
+                    Storage(settings.store.storage_url),
+                    item_id=item_id,
+                    group_id=group_id,
+                    attempt=attempt,
+                    worker_id=worker_id,
+                    video=path,
+                    cost_credits=cost_credits,
+                )
+
+        done = await run_in_threadpool(finish)
     return Envelope(data=ItemOut.of(done))
+
+
+router.add_api_route(
+    "/tasks/{item_id}/complete",
+    complete,
+    methods=["POST"],
+    route_class_override=bounded_form(
+        FormLimits(files=1, fields=COMPLETE_FIELDS, field_bytes=1024, before_body=_item_being_made)
+    ),
+)
+
+
+@asynccontextmanager
+async def _probing() -> AsyncIterator[None]:
+    """One of PROBES_AT_ONCE decodes: waits on the event loop, not on a thread of the pool
+    that serves the other routes (heartbeats, the admin API)."""
+    while not _probes.acquire(blocking=False):
+        await asyncio.sleep(0.05)
+    try:
+        yield
+    finally:
+        _probes.release()
 
 
 CHUNK = 1024 * 1024

@@ -370,3 +370,31 @@ def test_every_fenced_write_needs_the_holder_as_well_as_the_attempt(session, set
                 write(intruder)
         assert ops.get_item(session, item.id).status is ItemStatus.processing, name
     ops.renew_lease(session, item_id=item.id, attempt=1, worker_id="w1", lease_seconds=60)
+
+
+def test_a_failure_never_stores_a_signed_urls_query(session, settings):
+    """httpx's error names the whole signed output URL: the item, its event and its webhooks
+    keep the provider's words and the URL without its query."""
+    from sqlmodel import select
+
+    from reelroute.models.core.tables import ItemEvent
+
+    (item,) = add_items(session, settings, 1)
+    claim = claim_next_item(session, settings)
+    assert claim is not None
+    signed = "https://cdn.example.net/out/v.mp4?_jwt=eyJ.secret.sig&Expires=1"
+    done = ops.fail_item(
+        session,
+        item_id=item.id,
+        attempt=claim.attempt,
+        worker_id=claim.worker_id,
+        error=f"Client error '403 Forbidden' for url '{signed}'",
+        permanent=True,
+        failure_code=FailureCode.SAFETY_INPUT,
+        settings=settings,
+    )
+    assert (
+        done.error == "Client error '403 Forbidden' for url 'https://cdn.example.net/out/v.mp4?…'"
+    )
+    events = session.exec(select(ItemEvent).where(ItemEvent.item_id == item.id)).all()
+    assert events and all("secret" not in (event.detail or "") for event in events)
