@@ -121,7 +121,9 @@ def probe_video_file(path: str, timeout: float | None = None) -> VideoInfo:
         if picture is not None:
             reason = f"it is a {picture} picture; send an MP4 or MOV"
         else:
-            reason = log.strip().splitlines()[-1] if log.strip() else "no video stream"
+            last = log.strip().splitlines()[-1] if log.strip() else "no video stream"
+            # ffmpeg names the file it read: a temporary path of ours, which no answer shows
+            reason = last.replace(str(path), "the upload").replace(os.path.basename(path), "")
         raise PermanentError(
             f"the video is not a playable mp4: {reason}", code=FailureCode.NOT_A_VIDEO
         )

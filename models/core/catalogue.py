@@ -48,6 +48,12 @@ class ProviderInfo:
         """Credits a video of `duration_s` seconds is expected to cost."""
         return round(self.credits_per_second * duration_s)
 
+    @property
+    def most_credits(self) -> int:
+        """The most one video of this model can cost (its longest duration): a cost reported
+        above it is not believed."""
+        return self.estimate_credits(max(self.durations_s))
+
     def credits_for(self, duration_s: int | None, frame_num: int | None) -> int:
         """Credits an item asking for this length is expected to cost with this model."""
         return self.estimate_credits(

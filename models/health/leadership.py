@@ -13,6 +13,10 @@ others stand by and try to take the lock at every poll. The lock goes when its s
 - the leader loses its connection: its ping fails, it stops leading at once and tries again
   as a standby at its next poll.
 
+A leader that was frozen (stopped, swapping, its host cut off) and resumes does not act on
+its old belief: `leading` holds only while its last successful ping is younger than the lease,
+so after a freeze longer than the lease it waits for its next ping, which fails when a standby
+has taken over. What is left of the window is a pass already under way when it froze.
 Leadership spares work, it does not make work safe: a deposed leader's pass in flight can
 still finish, and that is harmless because claims are fenced and flow runs carry idempotency
 keys (item and attempt). SQLite has one process by design: it always leads.
@@ -27,6 +31,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -76,6 +81,7 @@ class Leadership:
         self.lease_seconds = lease_seconds
         self.term = 0
         self._leading = False
+        self._confirmed_at = 0.0
         self._since = utcnow()
         self._postgres = not url.startswith("sqlite")
         self._engine = (
@@ -93,8 +99,11 @@ class Leadership:
 
     @property
     def leading(self) -> bool:
-        """Whether this process leads its role now."""
-        return self._leading
+        """Whether this process leads its role now: it won or kept the lock at a ping younger
+        than the lease (a leader that froze longer waits for its next ping)."""
+        if not self._leading or not self._postgres:
+            return self._leading
+        return time.monotonic() - self._confirmed_at < self.lease_seconds
 
     def check(self) -> bool:
         """Poll once: a leader makes sure its lock's session lives, a standby tries to take
@@ -132,6 +141,8 @@ class Leadership:
         )
 
     def _settle(self, won: bool) -> None:
+        if won:
+            self._confirmed_at = time.monotonic()
         self._took_over = won and not self._leading
         if self._took_over:
             self.term += 1

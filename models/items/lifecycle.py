@@ -454,6 +454,7 @@ def retry_item(session: Session, *, item_id: uuid.UUID) -> VideoItem:
         provider=item.inference_provider,
         group_id=item.group_id,
         credits=credits,
+        shadow=item.shadow_of is not None,  # an A/B sample is paid from the shadow budgets
     )
     return item
 

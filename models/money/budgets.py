@@ -122,11 +122,13 @@ def applicable(
     shadow: bool = False,
 ) -> list[Budget]:
     """The budgets an item of `provider` in group `group_id` spends against: an A/B sample's
-    second video (`shadow`) the shadow budgets only, any other item every other one."""
+    second video (`shadow`) the shadow budgets and the cap on all paid spending (what the
+    samples cost is spent all the same), any other item every budget but the shadow ones."""
     if provider is InferenceProvider.wan_local:
         return []
     if shadow:
-        return list(session.exec(select(Budget).where(col(Budget.scope) == BudgetScope.shadow)))
+        scopes = (BudgetScope.shadow, BudgetScope.total)
+        return list(session.exec(select(Budget).where(col(Budget.scope).in_(scopes))))
     query = select(Budget).where(
         sa.or_(
             col(Budget.scope) == BudgetScope.total,

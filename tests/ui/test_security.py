@@ -81,6 +81,7 @@ def test_a_picture_is_not_accepted_as_a_video(client, data, why):
     answer = complete(client, task["item_id"], task["attempt"], "w1", data)
     assert answer.status_code == 400, answer.text
     assert why in answer.json()["error"]
+    assert "reelroute-upload-" not in answer.text and "/tmp" not in answer.text  # no path
 
 
 def test_a_one_frame_mp4_is_not_a_video(client):
@@ -450,3 +451,20 @@ def test_uploaded_parts_are_spooled_to_disk_past_64_kib():
     from reelroute.ui.api.forms import SPOOL_BYTES, SpoolingParser
 
     assert SpoolingParser.spool_max_size == SPOOL_BYTES == 64 * 1024
+
+
+def test_a_worker_cannot_report_more_than_one_video_can_cost(client):
+    task = claimed_item(client)  # Gen-4 Turbo: at most 10 s at 5 credits a second
+    too_much = client.post(
+        f"/api/worker/tasks/{task['item_id']}/fail",
+        headers=as_admin(WORKER),
+        json={
+            "attempt": task["attempt"],
+            "worker_id": "w1",
+            "error": "x",
+            "cost_credits": 10**9,
+        },
+    )
+    assert too_much.status_code == 400 and "more than one runway_gen4_turbo video" in too_much.text
+    found = client.get(f"/api/admin/items/{task['item_id']}", headers=as_admin()).json()["data"]
+    assert found["status"] == "processing" and found["cost_credits"] in (None, 0)

@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
+from reelroute.models.core.catalogue import info
 from reelroute.models.core.enums import ItemStatus
 from reelroute.models.core.errors import InvalidInput, InvalidTransition
 from reelroute.models.core.tables import Photo, VideoItem
@@ -124,7 +125,9 @@ async def complete(
     def fence() -> uuid.UUID | None:
         with session_scope(engine) as db:
             ops.check_holder(db, item_id=item_id, attempt=attempt, worker_id=worker_id)
-            return ops.get_item(db, item_id).group_id
+            item = ops.get_item(db, item_id)
+            check_cost(item, cost_credits)
+            return item.group_id
 
     group_id = await run_in_threadpool(fence)
     with tempfile.TemporaryDirectory(prefix="reelroute-upload-") as folder:
@@ -175,6 +178,19 @@ async def _probing() -> AsyncIterator[None]:
 CHUNK = 1024 * 1024
 
 
+def check_cost(item: VideoItem, cost_credits: int) -> None:
+    """A worker's reported cost is believed up to the most one video of the item's model can
+    cost (InvalidInput beyond): a worker cannot use up a budget with one report."""
+    most = info(item.inference_provider).most_credits
+    if cost_credits > most:
+        raise InvalidInput(
+            [
+                f"cost_credits: {cost_credits:,} is more than one {item.inference_provider.value} "
+                f"video can cost ({most:,}); report the credits the provider charged"
+            ]
+        )
+
+
 def _save_limited(upload: UploadFile, path: Path, limit: int) -> None:
     """Copy the upload to `path` in chunks; InvalidInput past `limit` bytes."""
     written = 0
@@ -191,6 +207,7 @@ def _save_limited(upload: UploadFile, path: Path, limit: int) -> None:
 @router.post("/tasks/{item_id}/fail")
 def fail(item_id: uuid.UUID, body: FailIn, db: DB, settings: SettingsDep) -> Envelope[ItemOut]:
     """Record a failed attempt: retried later unless permanent or the last one (fenced)."""
+    check_cost(ops.get_item(db, item_id), body.cost_credits or 0)
     item = ops.fail_item(
         db,
         item_id=item_id,

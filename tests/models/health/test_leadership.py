@@ -170,3 +170,14 @@ def test_the_metrics_show_who_leads_and_how_many_stand_by(members, engine, db_ur
 def test_an_unknown_role_is_refused(db_url):
     with pytest.raises(ValueError, match="unknown role 'planner'; one of dispatcher, webhooks"):
         Leadership(db_url, "planner")
+
+
+@postgres_only
+def test_a_leader_that_resumes_after_a_freeze_waits_for_its_next_ping(members):
+    """A leader frozen longer than the lease (its last ping older than that) does not act on
+    its old belief when it resumes: `leading` is false until a ping confirms the lock."""
+    leader = members("host-a:1", lease_seconds=5.0)
+    assert leader.check() and leader.leading
+    leader._confirmed_at -= 6.0  # as if it had been stopped for 6 s since its last ping
+    assert not leader.leading
+    assert leader.check() and leader.leading  # its session lived: the ping confirms it

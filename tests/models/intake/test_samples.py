@@ -23,6 +23,7 @@ from reelroute.models.core.tasks import TaskSpec
 from reelroute.models.intake.batches import add_batch
 from reelroute.models.intake.samples import SAMPLE_RANK, shadow_provider
 from reelroute.models.items import lifecycle as ops
+from reelroute.models.items.lifecycle import cancel_item, retry_item
 from reelroute.models.items.review import ab_pairs, judge_pair
 from reelroute.models.money.budgets import set_budget, spend
 from reelroute.models.outbox.webhooks import fan_out
@@ -121,9 +122,20 @@ def test_a_paid_sample_is_made_only_within_the_shadow_budget(session, settings):
     assert made.due_at > items[0].due_at
     assert "A/B sample of item" in (made.route_reason or "")
     reserved = {entry.budget.scope: entry.reserved for entry in spend(session)}
-    # the shadow budget pays it; the total of the paid providers does not count it
-    assert reserved == {BudgetScope.shadow: 25, BudgetScope.total: 0}
+    # the shadow budget pays it, and it counts toward the cap on all paid spending (it was
+    # left out of it before, so samples could pass that cap)
+    assert reserved == {BudgetScope.shadow: 25, BudgetScope.total: 25}
     assert total.cap_credits == 500
+    # An admin's retry of the sample reserves on the same budgets, never on the normal ones.
+    turbo_cap = set_budget(
+        session, scope=BudgetScope.provider, provider=TURBO, period=BudgetPeriod.day, cap_dollars=5
+    )
+    cancel_item(session, item_id=made.id)
+    retry_item(session, item_id=made.id)
+    session.commit()
+    reserved = {entry.budget.scope: entry.reserved for entry in spend(session)}
+    assert reserved == {BudgetScope.shadow: 25, BudgetScope.total: 25, BudgetScope.provider: 0}
+    assert turbo_cap.cap_credits == 500
 
 
 def test_a_wan_sample_of_a_paid_item_needs_no_budget(session, settings):
