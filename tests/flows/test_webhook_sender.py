@@ -579,7 +579,7 @@ def test_a_name_server_that_never_answers_holds_back_no_other_receiver(
             engine,
             f"http://stuck.reelroute.test:{port}/h",
             new_items(engine, fast_settings, 1)[0].group_id,
-        )  # type: ignore[arg-type]
+        )
         for port in range(9001, 9021)
     ]
     items = new_items(engine, fast_settings, 12, webhook_url=good_url)
