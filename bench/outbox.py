@@ -6,6 +6,11 @@ events reach a webhook receiver.
    statement; and the events written per second. Target: claims/s falls by at most 10 %.
 2. Delivery lag: items cancelled at 100 a second for 20 s, the webhook sender running, a local
    receiver verifying signatures: p50 and p95 from the state change to the receiver.
+3. Fairness: 1,000 deliveries due for a receiver that accepts connections and never answers,
+   then 100 for a good receiver: the seconds until the good one has all 100, against the same
+   100 with no silent receiver, side by side. Target: about the time alone.
+
+    python -m bench.outbox --fairness   # the third case only
 """
 
 from __future__ import annotations
@@ -144,6 +149,127 @@ def lag(rate: float, seconds: float) -> None:
     print(f"  p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms")
 
 
+def fairness(backlog: int = 1000, good_count: int = 100) -> None:
+    """Case 3 (see the module's docstring)."""
+    import socket
+
+    from reelroute.flows.webhooks import Sender
+    from reelroute.models.core.tasks import TaskSpec
+    from reelroute.models.intake.batches import add_batch
+    from reelroute.models.intake.photos import store_photo
+    from reelroute.models.items.groups import create_group
+    from reelroute.models.store.files import Storage
+
+    def good_alone(silent_rows: int) -> float:
+        url = fresh_database("reelroute_bench_fair")
+        settings = load_settings(
+            _env_file=None,
+            database_url=url,
+            storage_url="memory://bench-fair",
+            webhook_signing_key=SecretStr("bench-signing-key-" + "k" * 20),
+            webhook_allow_networks="127.0.0.0/8",
+            routing_policy="threshold",
+        )
+        engine = make_engine(url)
+        silent = socket.create_server(("127.0.0.1", 0))
+        held: list[socket.socket] = []
+
+        def hold() -> None:
+            while True:
+                try:
+                    held.append(silent.accept()[0])  # accepted, never answered
+                except OSError:
+                    return
+
+        threading.Thread(target=hold, daemon=True).start()
+        arrived: set[str] = set()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                import json
+
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                arrived.add(body["data"]["item_id"])
+                self.send_response(204)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *_args: object) -> None:
+                return
+
+        server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        good_url = f"http://127.0.0.1:{server.server_port}/hooks"
+        with Session(engine, expire_on_commit=False) as session:
+            group = create_group(session, name="fair")
+            photo = store_photo(
+                session, storage=Storage(settings.store.storage_url), group_id=group.id,
+                data=_png(), filename="p.png", settings=settings,
+            )  # fmt: skip
+            silent_url = f"http://127.0.0.1:{silent.getsockname()[1]}/silent"
+            endpoint, _ = endpoints.register(
+                session, settings, url=silent_url, events=["item.created"]
+            )
+            endpoint.is_default = silent_rows > 0
+            session.add(endpoint)
+            endpoints.register(session, settings, url=good_url, events=["item.created"])
+            for start in range(0, silent_rows, 500):
+                tasks = [
+                    TaskSpec(photo_id=photo.id, prompt=f"s{n}", inference_provider="wan_local")
+                    for n in range(start, min(silent_rows, start + 500))
+                ]
+                add_batch(session, group_id=group.id, tasks=tasks, settings=settings)
+            session.commit()
+        sender = Sender(engine, settings)
+        try:
+            while sender.pass_once():  # the silent receiver's rows are made and due first
+                pass
+            with Session(engine, expire_on_commit=False) as session:
+                endpoint.is_default = False
+                session.add(endpoint)
+                tasks = [
+                    TaskSpec(
+                        photo_id=photo.id,
+                        prompt=f"g{n}",
+                        inference_provider="wan_local",
+                        webhook_url=good_url,
+                    )
+                    for n in range(good_count)
+                ]
+                add_batch(session, group_id=group.id, tasks=tasks, settings=settings)
+                session.commit()
+            started = time.monotonic()
+            while len(arrived) < good_count and time.monotonic() - started < 300:
+                sender.pass_once()
+                time.sleep(0.05)
+            took = time.monotonic() - started
+        finally:
+            sender.close(grace=0)
+            server.shutdown()
+            silent.close()
+            engine.dispose()
+        if len(arrived) < good_count:
+            return float("inf")
+        return took
+
+    alone = good_alone(0)
+    behind = good_alone(backlog)
+    print(
+        f"fairness: {good_count} deliveries to a good receiver: alone {alone:.2f} s; behind "
+        f"{backlog} due for a silent one {behind:.2f} s ({behind / alone:.2f}x)"
+    )
+
+
+def _png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (10, 90, 200)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.outbox")
     parser.add_argument("--items", type=int, default=200_000)
@@ -151,9 +277,14 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--lag-seconds", type=float, default=20.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--fairness", action="store_true", help="the third case only")
     options = parser.parse_args()
+    if options.fairness:
+        fairness()
+        return
     met = claims(options.items, options.seconds, options.rounds)
     lag(options.rate, options.lag_seconds)
+    fairness()
     print("result: " + ("all targets met" if met else "a target was missed"))
 
 
