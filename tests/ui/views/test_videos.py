@@ -34,3 +34,19 @@ def test_a_remote_store_is_copied_once_to_a_local_file(tmp_path):
     local = Storage(str(tmp_path / "store"))
     local.write("videos/a.mp4", b"x")
     assert view.local_copy(local, "videos/a.mp4", tmp_path) == str(tmp_path / "store/videos/a.mp4")
+
+
+def test_a_copy_is_never_written_through_a_link(tmp_path):
+    """A link planted where a page's copy goes (as another user of a shared /tmp could) is
+    replaced, and the file it points to is left alone."""
+    from reelroute.ui.views.videos import private_folder, write_new
+
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep me")
+    target = tmp_path / "a.mp4"
+    target.symlink_to(victim)
+    write_new(target, b"video")
+    assert victim.read_bytes() == b"keep me"
+    assert not target.is_symlink() and target.read_bytes() == b"video"
+    folder = private_folder("test")
+    assert folder.stat().st_mode & 0o777 == 0o700 and folder != private_folder("other")
