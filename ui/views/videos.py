@@ -16,6 +16,7 @@ from sqlmodel import col, select
 from reelroute.models.core.enums import ItemStatus
 from reelroute.models.core.settings import Settings
 from reelroute.models.core.tables import VideoItem
+from reelroute.models.items.review import blind_ids
 from reelroute.models.store.db import session_scope
 from reelroute.models.store.files import Storage
 from reelroute.ui.views.queue import PROVIDER_BADGES
@@ -78,15 +79,14 @@ def finished(
     query = query.order_by(col(VideoItem.created_at).desc()).limit(limit)
     with session_scope(engine) as session:
         items = list(session.exec(query).all())
+        blind = blind_ids(session, items)
     storage = Storage(settings.store.storage_url)
     folder = cache or private_folder("videos")
     folder.mkdir(parents=True, exist_ok=True)
     videos = []
     for item in items:
         assert item.output_path is not None
-        caption = (
-            f"{str(item.id)[:8]} · {PROVIDER_BADGES[item.inference_provider][0]} · "
-            f"{item.prompt[:60]}"
-        )
+        made_by = "A/B sample" if item.id in blind else PROVIDER_BADGES[item.inference_provider][0]
+        caption = f"{str(item.id)[:8]} · {made_by} · {item.prompt[:60]}"
         videos.append(Video(local_copy(storage, item.output_path, folder), caption))
     return videos
