@@ -139,6 +139,7 @@ def test_a_whole_run_logs_no_secret_no_signed_query_and_no_line_per_request(tmp_
     finally:
         up.stop()
         server.shutdown()
+        server.server_close()
     written = every_log(up)
     assert len(written.splitlines()) > 50  # a run's worth of lines was read
     for name, value in [*secrets.items(), *(("whsec", s) for s in shown)]:
