@@ -63,7 +63,9 @@ class Hostile:
                 while len(body) < length:
                     body += connection.recv(65536)
                 self.requests += 1
-                if self.behaviour == "drip-body":  # 200, then a body one byte at a time
+                if self.behaviour == "silent":  # accepted, read, never answered
+                    self.stop.wait()
+                elif self.behaviour == "drip-body":  # 200, then a body one byte at a time
                     connection.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n")
                     self._drip(connection, b"x" * 100_000)
                 elif self.behaviour == "drip-headers":  # a header that never ends
@@ -495,41 +497,13 @@ def test_a_name_that_turns_private_after_its_check_is_not_connected_to(
 # --- fairness: no receiver's backlog or name server holds back the others ------------------
 
 
-class Silent:
-    """A receiver that accepts connections, reads the request and never answers."""
-
-    def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/silent"
-        self.held: list[socket.socket] = []
-        self.stop = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        self.listener.settimeout(0.2)
-        while not self.stop.is_set():
-            try:
-                connection, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.held.append(connection)
-
-    def close(self) -> None:
-        self.stop.set()
-        self.listener.close()
-        for connection in self.held:
-            connection.close()
-
-
 def test_a_silent_receivers_backlog_does_not_hide_another_receivers_deliveries(
     engine, fast_settings, receiver
 ):
     """250 deliveries due for a receiver that never answers, older than a good receiver's 20:
     the good one gets all 20 (the due query took the 200 oldest of all endpoints, all the
     silent one's, and the good one got none)."""
-    silent = Silent()
+    silent = Hostile("silent")
     try:
         with Session(engine) as session:
             endpoints.register(session, fast_settings, url=silent.url, events=["item.created"])
