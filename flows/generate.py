@@ -32,6 +32,7 @@ from reelroute.models.core.logs import attach_json, log_context
 from reelroute.models.core.settings import Settings, get_settings
 from reelroute.models.core.tables import Photo
 from reelroute.models.core.workers import flow_run_worker_id
+from reelroute.models.intake.photos import upright_bytes
 from reelroute.models.items.dispatch import run_started
 from reelroute.models.items.lifecycle import (
     Claim,
@@ -275,7 +276,10 @@ def _make_video(
         photo = session.get(Photo, claim.photo_id) if claim.photo_id else None
     if photo is None:
         raise PermanentError(f"item {claim.item_id} has no photo", code=FailureCode.NO_PHOTO)
-    image = Storage(settings.store.storage_url).read(photo.storage_path)
+    stored = Storage(settings.store.storage_url).read(photo.storage_path)
+    # Upright, sRGB, no metadata: as stored since intake normalises, and a photo stored before
+    # that is normalised here, on its next use (nothing but pixels reaches a provider).
+    image = upright_bytes(stored, settings.api.photo_max_side)
 
     def store_task(task_id: str) -> None:
         # The task is paid for: its id must be kept, through a database outage if need be

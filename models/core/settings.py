@@ -231,10 +231,18 @@ class ApiSettings(Group):
         20 * 1024 * 1024, env="MAX_UPLOAD_BYTES", ge=1024, description="Largest photo file."
     )
     max_image_pixels: int = setting(
-        40_000_000,
+        50_000_000,
         env="MAX_IMAGE_PIXELS",
         ge=1,
         description="Largest accepted photo in pixels (guards against decompression bombs).",
+    )
+    photo_max_side: int = setting(
+        2048,
+        env="PHOTO_MAX_SIDE",
+        ge=256,
+        le=8192,
+        description="A photo is stored (and sent to every provider) at most this many pixels "
+        "on its long side: Wan uses 1280, Runway's models 1920 at most.",
     )
     max_json_bytes: int = setting(
         1024 * 1024,

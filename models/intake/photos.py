@@ -1,5 +1,15 @@
-"""Photos from outside: the image checks (a real JPEG, PNG or WebP within the size limits) and the
-photo rows of a group, stored content-addressed in the file store (models.store.files).
+"""Photos from outside: the image checks (a real JPEG, PNG, WebP or HEIC/HEIF within the size
+limits), one normalised copy of each, and the photo rows of a group, stored content-addressed in
+the file store (models.store.files).
+
+**One photo, normalised once** (`normalise`), and the same upright pixels for Wan, Runway, the
+checks and the admin pages: a phone stores its pixels as the sensor read them with an EXIF
+Orientation tag, which every viewer applies; so do we, once, at intake. The stored copy is 8-bit
+sRGB RGB (an embedded ICC profile applied, CMYK, 16-bit and palette images converted, an alpha
+channel flattened onto white), at most REELROUTE_PHOTO_MAX_SIDE pixels on its long side, JPEG,
+and carries no metadata at all (EXIF, GPS, maker notes, XMP, IPTC, comments, the ICC profile):
+nothing but pixels leaves our hosts. An animated image is refused (send a still). Photos stored
+before this are normalised on their next use (`upright_bytes`, idempotent).
 """
 
 from __future__ import annotations
@@ -9,8 +19,8 @@ import io
 import uuid
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import BinaryIO
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
 
 from sqlmodel import Session, select
 
@@ -20,8 +30,23 @@ from reelroute.models.core.tables import Group, Photo
 from reelroute.models.core.text import control_problem
 from reelroute.models.store.files import Storage, photo_path
 
-ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+ACCEPTED_FORMATS = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "HEIF": "image/heif",
+}
 MIN_SIDE = 16
+STORED_FORMAT = "JPEG"
+STORED_QUALITY = 95
+WHITE = (255, 255, 255)
+
+
+def register_openers() -> None:
+    """HEIC/HEIF (pillow-heif) among the formats Pillow opens; once per process."""
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
 
 
 @dataclass(frozen=True)
@@ -32,6 +57,8 @@ class ImageInfo:
     content_type: str
     width: int
     height: int
+    normalised: bytes | None = field(default=None, repr=False)
+    """The copy that is stored (`normalise`), once made."""
 
 
 PhotoData = bytes | BinaryIO
@@ -60,12 +87,13 @@ def sha256_of(data: PhotoData) -> str:
 
 
 def inspect_image(data: PhotoData, settings: Settings) -> ImageInfo:
-    """Check that `data` is a real JPEG, PNG or WebP image within the size limits.
+    """Check that `data` is a real JPEG, PNG, WebP or HEIC image within the size limits.
 
     Raises InvalidInput with a message that says what to fix.
     """
     from PIL import Image, UnidentifiedImageError  # only where uploads are checked
 
+    register_openers()
     if size_of(data) > settings.api.max_upload_bytes:
         raise InvalidInput(
             [
@@ -97,21 +125,108 @@ def inspect_image(data: PhotoData, settings: Settings) -> ImageInfo:
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise InvalidInput(
-            ["photo: is not a readable image; upload a JPEG, PNG or WebP file"]
+            ["photo: is not a readable image; upload a JPEG, PNG, WebP or HEIC file"]
         ) from None
     if image_format not in ACCEPTED_FORMATS:
         raise InvalidInput(
-            [f"photo: {image_format or 'this'} format is not accepted; use JPEG, PNG or WebP"]
+            [f"photo: {image_format or 'this'} format is not accepted; use JPEG, PNG, WebP or HEIC"]
         )
     if min(width, height) < MIN_SIDE:
         raise InvalidInput([f"photo: {width}x{height} is too small; use at least {MIN_SIDE} px"])
     return ImageInfo(image_format, ACCEPTED_FORMATS[image_format], width, height)
 
 
+def normalise(data: PhotoData, settings: Settings) -> tuple[bytes, ImageInfo]:
+    """The stored copy of an accepted image (see the module's docstring) and what it is:
+    upright, 8-bit sRGB RGB, at most REELROUTE_PHOTO_MAX_SIDE on its long side, a JPEG with no
+    metadata. InvalidInput for an animated image."""
+    from PIL import Image
+
+    register_openers()
+    source = io.BytesIO(data) if isinstance(data, bytes) else data
+    source.seek(0)
+    with Image.open(source) as image:
+        frames = getattr(image, "n_frames", 1)
+        if frames > 1:
+            raise InvalidInput(
+                [f"photo: an animated image ({frames} frames); send one still photo"]
+            )
+        pixels = upright_rgb(image, settings.api.photo_max_side)
+    buffer = io.BytesIO()
+    pixels.save(buffer, format=STORED_FORMAT, quality=STORED_QUALITY)
+    stored = buffer.getvalue()
+    return stored, ImageInfo(
+        STORED_FORMAT, ACCEPTED_FORMATS[STORED_FORMAT], pixels.width, pixels.height, stored
+    )
+
+
+def upright_rgb(image: Any, max_side: int) -> Any:
+    """`image` (a PIL image) as a new 8-bit sRGB RGB image without any metadata: EXIF
+    orientation applied, ICC profile converted to sRGB, alpha flattened onto white, scaled
+    down to `max_side`. A fresh image: nothing of the source's `info` comes along."""
+    from PIL import Image, ImageCms, ImageOps
+
+    image.load()
+    icc = image.info.get("icc_profile")
+    picture = ImageOps.exif_transpose(image) or image
+    if picture.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit or float grey
+        picture = picture.point(lambda value: value / 256).convert("L")
+    if picture.mode == "P":
+        picture = picture.convert("RGBA" if "transparency" in picture.info else "RGB")
+    if picture.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        rgba = picture.convert("RGBA")
+        flat = Image.new("RGB", rgba.size, WHITE)
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        picture = flat
+    if icc and picture.mode in ("RGB", "CMYK", "L"):
+        try:
+            converted = ImageCms.profileToProfile(
+                picture,
+                ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+                ImageCms.createProfile("sRGB"),
+                outputMode="RGB",
+            )
+            picture = converted if converted is not None else picture
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            pass  # a broken profile: the pixels as they are
+    picture = picture.convert("RGB")
+    if max(picture.size) > max_side:
+        picture = picture.copy()
+        picture.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return Image.frombytes("RGB", picture.size, picture.tobytes())
+
+
+def upright_bytes(data: bytes, max_side: int) -> bytes:
+    """A stored photo as every provider and check receives it: as it is when it is already a
+    normalised copy (a JPEG without metadata or orientation), else normalised now (photos
+    stored before normalisation, on their next use)."""
+    from PIL import Image
+
+    register_openers()
+    with Image.open(io.BytesIO(data)) as image:
+        clean = (
+            image.format == STORED_FORMAT
+            and image.mode == "RGB"
+            and not image.info.get("exif")
+            and not image.info.get("icc_profile")
+            and not image.info.get("xmp")
+            and not image.info.get("comment")
+            and all(marker == "APP0" for marker, _ in getattr(image, "applist", []))
+            and max(image.size) <= max_side
+        )
+        if clean:
+            return data
+        pixels = upright_rgb(image, max_side)
+    buffer = io.BytesIO()
+    pixels.save(buffer, format=STORED_FORMAT, quality=STORED_QUALITY)
+    return buffer.getvalue()
+
+
 def image_problems(data: PhotoData, settings: Settings) -> tuple[ImageInfo | None, list[str]]:
     """inspect_image's verdict as a value: the image's info, or what is wrong with it."""
     try:
-        return inspect_image(data, settings), []
+        inspect_image(data, settings)
+        return normalise(data, settings)[1], []
     except InvalidInput as error:
         return None, [problem.removeprefix("photo: ") for problem in error.problems]
 
@@ -132,7 +247,8 @@ def store_photo(
     """
     if session.get(Group, group_id) is None:
         raise NotFound(f"no group {group_id}")
-    info = inspect_image(data, settings)
+    inspect_image(data, settings)
+    _, info = normalise(data, settings)
     return store_inspected(session, storage, group_id, data, filename, info, generated_prompt)
 
 
@@ -145,8 +261,10 @@ def store_inspected(
     info: ImageInfo,
     generated_prompt: str | None = None,
 ) -> Photo:
-    """Store an image inspect_image accepted, in an existing group (content-addressed: the same
-    image twice in a group is one photo)."""
+    """Store an image inspect_image accepted (its normalised copy when `info` has one), in an
+    existing group (content-addressed: the same image twice in a group is one photo)."""
+    if info.normalised is not None:
+        data = info.normalised
     digest = sha256_of(data)
     existing = session.exec(
         select(Photo).where(Photo.group_id == group_id, Photo.sha256 == digest)

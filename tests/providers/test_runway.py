@@ -357,3 +357,21 @@ def test_limits_that_cannot_be_read_raise_a_provider_error(runway, emulator):
     emulator.script.http_errors.append(503)
     with pytest.raises(TransientError):
         runway.limits()
+
+
+def test_the_emulator_gets_an_upright_photo_without_metadata(runway, emulator, settings):
+    """A portrait phone photo (raw pixels landscape, Orientation 6, GPS, maker note, XMP), as a
+    flow run hands it over (`upright_bytes` of the stored copy): Runway is asked for a portrait
+    video, and no byte of the photo's metadata reaches it."""
+    import base64
+
+    from reelroute.models.intake.photos import upright_bytes
+    from tests.models.intake.test_photo_corpus import MARKER, assert_upright, phone_photo
+
+    image = upright_bytes(phone_photo(6, 360, 640), settings.api.photo_max_side)
+    Recorder().run(runway, request(image=image))
+    (body,) = emulator.submissions()
+    assert body["ratio"] == "720:1280"
+    sent = base64.b64decode(body["promptImage"].split(",", 1)[1])
+    assert_upright(sent, 360, 640)
+    assert MARKER.decode() not in str(emulator.requests)

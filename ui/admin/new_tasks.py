@@ -46,7 +46,12 @@ def build(context: AdminContext, blocks: gr.Blocks) -> None:
             create = gr.Button("Create group")
     group_message = gr.Markdown()
 
-    photos = gr.File(label="Photos", file_count="multiple", file_types=["image"], type="filepath")
+    photos = gr.File(
+        label="Photos",
+        file_count="multiple",
+        file_types=["image", ".heic", ".heif"],
+        type="filepath",
+    )
     prompt = gr.Textbox(
         label="Prompt", lines=2, placeholder="What should move, and how (e.g. waves roll in)"
     )

@@ -426,7 +426,7 @@ def upload_photos(
     group_id: uuid.UUID,
     db: DB,
     settings: SettingsDep,
-    files: Annotated[list[UploadFile], File(description="JPEG, PNG or WebP images")],
+    files: Annotated[list[UploadFile], File(description="JPEG, PNG, WebP or HEIC images")],
     idempotency_key: IdempotencyHeader = None,
 ) -> Any:
     """Store photos in a group (at most 50 in one upload); one bad file refuses them all.

@@ -192,7 +192,7 @@ def test_every_problem_of_every_photo_and_task_is_named_and_nothing_is_stored(
         )
     session.rollback()
     assert error.value.problems == [
-        "photo 2 (notes.txt): is not a readable image; upload a JPEG, PNG or WebP file",
+        "photo 2 (notes.txt): is not a readable image; upload a JPEG, PNG, WebP or HEIC file",
         "photo 3 (tiny.png): 8x8 is too small; use at least 16 px",
         "photo 3 (tiny.png), prompt: is empty; describe the motion you want",
         "photo 3 (tiny.png), frame_num: 8 is not a frame count Wan can make; use 4k+1 between "

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from PIL import Image
 
 from reelroute.models.core.errors import InvalidInput, NotFound
-from reelroute.models.intake.photos import inspect_image, store_photo
+from reelroute.models.intake.photos import inspect_image, normalise, store_photo
 from reelroute.models.items.groups import create_group
 from reelroute.models.store.files import Storage, video_path
 from tests.models.helpers import image_bytes
@@ -53,7 +53,7 @@ def test_store_photo_is_content_addressed_and_deduplicated(session, settings, st
     assert photo.storage_path == f"photos/{photo.sha256}"
     assert (photo.width, photo.height, photo.content_type) == (80, 60, "image/jpeg")
     assert photo.original_filename == "../../etc/passwd.jpg"  # kept as text, never a path
-    assert storage.read(photo.storage_path) == data
+    assert storage.read(photo.storage_path) == normalise(data, settings)[0]  # the stored copy
     other = create_group(session, name="other")
     copy = store_photo(
         session, storage=storage, group_id=other.id, data=data, filename="x.jpg", settings=settings
@@ -64,7 +64,7 @@ def test_store_photo_is_content_addressed_and_deduplicated(session, settings, st
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b"%PDF-1.4 not an image", "is not a readable image; upload a JPEG, PNG or WebP"),
+        (b"%PDF-1.4 not an image", "is not a readable image; upload a JPEG, PNG, WebP or HEIC"),
         (b"", "is not a readable image"),
         (image_bytes(64, 64, "PNG")[:60], "is not a readable image"),
         (image_bytes(64, 64, "GIF"), "GIF format is not accepted"),
@@ -96,7 +96,7 @@ def png_header_only(width: int, height: int) -> bytes:
 
 
 def test_decompression_bombs_and_oversized_files_are_refused(settings):
-    with pytest.raises(InvalidInput, match="over the limit of 40000000"):
+    with pytest.raises(InvalidInput, match="over the limit of 50000000"):
         inspect_image(png_header_only(30_000, 30_000), settings)
     small = settings.replaced(max_upload_bytes=2048)
     with pytest.raises(InvalidInput, match="REELROUTE_MAX_UPLOAD_BYTES"):
