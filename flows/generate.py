@@ -25,8 +25,8 @@ from prefect.runtime import flow_run
 
 from reelroute.flows.backoff import OUTAGES, Backoff
 from reelroute.flows.lease import LeaseKeeper, Throttle
-from reelroute.flows.quality import escalate, judge
-from reelroute.models.core.enums import POOL_OF, FailureCode, InferenceProvider, QualityAction
+from reelroute.flows.quality import check_and_decide
+from reelroute.models.core.enums import POOL_OF, FailureCode, InferenceProvider
 from reelroute.models.core.errors import DatabaseUnavailable, StaleAttempt
 from reelroute.models.core.logs import attach_json, log_context
 from reelroute.models.core.settings import Settings, get_settings
@@ -193,17 +193,11 @@ def _generate(
     try:
         with keeper:  # the lease is kept while the video is made and checked
             result, photo = _make_video(engine, settings, claim, keeper)
-            judged = judge(engine, settings, claim, result, photo)
-            review_reason = None
-            if judged.decision.outcome is QualityAction.escalate:
-                review_reason = escalate(engine, settings, claim, result, judged)
-                if review_reason is None:
-                    logger.info(
-                        "item %s: made again elsewhere (%s)", item_id, judged.decision.reason
-                    )
-                    return RunResult(Outcome.escalated)
-            elif judged.decision.outcome is QualityAction.review:
-                review_reason = judged.decision.reason
+            checked = check_and_decide(engine, settings, claim, result, photo)
+            if checked.escalated:
+                logger.info("item %s: made again elsewhere (%s)", item_id, checked.reason)
+                return RunResult(Outcome.escalated)
+            review_reason = checked.review_reason
     except StaleAttempt:
         logger.warning(
             "attempt %s lost item %s (cancelled or taken over): stopping", attempt, item_id
@@ -216,7 +210,7 @@ def _generate(
         _record_failure(engine, settings, claim, TransientError(repr(error), task_alive=True))
         raise
     try:
-        path = _complete(engine, settings, claim, result, judged.quality, review_reason)
+        path = _complete(engine, settings, claim, result, checked.quality, review_reason)
     except StaleAttempt:
         logger.warning("attempt %s lost item %s before it could complete it", attempt, item_id)
         return RunResult(Outcome.lost)

@@ -1,6 +1,6 @@
-"""The automatic checks of a video a flow run made, and what its group does with them
-(models.items.review): complete it, hold it for a person, or make it again on the group's next
-option (escalate)."""
+"""The automatic checks of a video, whoever made it (a flow run, or a pull worker's upload), and
+what its group does with them (models.items.review): complete it, hold it for a person, or make
+it again on the group's next option (escalate)."""
 
 from __future__ import annotations
 
@@ -107,3 +107,33 @@ def escalate(
         except BudgetExceeded as error:
             return f"{reason}; the next option is over budget ({error})"
     return None
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A video's checks and what follows for its attempt: made again elsewhere (`escalated`:
+    nothing to complete), held for a person (`review_reason`), or completed."""
+
+    quality: dict[str, Any] | None
+    review_reason: str | None = None
+    escalated: bool = False
+    reason: str | None = None
+    """Why it was escalated or held (the failed checks)."""
+
+
+def check_and_decide(
+    engine: sa.Engine, settings: Settings, claim: Claim, result: GenerationResult, photo: bytes
+) -> Checked:
+    """Check the video of `claim` and carry out its group's action: escalate it (the item is
+    made again, Checked.escalated) or say why it is held; else it is to be completed with its
+    scores. StaleAttempt when the attempt lost the item while escalating."""
+    judged = judge(engine, settings, claim, result, photo)
+    outcome, why = judged.decision.outcome, judged.decision.reason
+    if outcome is QualityAction.escalate:
+        held = escalate(engine, settings, claim, result, judged)
+        if held is None:
+            return Checked(judged.quality, escalated=True, reason=why)
+        return Checked(judged.quality, review_reason=held, reason=held)
+    if outcome is QualityAction.review:
+        return Checked(judged.quality, review_reason=why, reason=why)
+    return Checked(judged.quality)

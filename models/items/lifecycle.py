@@ -79,6 +79,16 @@ _FIELD_OF_COLUMN = {
 }
 
 
+def claim_of(item: VideoItem, worker_id: str) -> Claim:
+    """The claim `worker_id` holds on `item` (as its current attempt), read from the row: for
+    work done outside a flow run (a pull worker's upload)."""
+    values = {field: getattr(item, _COLUMN_OF_FIELD.get(field, field)) for field in CLAIM_FIELDS}
+    return Claim(**values, worker_id=worker_id)
+
+
+CLAIM_FIELDS = tuple(field.name for field in fields(Claim) if field.name != "worker_id")
+
+
 @lru_cache(maxsize=16)
 def _claiming(statement: str) -> sa.TextualSelect:
     """A claim statement with its result columns typed, matched by name (not position)."""

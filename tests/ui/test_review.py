@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import pytest
 from sqlmodel import Session, col, select
 
 from reelroute.models.core.tables import ItemEvent
@@ -260,3 +261,43 @@ def test_a_blind_ab_pair_through_the_api(client, engine, app_settings):
 def test_a_bad_shadow_rate_is_refused(client):
     answer = group_with_quality(client, shadow_rate=1.5)
     assert answer.status_code == 422 and "shadow_rate" in answer.text
+
+
+@pytest.mark.parametrize(
+    ("action", "status"), [("review", "review"), ("accept", "completed"), ("escalate", "pending")]
+)
+def test_a_pull_workers_black_or_frozen_clip_is_checked_like_a_flow_runs(client, action, status):
+    """A pull worker's upload runs the same checks and the group's action as a flow run's
+    video: an all-black clip and a frozen one are held for review (or, with `accept`,
+    completed with their failed checks named); the worker's answer says so. Before, both
+    completed unchecked, like a good clip."""
+    import numpy as np
+
+    from reelroute.providers.video import encode_mp4
+    from tests.models.helpers import textured_image_bytes, textured_picture
+    from tests.ui.api_client import complete
+
+    group = group_with_quality(client, quality_action=action).json()["data"]["id"]
+    (photo,) = upload(client, group, ("a.png", textured_image_bytes(3, 128, 96), "image/png"))
+    tasks = [{"photo_id": photo["id"], "prompt": f"p{n}", "inference_provider": "wan_local"}
+             for n in range(2)]  # fmt: skip
+    assert add(client, group, tasks).status_code == 200
+    still = textured_picture(3, 128, 96)
+    clips = {
+        "blank": [np.zeros((96, 128, 3), np.uint8) for _ in range(17)],
+        "frozen": [still.copy() for _ in range(17)],
+    }
+    for failing, frames in clips.items():
+        claimed = claim(client, "wan")
+        assert claimed is not None
+        video = encode_mp4(iter(frames), fps=16, width=128, height=96)
+        answer = complete(client, claimed["item_id"], claimed["attempt"], "w1", video)
+        assert answer.status_code == 200, answer.text
+        done = answer.json()["data"]
+        assert done["status"] == status, done
+        assert done["quality"]["passed"] is False and failing in done["quality"]["failed"], done
+        assert done["quality"]["action"] == action
+        if action == "review":
+            assert failing in (done["review_reason"] or "")
+        if action == "escalate":  # made again by the group's next option, a paid one
+            assert done["inference_provider"] != "wan_local" and done["output_path"] is None

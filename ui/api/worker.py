@@ -9,24 +9,32 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
+import sqlalchemy as sa
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from reelroute.models.core.catalogue import info
 from reelroute.models.core.enums import ItemStatus
 from reelroute.models.core.errors import InvalidInput, InvalidTransition
+from reelroute.models.core.settings import Settings
 from reelroute.models.core.tables import Photo, VideoItem
 from reelroute.models.core.text import control_problem
+from reelroute.models.intake.photos import upright_bytes
 from reelroute.models.items import lifecycle as ops
+from reelroute.models.items.lifecycle import Claim
 from reelroute.models.items.videos import complete_with_video
 from reelroute.models.store.db import session_scope
 from reelroute.models.store.files import Storage
-from reelroute.providers.video import probe_video_file
+from reelroute.providers.base import GenerationResult
+from reelroute.providers.video import VideoInfo, probe_video_file
 from reelroute.ui.api.common import DB, Envelope, Role, SettingsDep, engine_of, require
 from reelroute.ui.api.forms import FormLimits, bounded_form
 from reelroute.ui.api.schemas import FailIn, HeartbeatIn, ItemOut, NextTaskIn, NextTaskOut
+
+if TYPE_CHECKING:
+    from reelroute.flows.quality import Checked
 
 router = APIRouter(prefix="/api/worker", tags=["worker"], dependencies=[require(Role.worker)])
 
@@ -122,19 +130,27 @@ async def complete(
         raise InvalidInput([f"worker_id: {control}"])
     engine = engine_of(request)
 
-    def fence() -> uuid.UUID | None:
+    def fence() -> tuple[Claim, str | None]:
         with session_scope(engine) as db:
             ops.check_holder(db, item_id=item_id, attempt=attempt, worker_id=worker_id)
             item = ops.get_item(db, item_id)
             check_cost(item, cost_credits)
-            return item.group_id
+            photo = db.get(Photo, item.photo_id) if item.photo_id else None
+            return ops.claim_of(item, worker_id), photo.storage_path if photo else None
 
-    group_id = await run_in_threadpool(fence)
+    claim, photo_path = await run_in_threadpool(fence)
     with tempfile.TemporaryDirectory(prefix="reelroute-upload-") as folder:
         path = Path(folder) / "video.mp4"
         await run_in_threadpool(_save_limited, video, path, settings.api.max_video_bytes)
         async with _probing():
-            await run_in_threadpool(probe_video_file, str(path))
+            found = await run_in_threadpool(probe_video_file, str(path))
+            checked = await run_in_threadpool(
+                _checked, engine, settings, claim, path, found, cost_credits, photo_path
+            )
+        if checked.escalated:  # made again elsewhere: this video is not kept
+            with session_scope(engine) as db:
+                again = ops.get_item(db, item_id)
+            return Envelope(data=ItemOut.of(again))
 
         def finish() -> VideoItem:
             with session_scope(engine) as db:
@@ -142,15 +158,48 @@ async def complete(
                     db,
                     Storage(settings.store.storage_url),
                     item_id=item_id,
-                    group_id=group_id,
+                    group_id=claim.group_id,
                     attempt=attempt,
                     worker_id=worker_id,
                     video=path,
                     cost_credits=cost_credits,
+                    quality=checked.quality,
+                    review_reason=checked.review_reason,
                 )
 
         done = await run_in_threadpool(finish)
     return Envelope(data=ItemOut.of(done))
+
+
+def _checked(
+    engine: sa.Engine,
+    settings: Settings,
+    claim: Claim,
+    path: Path,
+    found: VideoInfo,
+    cost_credits: int,
+    photo_path: str | None,
+) -> Checked:
+    """A pull worker's video checked as a flow run's is, and its group's action carried out
+    (flows.quality): held for a person, made again elsewhere, or to be completed with its
+    scores."""
+    from reelroute.flows.quality import Checked, check_and_decide
+
+    if not settings.quality.checks or photo_path is None:
+        return Checked(None)
+    stored = Storage(settings.store.storage_url).read(photo_path)
+    result = GenerationResult(
+        video=path.read_bytes(),  # at most REELROUTE_MAX_VIDEO_BYTES, as a flow run's video
+        model=f"pull worker {claim.worker_id}",
+        cost_credits=cost_credits,
+        provider_task_id=None,
+        frames=found.frames,
+        fps=found.fps,
+        width=found.width,
+        height=found.height,
+    )
+    photo = upright_bytes(stored, settings.api.photo_max_side)
+    return check_and_decide(engine, settings, claim, result, photo)
 
 
 router.add_api_route(
