@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from reelroute.models.core.enums import (
     BudgetPeriod,
@@ -223,3 +223,29 @@ def test_waiting_items_leave_a_model_whose_breaker_is_open_named_ones_wait(sessi
     [late] = add(session, one_gpu, 1, at=T0 + timedelta(minutes=2))
     assert late.inference_provider is not TURBO
     assert "Gen-4 skipped: Gen-4 Turbo unavailable" in (late.route_reason or "")
+
+
+def test_an_item_with_an_ab_sample_never_moves(session, settings):
+    """An auto-routed Gen-4 Turbo item whose A/B sample is made by Wan stays on Gen-4 Turbo when
+    Wan goes idle: moved, the pair would have been Wan against Wan."""
+    from reelroute.models.core.tables import Group
+
+    two_gpus = settings.replaced(gpu_slots=2)
+    group = add_group_with_photos(session, 1, GroupPriority.normal)
+    sampled = session.get(Group, group[0])
+    assert sampled is not None
+    sampled.shadow_rate = 1.0  # no shadow budget: only the paid items get (Wan) samples
+    session.add(sampled)
+    session.commit()
+    items = add(session, two_gpus, 15, group=group)
+    paid = [item for item in items if item.inference_provider is TURBO]
+    assert paid, [item.inference_provider for item in items]
+    for item in items:  # the Wan videos were called off: Wan makes only the sample
+        if item.inference_provider is WAN:
+            cancel_item(session, item_id=item.id)
+    sample = session.exec(select(VideoItem).where(col(VideoItem.shadow_of).is_not(None))).one()
+    assert sample.inference_provider is WAN
+    assert claim_item(session, item_id=sample.id, attempt=1, worker_id="gpu-0", settings=two_gpus)
+    session.commit()  # one GPU makes the sample, the other is idle
+    assert replan(session, two_gpus, T0 + timedelta(minutes=1)) == []
+    assert all(fresh(session, item).inference_provider is TURBO for item in paid)
