@@ -120,6 +120,9 @@ class Lane:
         self.p50: list[float] = []
         self.p90: list[float] = []
         self.movable: list[bool] = []
+        self.samples: frozenset[bytes] = frozenset()
+        """The keys of the waiting A/B samples' second videos: no deadline of a customer's, so
+        they are left out of the harm test (`if_added`)."""
         for item in waiting:
             self._append(item.item_id.bytes, (item.due_at - now).total_seconds(), item)
         self._replayed = False
@@ -302,8 +305,10 @@ class Lane:
             inf = float("inf")
             suffix = [inf] * (len(self.keys) + 1)
             smallest = inf
-            for index in range(len(self.keys) - 1, -1, -1):
-                if not self.late_risk[index]:  # an item already late cannot become late
+            keys, samples = self.keys, self.samples
+            for index in range(len(keys) - 1, -1, -1):
+                # an item already late cannot become late; a sample may wait
+                if not self.late_risk[index] and (not samples or keys[index] not in samples):
                     smallest = min(smallest, self.due_s[index] - self.finish_p90_s[index])
                 suffix[index] = smallest
             self._suffix_slack = suffix
@@ -345,7 +350,7 @@ class Lane:
 
     def copy(self) -> Lane:
         """An independent lane with the same items (to try additions on)."""
-        return Lane.of_columns(
+        lane = Lane.of_columns(
             slots=self.slots,
             now=self.now,
             working=self.working,
@@ -356,6 +361,8 @@ class Lane:
             movable=list(self.movable),
             hosts=self.hosts,
         )
+        lane.samples = self.samples
+        return lane
 
     def remove(self, item_id: uuid.UUID) -> None:
         """Take an item out of the queue (it moved to another provider)."""

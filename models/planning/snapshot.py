@@ -37,6 +37,7 @@ from reelroute.models.store.queries.planning import (
     ITEMS_AT_WORK,
     ITEMS_IN_LANES,
     WAITING_PACKED,
+    WAITING_SAMPLES,
     WAITING_WIDTHS,
 )
 from reelroute.models.store.sql import sql
@@ -305,6 +306,14 @@ def build_snapshot(
         )
         for provider, entry in CATALOGUE.items()
     }
+    samples = frozenset(
+        item_id.bytes
+        for (item_id,) in session.execute(
+            sql(WAITING_SAMPLES).columns(sa.column("id", sa.Uuid()))
+        )
+    )
+    for lane in lanes.values():
+        lane.samples = samples
     caps = Caps(spends=spend(session, now=now))
     if limits is not None:
         caps.runway_left = limits.credits_left(

@@ -86,3 +86,10 @@ SELECT id, inference_provider, started_at, frame_num, duration_s, worker_id
 FROM video_items
 WHERE leased_until IS NOT NULL
 """
+
+
+# The A/B samples' second videos that wait (few: a share of some groups' items), left out of
+# the routing's harm test (ix_video_items_shadow_of).
+WAITING_SAMPLES = """
+SELECT id FROM video_items WHERE shadow_of IS NOT NULL AND status = 'pending'
+"""

@@ -113,3 +113,15 @@ def test_add_queues_after_equal_dues_and_remove_takes_the_item_out():
     assert trial.replay() == lane.replay()
     trial.remove(uuid.uuid4())  # not queued here: nothing changes
     assert len(trial) == 3
+
+
+def test_a_waiting_ab_sample_is_left_out_of_the_harm_test():
+    """One slot; an item due in 20 min waits with 10 min of slack. A new 15-minute item due
+    sooner would make it late: it harms. When the waiting one is an A/B sample (its due time
+    a day out is ours, not a customer's), it does not."""
+    sample = Waiting(uuid.uuid4(), NOW + timedelta(minutes=20), 600.0, 600.0)
+    lane = Lane(slots=1, now=NOW, waiting=[sample])
+    assert lane.if_added(NOW + timedelta(minutes=16), 900.0, 900.0).harms_others
+    lane.samples = frozenset({sample.item_id.bytes})
+    trial = lane.copy()
+    assert not trial.if_added(NOW + timedelta(minutes=16), 900.0, 900.0).harms_others
