@@ -51,9 +51,10 @@ def judge(
         sample = item is not None and item.shadow_of is not None
     if sample:  # an A/B sample's second video: scored, never held or made again
         policy = QualityPolicy(QualityAction.accept, policy.thresholds, 0.0)
+    asked = claim.frame_num if claim.frame_num is not None else result.frames_asked
     expected = expected_of(
         claim.inference_provider,
-        frame_num=claim.frame_num,
+        frame_num=asked,
         duration_s=claim.duration_s,
         photo=photo,
         fps=result.fps,

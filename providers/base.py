@@ -55,6 +55,9 @@ class GenerationResult:
     """Wan: the GPU host that made it."""
     gpu_class: str | None = None
     """Wan: its GPU's name (`NVIDIA H200`), or `cpu`."""
+    frames_asked: int | None = None
+    """Wan: the frame count it set out to make (the task's, else its duration at the model's
+    fps, else the model's default): what the length check holds the video to."""
 
 
 class ProviderError(Exception):

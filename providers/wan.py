@@ -415,6 +415,7 @@ class WanProvider:
             wan_preset=config.options.label,
             gpu_host=config.host,
             gpu_class=loaded.gpu_class,
+            frames_asked=frames,
         )
 
     def cancel(self, task_id: str) -> None:

@@ -301,3 +301,24 @@ def test_a_pull_workers_black_or_frozen_clip_is_checked_like_a_flow_runs(client,
             assert failing in (done["review_reason"] or "")
         if action == "escalate":  # made again by the group's next option, a paid one
             assert done["inference_provider"] != "wan_local" and done["output_path"] is None
+
+
+def test_a_wan_clip_shorter_than_its_task_asked_fails_its_length(client):
+    """A Wan task of 1 s with no frame count: 17 frames at 16 fps (4k+1); a pull worker's
+    9-frame clip fails the length check (it always passed unless the task named a count)."""
+    import numpy as np
+
+    from reelroute.providers.video import encode_mp4
+    from tests.models.helpers import textured_image_bytes, textured_picture
+    from tests.ui.api_client import complete
+
+    group = group_with_quality(client, quality_action="accept").json()["data"]["id"]
+    (photo,) = upload(client, group, ("a.png", textured_image_bytes(4, 128, 96), "image/png"))
+    task = {"photo_id": photo["id"], "prompt": "p", "inference_provider": "wan_local"}
+    assert add(client, group, [{**task, "duration_s": 1}]).status_code == 200
+    picture = textured_picture(4, 128, 96)
+    frames = [np.roll(picture, 3 * n, axis=1) for n in range(9)]
+    claimed = claim(client, "wan")
+    video = encode_mp4(iter(frames), fps=16, width=128, height=96)
+    done = complete(client, claimed["item_id"], claimed["attempt"], "w1", video).json()["data"]
+    assert done["quality"]["failed"]["length"] == "9 frames, 17 asked", done["quality"]

@@ -16,7 +16,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from reelroute.models.core.catalogue import info
-from reelroute.models.core.enums import ItemStatus
+from reelroute.models.core.enums import InferenceProvider, ItemStatus
 from reelroute.models.core.errors import InvalidInput, InvalidTransition
 from reelroute.models.core.settings import Settings
 from reelroute.models.core.tables import Photo, VideoItem
@@ -197,6 +197,7 @@ def _checked(
         fps=found.fps,
         width=found.width,
         height=found.height,
+        frames_asked=wan_frames_asked(claim, found.fps, settings),
     )
     photo = upright_bytes(stored, settings.api.photo_max_side)
     return check_and_decide(engine, settings, claim, result, photo)
@@ -222,6 +223,17 @@ async def _probing() -> AsyncIterator[None]:
         yield
     finally:
         _probes.release()
+
+
+def wan_frames_asked(claim: Claim, fps: float, settings: Settings) -> int | None:
+    """The frames a pull worker's Wan video should have when the task named none: its duration
+    at the video's fps (4k+1, as Wan makes them), else REELROUTE_WAN_FRAMES; None (length not
+    judged) when neither is known."""
+    if claim.inference_provider is not InferenceProvider.wan_local or claim.frame_num:
+        return None
+    if claim.duration_s is not None:
+        return 4 * round(claim.duration_s * fps / 4) + 1
+    return settings.wan.frames
 
 
 CHUNK = 1024 * 1024
