@@ -211,7 +211,7 @@ def _insert_items(
                 routed_by=decision.routed_by,
                 route_reason=decision.reason,
                 priority=queue_rank(group.priority),
-                wan_full_quality=group.wan_full_quality,
+                wan_full_quality=group.wan_full_quality or decision.wan_full_quality,
                 due_at=request.due_at,
                 webhook_endpoint_id=endpoint_for(session, task.webhook_url),
                 # A microsecond apart: the queue takes a batch's items in the order given.

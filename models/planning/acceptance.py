@@ -6,11 +6,16 @@ counted by the writers); an A/B sample's video counts when it is compared (kept 
 item's was better). An option's acceptance in a group is a Beta-binomial estimate that
 starts from a prior and moves to the group's own count as its videos are judged:
 
-    provider's rate  = (kept by every group + prior * weight) / (judged by every group + weight)
-    group's rate     = (kept by the group + provider's rate * weight) / (judged by it + weight)
+    others' rate  = (kept by the other groups + prior * weight) / (judged by them + weight)
+    group's rate  = (kept by the group + others' rate * weight) / (judged by it + weight)
 
-so a new group starts from what the provider does for everyone, and the provider from
+so a new group starts from what the option does for everyone else (a group's own verdicts are
+counted once, in its own count, never in its prior too), and the option from
 REELROUTE_QUALITY_PRIOR_ACCEPTANCE, worth REELROUTE_QUALITY_PRIOR_WEIGHT judged videos.
+
+An option is a provider, and for Wan also a set of presets (`presets`: the names before `@`,
+e.g. the full-quality presets that some GPU hosts run): routing can then learn that a group's
+`fast` videos are made again more often than its `full` ones.
 """
 
 from __future__ import annotations
@@ -43,60 +48,104 @@ class Verdicts:
         return Verdicts(self.accepted + other.accepted, self.rejected + other.rejected)
 
 
+Presets = frozenset[str] | None
+"""Wan presets by name (`fast`, `full`), or None: every preset (and every Runway video)."""
+
+
 @dataclass
 class Acceptance:
-    """Verdicts per (group key, provider), and the prior they are weighed against."""
+    """Verdicts per (group key, provider), per (group key, provider, preset name), and the
+    prior they are weighed against."""
 
     counts: dict[tuple[str, str], Verdicts] = field(default_factory=dict)
+    by_preset: dict[tuple[str, str, str], Verdicts] = field(default_factory=dict)
     prior: float = 0.9
     weight: float = 10.0
     max_wan_rejection: float = 0.5
     min_verdicts: int = 10
 
     @classmethod
-    def of(cls, counts: dict[tuple[str, str], Verdicts], settings: Settings) -> Acceptance:
+    def of(
+        cls,
+        counts: dict[tuple[str, str], Verdicts],
+        settings: Settings,
+        by_preset: dict[tuple[str, str, str], Verdicts] | None = None,
+    ) -> Acceptance:
         """`counts` with the settings' prior and Wan rule."""
         quality = settings.quality
         return cls(
             counts=counts,
+            by_preset=by_preset or {},
             prior=quality.prior_acceptance,
             weight=quality.prior_weight,
             max_wan_rejection=quality.max_wan_rejection,
             min_verdicts=quality.min_verdicts,
         )
 
-    def of_group(self, group_id: uuid.UUID | None, provider: InferenceProvider) -> Verdicts:
-        """The group's own verdicts on `provider`'s videos."""
-        return self.counts.get((group_key(group_id), provider.value), Verdicts())
-
-    def of_provider(self, provider: InferenceProvider) -> Verdicts:
-        """Every group's verdicts on `provider`'s videos."""
+    def of_group(
+        self, group_id: uuid.UUID | None, provider: InferenceProvider, presets: Presets = None
+    ) -> Verdicts:
+        """The group's own verdicts on `provider`'s videos (of `presets` only, when given)."""
+        key = group_key(group_id)
+        if presets is None:
+            return self.counts.get((key, provider.value), Verdicts())
         total = Verdicts()
-        for (_, name), verdicts in self.counts.items():
-            if name == provider.value:
+        for (group, name, preset), verdicts in self.by_preset.items():
+            if group == key and name == provider.value and preset in presets:
                 total += verdicts
         return total
 
-    def provider_rate(self, provider: InferenceProvider) -> float:
-        """The share of `provider`'s videos kept, over every group, against the prior."""
-        return _blend(self.of_provider(provider), self.prior, self.weight)
+    def of_provider(
+        self,
+        provider: InferenceProvider,
+        presets: Presets = None,
+        *,
+        excluding: str | None = None,
+    ) -> Verdicts:
+        """Every group's verdicts on `provider`'s videos (of `presets`), but those of the group
+        whose key (`group_key`) is `excluding`, when one is given."""
+        left_out = excluding
+        total = Verdicts()
+        if presets is None:
+            for (group, name), verdicts in self.counts.items():
+                if name == provider.value and group != left_out:
+                    total += verdicts
+            return total
+        for (group, name, preset), verdicts in self.by_preset.items():
+            if name == provider.value and preset in presets and group != left_out:
+                total += verdicts
+        return total
 
-    def rate(self, group_id: uuid.UUID | None, provider: InferenceProvider) -> float:
-        """The share of `provider`'s videos that `group_id` is expected to keep."""
-        return _blend(self.of_group(group_id, provider), self.provider_rate(provider), self.weight)
+    def provider_rate(self, provider: InferenceProvider, presets: Presets = None) -> float:
+        """The share of `provider`'s videos (of `presets`) kept, over every group, against the
+        prior."""
+        return _blend(self.of_provider(provider, presets), self.prior, self.weight)
 
-    def too_often_redone(self, group_id: uuid.UUID | None) -> str | None:
-        """Why the group's Wan videos should not be routed to Wan (they are made again more
-        often than REELROUTE_QUALITY_MAX_WAN_REJECTION), or None."""
-        verdicts = self.of_group(group_id, InferenceProvider.wan_local)
+    def rate(
+        self, group_id: uuid.UUID | None, provider: InferenceProvider, presets: Presets = None
+    ) -> float:
+        """The share of `provider`'s videos (of `presets`) that `group_id` is expected to keep:
+        its own verdicts against the other groups' rate (its verdicts counted once)."""
+        others = _blend(
+            self.of_provider(provider, presets, excluding=group_key(group_id)),
+            self.prior,
+            self.weight,
+        )
+        return _blend(self.of_group(group_id, provider, presets), others, self.weight)
+
+    def too_often_redone(self, group_id: uuid.UUID | None, presets: Presets = None) -> str | None:
+        """Why the group's Wan videos (of `presets`) should not be routed there (they are made
+        again more often than REELROUTE_QUALITY_MAX_WAN_REJECTION), or None."""
+        verdicts = self.of_group(group_id, InferenceProvider.wan_local, presets)
         if verdicts.judged < self.min_verdicts:
             return None
         share = verdicts.rejected / verdicts.judged
         if share <= self.max_wan_rejection:
             return None
+        which = f"{'/'.join(sorted(presets))} " if presets else ""
         return (
-            f"{verdicts.rejected} of the group's {verdicts.judged} judged Wan videos were made "
-            f"again ({share:.0%}, more than {self.max_wan_rejection:.0%})"
+            f"{verdicts.rejected} of the group's {verdicts.judged} judged Wan {which}videos were "
+            f"made again ({share:.0%}, more than {self.max_wan_rejection:.0%})"
         )
 
 
@@ -105,12 +154,21 @@ def _blend(verdicts: Verdicts, prior: float, weight: float) -> float:
     return (verdicts.accepted + prior * weight) / total if total else prior
 
 
+def preset_name(label: str | None) -> str:
+    """A preset's name from what an item records (`fast@1` -> `fast`; '' for none)."""
+    return (label or "").split("@", 1)[0]
+
+
 def read_acceptance(session: Session, settings: Settings) -> Acceptance:
-    """Every group's verdicts per provider (the presets summed), with the settings' prior."""
+    """Every group's verdicts per provider (the presets summed) and per preset name, with the
+    settings' prior."""
     counts: dict[tuple[str, str], Verdicts] = defaultdict(Verdicts)
+    by_preset: dict[tuple[str, str, str], Verdicts] = defaultdict(Verdicts)
     for row in verdict_tallies(session):
-        counts[(row.group_key, row.provider)] += Verdicts(row.accepted, row.rejected)
-    return Acceptance.of(dict(counts), settings)
+        verdicts = Verdicts(row.accepted, row.rejected)
+        counts[(row.group_key, row.provider)] += verdicts
+        by_preset[(row.group_key, row.provider, preset_name(row.wan_preset))] += verdicts
+    return Acceptance.of(dict(counts), settings, dict(by_preset))
 
 
 def wilson(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:

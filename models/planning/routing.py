@@ -16,7 +16,7 @@ database, `reelroute replay` on a simulated clock.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -111,6 +111,9 @@ class RoutingDecision:
     reason: str
     credits: int = 0
     eta: datetime | None = None
+    wan_full_quality: bool = False
+    """Routing sent it to the full-quality GPU hosts (its group's videos of the others are made
+    again too often): the item is made there only."""
 
 
 def route(
@@ -268,10 +271,32 @@ def redo_outlook(
     redo_on = min(
         rest, key=lambda p: (request.credits(p), snapshot.estimates.seconds(p, None, None)[0])
     )
-    kept = snapshot.acceptance.rate(request.group_id, provider)
+    presets = None
+    if provider is WAN and snapshot.wan_full_presets and snapshot.wan_fast_presets:
+        presets = snapshot.wan_full_presets if request.full_quality else snapshot.wan_fast_presets
+    kept = snapshot.acceptance.rate(request.group_id, provider, presets)
     _, p90 = snapshot.estimates.seconds(redo_on, request.frame_num, request.duration_s)
     chance = 1 - kept
     return RedoOutlook(kept, credits + chance * request.credits(redo_on), chance * p90, redo_on)
+
+
+def wan_redone(request: RouteRequest, snapshot: Snapshot) -> tuple[str | None, str | None]:
+    """Whether the group's Wan videos are made again too often: (why, for the Wan hosts the
+    item may go to; why, when the full-quality hosts would take it instead). Where GPU hosts
+    run different presets, a group whose videos of the fast presets are redone too often goes
+    to the full-quality hosts, unless those are redone too often as well."""
+    acceptance = snapshot.acceptance
+    full, fast = snapshot.wan_full_presets, snapshot.wan_fast_presets
+    if request.full_quality:
+        return acceptance.too_often_redone(request.group_id, full or None), None
+    if not (full and fast and snapshot.wan_full_slots):
+        return acceptance.too_often_redone(request.group_id), None
+    redone = acceptance.too_often_redone(request.group_id, fast)
+    if redone is None:
+        return None, None
+    if acceptance.too_often_redone(request.group_id, full) is None:
+        return redone, redone
+    return redone, None
 
 
 def deadline_choice(
@@ -286,10 +311,14 @@ def deadline_choice(
     again too often goes to a paid option."""
     now, due = snapshot.now, request.due_at
     skipped = {p: why for p in request.allowed if (why := usable(request, snapshot, p, exclude))}
+    full_note = ""
     if snapshot.count_redos and WAN in request.allowed and WAN not in skipped:
         paid_left = [p for p in request.allowed if p is not WAN and p not in skipped]
-        redone = snapshot.acceptance.too_often_redone(request.group_id)
-        if redone is not None and paid_left:
+        redone, to_full = wan_redone(request, snapshot)
+        if to_full is not None:  # the full-quality hosts before a paid model
+            request = replace(request, full_quality=True)
+            full_note = f"; on full-quality GPU hosts: {to_full}"
+        elif redone is not None and paid_left:
             skipped[WAN] = redone
     usable_here = [p for p in request.allowed if p not in skipped]
     redo_outlooks = {p: redo_outlook(request, snapshot, p, usable_here) for p in usable_here}
@@ -297,7 +326,7 @@ def deadline_choice(
         usable_here,
         key=lambda p: (redo_outlooks[p].credits, snapshot.estimates.seconds(p, None, None)[0]),
     )
-    note = "".join(f"; {info(p).badge} skipped: {why}" for p, why in skipped.items())
+    note = full_note + "".join(f"; {info(p).badge} skipped: {why}" for p, why in skipped.items())
     earliest: tuple[datetime, InferenceProvider] | None = None
     for provider in candidates:
         p50, p90 = snapshot.estimates.seconds(
@@ -315,6 +344,7 @@ def deadline_choice(
                 f"{clock(due, now)} (UTC){figures}{note}",
                 request.credits(provider),
                 added.finish,
+                wan_full_quality=bool(full_note) and provider is WAN,
             )
         if earliest is None or expected < earliest[0]:
             earliest = (expected, provider)
@@ -327,6 +357,7 @@ def deadline_choice(
             f"{info(provider).badge} at {clock(finish, now)}{note}",
             request.credits(provider),
             finish,
+            wan_full_quality=bool(full_note) and provider is WAN,
         )
     p50, _ = snapshot.estimates.seconds(WAN, request.frame_num, request.duration_s)
     added = snapshot.lane(WAN).if_added(due, p50, p50)

@@ -28,7 +28,7 @@ from reelroute.models.money.limits import (
     paid_ledger_credits,
     unsettled_credits,
 )
-from reelroute.models.planning.acceptance import Acceptance, read_acceptance
+from reelroute.models.planning.acceptance import Acceptance, preset_name, read_acceptance
 from reelroute.models.planning.estimates import DEFAULT_WAN_AREA, Estimates, read_estimates
 from reelroute.models.planning.eta import Lane, Slot, Working
 from reelroute.models.planning.hosts import live_hosts
@@ -104,6 +104,11 @@ class Snapshot:
     wan_full_slots: int | None = None
     """Wan slots of hosts whose preset keeps the model card's quality (None: no host reports
     itself, REELROUTE_GPU_SLOTS are taken as full quality)."""
+    wan_full_presets: frozenset[str] = frozenset()
+    """The names of the presets the live full-quality hosts run (`full`, `compiled`)."""
+    wan_fast_presets: frozenset[str] = frozenset()
+    """The names of the presets the other live hosts run (`fast`, `fast-compiled`): where an
+    item that does not require full quality may be made."""
     acceptance: Acceptance = field(default_factory=Acceptance)
     """How often each group keeps each option's videos (models.planning.acceptance)."""
     count_redos: bool = False
@@ -126,6 +131,13 @@ def lane_slots(
         if concurrent is not None:
             return max(1, min(concurrent, settings.dispatch.cloud_slots))
     return settings.dispatch.cloud_slots
+
+
+def wan_presets(session: Session, now: datetime) -> tuple[frozenset[str], frozenset[str]]:
+    """The preset names the live GPU hosts run: (those of full-quality hosts, the others)."""
+    hosts = live_hosts(session, now=now)
+    full = frozenset(preset_name(host.preset) for host in hosts if host.full_quality)
+    return full, frozenset(preset_name(host.preset) for host in hosts if not host.full_quality)
 
 
 def wan_slots(
@@ -292,6 +304,7 @@ def build_snapshot(
     fast = packed and postgres and not estimates.known
     working, waiting = (_read_columns if fast else _read_rows)(session, estimates, now)
     gpu_slots, full_slots = wan_slots(session, estimates, now)
+    full_presets, fast_presets = wan_presets(session, now)
     lanes = {
         provider: Lane.of_columns(
             slots=lane_slots(provider, settings, limits, entry.model),
@@ -308,9 +321,7 @@ def build_snapshot(
     }
     samples = frozenset(
         item_id.bytes
-        for (item_id,) in session.execute(
-            sql(WAITING_SAMPLES).columns(sa.column("id", sa.Uuid()))
-        )
+        for (item_id,) in session.execute(sql(WAITING_SAMPLES).columns(sa.column("id", sa.Uuid())))
     )
     for lane in lanes.values():
         lane.samples = samples
@@ -327,6 +338,8 @@ def build_snapshot(
         limits=limits,
         pending_wan=len(waiting[InferenceProvider.wan_local].keys),
         wan_full_slots=full_slots,
+        wan_full_presets=full_presets,
+        wan_fast_presets=fast_presets,
         unavailable=unavailable(session, now),
         acceptance=read_acceptance(session, settings),
         count_redos=settings.routing.count_redos,

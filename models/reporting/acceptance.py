@@ -17,7 +17,7 @@ from sqlmodel import Session, col
 from reelroute.models.core.enums import InferenceProvider
 from reelroute.models.core.settings import Settings
 from reelroute.models.core.tables import AbComparison
-from reelroute.models.planning.acceptance import Acceptance, Verdicts, wilson
+from reelroute.models.planning.acceptance import Acceptance, Verdicts, preset_name, wilson
 from reelroute.models.store.tallies import group_key, verdict_tallies
 
 
@@ -133,16 +133,22 @@ def _duels(session: Session) -> tuple[dict[tuple[str, str], Duels], dict[tuple[s
 
 
 def acceptance_table(session: Session, settings: Settings) -> list[AcceptanceRow]:
-    """Per provider: a row for every group, then one per Wan preset, then one per group; each
-    with its videos kept and its blind A/B comparisons."""
+    """Per provider: a row for every group, then one per Wan preset, then one per group (and,
+    for Wan, one per group and preset: what routing weighs); each with its videos kept and its
+    blind A/B comparisons."""
     known = {provider.value: provider for provider in InferenceProvider}
     by_preset: dict[tuple[str, str], Verdicts] = defaultdict(Verdicts)
     by_group: dict[tuple[str, str], Verdicts] = defaultdict(Verdicts)
+    by_group_preset: dict[tuple[str, str, str], Verdicts] = defaultdict(Verdicts)
     for row in verdict_tallies(session):
         verdicts = Verdicts(row.accepted, row.rejected)
         by_preset[(row.provider, row.wan_preset)] += verdicts
         by_group[(row.provider, row.group_key)] += verdicts
-    estimate = Acceptance.of({(key, name): v for (name, key), v in by_group.items()}, settings)
+        if row.wan_preset:
+            by_group_preset[(row.group_key, row.provider, preset_name(row.wan_preset))] += verdicts
+    estimate = Acceptance.of(
+        {(key, name): v for (name, key), v in by_group.items()}, settings, dict(by_group_preset)
+    )
     duels_preset, duels_group = _duels(session)
     rows = []
     names = {name for name, _ in [*by_group, *duels_group]} & set(known)
@@ -163,4 +169,9 @@ def acceptance_table(session: Session, settings: Settings) -> list[AcceptanceRow
             duels = duels_group.get((name, key), Duels())
             rate = estimate.rate(group_id, provider)
             rows.append(_row(provider, None, group_id, verdicts, rate, duels))
+            for of_group, of, preset in sorted(by_group_preset):
+                if of_group == key and of == name:
+                    verdicts = by_group_preset[(of_group, of, preset)]
+                    rate = estimate.rate(group_id, provider, frozenset({preset}))
+                    rows.append(_row(provider, preset, group_id, verdicts, rate, Duels()))
     return rows

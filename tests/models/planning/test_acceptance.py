@@ -39,7 +39,9 @@ def test_a_groups_rate_moves_from_the_providers_to_its_own_count():
     seen = acceptance(wan_local=(10, 30))
     provider = (10 + 0.9 * 10) / (40 + 10)
     assert seen.provider_rate(WAN) == pytest.approx(provider)
-    assert seen.rate(GROUP, WAN) == pytest.approx((10 + provider * 10) / (40 + 10))
+    # the group's own verdicts count once: against the other groups' rate (here the prior),
+    # not against a provider's rate that holds them too
+    assert seen.rate(GROUP, WAN) == pytest.approx((10 + 0.9 * 10) / (40 + 10))
     # another group starts from what the provider does for everyone
     assert seen.rate(OTHER, WAN) == pytest.approx(provider)
     # and a provider nobody judged from the prior
@@ -129,3 +131,59 @@ def test_the_expected_cost_orders_the_paid_options():
     assert decide(req, counted(runway_gen4_turbo=(20, 0))).provider is TURBO
     low = decide(req, counted(runway_gen4_turbo=(0, 200)))
     assert low.provider is GEN45, low.reason
+
+
+def by_preset(**counts: tuple[int, int]) -> Acceptance:
+    """GROUP's Wan verdicts per preset name, (accepted, rejected)."""
+    presets = {
+        (group_key(GROUP), WAN.value, name): Verdicts(*pair) for name, pair in counts.items()
+    }
+    summed = Verdicts()
+    for verdicts in presets.values():
+        summed += verdicts
+    return Acceptance(
+        counts={(group_key(GROUP), WAN.value): summed},
+        by_preset=presets,
+        prior=0.9,
+        weight=10,
+        max_wan_rejection=0.5,
+        min_verdicts=10,
+    )
+
+
+def test_acceptance_is_known_per_wan_preset():
+    seen = by_preset(fast=(4, 16), full=(19, 1))
+    fast, full = frozenset({"fast"}), frozenset({"full", "compiled"})
+    assert seen.rate(GROUP, WAN, fast) == pytest.approx((4 + 9) / (20 + 10))
+    assert seen.rate(GROUP, WAN, full) == pytest.approx((19 + 9) / (20 + 10))
+    assert seen.too_often_redone(GROUP, fast) == (
+        "16 of the group's 20 judged Wan fast videos were made again (80%, more than 50%)"
+    )
+    assert seen.too_often_redone(GROUP, full) is None
+    assert seen.of_group(GROUP, WAN) == Verdicts(23, 17)  # every preset
+
+
+def test_a_group_whose_fast_videos_are_redone_goes_to_the_full_quality_hosts_first():
+    """GPU hosts run `fast` and `full`: the group's fast videos are redone 80 % of the time, its
+    full ones 5 %; it goes to the full-quality hosts (Wan still, free), with the figures in
+    the reason. When its full videos are redone too often as well, to a paid model."""
+    mixed = dataclasses.replace(
+        snapshot(wan_slots=2),
+        wan_full_slots=1,
+        wan_full_presets=frozenset({"full"}),
+        wan_fast_presets=frozenset({"fast"}),
+        count_redos=True,
+    )
+    req = request(group_id=GROUP)
+    decision = decide(req, dataclasses.replace(mixed, acceptance=by_preset(fast=(4, 16))))
+    assert decision.provider is WAN and decision.wan_full_quality
+    assert (
+        "on full-quality GPU hosts: 16 of the group's 20 judged Wan fast videos were made "
+        "again (80%, more than 50%)" in decision.reason
+    ), decision.reason
+    both = by_preset(fast=(4, 16), full=(3, 9))
+    paid = decide(req, dataclasses.replace(mixed, acceptance=both))
+    assert paid.provider is TURBO and not paid.wan_full_quality
+    # a group whose fast videos are kept stays where any host may make it
+    fine = decide(req, dataclasses.replace(mixed, acceptance=by_preset(fast=(18, 2))))
+    assert fine.provider is WAN and not fine.wan_full_quality
