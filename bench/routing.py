@@ -175,6 +175,63 @@ WAN_KEPT = (0.9, 0.7, 0.5)
 CUSTOMERS, HISTORY = 12, 20
 
 
+def fast_kept_case(item: tuple[str, float, int]) -> tuple[str, float, int, dict[str, Outcome]]:
+    """One reference day (4 GPUs on one host, 300 tasks) with Wan at `preset`'s speed and
+    `kept` of its videos kept (the others made again on Gen-4 Turbo), redos counted: the
+    deadline policy and a hindsight that knows the durations and which videos will be redone."""
+    import tempfile
+    from pathlib import Path
+
+    preset, kept, seed = item
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "day.csv"
+        write_rows(path, reference_day(300, seed=seed, day=DAY))
+        tasks = read_trace(path, seed=seed)
+    host = GpuHostSpec("gpu-host", 4, preset, PRESET_TIMES[preset])
+    options = ReplayOptions(
+        gpu_hosts=(host,),
+        default_concurrency=5,
+        preset_acceptance={(InferenceProvider.wan_local, preset): kept},
+        count_redos=True,
+        seed=seed,
+    )
+    found = replay(tasks, options, ["deadline"])
+    return preset, kept, seed, {outcome.policy: outcome for outcome in found}
+
+
+def fast_kept_days(quick: bool) -> bool:
+    """The reference day's spend with Wan at the fast preset's speed and 90, 70 and 50 % of its
+    videos kept (redos counted), beside today's full speed with every video kept, and beside a
+    hindsight that knows which videos will be redone (a lower bound; docs/routing.md)."""
+    seeds = [1] if quick else [1, 2, 3]
+    cases = [("full", 1.0, seed) for seed in seeds]
+    cases += [("fast", kept, seed) for kept in WAN_KEPT for seed in seeds]
+    print("reference days, Wan at a preset's speed with a share of its videos kept (4 GPUs,")
+    print("300 tasks, redos counted; hindsight: the durations and the redos known)")
+    print("  preset  kept  seed | deadline $  late  redone | hindsight $  late")
+    totals: dict[tuple[str, float], list[dict[str, Outcome]]] = {}
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        for preset, kept, seed, day in pool.map(fast_kept_case, cases):
+            totals.setdefault((preset, kept), []).append(day)
+            deadline, hindsight = day["deadline"], day["hindsight"]
+            print(
+                f"  {preset:6} {kept:5.0%} {seed:>5} | {deadline.spend_dollars:10.2f}"
+                f" {deadline.late:5} {deadline.redos:7} | {hindsight.spend_dollars:11.2f}"
+                f" {hindsight.late:5}"
+            )
+    full = statistics.mean(d["deadline"].spend_dollars for d in totals[("full", 1.0)])
+    for (preset, kept), days in totals.items():
+        spend = statistics.mean(d["deadline"].spend_dollars for d in days)
+        bound = statistics.mean(d["hindsight"].spend_dollars for d in days)
+        late = sum(d["deadline"].late for d in days)
+        redone = sum(d["deadline"].redos for d in days)
+        print(
+            f"  {preset} at {kept:.0%} kept: mean spend ${spend:.2f} ({spend / full:.2f}x full "
+            f"speed), late {late}, redone {redone}; hindsight ${bound:.2f}"
+        )
+    return True
+
+
 def redo_case(item: tuple[float, bool, int]) -> tuple[float, bool, int, Outcome]:
     """One reference day of 12 customers whose Wan videos are kept `kept` on average (each
     customer ± 0.4), 20 judged Wan videos each before the day; routing counting redos or not."""
@@ -405,7 +462,9 @@ def budgets(seconds: float) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.routing")
-    parser.add_argument("parts", nargs="*", default=["days", "presets", "redos", "eta", "budgets"])
+    parser.add_argument(
+        "parts", nargs="*", default=["days", "presets", "redos", "fast-kept", "eta", "budgets"]
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -417,6 +476,8 @@ def main() -> None:
         met.append(preset_days(options.quick))
     if "redos" in options.parts:
         met.append(redo_days(options.quick))
+    if "fast-kept" in options.parts:
+        met.append(fast_kept_days(options.quick))
     if "eta" in options.parts:
         met.append(eta_refresh([int(size) for size in options.sizes.split(",")]))
     if "budgets" in options.parts:

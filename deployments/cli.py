@@ -246,8 +246,9 @@ def replay(
     acceptance: Annotated[
         str | None,
         typer.Option(
-            help="The share of each provider's videos kept: PROVIDER=SHARE,... (wan_local=0.7); "
-            "the others are rejected and made again on the group's next option."
+            help="The share of each provider's videos kept: PROVIDER=SHARE,... (wan_local=0.7), "
+            "or per Wan preset: wan_local@fast=0.7,wan_local@full=0.95 (the presets of "
+            "--gpu-host); the others are rejected and made again on the group's next option."
         ),
     ] = None,
     count_redos: Annotated[
@@ -293,8 +294,15 @@ def replay(
         caps = {InferenceProvider(k): float(v) for k, v in _pairs(budget, "PROVIDER").items()}
         hosts = tuple(GpuHostSpec.parse(text) for text in gpu_host or [])
         outages = tuple(OutageSpec.parse(text) for text in outage or [])
-        kept = {InferenceProvider(k): float(v) for k, v in _pairs(acceptance, "PROVIDER").items()}
-        if any(not 0 <= share <= 1 for share in kept.values()):
+        kept: dict[InferenceProvider, float] = {}
+        per_preset: dict[tuple[InferenceProvider, str], float] = {}
+        for key, value in _pairs(acceptance, "PROVIDER").items():
+            name, _, preset = key.partition("@")
+            if preset:
+                per_preset[(InferenceProvider(name), preset)] = float(value)
+            else:
+                kept[InferenceProvider(name)] = float(value)
+        if any(not 0 <= share <= 1 for share in [*kept.values(), *per_preset.values()]):
             raise ValueError("--acceptance: each share is between 0 and 1 (wan_local=0.7)")
     except (OSError, ValueError, TraceError) as error:
         typer.echo(f"cannot replay: {error}", err=True)
@@ -308,6 +316,7 @@ def replay(
         outages=outages,
         breakers=breakers,
         acceptance=kept,
+        preset_acceptance=per_preset,
         count_redos=count_redos,
         seed=seed,
         history=history,
@@ -323,9 +332,12 @@ def replay(
         + (f"; {down}, breakers {'on' if breakers else 'off'}" if outages else "")
         + (
             "; kept "
-            + ", ".join(f"{p.value} {share:.0%}" for p, share in kept.items())
+            + ", ".join(
+                [f"{p.value} {share:.0%}" for p, share in kept.items()]
+                + [f"{p.value}@{preset} {share:.0%}" for (p, preset), share in per_preset.items()]
+            )
             + f", redos {'counted' if count_redos else 'not counted'} by routing"
-            if kept
+            if kept or per_preset
             else ""
         )
         + (f"; {history} judged Wan videos per group before the day" if history else "")

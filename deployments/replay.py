@@ -220,6 +220,9 @@ class ReplayOptions:
     breakers: bool = True
     """False: breakers never open on a failure rate (the day without them)."""
     acceptance: dict[InferenceProvider, float] = field(default_factory=dict)
+    preset_acceptance: dict[tuple[InferenceProvider, str], float] = field(default_factory=dict)
+    """The share of a provider's videos kept per Wan preset (`wan_local@fast=0.7`): wins over
+    `acceptance` and the trace's `kept_<provider>` for the videos that preset made."""
     """The share of each provider's videos kept (missing: all); a video drawn outside it is
     rejected and made again on the group's next option, through the real review code."""
     count_redos: bool = True
@@ -434,7 +437,7 @@ class Simulation:
                     self.busy[host_name] -= 1
                     spec = next(h for h in self.options.gpu_hosts if h.name == host_name)
                     made_by = MadeBy(f"{spec.preset}@1", spec.name, spec.name)
-                rejected = self._rejected(item, attempt)
+                rejected = self._rejected(item, attempt, spec.preset if made_by else None)
                 complete_item(
                     session,
                     item_id=item_id,
@@ -501,11 +504,13 @@ class Simulation:
                     )
             session.commit()
 
-    def _rejected(self, item: VideoItem, attempt: int) -> bool:
-        """Whether the video of `attempt` is drawn to be rejected (the same draw for the same
-        task and attempt, whatever the policy)."""
+    def _rejected(self, item: VideoItem, attempt: int, preset: str | None = None) -> bool:
+        """Whether the video of `attempt` (made by `preset`, on a GPU host) is drawn to be
+        rejected (the same draw for the same task and attempt, whatever the policy)."""
         row, provider = self.rows[item.id], item.inference_provider
-        kept = self.kept[row].get(provider, self.options.acceptance.get(provider, 1.0))
+        kept = self.options.preset_acceptance.get((provider, preset or ""))
+        if kept is None:
+            kept = self.kept[row].get(provider, self.options.acceptance.get(provider, 1.0))
         if kept >= 1:
             return False
         draw = random.Random(f"{self.options.seed}:{row}:{attempt}")  # noqa: S311
@@ -567,15 +572,35 @@ class Simulation:
         groups[name], photos[name] = group.id, photo.id
         return group.id
 
-    @staticmethod
-    def _spec(task: TraceTask, photo_id: uuid.UUID) -> TaskSpec:
+    def _spec(self, task: TraceTask, photo_id: uuid.UUID) -> TaskSpec:
+        provider = task.provider
+        if self.hindsight and provider is None and self._redone_on_wan(task):
+            # Hindsight knows which Wan videos will be made again: those go to Gen-4 Turbo
+            # (their redo's model) at once, and Wan's GPUs make only videos that are kept.
+            provider = InferenceProvider.runway_gen4_turbo
         return TaskSpec(
             photo_id=photo_id,
             prompt=f"trace row {task.row}",
             duration_s=task.duration_s,
-            inference_provider=task.provider.value if task.provider else None,
+            inference_provider=provider.value if provider else None,
             deadline_seconds=task.deadline_seconds,
         )
+
+    def _redone_on_wan(self, task: TraceTask) -> bool:
+        """Whether the task's first video would be made again if Wan made it (the same draw
+        as `_rejected`; the share of the GPU hosts' preset when they all run one)."""
+        if task.priority is GroupPriority.high_quality:
+            return False  # never made by Wan
+        wan = InferenceProvider.wan_local
+        presets = {host.preset for host in self.options.gpu_hosts}
+        kept = None
+        if len(presets) == 1:
+            kept = self.options.preset_acceptance.get((wan, presets.pop()))
+        if kept is None:
+            kept = task.kept.get(wan, self.options.acceptance.get(wan, 1.0))
+        if kept >= 1:
+            return False
+        return random.Random(f"{self.options.seed}:{task.row}:1").random() >= kept  # noqa: S311
 
     def _outcome(self, items: list[VideoItem]) -> Outcome:
         priority_of = {self.ids[task.row]: task.priority.value for task in self.tasks}

@@ -256,3 +256,30 @@ def test_the_acceptance_options_are_checked_and_shown(tmp_path):
     first = result.output.splitlines()[0]
     assert first.endswith("; kept wan_local 0%, redos not counted by routing"), first
     assert "redone 1" in result.output
+
+
+def test_acceptance_per_wan_preset_in_the_replay(tmp_path):
+    """Two GPU hosts, one `fast`, one `full`; fast videos are never kept, full ones always: only
+    the videos a fast host made are made again, and routing learns it per preset."""
+    from reelroute.deployments.replay import GpuHostSpec
+
+    rows = reference_day(60, seed=2, day=datetime(2026, 11, 27, tzinfo=UTC), customers=2)
+    for row in rows:
+        row["priority"], row["provider"] = "normal", "auto"
+    write_trace(tmp_path / "day.csv", rows)
+    tasks = read_trace(tmp_path / "day.csv")
+    hosts = (GpuHostSpec("fast-host", 1, "fast", 0.2), GpuHostSpec("full-host", 1, "full", 1.0))
+    fast_bad = {
+        (InferenceProvider.wan_local, "fast"): 0.0,
+        (InferenceProvider.wan_local, "full"): 1.0,
+    }
+    day = replay(tasks, ReplayOptions(gpu_hosts=hosts, preset_acceptance=fast_bad), ["deadline"])[0]
+    good = replay(tasks, ReplayOptions(gpu_hosts=hosts), ["deadline"])[0]
+    assert good.redos == 0 and day.redos > 0
+    result = CliRunner().invoke(
+        app,
+        ["replay", str(tmp_path / "day.csv"), "--gpu-host", "fast-host:1:fast:0.2",
+         "--gpu-host", "full-host:1:full:1", "--acceptance", "wan_local@fast=0,wan_local@full=1"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "kept wan_local@fast 0%, wan_local@full 100%" in result.output.splitlines()[0]
