@@ -195,7 +195,7 @@ def fast_kept_case(item: tuple[str, float, int]) -> tuple[str, float, int, dict[
         count_redos=True,
         seed=seed,
     )
-    found = replay(tasks, options, ["deadline"])
+    found = replay(tasks, options, ["deadline", "hindsight"])
     return preset, kept, seed, {outcome.policy: outcome for outcome in found}
 
 
