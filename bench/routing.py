@@ -178,7 +178,7 @@ CUSTOMERS, HISTORY = 12, 20
 def fast_kept_case(item: tuple[str, float, int]) -> tuple[str, float, int, dict[str, Outcome]]:
     """One reference day (4 GPUs on one host, 300 tasks) with Wan at `preset`'s speed and
     `kept` of its videos kept (the others made again on Gen-4 Turbo), redos counted: the
-    deadline policy and a hindsight that knows the durations and which videos will be redone."""
+    deadline policy and a foresight that knows which videos will be redone."""
     import tempfile
     from pathlib import Path
 
@@ -195,25 +195,26 @@ def fast_kept_case(item: tuple[str, float, int]) -> tuple[str, float, int, dict[
         count_redos=True,
         seed=seed,
     )
-    found = replay(tasks, options, ["deadline", "hindsight"])
+    found = replay(tasks, options, ["deadline", "foresight"])
     return preset, kept, seed, {outcome.policy: outcome for outcome in found}
 
 
 def fast_kept_days(quick: bool) -> bool:
     """The reference day's spend with Wan at the fast preset's speed and 90, 70 and 50 % of its
     videos kept (redos counted), beside today's full speed with every video kept, and beside a
-    hindsight that knows which videos will be redone (a lower bound; docs/routing.md)."""
+    foresight that knows which videos will be redone (a lower bound; docs/routing.md)."""
     seeds = [1] if quick else [1, 2, 3]
     cases = [("full", 1.0, seed) for seed in seeds]
     cases += [("fast", kept, seed) for kept in WAN_KEPT for seed in seeds]
     print("reference days, Wan at a preset's speed with a share of its videos kept (4 GPUs,")
-    print("300 tasks, redos counted; hindsight: the durations and the redos known)")
-    print("  preset  kept  seed | deadline $  late  redone | hindsight $  late")
+    print("300 tasks, redos counted; foresight: the deadline policy knowing which Wan videos")
+    print("will be made again, which go to Gen-4 Turbo at once)")
+    print("  preset  kept  seed | deadline $  late  redone | foresight $  late")
     totals: dict[tuple[str, float], list[dict[str, Outcome]]] = {}
     with ProcessPoolExecutor(max_workers=2) as pool:
         for preset, kept, seed, day in pool.map(fast_kept_case, cases):
             totals.setdefault((preset, kept), []).append(day)
-            deadline, hindsight = day["deadline"], day["hindsight"]
+            deadline, hindsight = day["deadline"], day["foresight"]
             print(
                 f"  {preset:6} {kept:5.0%} {seed:>5} | {deadline.spend_dollars:10.2f}"
                 f" {deadline.late:5} {deadline.redos:7} | {hindsight.spend_dollars:11.2f}"
@@ -222,12 +223,12 @@ def fast_kept_days(quick: bool) -> bool:
     full = statistics.mean(d["deadline"].spend_dollars for d in totals[("full", 1.0)])
     for (preset, kept), days in totals.items():
         spend = statistics.mean(d["deadline"].spend_dollars for d in days)
-        bound = statistics.mean(d["hindsight"].spend_dollars for d in days)
+        bound = statistics.mean(d["foresight"].spend_dollars for d in days)
         late = sum(d["deadline"].late for d in days)
         redone = sum(d["deadline"].redos for d in days)
         print(
             f"  {preset} at {kept:.0%} kept: mean spend ${spend:.2f} ({spend / full:.2f}x full "
-            f"speed), late {late}, redone {redone}; hindsight ${bound:.2f}"
+            f"speed), late {late}, redone {redone}; foresight ${bound:.2f}"
         )
     return True
 

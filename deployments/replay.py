@@ -282,7 +282,11 @@ class Simulation:
     ) -> None:
         self.tasks, self.options = tasks, options
         self.hindsight = policy == "hindsight"
-        self.policy = Policy.deadline if self.hindsight else Policy(policy)
+        # `foresight`: the deadline policy with the measured times, knowing in advance which
+        # Wan videos will be made again (a lower bound on what redos cost); `hindsight` knows
+        # both the true times and the redos.
+        self.foresight = policy in ("hindsight", "foresight")
+        self.policy = Policy.deadline if self.foresight else Policy(policy)
         self.name = policy
         url = f"sqlite:///{folder / f'replay-{policy}.db'}"
         upgrade(url)
@@ -574,7 +578,7 @@ class Simulation:
 
     def _spec(self, task: TraceTask, photo_id: uuid.UUID) -> TaskSpec:
         provider = task.provider
-        if self.hindsight and provider is None and self._redone_on_wan(task):
+        if self.foresight and provider is None and self._redone_on_wan(task):
             # Hindsight knows which Wan videos will be made again: those go to Gen-4 Turbo
             # (their redo's model) at once, and Wan's GPUs make only videos that are kept.
             provider = InferenceProvider.runway_gen4_turbo

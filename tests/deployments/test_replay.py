@@ -276,6 +276,13 @@ def test_acceptance_per_wan_preset_in_the_replay(tmp_path):
     day = replay(tasks, ReplayOptions(gpu_hosts=hosts, preset_acceptance=fast_bad), ["deadline"])[0]
     good = replay(tasks, ReplayOptions(gpu_hosts=hosts), ["deadline"])[0]
     assert good.redos == 0 and day.redos > 0
+    # With every host on `fast`, foresight knows which videos would be made again: those go to
+    # Gen-4 Turbo at once (what they would have cost anyway), and none is made twice.
+    fast_only = ReplayOptions(
+        gpu_hosts=(hosts[0],), preset_acceptance={(InferenceProvider.wan_local, "fast"): 0.5}
+    )
+    redone, foresight = replay(tasks, fast_only, ["deadline", "foresight"])
+    assert foresight.policy == "foresight" and foresight.redos < redone.redos
     result = CliRunner().invoke(
         app,
         ["replay", str(tmp_path / "day.csv"), "--gpu-host", "fast-host:1:fast:0.2",
