@@ -208,3 +208,19 @@ def test_the_callers_own_stop_passes_through_and_the_next_item_works(wan):
         wan.generate(request(), on_progress=lost, on_task=lambda _: None)
     result = wan.generate(request(), on_progress=lambda _: None, on_task=lambda _: None)
     assert probe_mp4(result.video).frames == 9
+
+
+def test_a_portrait_phone_photo_makes_a_portrait_video(wan, sandbox_settings):
+    """A phone's portrait photo (raw pixels landscape, EXIF Orientation 6) as a flow run hands
+    it over (the normalised copy): Wan's video is portrait. Before, Wan converted the raw
+    pixels and the picture lay on its side."""
+    from reelroute.models.intake.photos import upright_bytes
+    from tests.models.intake.test_photo_corpus import phone_photo
+
+    image = upright_bytes(phone_photo(6, 96, 160), sandbox_settings.api.photo_max_side)
+    result = wan.generate(
+        request(image=image, frame_num=5), on_progress=lambda _: None, on_task=lambda _: None
+    )
+    assert result.height > result.width and result.frames_asked == 5
+    info = probe_mp4(result.video)
+    assert info.height > info.width
