@@ -113,7 +113,8 @@ def test_plain_http_only_to_an_allowed_network():
         resolve(parse_url("https://nowhere.example/h"), [], resolver())
 
 
-def test_the_signing_key_must_differ_from_the_tokens():
+@pytest.mark.parametrize("token", ["admin_token", "worker_token", "metrics_token"])
+def test_the_signing_key_must_differ_from_the_tokens(token):
     same = "t" * 40
     with pytest.raises(SettingsError, match="REELROUTE_WEBHOOK_SIGNING_KEY equals"):
-        load_settings(_env_file=None, admin_token=same, webhook_signing_key=same)
+        load_settings(_env_file=None, **{token: same}, webhook_signing_key=same)
