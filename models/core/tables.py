@@ -122,6 +122,12 @@ class Group(SQLModel, table=True):
     )
     """The share of its items also made by a second provider for a blind A/B comparison."""
     shadow_provider: str | None = Field(default=None, sa_column=sa.Column(sa.String(40)))
+    keep_original_photos: bool = Field(
+        default=False,
+        sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false()),
+    )
+    """Keep each photo as uploaded too (`photos.original_path`), beside the normalised copy that
+    every provider receives; off: only the normalised copy is stored."""
     """Who makes the A/B samples' second videos (an InferenceProvider's value); None: Wan for
     a paid item, the cheapest paid option for a Wan one (models.intake.samples)."""
     created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
@@ -149,6 +155,9 @@ class Photo(SQLModel, table=True):
     bytes: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
     sha256: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
     generated_prompt: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    original_path: str | None = Field(default=None, sa_column=sa.Column(sa.String(200)))
+    """The photo as uploaded (`photos/originals/<sha256>`), kept only when its group asks; no
+    provider ever receives it."""
     created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp(nullable=False))
 
 

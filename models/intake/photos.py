@@ -262,7 +262,9 @@ def store_inspected(
     generated_prompt: str | None = None,
 ) -> Photo:
     """Store an image inspect_image accepted (its normalised copy when `info` has one), in an
-    existing group (content-addressed: the same image twice in a group is one photo)."""
+    existing group (content-addressed: the same image twice in a group is one photo); the
+    upload itself too when the group keeps its originals."""
+    original = data
     if info.normalised is not None:
         data = info.normalised
     digest = sha256_of(data)
@@ -288,10 +290,33 @@ def store_inspected(
         bytes=size_of(data),
         sha256=digest,
         generated_prompt=generated_prompt,
+        original_path=_keep_original(session, storage, group_id, original, data),
     )
     session.add(photo)
     session.flush()
     return photo
+
+
+def _keep_original(
+    session: Session,
+    storage: Storage,
+    group_id: uuid.UUID,
+    original: PhotoData,
+    stored: bytes | PhotoData,
+) -> str | None:
+    """Where the upload is kept as it came (`photos/originals/<sha256>`), when its group asks
+    and it differs from the stored copy; None otherwise."""
+    group = session.get(Group, group_id)
+    if group is None or not group.keep_original_photos or original is stored:
+        return None
+    path = f"photos/originals/{sha256_of(original)}"
+    if not storage.exists(path):
+        if isinstance(original, bytes):
+            storage.write(path, original)
+        else:
+            original.seek(0)
+            storage.write_stream(path, original)
+    return path
 
 
 def store_photos(

@@ -65,6 +65,7 @@ def create_group(
     review_share: float = 0.0,
     shadow_rate: float = 0.0,
     shadow_provider: InferenceProvider | None = None,
+    keep_original_photos: bool = False,
 ) -> Group:
     """A new group. Conflict (naming the existing group) when the name is taken, even by a
     concurrent caller a moment earlier. `deadline_seconds` is its items' time-to-video target
@@ -115,6 +116,7 @@ def create_group(
         review_share=review_share,
         shadow_rate=shadow_rate,
         shadow_provider=shadow_provider.value if shadow_provider else None,
+        keep_original_photos=keep_original_photos,
     )
     try:
         with session.begin_nested():  # a savepoint: losing the race leaves the session usable

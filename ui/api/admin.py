@@ -353,6 +353,7 @@ def add_group(body: GroupIn, db: DB) -> Envelope[GroupOut]:
         review_share=body.review_share,
         shadow_rate=body.shadow_rate,
         shadow_provider=body.shadow_provider,
+        keep_original_photos=body.keep_original_photos,
     )
     return Envelope(data=GroupOut.of(group))
 

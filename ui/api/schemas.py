@@ -204,6 +204,12 @@ class GroupIn(BaseModel):
         "comparison on the Review page (0.05: 5 %); a paid sample is paid from the shadow "
         "budget only, and without one there are no paid samples.",
     )
+    keep_original_photos: bool = Field(
+        default=False,
+        description="Keep each photo as uploaded too (with its metadata: where it was taken, "
+        "the camera), beside the normalised copy (upright, sRGB, no metadata) that every "
+        "provider receives; off: only the normalised copy is stored.",
+    )
     shadow_provider: InferenceProvider | None = Field(
         default=None,
         description="Who makes the samples' second videos; unset: Wan for a paid item, the "
@@ -270,6 +276,7 @@ class GroupOut(BaseModel):
     review_share: float = 0.0
     shadow_rate: float = 0.0
     shadow_provider: InferenceProvider | None = None
+    keep_original_photos: bool = False
     created_at: datetime
 
     @classmethod

@@ -225,3 +225,21 @@ def test_runway_is_asked_for_a_portrait_video_of_a_portrait_phone_photo(session,
 
     sent = base64.b64decode(body["prompt_image"].split(",", 1)[1])
     assert_upright(sent, 360, 640)
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_the_original_is_kept_only_if_the_group_asks(session, settings, keep):
+    group = create_group(session, name=f"originals {keep}", keep_original_photos=keep)
+    storage = Storage(settings.store.storage_url)
+    upload = phone_photo(6, 64, 96)
+    photo = store_photo(
+        session, storage=storage, group_id=group.id, data=upload, filename="IMG.JPG",
+        settings=settings,
+    )  # fmt: skip
+    session.commit()
+    assert_upright(storage.read(photo.storage_path), 64, 96)  # what every provider receives
+    if not keep:
+        assert photo.original_path is None
+        return
+    assert photo.original_path is not None and photo.original_path != photo.storage_path
+    assert storage.read(photo.original_path) == upload  # as uploaded, metadata and all
