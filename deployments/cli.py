@@ -47,6 +47,21 @@ def migrate() -> None:
     typer.echo(f"database is at the newest schema: {_safe_url(settings.store.database_url)}")
 
 
+@app.command("normalise-photos")
+def normalise_photos() -> None:
+    """Normalise the photos stored before intake did (upright, sRGB, no metadata): once after
+    an upgrade, for the pull workers that read photos from the store themselves (flow runs
+    normalise an older photo on its next use anyway). Safe to run again."""
+    from reelroute.models.intake.photos import normalise_stored
+
+    settings = _settings()
+    engine = make_engine(settings.store.database_url)
+    with session_scope(engine) as session:
+        changed = normalise_stored(session, Storage(settings.store.storage_url), settings)
+    engine.dispose()
+    typer.echo(f"{changed} photo(s) normalised")
+
+
 def stats_answer(statistics: Statistics) -> str:
     """`GET /api/admin/stats`'s JSON answer for these statistics (the seed's envelope)."""
     return json.dumps(

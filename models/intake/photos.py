@@ -349,3 +349,35 @@ def store_photos(
         for (filename, data), info in zip(files, infos, strict=True)
         if info is not None
     ]
+
+
+def normalise_stored(session: Session, storage: Storage, settings: Settings) -> int:
+    """Normalise the photos stored before intake did (in their place: a new content-addressed
+    copy, the row pointed at it); idempotent, photos already normalised are left as they are.
+    What `reelroute normalise-photos` runs once after an upgrade, so that a pull worker, which
+    reads a photo from the store itself, gets the normalised copy too. Returns how many changed.
+    """
+    changed = 0
+    for photo in session.exec(select(Photo).order_by(Photo.id)).all():  # type: ignore[arg-type]
+        if not storage.exists(photo.storage_path):
+            continue
+        stored = storage.read(photo.storage_path)
+        upright = upright_bytes(stored, settings.api.photo_max_side)
+        if upright is stored:
+            continue
+        digest = sha256_of(upright)
+        taken = session.exec(
+            select(Photo).where(Photo.group_id == photo.group_id, Photo.sha256 == digest)
+        ).first()
+        if taken is not None:  # the group has the normalised copy already: leave this row
+            continue
+        path = photo_path(digest)
+        if not storage.exists(path):
+            storage.write(path, upright)
+        info = normalise(upright, settings)[1]
+        photo.storage_path, photo.sha256, photo.bytes = path, digest, len(upright)
+        photo.width, photo.height, photo.content_type = info.width, info.height, info.content_type
+        session.add(photo)
+        changed += 1
+    session.flush()
+    return changed

@@ -175,3 +175,14 @@ def test_an_invalid_setting_stops_with_its_name(cli, tmp_path):
         "stats", REELROUTE_DATABASE_URL=f"sqlite:///{tmp_path}/x.db", REELROUTE_MAX_ATTEMPTS="0"
     )
     assert result.exit_code == 2 and "REELROUTE_MAX_ATTEMPTS" in result.output
+
+
+def test_normalise_photos_runs_and_is_safe_to_run_again(cli, empty_url, tmp_path):
+    cli("migrate", REELROUTE_DATABASE_URL=empty_url)
+    (tmp_path / "a.png").write_bytes(image_bytes(64, 48))
+    added = cli("add", "a.png", "--prompt", "p", REELROUTE_DATABASE_URL=empty_url)
+    assert added.exit_code == 0, added.output
+    for _ in range(2):  # stored normalised at intake: nothing to do, twice
+        result = cli("normalise-photos", REELROUTE_DATABASE_URL=empty_url)
+        assert result.exit_code == 0, result.output
+        assert "0 photo(s) normalised" in result.output

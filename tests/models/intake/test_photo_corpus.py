@@ -243,3 +243,28 @@ def test_the_original_is_kept_only_if_the_group_asks(session, settings, keep):
         return
     assert photo.original_path is not None and photo.original_path != photo.storage_path
     assert storage.read(photo.original_path) == upload  # as uploaded, metadata and all
+
+
+def test_photos_stored_before_normalisation_are_normalised_once(session, settings):
+    """A photo stored by an older reelroute (raw pixels, EXIF and GPS) is normalised in place by
+    `reelroute normalise-photos`; a second run changes nothing."""
+    from reelroute.models.intake.photos import normalise_stored, sha256_of
+    from reelroute.models.store.files import photo_path
+
+    group = create_group(session, name="old photos")
+    storage = Storage(settings.store.storage_url)
+    old = phone_photo(6, 64, 96)
+    path = photo_path(sha256_of(old))
+    storage.write(path, old)
+    photo = Photo(
+        group_id=group.id, storage_path=path, original_filename="IMG.JPG",
+        content_type="image/jpeg", width=96, height=64, bytes=len(old), sha256=sha256_of(old),
+    )  # fmt: skip
+    session.add(photo)
+    session.commit()
+    assert normalise_stored(session, storage, settings) == 1
+    session.commit()
+    session.refresh(photo)
+    assert (photo.width, photo.height) == (64, 96) and photo.storage_path != path
+    assert_upright(storage.read(photo.storage_path), 64, 96)
+    assert normalise_stored(session, storage, settings) == 0
