@@ -274,12 +274,7 @@ def store_inspected(
     if existing is not None:
         return existing
     path = photo_path(digest)
-    if not storage.exists(path):
-        if isinstance(data, bytes):
-            storage.write(path, data)
-        else:
-            data.seek(0)
-            storage.write_stream(path, data)
+    _write_once(storage, path, data)
     photo = Photo(
         group_id=group_id,
         storage_path=path,
@@ -310,13 +305,19 @@ def _keep_original(
     if group is None or not group.keep_original_photos or original is stored:
         return None
     path = f"photos/originals/{sha256_of(original)}"
-    if not storage.exists(path):
-        if isinstance(original, bytes):
-            storage.write(path, original)
-        else:
-            original.seek(0)
-            storage.write_stream(path, original)
+    _write_once(storage, path, original)
     return path
+
+
+def _write_once(storage: Storage, path: str, data: PhotoData) -> None:
+    """Store `data` at the content-addressed `path` unless it is there (a file in chunks)."""
+    if storage.exists(path):
+        return
+    if isinstance(data, bytes):
+        storage.write(path, data)
+    else:
+        data.seek(0)
+        storage.write_stream(path, data)
 
 
 def store_photos(
@@ -372,8 +373,7 @@ def normalise_stored(session: Session, storage: Storage, settings: Settings) -> 
         if taken is not None:  # the group has the normalised copy already: leave this row
             continue
         path = photo_path(digest)
-        if not storage.exists(path):
-            storage.write(path, upright)
+        _write_once(storage, path, upright)
         info = normalise(upright, settings)[1]
         photo.storage_path, photo.sha256, photo.bytes = path, digest, len(upright)
         photo.width, photo.height, photo.content_type = info.width, info.height, info.content_type
