@@ -123,8 +123,10 @@ async def complete(
     stores nothing. Before the body is read, the item must exist and be being made; the form
     is one file and a few short fields (more is refused as it arrives); the fence is checked,
     then the upload (spooled to disk as it came in) is copied to a temporary file (at most
-    REELROUTE_MAX_VIDEO_BYTES) and checked there (a few at once, waiting without holding a
-    thread) outside any database transaction; the completion is one short fenced
+    REELROUTE_MAX_VIDEO_BYTES), decoded and checked there as a flow run's video is (a few at
+    once, waiting without holding a thread) outside any database transaction, and its group's
+    action taken: the answer is the item completed with its scores, held for review, or back
+    to pending on the next option (escalated); the completion is one short fenced
     transaction."""
     if (control := control_problem(worker_id)) is not None:
         raise InvalidInput([f"worker_id: {control}"])
@@ -148,9 +150,12 @@ async def complete(
                 _checked, engine, settings, claim, path, found, cost_credits, photo_path
             )
         if checked.escalated:  # made again elsewhere: this video is not kept
-            with session_scope(engine) as db:
-                again = ops.get_item(db, item_id)
-            return Envelope(data=ItemOut.of(again))
+
+            def again() -> VideoItem:
+                with session_scope(engine) as db:
+                    return ops.get_item(db, item_id)
+
+            return Envelope(data=ItemOut.of(await run_in_threadpool(again)))
 
         def finish() -> VideoItem:
             with session_scope(engine) as db:
