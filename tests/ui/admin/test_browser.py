@@ -151,7 +151,7 @@ def test_a_budget_set_in_the_admin_refuses_a_named_provider_and_routes_around(
     expect(page.get_by_text("Group Flash sale created.")).to_be_visible(timeout=WAIT_MS)
     photo = tmp_path / "sale.png"
     photo.write_bytes(image_bytes(160, 96))
-    page.locator('input[type="file"][accept="image/*"]').set_input_files([str(photo)])
+    page.locator('input[type="file"][accept^="image/*"]').set_input_files([str(photo)])
     add = page.get_by_role("button", name="Add video generation tasks (1)")
     expect(add).to_be_visible(timeout=WAIT_MS)
     page.get_by_label("Prompt", exact=True).fill("confetti falls")
