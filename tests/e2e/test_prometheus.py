@@ -19,8 +19,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 
 def query(prometheus: str, expression: str) -> float | None:
-    """The value of an instant query that returns one sample (None: no sample)."""
-    answer = httpx.get(f"{prometheus}/api/v1/query", params={"query": expression}).json()
+    """The value of an instant query that returns one sample (None: no sample).
+
+    A Prometheus still opening its TSDB answers 503 "Service Unavailable" in plain text:
+    raise_for_status makes that an httpx.HTTPError, which the first wait reads as "not yet".
+    """
+    response = httpx.get(f"{prometheus}/api/v1/query", params={"query": expression})
+    response.raise_for_status()
+    answer = response.json()
     assert answer["status"] == "success", answer
     result = answer["data"]["result"]
     return float(result[0]["value"][1]) if result else None
