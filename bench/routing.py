@@ -2,8 +2,10 @@
 hindsight; the dispatcher's ETA refresh at 10,000 and 100,000 waiting items; budget
 reservations per second with 16 concurrent creators on PostgreSQL.
 
-Every figure is printed next to its baseline, measured in the same run. Parts: `days`, `eta`,
-`budgets` (all by default). `--quick` runs one seed and the 300-task days only.
+Every figure is printed next to its baseline, measured in the same run. Parts: `days`,
+`presets`, `redos`, `fast-kept`, `gpu-cost` (the GPU sweep and plan at $2.50 per GPU-hour, and
+docs/figures' charts), `eta`, `budgets` (all by default). `--quick` runs one seed and the
+300-task days only.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -461,10 +464,57 @@ def budgets(seconds: float) -> bool:
     return ok
 
 
+GPU_HOUR_COST = 2.5
+FIGURES = Path(__file__).resolve().parent.parent / "docs" / "figures"
+
+
+def gpu_cost_days(quick: bool) -> bool:
+    """What the reference day (300 tasks, seed 1, Runway concurrency 5) costs with 0 to 16 GPUs
+    at $2.50 per GPU-hour, always-on and billed per second, with Wan at the full and the fast
+    preset's speed and 90 % of its videos kept; then the hourly plan of the fast preset beside
+    its best fixed count. Writes docs/figures/gpu-sweep-{full,fast}.png (docs/routing.md)."""
+    import tempfile
+
+    from reelroute.deployments.sweep import plan_gpus, sweep_chart, sweep_gpus, sweep_table
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "day.csv"
+        write_rows(path, reference_day(300, seed=1, day=DAY))
+        tasks = read_trace(path, seed=1)
+    counts = [0, 2, 4, 8] if quick else list(range(17))
+    found_fast = None
+    for preset in ("full", "fast"):
+        options = ReplayOptions(
+            gpu_hosts=(GpuHostSpec("h100", 1, preset, PRESET_TIMES[preset]),),
+            default_concurrency=5,
+            preset_acceptance={(InferenceProvider.wan_local, preset): 0.9},
+            seed=1,
+            gpu_hour_cost=GPU_HOUR_COST,
+        )
+        lines = sweep_gpus(tasks, options, counts)
+        print(f"reference day, Wan at the {preset} preset's speed, 90 % kept, ${GPU_HOUR_COST}/h:")
+        print(sweep_table(lines))
+        if not quick:
+            FIGURES.mkdir(parents=True, exist_ok=True)
+            title = (
+                f"reference day (300 tasks): Wan at the {preset} preset's speed, 90 % kept, "
+                f"${GPU_HOUR_COST:g}/GPU-hour"
+            )
+            sweep_chart(lines, FIGURES / f"gpu-sweep-{preset}.png", title)
+        if preset == "fast":
+            found_fast = plan_gpus(tasks, options, fixed_counts=counts)
+    assert found_fast is not None
+    print("the fast preset's hourly plan:")
+    print(found_fast.text())
+    return True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.routing")
     parser.add_argument(
-        "parts", nargs="*", default=["days", "presets", "redos", "fast-kept", "eta", "budgets"]
+        "parts",
+        nargs="*",
+        default=["days", "presets", "redos", "fast-kept", "gpu-cost", "eta", "budgets"],
     )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--sizes", default="10000,100000")
@@ -479,6 +529,8 @@ def main() -> None:
         met.append(redo_days(options.quick))
     if "fast-kept" in options.parts:
         met.append(fast_kept_days(options.quick))
+    if "gpu-cost" in options.parts:
+        met.append(gpu_cost_days(options.quick))
     if "eta" in options.parts:
         met.append(eta_refresh([int(size) for size in options.sizes.split(",")]))
     if "budgets" in options.parts:

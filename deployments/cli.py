@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -23,6 +23,9 @@ from reelroute.models.reporting.statistics import Statistics, provider_stats
 from reelroute.models.store.db import make_engine, session_scope
 from reelroute.models.store.files import Storage
 from reelroute.models.store.migrate import upgrade
+
+if TYPE_CHECKING:
+    from reelroute.deployments.replay import ReplayOptions, TraceTask
 
 app = typer.Typer(
     help="reelroute: photos to short videos on Wan GPUs or Runway.",
@@ -282,10 +285,44 @@ def replay(
         ),
     ] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    gpu_hour_cost: Annotated[
+        float,
+        typer.Option(min=0, help="Dollars per GPU-hour: the GPUs' bill beside Runway's spend."),
+    ] = 0.0,
+    gpu_billing: Annotated[
+        str,
+        typer.Option(
+            help="always-on (the GPUs cost every hour; a Wan video is free to routing) or "
+            "per-second (each Wan video costs its GPU seconds; routing weighs them)."
+        ),
+    ] = "always-on",
+    sweep_gpus: Annotated[
+        str | None,
+        typer.Option(
+            help="Replay the day for each GPU count (0..16, 0..16/2 or 1,2,4), under both "
+            "billings at --gpu-hour-cost: Runway, GPUs, total and late per count, the cheapest "
+            "on time marked. Scales --gpus, or the one --gpu-host."
+        ),
+    ] = None,
+    plan: Annotated[
+        bool,
+        typer.Option(
+            "--plan",
+            help="A GPU count for each hour of the day at --gpu-hour-cost, replayed, beside the "
+            "best fixed count (as `reelroute plan`).",
+        ),
+    ] = False,
+    chart: Annotated[
+        Path | None, typer.Option(help="--sweep-gpus: also draw the sweep as a PNG chart here.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="--sweep-gpus or --plan: also write the figures as JSON.")
+    ] = None,
 ) -> None:
     """Replay a day through the real routing, dispatch-order and budget code, on a simulated
     clock with simulated providers, in a throw-away database; one line per policy, and a
-    `hindsight` line: the deadline policy fed the true durations."""
+    `hindsight` line: the deadline policy fed the true durations. With --sweep-gpus, one line
+    per GPU count instead; with --plan, the GPUs to run at each hour (docs/routing.md)."""
     from reelroute.deployments.replay import (
         GpuHostSpec,
         OutageSpec,
@@ -295,6 +332,7 @@ def replay(
     )
     from reelroute.deployments.replay import as_json as to_json
     from reelroute.deployments.replay import replay as run_replay
+    from reelroute.deployments.sweep import BILLINGS, parse_counts, plan_gpus
 
     try:
         tasks = read_trace(trace, seed=seed)
@@ -319,6 +357,13 @@ def replay(
                 kept[InferenceProvider(name)] = float(value)
         if any(not 0 <= share <= 1 for share in [*kept.values(), *per_preset.values()]):
             raise ValueError("--acceptance: each share is between 0 and 1 (wan_local=0.7)")
+        if gpu_billing not in BILLINGS:
+            raise ValueError(f"--gpu-billing {gpu_billing!r}: always-on or per-second")
+        counts = parse_counts(sweep_gpus) if sweep_gpus is not None else None
+        if (counts is not None or plan) and len(hosts) > 1:
+            raise ValueError("--sweep-gpus and --plan scale one --gpu-host (or --gpus)")
+        if (counts is not None or plan) and not gpu_hour_cost:
+            raise ValueError("--sweep-gpus and --plan price the GPUs: give --gpu-hour-cost")
     except (OSError, ValueError, TraceError) as error:
         typer.echo(f"cannot replay: {error}", err=True)
         raise typer.Exit(2) from None
@@ -335,7 +380,18 @@ def replay(
         count_redos=count_redos,
         seed=seed,
         history=history,
+        gpu_hour_cost=gpu_hour_cost,
+        gpu_billing=gpu_billing,
     )
+    if counts is not None:
+        _sweep(tasks, options, counts, chart, out, as_json, trace.name)
+        return
+    if plan:
+        found = plan_gpus(tasks, options)
+        if out is not None:
+            out.write_text(json.dumps(found.as_json(), indent=2))
+        typer.echo(json.dumps(found.as_json(), indent=2) if as_json else found.text())
+        return
     outcomes = run_replay(tasks, options, [*policies, "hindsight"])
     if as_json:
         typer.echo(json.dumps(to_json(outcomes), indent=2))
@@ -359,6 +415,73 @@ def replay(
     )
     for outcome in outcomes:
         typer.echo(outcome.line())
+
+
+def _sweep(
+    tasks: list[TraceTask],
+    options: ReplayOptions,
+    counts: list[int],
+    chart: Path | None,
+    out: Path | None,
+    as_json: bool,
+    name: str,
+) -> None:
+    """`reelroute replay --sweep-gpus`: the table (or JSON), the JSON file and the chart."""
+    from reelroute.deployments.sweep import sweep_chart, sweep_gpus, sweep_table
+
+    lines = sweep_gpus(tasks, options, counts)
+    figures = [line.as_json() for line in lines]
+    if out is not None:
+        out.write_text(json.dumps(figures, indent=2))
+    if chart is not None:
+        host = options.gpu_hosts[0] if options.gpu_hosts else None
+        speed = f", Wan at {host.preset} ({host.time:g}x)" if host else ""
+        title = f"{name}: {len(tasks)} tasks, ${options.gpu_hour_cost:g}/GPU-hour{speed}"
+        try:
+            sweep_chart(lines, chart, title)
+        except ValueError as error:
+            typer.echo(f"cannot draw the chart: {error}", err=True)
+            raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps(figures, indent=2))
+        return
+    typer.echo(
+        f"{len(tasks)} tasks at ${options.gpu_hour_cost:g} per GPU-hour (always-on: every hour "
+        "of the day; per-second: the seconds the GPUs make videos):"
+    )
+    typer.echo(sweep_table(lines))
+
+
+@app.command("plan")
+def plan_command(
+    trace: Annotated[Path, typer.Argument(help="CSV: created_at, group, priority, ...")],
+    gpu_hour_cost: Annotated[float, typer.Option(min=0, help="Dollars per GPU-hour.")] = 2.5,
+    gpu_host: Annotated[
+        list[str] | None,
+        typer.Option(help="The GPU host the schedule scales: NAME:GPUS:PRESET:TIME."),
+    ] = None,
+    acceptance: Annotated[
+        str | None,
+        typer.Option(help="The share of Wan's videos kept: wan_local=0.9 or wan_local@fast=0.9."),
+    ] = None,
+    runway_concurrency: Annotated[str, typer.Option(help="Runway's concurrency.")] = "5",
+    seed: Annotated[int, typer.Option(help="Draws the durations the trace leaves out.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Also write the figures as JSON here.")] = None,
+) -> None:
+    """The GPUs to run at each hour of the UTC day for a day of work (a schedule to scale
+    rented GPUs up and down), replayed, beside the best fixed count."""
+    replay(
+        trace,
+        gpu_host=gpu_host,
+        runway_concurrency=runway_concurrency,
+        acceptance=acceptance,
+        seed=seed,
+        as_json=as_json,
+        gpu_hour_cost=gpu_hour_cost,
+        plan=True,
+        out=out,
+    )
 
 
 @app.command()

@@ -16,6 +16,7 @@ import csv
 import dataclasses
 import heapq
 import logging
+import math
 import random
 import statistics
 import tempfile
@@ -57,7 +58,7 @@ from reelroute.models.planning.estimates import Estimates
 from reelroute.models.planning.hosts import report_host
 from reelroute.models.planning.replanning import redo_provider, reroute_waiting
 from reelroute.models.planning.routing import Policy
-from reelroute.models.planning.snapshot import build_snapshot, read_service_times
+from reelroute.models.planning.snapshot import Snapshot, build_snapshot, read_service_times
 from reelroute.models.store.db import make_engine
 from reelroute.models.store.files import Storage
 from reelroute.models.store.migrate import upgrade
@@ -232,6 +233,22 @@ class ReplayOptions:
     history: int = 0
     """Judged Wan videos each group has before the day (kept at its `kept_wan_local` share):
     the day as one of many, with what routing learned on the earlier ones."""
+    gpu_hour_cost: float = 0.0
+    """Dollars per GPU-hour (REELROUTE_GPU_HOUR_COST): what the GPUs cost beside Runway."""
+    gpu_billing: str = "always-on"
+    """REELROUTE_GPU_BILLING: `always-on` (the GPUs cost their hours, routing treats a Wan
+    video as free) or `per-second` (each Wan video costs its GPU seconds, routing knows)."""
+    gpu_schedule: tuple[int, ...] = ()
+    """GPUs running at each hour of the UTC day (24 numbers; `reelroute replay --plan`'s
+    schedule): instead of `gpus`, or of the GPUs of the one `gpu_hosts` entry. A host
+    scaled down finishes the videos it holds; at 0 no Wan item is routed or started and the
+    waiting ones move to Runway."""
+
+    def gpus_at(self, moment: datetime) -> int:
+        """GPUs running at `moment`."""
+        if self.gpu_schedule:
+            return self.gpu_schedule[moment.hour]
+        return sum(h.gpus for h in self.gpu_hosts) or self.gpus
 
 
 FAILED_ATTEMPT_SECONDS = 5.0
@@ -257,6 +274,32 @@ class Outcome:
     attempts_failed: int = 0
     redos: int = 0
     """Videos rejected and made again on another option."""
+    gpu_hour_cost: float = 0.0
+    gpu_billing: str = "always-on"
+    gpu_hours_on: float = 0.0
+    """GPU-hours the GPUs ran: their count (or schedule) over every hour of each UTC day the
+    replay spans, from the first arrival's day to the last video's."""
+    gpu_seconds: float = 0.0
+    """GPU seconds the Wan videos took (claim to video, each attempt)."""
+    gpu_busy_dollars: float = 0.0
+    """Those seconds at the price: the bill of GPUs billed per second."""
+
+    @property
+    def gpu_on_dollars(self) -> float:
+        """The bill of always-on GPUs: every hour they ran, busy or idle."""
+        return round(self.gpu_hours_on * self.gpu_hour_cost, 2)
+
+    @property
+    def gpu_dollars(self) -> float:
+        """What the GPUs cost under the replay's billing."""
+        if self.gpu_billing == "per-second":
+            return round(self.gpu_busy_dollars, 2)
+        return self.gpu_on_dollars
+
+    @property
+    def total_dollars(self) -> float:
+        """Runway's spend and the GPUs' bill."""
+        return round(self.spend_dollars + self.gpu_dollars, 2)
 
     def line(self) -> str:
         """One line of the table."""
@@ -267,10 +310,15 @@ class Outcome:
         missing = f"; not run {self.not_run}" if self.not_run else ""
         failed = f"; failed attempts {self.attempts_failed}" if self.attempts_failed else ""
         failed += f"; redone {self.redos}" if self.redos else ""
+        gpus = ""
+        if self.gpu_hour_cost:
+            gpus = (
+                f" + GPUs ${self.gpu_dollars:.2f} ({self.gpu_billing}) = ${self.total_dollars:.2f}"
+            )
         return (
-            f"{self.policy:<10} ${self.spend_dollars:>8.2f}  late {self.late:>3}/{self.tasks} "
-            f"on time {self.on_time_rate:>6.1%}  p50/p95 min: {times}  ({used}; moved "
-            f"{self.moves}{failed}{missing})"
+            f"{self.policy:<10} ${self.spend_dollars:>8.2f}{gpus}  late {self.late:>3}/"
+            f"{self.tasks} on time {self.on_time_rate:>6.1%}  p50/p95 min: {times}  ({used}; "
+            f"moved {self.moves}{failed}{missing})"
         )
 
 
@@ -295,7 +343,7 @@ class Simulation:
             _env_file=None,
             database_url=url,
             storage_url=str(folder / "storage"),
-            gpu_slots=sum(h.gpus for h in options.gpu_hosts) or options.gpus,
+            gpu_slots=max(1, options.gpus_at(tasks[0].created_at)),
             cloud_slots=sum(
                 options.runway_concurrency.get(entry.model, options.default_concurrency)
                 for entry in CATALOGUE.values()
@@ -305,8 +353,13 @@ class Simulation:
             routing_policy="threshold" if self.policy is Policy.threshold else "deadline",
             routing_count_redos=options.count_redos,
             default_provider=InferenceProvider.wan_local,
+            gpu_hour_cost=str(options.gpu_hour_cost),
+            gpu_billing=options.gpu_billing,
             **({} if options.breakers else {"breaker_min_failures": 10**9}),
         )
+        if options.gpu_schedule and len(options.gpu_hosts) > 1:
+            raise ValueError("a GPU schedule scales one GPU host (or --gpus), not several")
+        self.gpus_now = options.gpus_at(tasks[0].created_at)
         self.attempts_failed = 0
         self.redos = 0
         self.storage = Storage(str(folder / "storage"))
@@ -322,20 +375,42 @@ class Simulation:
         self.busy: Counter[str] = Counter()
         """Wan items at work per simulated GPU host."""
 
+    def _gpus_of(self, host: GpuHostSpec) -> int:
+        """The host's GPUs now (its count, or the schedule's)."""
+        return self.gpus_now if self.options.gpu_schedule else host.gpus
+
+    def _scale(self, now: datetime) -> None:
+        """Follow the GPU schedule: the gpu pool's slots (a host scaled down finishes what it
+        holds: the dispatcher starts nothing more there until it is below its new count)."""
+        gpus = self.options.gpus_at(now)
+        if gpus != self.gpus_now:
+            self.gpus_now = gpus
+            self.settings = self.settings.replaced(gpu_slots=max(1, gpus))
+
+    def _snapshot(self, session: Session, now: datetime) -> Snapshot:
+        snapshot = build_snapshot(
+            session, self.settings, now=now, estimates=self._estimates(session)
+        )
+        if self.gpus_now == 0:
+            snapshot.unavailable[InferenceProvider.wan_local] = "no GPU runs at this hour"
+        return snapshot
+
     def _report_hosts(self, session: Session, now: datetime) -> None:
         for host in self.options.gpu_hosts:
+            if self._gpus_of(host) == 0:
+                continue
             report_host(
                 session,
                 name=host.name,
                 gpu_class=host.name,
                 preset=f"{host.preset}@1",
-                slots=host.gpus,
+                slots=self._gpus_of(host),
                 now=now,
             )
 
     def _host_for(self) -> GpuHostSpec | None:
         """The fastest simulated host with a free GPU (None: no simulated hosts)."""
-        free = [h for h in self.options.gpu_hosts if self.busy[h.name] < h.gpus]
+        free = [h for h in self.options.gpu_hosts if self.busy[h.name] < self._gpus_of(h)]
         return min(free, key=lambda h: h.time) if free else None
 
     def limits(self) -> RunwayLimits:
@@ -413,6 +488,7 @@ class Simulation:
             if not times:
                 break
             now = min(times)
+            self._scale(now)
             self._report_hosts(session, now)
             while done and done[0][0] <= now:
                 _, _, item_id, attempt, fails = heapq.heappop(done)
@@ -436,12 +512,16 @@ class Simulation:
                     item.duration_s, item.frame_num
                 )
                 host_name = host_of(item.worker_id)
-                made_by = None
+                made_by = MadeBy(hour_cost=self.options.gpu_hour_cost)
+                preset = None
                 if host_name is not None:
                     self.busy[host_name] -= 1
                     spec = next(h for h in self.options.gpu_hosts if h.name == host_name)
-                    made_by = MadeBy(f"{spec.preset}@1", spec.name, spec.name)
-                rejected = self._rejected(item, attempt, spec.preset if made_by else None)
+                    preset = spec.preset
+                    made_by = MadeBy(
+                        f"{spec.preset}@1", spec.name, spec.name, self.options.gpu_hour_cost
+                    )
+                rejected = self._rejected(item, attempt, preset)
                 complete_item(
                     session,
                     item_id=item_id,
@@ -459,9 +539,7 @@ class Simulation:
             arrivals = arrivals[len(batch) :]
             for name, tasks in _by_group(batch).items():
                 group_id = groups.get(name) or self._group(session, name, tasks[0], groups, photos)
-                snapshot = build_snapshot(
-                    session, self.settings, now=now, estimates=self._estimates(session)
-                )
+                snapshot = self._snapshot(session, now)
                 add_batch(
                     session,
                     group_id=group_id,
@@ -473,11 +551,11 @@ class Simulation:
                     item_ids=[self.ids[task.row] for task in tasks],
                 )
             if self.policy is Policy.deadline:
-                snapshot = build_snapshot(
-                    session, self.settings, now=now, estimates=self._estimates(session)
-                )
+                snapshot = self._snapshot(session, now)
                 self.moves += len(reroute_waiting(session, snapshot))
             for pool in Pool:
+                if pool is Pool.gpu and self.gpus_now == 0:
+                    continue
                 for planned in plan_dispatch(
                     session, pool=pool, settings=self.settings, limits=limits, now=now
                 ):
@@ -622,6 +700,12 @@ class Simulation:
             )
             late += item.finished_at > item.due_at
         spend = sum(item.cost_credits or 0 for item in items) / 100
+        first = self.tasks[0].created_at.replace(hour=0, minute=0, second=0, microsecond=0)
+        last = max((i.finished_at for i in finished if i.finished_at), default=first)
+        hours = math.ceil((last - first).total_seconds() / 86400 + 1e-9) * 24 if finished else 24
+        hours_on = sum(
+            self.options.gpus_at(first + timedelta(hours=hour)) for hour in range(max(hours, 24))
+        )
         return Outcome(
             policy=self.name,
             spend_dollars=round(spend, 2),
@@ -635,6 +719,11 @@ class Simulation:
             not_run=not_run,
             attempts_failed=self.attempts_failed,
             redos=self.redos,
+            gpu_hour_cost=self.options.gpu_hour_cost,
+            gpu_billing=self.options.gpu_billing,
+            gpu_hours_on=float(hours_on),
+            gpu_seconds=round(sum(item.gpu_seconds or 0 for item in items), 1),
+            gpu_busy_dollars=round(sum(item.gpu_dollars or 0 for item in items), 4),
         )
 
 
@@ -667,8 +756,16 @@ def replay(tasks: list[TraceTask], options: ReplayOptions, policies: list[str]) 
 
 
 def as_json(outcomes: list[Outcome]) -> list[dict[str, Any]]:
-    """The outcomes as plain data."""
-    return [asdict(outcome) for outcome in outcomes]
+    """The outcomes as plain data (with the GPUs' bill and the total)."""
+    return [
+        {
+            **asdict(outcome),
+            "gpu_dollars": outcome.gpu_dollars,
+            "gpu_on_dollars": outcome.gpu_on_dollars,
+            "total_dollars": outcome.total_dollars,
+        }
+        for outcome in outcomes
+    ]
 
 
 REFERENCE_KINDS = ("normal", "urgent", "high_quality")

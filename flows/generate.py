@@ -25,7 +25,7 @@ from prefect.runtime import flow_run
 
 from reelroute.flows.backoff import OUTAGES, Backoff
 from reelroute.flows.lease import LeaseKeeper, Throttle
-from reelroute.flows.quality import check_and_decide
+from reelroute.flows.quality import check_and_decide, made_by
 from reelroute.models.core.enums import POOL_OF, FailureCode, InferenceProvider
 from reelroute.models.core.errors import DatabaseUnavailable, StaleAttempt
 from reelroute.models.core.logs import attach_json, log_context
@@ -36,7 +36,6 @@ from reelroute.models.intake.photos import upright_bytes
 from reelroute.models.items.dispatch import run_started
 from reelroute.models.items.lifecycle import (
     Claim,
-    MadeBy,
     claim_item,
     fail_item,
     set_provider_task,
@@ -250,7 +249,7 @@ def _complete(
                     worker_id=claim.worker_id,
                     video=result.video,
                     cost_credits=result.cost_credits,
-                    made_by=MadeBy(result.wan_preset, result.gpu_host, result.gpu_class),
+                    made_by=made_by(settings, result),
                     quality=quality,
                     review_reason=review_reason,
                 )

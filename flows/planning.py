@@ -1,7 +1,8 @@
 """The dispatcher's slower duties, each at its own pace:
 
-- every REELROUTE_ETA_REFRESH_SECONDS: replay the queues (models.planning.snapshot) into ETAs and
-  move waiting items whose prediction changed (models.planning.replanning);
+- every REELROUTE_ETA_REFRESH_SECONDS: replay the queues (models.planning.snapshot) into ETAs,
+  move waiting items whose prediction changed (models.planning.replanning), and count the GPUs
+  the waiting Wan work wants (models.planning.demand: `reelroute_gpu_hosts_wanted`);
 - every REELROUTE_RUNWAY_LIMITS_REFRESH_SECONDS (and at start): read Runway's limits and balance
   (`organization.retrieve()`), keep them for routing and dispatch, and set the `cloud` pool's
   concurrency to the sum of the per-model limits. When Runway cannot be asked, the last answer
@@ -25,6 +26,7 @@ from reelroute.models.core.settings import Settings
 from reelroute.models.core.tables import utcnow
 from reelroute.models.items.dispatch import runway_slots
 from reelroute.models.money.limits import RunwayLimits, store_limits
+from reelroute.models.planning.demand import demand_of, store_demand
 from reelroute.models.planning.replanning import Move, StoredEtas, reroute_waiting, store_etas
 from reelroute.models.planning.snapshot import build_snapshot
 from reelroute.models.store.db import session_scope
@@ -83,6 +85,7 @@ class Planner:
             snapshot = build_snapshot(session, self.settings, now=utcnow())
             moves = reroute_waiting(session, snapshot)
             etas = store_etas(session, snapshot, stored)
+            store_demand(session, demand_of(session, snapshot), snapshot.now)
         self._etas = etas
         for move in moves:
             log.info(

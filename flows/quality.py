@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from reelroute.models.core.enums import QualityAction
 from reelroute.models.core.settings import Settings
 from reelroute.models.core.tables import VideoItem
-from reelroute.models.items.lifecycle import Claim
+from reelroute.models.items.lifecycle import Claim, MadeBy
 from reelroute.models.items.review import (
     Decision,
     QualityPolicy,
@@ -23,6 +23,7 @@ from reelroute.models.items.review import (
     quality_policy,
 )
 from reelroute.models.money.budgets import BudgetExceeded
+from reelroute.models.money.gpu import GpuPrices
 from reelroute.models.planning.replanning import next_option
 from reelroute.models.store.db import session_scope
 from reelroute.providers.base import GenerationResult
@@ -79,6 +80,13 @@ def judge(
     return Judged(quality, decision)
 
 
+def made_by(settings: Settings, result: GenerationResult) -> MadeBy:
+    """Who made the video (Wan: its preset, GPU host and class) and that class's GPU-hour
+    price (REELROUTE_GPU_HOUR_COST): what the attempt's GPU seconds cost."""
+    hour_cost = GpuPrices.of(settings).hour_cost(result.gpu_class)
+    return MadeBy(result.wan_preset, result.gpu_host, result.gpu_class, hour_cost)
+
+
 def escalate(
     engine: sa.Engine, settings: Settings, claim: Claim, result: GenerationResult, judged: Judged
 ) -> str | None:
@@ -104,6 +112,7 @@ def escalate(
                 cost_credits=result.cost_credits,
                 quality=judged.quality or {},
                 wan_preset=result.wan_preset,
+                made_by=made_by(settings, result),
             )
         except BudgetExceeded as error:
             return f"{reason}; the next option is over budget ({error})"

@@ -59,6 +59,9 @@ class BudgetScope(StrEnum):
     """Every paid provider together."""
     shadow = "shadow"
     """The blind A/B samples' second videos (models.intake.samples), and nothing else."""
+    gpu = "gpu"
+    """What the GPU hosts' time costs (REELROUTE_GPU_HOUR_COST), and nothing else: with
+    per-second billing, routing keeps Wan items off the GPUs once it is spent."""
 
 
 class BudgetPeriod(StrEnum):

@@ -291,6 +291,10 @@ class VideoItem(SQLModel, table=True):
     """Wan: the GPU host that made its video."""
     gpu_class: str | None = Field(default=None, sa_column=sa.Column(sa.String(100)))
     """Wan: that host's GPU (`NVIDIA H200`, `cpu`): service times are kept per class."""
+    gpu_seconds: float | None = Field(default=None, sa_column=sa.Column(sa.Float))
+    """Wan: GPU seconds its attempts that made a video took, claim to video (models.money.gpu)."""
+    gpu_dollars: float | None = Field(default=None, sa_column=sa.Column(sa.Float))
+    """Wan: what those seconds cost at their GPU class's price (REELROUTE_GPU_HOUR_COST)."""
     wan_full_quality: bool = Field(
         default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false())
     )
@@ -498,6 +502,33 @@ class VerdictTally(SQLModel, table=True):
     """The Wan preset that made the videos ('' for Runway's, or Wan's of no known preset)."""
     accepted: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
     rejected: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+
+
+class GpuTally(SQLModel, table=True):
+    """Wan videos made, GPU seconds and what they cost per GPU class, counted by the writer in
+    the transaction that ends the attempt (models.store.tallies): the metrics' GPU spend, at
+    any size."""
+
+    __tablename__ = "gpu_tallies"
+
+    gpu_class: str = Field(sa_column=sa.Column(sa.String(100), primary_key=True))
+    videos: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    seconds: float = Field(sa_column=sa.Column(sa.Float, nullable=False))
+    dollars: float = Field(sa_column=sa.Column(sa.Float, nullable=False))
+
+
+class GpuDemand(SQLModel, table=True):
+    """The GPU slots and hosts the waiting Wan work wants to meet its due times, as the
+    dispatcher's planner last computed them (one row; `reelroute_gpu_hosts_wanted`)."""
+
+    __tablename__ = "gpu_demand"
+
+    id: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
+    slots: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    hosts: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    waiting: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    """Wan items waiting or at work when it was computed."""
+    computed_at: datetime = Field(sa_column=_timestamp(nullable=False))
 
 
 class DeliveryTally(SQLModel, table=True):

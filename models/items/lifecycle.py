@@ -14,10 +14,12 @@ from functools import lru_cache
 from typing import Any, NoReturn
 
 import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
 from reelroute.models.core.catalogue import info
 from reelroute.models.core.enums import (
+    POOL_OF,
     EventType,
     FailureClass,
     FailureCode,
@@ -36,7 +38,7 @@ from reelroute.models.health.breakers import (
     record_outcome,
     record_success,
 )
-from reelroute.models.money.budgets import reserve, settle, settle_item
+from reelroute.models.money.budgets import reserve, settle, settle_item, spend_gpu
 from reelroute.models.outbox.events import (
     enabled,
     record,
@@ -47,7 +49,12 @@ from reelroute.models.outbox.events import (
 from reelroute.models.store.db import is_postgres
 from reelroute.models.store.queries import items as item_sql
 from reelroute.models.store.sql import returning_items, rowcount, sql
-from reelroute.models.store.tallies import count_failure, count_verdict, observe_latency
+from reelroute.models.store.tallies import (
+    count_failure,
+    count_gpu_time,
+    count_verdict,
+    observe_latency,
+)
 
 
 @dataclass(frozen=True)
@@ -181,6 +188,9 @@ class MadeBy:
     wan_preset: str | None = None
     gpu_host: str | None = None
     gpu_class: str | None = None
+    hour_cost: float = 0.0
+    """Dollars per hour of a GPU of `gpu_class` (models.money.gpu.GpuPrices.hour_cost): what
+    the attempt's GPU seconds cost."""
 
 
 def _fenced(session: Session, statement: str, **params: Any) -> None:
@@ -290,6 +300,7 @@ def complete_item(
     )
     item = _one_or_stale(session, items, item_id, attempt)
     settle_item(session, item)  # made, and paid for, whatever the reviewer says
+    count_gpu_attempt(session, item, made_by, now)
     name = breaker_of(item.inference_provider, worker_id)
     if name is not None:
         record_success(session, name=name, item_id=item.id, now=now)
@@ -299,6 +310,34 @@ def complete_item(
     record(session, [item], EventType.completed, now=now)
     observe_completion(session, item, now)
     return item
+
+
+def count_gpu_attempt(session: Session, item: VideoItem, made_by: MadeBy, now: datetime) -> None:
+    """A Wan attempt made a video: add its GPU seconds (claimed to now) and their cost to the
+    item, the GPU tallies and the `gpu` budgets. Nothing for Runway's items."""
+    if POOL_OF[item.inference_provider] is not Pool.gpu or item.started_at is None:
+        return
+    seconds = max(0.0, (now - item.started_at).total_seconds())
+    dollars = seconds * made_by.hour_cost / 3600
+    table = VideoItem.__table__  # type: ignore[attr-defined]
+    session.execute(
+        sa.update(table)
+        .where(table.c.id == item.id)
+        .values(
+            gpu_seconds=sa.func.coalesce(table.c.gpu_seconds, 0) + seconds,
+            gpu_dollars=sa.func.coalesce(table.c.gpu_dollars, 0) + dollars,
+        )
+    )
+    # the row holds them now: the object learns them without being marked changed
+    set_committed_value(item, "gpu_seconds", (item.gpu_seconds or 0) + seconds)
+    set_committed_value(item, "gpu_dollars", (item.gpu_dollars or 0) + dollars)
+    count_gpu_time(
+        session,
+        gpu_class=made_by.gpu_class or item.gpu_class or "",
+        seconds=seconds,
+        dollars=dollars,
+    )
+    spend_gpu(session, credits=round(dollars * 100), now=now)
 
 
 def observe_completion(session: Session, item: VideoItem, now: datetime) -> None:

@@ -42,7 +42,7 @@ from reelroute.models.core.tables import (
     VideoItem,
     utcnow,
 )
-from reelroute.models.items.lifecycle import observe_completion
+from reelroute.models.items.lifecycle import MadeBy, count_gpu_attempt, observe_completion
 from reelroute.models.money.budgets import release, reserve
 from reelroute.models.outbox.events import record
 from reelroute.models.store.files import Storage, video_path
@@ -197,14 +197,18 @@ def escalate_item(
     cost_credits: int,
     quality: dict[str, Any],
     wan_preset: str | None,
+    made_by: MadeBy | None = None,
     now: datetime | None = None,
 ) -> VideoItem:
     """A failed check that the group escalates: attempt `attempt` (fenced) ends without keeping
-    its video, and the item is made again on `provider` as its next attempt."""
+    its video, and the item is made again on `provider` as its next attempt. A Wan attempt's
+    GPU time (`made_by`: its GPU class and price) is counted all the same."""
     now = now or utcnow()
     item = session.get(VideoItem, item_id, populate_existing=True)
     if item is None:
         raise NotFound(f"no item {item_id}")
+    if item.retry_count == attempt and item.worker_id == worker_id:
+        count_gpu_attempt(session, item, made_by or MadeBy(wan_preset), now)
     release(session, item_id=item_id)  # what this attempt reserved (a Wan one: nothing)
     return _redo(
         session,

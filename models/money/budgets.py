@@ -167,6 +167,26 @@ def spend(session: Session, *, now: datetime | None = None) -> list[Spend]:
     return result
 
 
+SPEND_GPU = """
+UPDATE budget_usage SET spent = spent + :credits
+WHERE budget_id = :budget_id AND period_start = :period_start
+"""
+
+
+def spend_gpu(session: Session, *, credits: int, now: datetime | None = None) -> None:
+    """A Wan attempt used `credits` of GPU time (1 credit = $0.01): spent on every `gpu` budget
+    (nothing is reserved for GPU time: routing checks what is left before it sends an item to
+    Wan, and the videos in flight may pass the cap by what they cost)."""
+    if credits <= 0:
+        return
+    now = now or utcnow()
+    query = select(Budget).where(col(Budget.scope) == BudgetScope.gpu)
+    for budget in sorted(session.exec(query).all(), key=_key(now)):
+        params = {"budget_id": budget.id, "period_start": period_start(budget.period, now)}
+        session.execute(_binds(ENSURE_USAGE), params)
+        session.execute(_binds(SPEND_GPU), {**params, "credits": credits})
+
+
 def _binds(statement: str) -> sa.TextClause:
     return sql(statement).bindparams(
         *[

@@ -44,6 +44,7 @@ from reelroute.models.planning.routing import (
     RoutingDecision,
     allowed_for,
     default_allowed,
+    option_credits,
     usable,
 )
 from reelroute.models.planning.snapshot import Snapshot
@@ -327,7 +328,7 @@ def _off_unavailable(session: Session, snapshot: Snapshot) -> list[Move]:
                     for p in request.allowed
                     if p is not origin and usable(request, snapshot, p) is None
                 ),
-                key=lambda p: request.credits(p),
+                key=lambda p: option_credits(request, snapshot, p),
             )
             for provider in options:
                 p50, p90 = snapshot.estimates.seconds(
@@ -361,7 +362,7 @@ def _late_wan_to_runway(session: Session, snapshot: Snapshot) -> list[Move]:
         request = _request(item, group)
         options = sorted(
             (p for p in request.allowed if p is not WAN and usable(request, snapshot, p) is None),
-            key=lambda p: request.credits(p),
+            key=lambda p: option_credits(request, snapshot, p),
         )
         for provider in options:
             p50, p90 = snapshot.estimates.seconds(
@@ -397,23 +398,27 @@ def _runway_to_idle_wan(session: Session, snapshot: Snapshot) -> list[Move]:
     waiting = waiting[:MOVES_PER_PASS]
     movable = _movable(session, [prediction.item_id for _, prediction in waiting])
     moves: list[Move] = []
-    for _provider, prediction in waiting:
+    for origin, prediction in waiting:
         if len(moves) >= free:
             break
         if prediction.item_id not in movable:
             continue
         item, group = movable[prediction.item_id]
         request = _request(item, group)
-        if WAN not in request.allowed:
+        if WAN not in request.allowed or usable(request, snapshot, WAN) is not None:
             continue
+        gpu = option_credits(request, snapshot, WAN)
+        if gpu > option_credits(request, snapshot, origin):
+            continue  # GPUs billed per second would cost more than the paid model
         p50, p90 = snapshot.estimates.seconds(WAN, item.frame_num, item.duration_s, item.id)
         added = wan.if_added(item.due_at, p50, p90)
         spare = (item.due_at - snapshot.now) * SPARE
         if added.harms_others or added.finish_p90 > item.due_at - spare:
             continue
+        cost = f"GPU time about {gpu / 100:.2f} $" if gpu else "at no cost"
         reason = (
             f"moved to Wan, idle: predicted {clock(added.finish_p90, snapshot.now)}, due "
-            f"{clock(item.due_at, snapshot.now)} (UTC), at no cost"
+            f"{clock(item.due_at, snapshot.now)} (UTC), {cost}"
         )
         move = _move(session, snapshot, item, WAN, reason)
         if move is not None:

@@ -136,7 +136,16 @@ def route(
     snapshot.caps.take(decision.provider, request.group_id, decision.credits)
     if decision.provider is WAN:
         snapshot.pending_wan += 1
+        snapshot.caps.gpu_used += snapshot.wan_credits(request.frame_num, request.duration_s)
     return decision
+
+
+def option_credits(request: RouteRequest, snapshot: Snapshot, provider: InferenceProvider) -> float:
+    """What making the item with `provider` adds to the bill, in credits: Runway's price, or
+    (Wan) its GPU time when the GPUs bill per second (0 for always-on hosts)."""
+    if provider is WAN:
+        return snapshot.wan_credits(request.frame_num, request.duration_s)
+    return float(request.credits(provider))
 
 
 def _decide(
@@ -229,6 +238,10 @@ def usable(
     cap = snapshot.caps.left(provider, request.group_id)
     if cap is not None and request.credits(provider) > cap:
         return "at a cap"
+    if provider is WAN and snapshot.wan_second_credits:
+        gpu_left = snapshot.caps.gpu_left()
+        if gpu_left is not None and option_credits(request, snapshot, WAN) > gpu_left:
+            return "the GPU budget is spent"
     return None
 
 
@@ -264,12 +277,16 @@ def redo_outlook(
 ) -> RedoOutlook:
     """`provider`'s option counted with its chance of a redo (none when REELROUTE_ROUTING_
     COUNT_REDOS is off, or no other option could make it again)."""
-    credits = request.credits(provider)
+    credits = option_credits(request, snapshot, provider)
     rest = [p for p in others if p is not provider]
     if not snapshot.count_redos or not rest:
         return RedoOutlook(1.0, credits, 0.0, None)
     redo_on = min(
-        rest, key=lambda p: (request.credits(p), snapshot.estimates.seconds(p, None, None)[0])
+        rest,
+        key=lambda p: (
+            option_credits(request, snapshot, p),
+            snapshot.estimates.seconds(p, None, None)[0],
+        ),
     )
     presets = None
     if provider is WAN and snapshot.wan_full_presets and snapshot.wan_fast_presets:
@@ -277,7 +294,8 @@ def redo_outlook(
     kept = snapshot.acceptance.rate(request.group_id, provider, presets)
     _, p90 = snapshot.estimates.seconds(redo_on, request.frame_num, request.duration_s)
     chance = 1 - kept
-    return RedoOutlook(kept, credits + chance * request.credits(redo_on), chance * p90, redo_on)
+    redo_credits = option_credits(request, snapshot, redo_on)
+    return RedoOutlook(kept, credits + chance * redo_credits, chance * p90, redo_on)
 
 
 def wan_redone(request: RouteRequest, snapshot: Snapshot) -> tuple[str | None, str | None]:
@@ -336,6 +354,9 @@ def deadline_choice(
         seen = redo_outlooks[provider]
         expected = added.finish_p90 + timedelta(seconds=seen.delay)
         figures = seen.text(snapshot.acceptance.of_group(request.group_id, provider).judged)
+        if provider is WAN and snapshot.wan_second_credits:
+            gpu = option_credits(request, snapshot, WAN) / 100
+            figures += f"; GPU time about {gpu:.2f} $"
         if added.meets(due) and expected <= due:
             return RoutingDecision(
                 provider,

@@ -22,6 +22,7 @@ from reelroute.models.core.tables import PENDING
 from reelroute.models.core.workers import host_of
 from reelroute.models.health.breakers import unavailable
 from reelroute.models.money.budgets import Spend, spend
+from reelroute.models.money.gpu import GpuPrices
 from reelroute.models.money.limits import (
     RunwayLimits,
     last_limits,
@@ -53,6 +54,14 @@ class Caps:
     Runway said so and what our unsettled items reserved (`RunwayLimits.credits_left`)."""
     used: dict[uuid.UUID, int] = field(default_factory=dict)
     runway_used: int = 0
+    gpu_used: float = 0.0
+    """GPU credits the decisions so far expect to spend (routing's own count: nothing is
+    reserved for GPU time)."""
+
+    def gpu_left(self) -> float | None:
+        """Credits the `gpu` budgets have left for GPU time (None: no such budget)."""
+        lefts = [e.left for e in self.spends if e.budget.scope is BudgetScope.gpu]
+        return min(lefts) - self.gpu_used if lefts else None
 
     def left(self, provider: InferenceProvider, group_id: uuid.UUID | None) -> int | None:
         """Credits an item of `provider` in `group_id` may still reserve (None: no cap)."""
@@ -113,6 +122,17 @@ class Snapshot:
     """How often each group keeps each option's videos (models.planning.acceptance)."""
     count_redos: bool = False
     """REELROUTE_ROUTING_COUNT_REDOS: the deadline policy weighs a redo's chance."""
+    wan_second_credits: float = 0.0
+    """What a second of Wan's reference service time adds to the bill, in credits: 0 for
+    always-on GPU hosts; with per-second billing, the price of the live hosts' GPUs (averaged
+    over their slots, each at its speed: a faster slot takes fewer seconds)."""
+
+    def wan_credits(self, frame_num: int | None, duration_s: int | None) -> float:
+        """What one Wan video of this length is expected to add to the bill (GPU time)."""
+        if not self.wan_second_credits:
+            return 0.0
+        p50, _ = self.estimates.seconds(InferenceProvider.wan_local, frame_num, duration_s)
+        return p50 * self.wan_second_credits
 
     def lane(self, provider: InferenceProvider) -> Lane:
         """The lane of `provider`."""
@@ -155,6 +175,29 @@ def wan_slots(
     if not slots:
         return None, None
     return slots, sum(host.slots for host in hosts if host.full_quality)
+
+
+def wan_second_credits(
+    session: Session, settings: Settings, estimates: Estimates, now: datetime
+) -> float:
+    """Snapshot.wan_second_credits: 0 unless GPUs bill per second; else the live hosts' price
+    per second of reference work, averaged over their slots (the `*` price when none reports)."""
+    prices = GpuPrices.of(settings)
+    if not prices.per_second_billing or prices.free:
+        return 0.0
+    hosts = live_hosts(session, now=now)
+    weighted = [
+        (
+            host.slots,
+            estimates.wan_speed(host.preset, host.gpu_class)
+            * prices.marginal_credits_per_second(host.gpu_class),
+        )
+        for host in hosts
+        if host.slots > 0
+    ]
+    if not weighted:
+        return prices.marginal_credits_per_second(None)
+    return sum(slots * cost for slots, cost in weighted) / sum(slots for slots, _ in weighted)
 
 
 def read_service_times(session: Session, settings: Settings) -> Estimates:
@@ -343,4 +386,5 @@ def build_snapshot(
         unavailable=unavailable(session, now),
         acceptance=read_acceptance(session, settings),
         count_redos=settings.routing.count_redos,
+        wan_second_credits=wan_second_credits(session, settings, estimates, now),
     )

@@ -25,6 +25,7 @@ from reelroute.models.core.tables import (
     PENDING,
     POOL_PREDICATE,
     Breaker,
+    GpuDemand,
     GpuHost,
     WebhookDelivery,
     utcnow,
@@ -42,6 +43,7 @@ from reelroute.models.store.tallies import (
     DELIVERY_OUTCOMES,
     delivery_tallies,
     failure_tallies,
+    gpu_tallies,
     latency_histograms,
 )
 
@@ -245,6 +247,54 @@ def _hosts(session: Session, now: datetime) -> list[Family]:
     return [up, heartbeat, slots, loads, videos]
 
 
+def _gpu_spend(session: Session, now: datetime) -> list[Family]:
+    seconds = Family(
+        "reelroute_gpu_seconds",
+        "counter",
+        "GPU seconds of the Wan attempts that made a video (claim to video), per GPU class.",
+        ("gpu_class",),
+    )
+    dollars = Family(
+        "reelroute_gpu_spent_dollars",
+        "counter",
+        "What those GPU seconds cost at REELROUTE_GPU_HOUR_COST, per GPU class: Wan's share "
+        "of the spend beside Runway's reelroute_spent_credits_total.",
+        ("gpu_class",),
+    )
+    videos = Family(
+        "reelroute_gpu_videos",
+        "counter",
+        "Wan attempts that made a video, per GPU class.",
+        ("gpu_class",),
+    )
+    wanted = Family(
+        "reelroute_gpu_hosts_wanted",
+        "gauge",
+        "GPU hosts the waiting Wan work wants to meet its due times at the measured speeds, as "
+        "the dispatcher last computed (an autoscaler's target: docs/operations.md).",
+    )
+    slots = Family(
+        "reelroute_gpu_slots_wanted",
+        "gauge",
+        "GPUs (pipeline slots) the waiting Wan work wants, as reelroute_gpu_hosts_wanted.",
+    )
+    age = Family(
+        "reelroute_gpu_demand_age_seconds",
+        "gauge",
+        "Seconds since the dispatcher last computed the GPUs wanted.",
+    )
+    for tally in sorted(gpu_tallies(session), key=lambda t: t.gpu_class):
+        seconds.add(tally.seconds, tally.gpu_class)
+        dollars.add(tally.dollars, tally.gpu_class)
+        videos.add(tally.videos, tally.gpu_class)
+    demand = session.get(GpuDemand, 1)
+    if demand is not None:
+        wanted.add(demand.hosts)
+        slots.add(demand.slots)
+        age.add(max(0.0, (now - demand.computed_at).total_seconds()))
+    return [seconds, dollars, videos, wanted, slots, age]
+
+
 def _webhooks(session: Session, now: datetime) -> list[Family]:
     deliveries = Family(
         "reelroute_webhook_deliveries",
@@ -371,6 +421,7 @@ def read_metrics(
         *_runway(session, now),
         *_breakers(session, now),
         *_hosts(session, now),
+        *_gpu_spend(session, now),
         *_webhooks(session, now),
         *_loops(session, now),
     ]

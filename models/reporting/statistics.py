@@ -16,6 +16,7 @@ from reelroute.models.core.tables import VideoItem
 from reelroute.models.planning.estimates import quantiles
 from reelroute.models.store.ledger import StatusCounts, count_ledger
 from reelroute.models.store.queries.reporting import LATE_AND_MOVES
+from reelroute.models.store.tallies import gpu_tallies
 
 FINISH_TIME_WINDOW = 1000  # time-to-finish figures cover each provider's latest completions
 
@@ -40,6 +41,15 @@ class ProviderStats(StatusCounts):
     )
     moved_away: int = Field(default=0, description="Items moved from this provider while waiting.")
     moved_here: int = Field(default=0, description="Items moved to this provider while waiting.")
+    gpu_seconds: float = Field(
+        default=0.0,
+        description="Wan: GPU seconds of the attempts that made a video (claim to video).",
+    )
+    gpu_dollars: float = Field(
+        default=0.0,
+        description="Wan: what those seconds cost at REELROUTE_GPU_HOUR_COST (GPU spend, beside "
+        "`dollars`: Runway's).",
+    )
 
 
 class Statistics(RootModel[dict[InferenceProvider, ProviderStats]]):
@@ -104,4 +114,9 @@ def provider_stats(session: Session) -> Statistics:
     field_of = {"late": "predicted_late", "away": "moved_away", "here": "moved_here"}
     for provider, what, number in session.execute(sa.text(LATE_AND_MOVES)):
         setattr(answer[InferenceProvider(provider)], field_of[what], int(number))
+    wan = answer.get(InferenceProvider.wan_local)
+    if wan is not None:
+        tallies = gpu_tallies(session)
+        wan.gpu_seconds = round(sum(t.seconds for t in tallies), 1)
+        wan.gpu_dollars = round(sum(t.dollars for t in tallies), 4)
     return Statistics(answer)

@@ -4,6 +4,7 @@ metrics read a few rows at any size and a crash can neither lose a count nor inv
 - failed attempts per provider and failure class (`failure_tallies`);
 - webhook delivery attempts per outcome (`delivery_tallies`);
 - videos kept and made again per group, provider and Wan preset (`verdict_tallies`);
+- Wan videos, GPU seconds and their cost per GPU class (`gpu_tallies`);
 - a latency histogram per provider and measure (`latency_buckets`): `created` (created to
   completed: what a caller waits) and `claimed` (the attempt that made the video, claimed to
   completed), in buckets that fit jobs of seconds to hours.
@@ -20,7 +21,13 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from reelroute.models.core.tables import DeliveryTally, FailureTally, LatencyBucket, VerdictTally
+from reelroute.models.core.tables import (
+    DeliveryTally,
+    FailureTally,
+    GpuTally,
+    LatencyBucket,
+    VerdictTally,
+)
 
 LATENCY_BUCKETS = (
     10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0, 1800.0, 2700.0, 3600.0, 5400.0,
@@ -110,6 +117,26 @@ def count_verdict(
 def verdict_tallies(session: Session) -> list[VerdictTally]:
     """Every (group, provider, preset)'s videos kept and made again."""
     return list(session.exec(select(VerdictTally)).all())
+
+
+COUNT_GPU = """
+INSERT INTO gpu_tallies (gpu_class, videos, seconds, dollars)
+VALUES (:gpu_class, 1, :seconds, :dollars)
+ON CONFLICT (gpu_class) DO UPDATE SET videos = gpu_tallies.videos + 1,
+    seconds = gpu_tallies.seconds + :seconds, dollars = gpu_tallies.dollars + :dollars
+"""
+
+
+def count_gpu_time(session: Session, *, gpu_class: str, seconds: float, dollars: float) -> None:
+    """Count one Wan video of `gpu_class` that took `seconds` of a GPU costing `dollars`."""
+    session.execute(
+        sa.text(COUNT_GPU), {"gpu_class": gpu_class, "seconds": seconds, "dollars": dollars}
+    )
+
+
+def gpu_tallies(session: Session) -> list[GpuTally]:
+    """Every GPU class's Wan videos, GPU seconds and their cost."""
+    return list(session.exec(select(GpuTally)).all())
 
 
 def observe_latency(session: Session, *, provider: str, measure: str, seconds: float) -> None:

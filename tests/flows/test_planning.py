@@ -13,7 +13,7 @@ from sqlmodel import Session
 from reelroute.flows.planning import Planner
 from reelroute.models.core.catalogue import CATALOGUE
 from reelroute.models.core.enums import GroupPriority, InferenceProvider, Pool
-from reelroute.models.core.tables import ItemEta, utcnow
+from reelroute.models.core.tables import GpuDemand, ItemEta, utcnow
 from reelroute.models.core.tasks import TaskSpec
 from reelroute.models.intake.batches import add_batch
 from reelroute.models.items.lifecycle import claim_item, complete_item
@@ -196,3 +196,25 @@ def test_runways_monthly_limit_counts_what_we_spent_this_month(engine, settings)
         # Charged after Runway's answer: counted from our own books until the next one.
         later = build_snapshot(session, settings, now=utcnow() + timedelta(seconds=1))
         assert later.caps.left(TURBO, None) == 30_000
+
+
+def test_each_pass_counts_the_gpus_the_waiting_wan_work_wants(planner, engine, settings):
+    planner.limits_source = None
+    with Session(engine, expire_on_commit=False) as session:
+        group_id, (photo_id,) = add_group_with_photos(session, 1, GroupPriority.normal)
+        add_batch(
+            session,
+            group_id=group_id,
+            settings=settings,
+            tasks=[
+                TaskSpec(photo_id=photo_id, prompt="p", inference_provider="wan_local")
+                for _ in range(3)
+            ],
+        )
+        session.commit()
+    planner.run_due(now=0.0)
+    with Session(engine) as session:
+        demand = session.get(GpuDemand, 1)
+        assert demand is not None
+        # three Wan videos (about 30 minutes each) due in 4 hours fit on one GPU
+        assert (demand.slots, demand.hosts, demand.waiting) == (1, 1, 3)

@@ -25,6 +25,7 @@ from reelroute.models.intake.photos import upright_bytes
 from reelroute.models.items import lifecycle as ops
 from reelroute.models.items.lifecycle import Claim
 from reelroute.models.items.videos import complete_with_video
+from reelroute.models.money.gpu import GpuPrices
 from reelroute.models.store.db import session_scope
 from reelroute.models.store.files import Storage
 from reelroute.providers.base import GenerationResult
@@ -168,6 +169,8 @@ async def complete(
                     worker_id=worker_id,
                     video=path,
                     cost_credits=cost_credits,
+                    # a pull worker's GPU is not known: its seconds cost the `*` price
+                    made_by=ops.MadeBy(hour_cost=GpuPrices.of(settings).hour_cost(None)),
                     quality=checked.quality,
                     review_reason=checked.review_reason,
                 )

@@ -15,14 +15,21 @@ from reelroute.ui.views.statistics import BUDGET_COLUMNS, budget_rows
 
 ALL_PAID = "all paid providers"
 SHADOW = "the A/B samples (shadow budget)"
+GPU = "GPU time (REELROUTE_GPU_HOUR_COST)"
 __all__ = ["BUDGET_COLUMNS", "budget_rows", "paid_choices", "set_cap"]
 
 
 def paid_choices() -> list[tuple[str, str]]:
-    """What a provider cap can cover: (label, value), every paid model, `all`, and `shadow`
-    (the A/B samples' second videos, paid from it alone)."""
+    """What a provider cap can cover: (label, value), every paid model, `all`, `shadow` (the
+    A/B samples' second videos, paid from it alone) and `gpu` (what the GPU hosts' time costs:
+    with per-second billing, routing keeps items off the GPUs once it is spent)."""
     paid = [(entry.label, p.value) for p, entry in CATALOGUE.items() if entry.paid]
-    return [(ALL_PAID.capitalize(), "all"), *paid, (SHADOW.capitalize(), "shadow")]
+    return [
+        (ALL_PAID.capitalize(), "all"),
+        *paid,
+        (SHADOW.capitalize(), "shadow"),
+        (GPU, "gpu"),
+    ]
 
 
 def set_cap(
@@ -52,6 +59,8 @@ def set_cap(
         scope, target, group = BudgetScope.total, None, None
     elif provider == "shadow":
         scope, target, group = BudgetScope.shadow, None, None
+    elif provider == "gpu":
+        scope, target, group = BudgetScope.gpu, None, None
     else:
         scope, target, group = BudgetScope.provider, InferenceProvider(provider), None
     with session_scope(engine) as session:
@@ -63,5 +72,6 @@ def set_cap(
             provider=target,
             group_id=group,
         )
-    covered = "the group" if group else (ALL_PAID if target is None else target.value)
+    names = {BudgetScope.shadow: SHADOW, BudgetScope.gpu: GPU, BudgetScope.total: ALL_PAID}
+    covered = "the group" if group else (names.get(scope, "") if target is None else target.value)
     return f"Cap set: **${dollars:,.2f} per {cycle.value}** for {covered}."

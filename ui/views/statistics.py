@@ -15,7 +15,7 @@ from reelroute.models.items.groups import list_groups
 from reelroute.models.items.review import redo_stats
 from reelroute.models.money.budgets import dollars, spend
 from reelroute.models.reporting.acceptance import acceptance_table
-from reelroute.models.reporting.statistics import Statistics, provider_stats
+from reelroute.models.reporting.statistics import ProviderStats, Statistics, provider_stats
 from reelroute.models.store.db import session_scope
 from reelroute.models.store.ledger import count_ledger
 from reelroute.ui.views.queue import PROVIDER_BADGES, STATUS_COLOURS
@@ -79,10 +79,18 @@ def table(stats: Statistics) -> list[list[Any]]:
                 "-" if entry.on_time_rate is None else f"{entry.on_time_rate:.0%}",
                 entry.predicted_late,
                 f"{entry.moved_away} / {entry.moved_here}",
-                f"${entry.dollars:,.2f} ({entry.credits:,} credits)",
+                spent_cell(entry),
             ]
         )
     return rows
+
+
+def spent_cell(entry: ProviderStats) -> str:
+    """Runway's dollars and credits; Wan's GPU time and what it cost (REELROUTE_GPU_HOUR_COST)."""
+    if entry.gpu_seconds:
+        hours = entry.gpu_seconds / 3600
+        return f"GPUs ${entry.gpu_dollars:,.2f} ({hours:,.1f} GPU-hours)"
+    return f"${entry.dollars:,.2f} ({entry.credits:,} credits)"
 
 
 def _short(provider: InferenceProvider) -> str:
@@ -103,8 +111,11 @@ def status_rows(stats: Statistics) -> list[dict[str, Any]]:
 
 
 def spend_rows(stats: Statistics) -> list[dict[str, Any]]:
-    """Dollars spent per provider."""
-    return [{"provider": _short(p), "dollars": entry.dollars} for p, entry in stats.items()]
+    """Dollars spent per provider (Wan's: its GPU time)."""
+    return [
+        {"provider": _short(p), "dollars": round(entry.dollars + entry.gpu_dollars, 2)}
+        for p, entry in stats.items()
+    ]
 
 
 def finish_rows(stats: Statistics) -> list[dict[str, Any]]:
@@ -143,6 +154,8 @@ def budget_rows(engine: sa.Engine) -> list[list[Any]]:
             what = f"group {names.get(budget.group_id, str(budget.group_id))}"
         elif budget.scope is BudgetScope.shadow:
             what = "the A/B samples (shadow budget)"
+        elif budget.scope is BudgetScope.gpu:
+            what = "GPU time"
         else:
             what = "all paid providers"
         used = entry.reserved + entry.spent
@@ -165,10 +178,14 @@ def summary(stats: Statistics) -> str:
     """One line above the table."""
     total = sum(entry.total for _, entry in stats.items())
     dollars = sum(entry.dollars for _, entry in stats.items())
+    gpus = sum(entry.gpu_dollars for _, entry in stats.items())
     backlog = stats[InferenceProvider.wan_local].backlog
     late = sum(entry.predicted_late for _, entry in stats.items())
+    spent = f"**${dollars:,.2f} spent**"
+    if gpus:
+        spent = f"**${dollars + gpus:,.2f} spent** (Runway ${dollars:,.2f}, GPUs ${gpus:,.2f})"
     return (
-        f"**{total:,} items** · **${dollars:,.2f} spent** · Wan backlog: **{backlog:,}** "
+        f"**{total:,} items** · {spent} · Wan backlog: **{backlog:,}** "
         f"pending · **{late:,}** waiting items at risk of being late"
     )
 

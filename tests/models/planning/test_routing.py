@@ -18,6 +18,7 @@ from reelroute.models.core.enums import (
 )
 from reelroute.models.core.tables import Budget
 from reelroute.models.money.budgets import Spend
+from reelroute.models.money.gpu import GpuPrices
 from reelroute.models.money.limits import ModelLimits, RunwayLimits
 from reelroute.models.planning.estimates import Estimates, catalogue_time
 from reelroute.models.planning.eta import Lane, Waiting, Working
@@ -298,3 +299,45 @@ def test_an_item_that_requires_full_quality_skips_wan_when_no_host_runs_such_a_p
     assert decide(request(), dataclasses.replace(snapshot(), wan_full_slots=0)).provider is WAN
     one = dataclasses.replace(snapshot(), wan_full_slots=1)
     assert decide(request(full_quality=True), one).provider is WAN
+
+
+# --- what a Wan video costs when GPUs bill per second --------------------------------------
+
+
+def priced(snap: Snapshot, dollars_per_hour: float, *, per_second: bool) -> Snapshot:
+    prices = GpuPrices({"*": dollars_per_hour}, per_second_billing=per_second)
+    return dataclasses.replace(snap, wan_second_credits=prices.marginal_credits_per_second(None))
+
+
+def test_a_wan_video_dearer_than_gen4_turbo_on_per_second_gpus_goes_to_gen4_turbo():
+    # Wan's reference p50 is 30 min: at $2.50 an hour its GPU time costs $1.25 > Turbo's $0.25
+    decision = decide(snap=priced(snapshot(), 2.5, per_second=True))
+    assert decision.provider is TURBO
+    assert decision.routed_by is RoutedBy.deadline
+
+
+def test_always_on_gpus_cost_nothing_more_per_video_so_wan_keeps_it():
+    decision = decide(snap=priced(snapshot(), 2.5, per_second=False))
+    assert decision.provider is WAN
+    assert "GPU time" not in decision.reason
+
+
+def test_a_wan_video_cheaper_than_gen4_turbo_stays_on_wan_and_says_what_it_costs():
+    # at $0.20 an hour, 30 min cost $0.10 < $0.25
+    decision = decide(snap=priced(snapshot(), 0.2, per_second=True))
+    assert decision.provider is WAN
+    assert "GPU time about 0.10 $" in decision.reason
+
+
+def test_a_group_that_allows_only_wan_gets_wan_whatever_its_gpu_time_costs():
+    decision = decide(request(allowed=(WAN,)), priced(snapshot(), 2.5, per_second=True))
+    assert decision.provider is WAN
+
+
+def test_a_spent_gpu_budget_keeps_items_off_per_second_gpus():
+    snap = priced(snapshot(caps=cap(left=10, scope=BudgetScope.gpu)), 0.2, per_second=True)
+    decision = decide(snap=snap)  # 10 credits left, a Wan video expected to cost 10.0: fits
+    assert decision.provider is WAN
+    again = decide(snap=snap)  # the batch's first took them
+    assert again.provider is TURBO
+    assert "GPU budget is spent" in again.reason

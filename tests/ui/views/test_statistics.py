@@ -64,3 +64,37 @@ def test_status_colours_follow_meaning_on_charts_and_badges():
     for status, colour in queue_view.STATUS_COLOURS.items():  # the badges use the same
         assert f".rr-{status.value} {{ background: {colour}; }}" in queue_view.CSS
         assert view.STATUS_COLOUR_MAP[status.value] == colour
+
+
+def test_wans_spend_is_its_gpu_time_beside_runways_credits(engine, settings):
+    from datetime import timedelta
+
+    from reelroute.models.core.enums import InferenceProvider, Pool
+    from reelroute.models.core.tables import utcnow
+    from reelroute.models.items.lifecycle import MadeBy, complete_item
+    from reelroute.ui.views import budgets as budgets_view
+    from tests.models.helpers import add_items, claim_next_item
+
+    with session_scope(engine) as session:
+        add_items(session, settings, 1, provider=InferenceProvider.wan_local)
+        start = utcnow() - timedelta(hours=2)
+        claim = claim_next_item(session, settings, Pool.gpu, worker_id="w", now=start)
+        assert claim is not None
+        complete_item(
+            session,
+            item_id=claim.item_id,
+            attempt=claim.attempt,
+            worker_id="w",
+            output_path="videos/x.mp4",
+            made_by=MadeBy("full@1", "gpu-a", "NVIDIA H100", hour_cost=2.0),
+            now=start + timedelta(hours=1.5),
+        )
+    stats = view.read(engine)
+    wan = next(row for row in view.table(stats) if row[0] == "WAN local (GPU server)")
+    assert wan[-1] == "GPUs $3.00 (1.5 GPU-hours)"
+    assert "(Runway $0.00, GPUs $3.00)" in view.summary(stats)
+    assert {"provider": "WAN", "dollars": 3.0} in view.spend_rows(stats)
+    assert ("GPU time (REELROUTE_GPU_HOUR_COST)", "gpu") in budgets_view.paid_choices()
+    said = budgets_view.set_cap(engine, provider="gpu", group_id=None, period="day", dollars=10)
+    assert said == "Cap set: **$10.00 per day** for GPU time (REELROUTE_GPU_HOUR_COST)."
+    assert any(row[0] == "GPU time" for row in budgets_view.budget_rows(engine))
