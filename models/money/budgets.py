@@ -67,6 +67,8 @@ def describe(budget: Budget) -> str:
         what = f"group {budget.group_id}"
     elif budget.scope is BudgetScope.shadow:
         what = "the A/B samples"
+    elif budget.scope is BudgetScope.gpu:
+        what = "GPU time"
     else:
         what = "all paid providers"
     return f"{what} per {budget.period.value}"
@@ -88,7 +90,10 @@ def set_budget(
     if scope is BudgetScope.provider and provider is None:
         problems.append("provider: a provider budget needs the provider")
     if scope is BudgetScope.provider and provider is InferenceProvider.wan_local:
-        problems.append("provider: wan_local is free; give a paid provider")
+        problems.append(
+            "provider: wan_local costs no credits; give a paid provider, or cap what its GPU "
+            "time costs with the scope gpu"
+        )
     if scope is BudgetScope.group and group_id is None:
         problems.append("group_id: a group budget needs the group")
     if problems:

@@ -103,6 +103,7 @@ def test_a_noisy_wan_video_is_made_again_on_runway_when_the_group_escalates(syst
     )
     assert "first_frame" in redo.reason
     assert len(posts_for(system, "escalated wan")) == 1  # paid once
+    assert done.gpu_seconds is not None and done.gpu_seconds > 0  # the Wan attempt's GPU time
 
 
 def test_an_ab_sample_is_made_by_wan_and_waits_for_a_blind_pick(system):

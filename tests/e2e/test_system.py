@@ -344,7 +344,11 @@ def wait_for_health(system, condition, timeout=120):
 def test_five_wan_items_in_a_row_load_the_pipeline_once(system):
     before = warm(system)
     for item in wan_items(system, 5, "warm", frame_num=9):
-        assert finished(system, item.id).status is ItemStatus.completed
+        done = finished(system, item.id)
+        assert done.status is ItemStatus.completed
+        # its GPU time, claim to video, at no cost (owned GPUs: REELROUTE_GPU_HOUR_COST=0)
+        assert done.gpu_seconds is not None and done.gpu_seconds > 0
+        assert done.gpu_dollars == 0
     after = system.pipeline_health()
     assert {gpu: h.loads for gpu, h in after.items()} == {"cpu:0": 1, "cpu:1": 1}
     served = sum(h.videos for h in after.values()) - sum(h.videos for h in before.values())

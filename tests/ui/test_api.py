@@ -481,7 +481,16 @@ def test_budgets_are_set_listed_and_refuse_a_named_paid_provider_with_409(client
         headers=as_admin(),
         json={"scope": "provider", "period": "day", "cap_dollars": 5, "provider": "wan_local"},
     )
-    assert bad.status_code == 400 and "wan_local is free" in bad.text
+    assert bad.status_code == 400 and "wan_local costs no credits" in bad.text
+    assert "with the scope gpu" in bad.text
+    gpu = client.put(
+        "/api/admin/budgets",
+        headers=as_admin(),
+        json={"scope": "gpu", "period": "month", "cap_dollars": 300},
+    )
+    assert gpu.status_code == 200, gpu.text
+    assert gpu.json()["data"]["scope"] == "gpu" and gpu.json()["data"]["left_dollars"] == 300
+    assert gpu.json()["data"]["provider"] is None
 
 
 def test_a_group_can_require_full_quality_wan_videos(client, engine):

@@ -162,7 +162,7 @@ def test_a_monthly_cap_counts_the_whole_month(session, settings):
     ("change", "problem"),
     [
         ({"cap_dollars": -1}, "cap: -1 is negative"),
-        ({"provider": WAN}, "wan_local is free"),
+        ({"provider": WAN}, "wan_local costs no credits"),
         ({"provider": None}, "a provider budget needs the provider"),
         ({"scope": BudgetScope.group, "provider": None}, "a group budget needs the group"),
     ],

@@ -1,10 +1,9 @@
 """What each Wan video's GPU time costs, written where it ends (the item, the tallies, the `gpu`
-budgets), read by the statistics and the metrics; what routing sees of the live hosts' prices;
-and the GPUs the waiting Wan work wants (models.planning.demand)."""
+budgets), read by the statistics and the metrics; and what routing sees of the live hosts'
+prices."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -14,8 +13,6 @@ from reelroute.models.core.enums import BudgetPeriod, BudgetScope, InferenceProv
 from reelroute.models.core.tables import VideoItem, utcnow
 from reelroute.models.items.lifecycle import MadeBy, complete_item
 from reelroute.models.money.budgets import set_budget, spend
-from reelroute.models.planning.demand import demand_of, slots_wanted, store_demand
-from reelroute.models.planning.eta import Waiting
 from reelroute.models.planning.hosts import report_host
 from reelroute.models.planning.snapshot import build_snapshot
 from reelroute.models.reporting.metrics import read_metrics
@@ -101,26 +98,3 @@ def test_without_a_reporting_host_routing_takes_the_price_of_every_class(session
     settings = settings.replaced(gpu_hour_cost="h100=2.5,*=1.8", gpu_billing="per-second")
     snapshot = build_snapshot(session, settings, now=utcnow())
     assert snapshot.wan_second_credits == pytest.approx(180 / 3600)
-
-
-def test_the_gpus_wanted_follow_the_waiting_work_and_its_due_times(session, settings):
-    now = utcnow()
-    snapshot = build_snapshot(session, settings, now=now)
-    assert slots_wanted(snapshot) == (0, 0)  # nothing waits: scale to zero
-    lane = snapshot.lane(WAN)
-    # ten 30-minute videos due in an hour: five GPUs make them in time, four do not
-    for _ in range(10):
-        lane.add(Waiting(uuid.uuid4(), now + timedelta(hours=1), 1800, 2400))
-    assert slots_wanted(snapshot) == (5, 10)
-    # one more due in 15 minutes wants a slot of its own at once (it cannot be on time)
-    lane.add(Waiting(uuid.uuid4(), now + timedelta(minutes=15), 1800, 2400))
-    assert slots_wanted(snapshot)[0] >= 6
-    report_host(session, name="gpu-a", gpu_class=H100, preset="full@1", slots=4, now=now)
-    demand = demand_of(session, snapshot)
-    assert demand.hosts == -(-demand.slots // 4)  # hosts of four GPUs each
-    store_demand(session, demand, now)
-    session.commit()
-    found = values(read_metrics(session, now=now + timedelta(seconds=5)))
-    assert found["reelroute_gpu_hosts_wanted"] == {(): float(demand.hosts)}
-    assert found["reelroute_gpu_slots_wanted"] == {(): float(demand.slots)}
-    assert found["reelroute_gpu_demand_age_seconds"] == {(): pytest.approx(5)}
