@@ -163,6 +163,10 @@ class Soak:
             "REELROUTE_CLOUD_SLOTS": "8",
             "REELROUTE_DISPATCH_INTERVAL_SECONDS": "1",
             "REELROUTE_RECONCILE_INTERVAL_SECONDS": "3",
+            # A 429 is Runway's daily limit (RUNWAY.md): the model's breaker opens for its reset,
+            # an hour without Retry-After. Compressed like the leases, or a burst of 429s leaves
+            # the items that name the model waiting past the soak's timeout.
+            "REELROUTE_BREAKER_EXHAUSTED_SECONDS": "60",
             "REELROUTE_ADMIN_TOKEN": self.token,
         }
         self.settings = settings_from_environment(self.env)
