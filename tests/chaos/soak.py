@@ -326,7 +326,19 @@ class Soak:
                 print(f"  injecting failed: {error}", flush=True)
             print(f"  {self.statuses()}", flush=True)
         adder.join()
-        print("chaos: faults stop; waiting for every item to end", flush=True)
+        # Faults stop here: the scripted Runway errors no request has taken yet go too. With
+        # the models' breakers open few requests come, and a leftover burst would keep failing
+        # the probes long after the faults (each failed probe doubling the wait).
+        script = self.emulator.emulator.script
+        dropped = len(script.http_errors) + len(script.fail_next)
+        script.http_errors.clear()
+        script.fail_next.clear()
+        script.hang_next = script.truncate_next = 0
+        print(
+            f"chaos: faults stop ({dropped} scripted Runway errors not yet answered dropped); "
+            "waiting for every item to end",
+            flush=True,
+        )
         deadline = started + timeout_minutes * 60
         while time.monotonic() < deadline:
             counts = self.statuses()
