@@ -18,7 +18,7 @@ from sqlmodel.sql.sqltypes import UTCDateTime
 from reelroute.models.core.catalogue import CATALOGUE
 from reelroute.models.core.enums import POOL_OF, BudgetScope, InferenceProvider, Pool
 from reelroute.models.core.settings import Settings
-from reelroute.models.core.tables import PENDING
+from reelroute.models.core.tables import PENDING, GpuHost
 from reelroute.models.core.workers import host_of
 from reelroute.models.health.breakers import unavailable
 from reelroute.models.money.budgets import Spend, spend
@@ -153,20 +153,16 @@ def lane_slots(
     return settings.dispatch.cloud_slots
 
 
-def wan_presets(session: Session, now: datetime) -> tuple[frozenset[str], frozenset[str]]:
+def wan_presets(hosts: list[GpuHost]) -> tuple[frozenset[str], frozenset[str]]:
     """The preset names the live GPU hosts run: (those of full-quality hosts, the others)."""
-    hosts = live_hosts(session, now=now)
     full = frozenset(preset_name(host.preset) for host in hosts if host.full_quality)
     return full, frozenset(preset_name(host.preset) for host in hosts if not host.full_quality)
 
 
-def wan_slots(
-    session: Session, estimates: Estimates, now: datetime
-) -> tuple[list[Slot] | None, int | None]:
+def wan_slots(hosts: list[GpuHost], estimates: Estimates) -> tuple[list[Slot] | None, int | None]:
     """Wan's slots: one per GPU of each GPU host seen lately, at its (preset, GPU class)'s
     speed, and how many of them run a full-quality preset; (None, None) when no host reports
     itself (REELROUTE_GPU_SLOTS slots, the reference speed)."""
-    hosts = live_hosts(session, now=now)
     slots = [
         Slot(host.name, estimates.wan_speed(host.preset, host.gpu_class))
         for host in hosts
@@ -177,15 +173,12 @@ def wan_slots(
     return slots, sum(host.slots for host in hosts if host.full_quality)
 
 
-def wan_second_credits(
-    session: Session, settings: Settings, estimates: Estimates, now: datetime
-) -> float:
+def wan_second_credits(hosts: list[GpuHost], settings: Settings, estimates: Estimates) -> float:
     """Snapshot.wan_second_credits: 0 unless GPUs bill per second; else the live hosts' price
     per second of reference work, averaged over their slots (the `*` price when none reports)."""
     prices = GpuPrices.of(settings)
     if not prices.per_second_billing or prices.free:
         return 0.0
-    hosts = live_hosts(session, now=now)
     weighted = [
         (
             host.slots,
@@ -346,8 +339,9 @@ def build_snapshot(
     postgres = session.connection().dialect.name == "postgresql"
     fast = packed and postgres and not estimates.known
     working, waiting = (_read_columns if fast else _read_rows)(session, estimates, now)
-    gpu_slots, full_slots = wan_slots(session, estimates, now)
-    full_presets, fast_presets = wan_presets(session, now)
+    hosts = live_hosts(session, now=now)  # the GPU hosts seen lately, read once
+    gpu_slots, full_slots = wan_slots(hosts, estimates)
+    full_presets, fast_presets = wan_presets(hosts)
     lanes = {
         provider: Lane.of_columns(
             slots=lane_slots(provider, settings, limits, entry.model),
@@ -386,5 +380,5 @@ def build_snapshot(
         unavailable=unavailable(session, now),
         acceptance=read_acceptance(session, settings),
         count_redos=settings.routing.count_redos,
-        wan_second_credits=wan_second_credits(session, settings, estimates, now),
+        wan_second_credits=wan_second_credits(hosts, settings, estimates),
     )

@@ -67,28 +67,12 @@ def test_status_colours_follow_meaning_on_charts_and_badges():
 
 
 def test_wans_spend_is_its_gpu_time_beside_runways_credits(engine, settings):
-    from datetime import timedelta
-
-    from reelroute.models.core.enums import InferenceProvider, Pool
-    from reelroute.models.core.tables import utcnow
-    from reelroute.models.items.lifecycle import MadeBy, complete_item
+    from reelroute.models.items.lifecycle import MadeBy
     from reelroute.ui.views import budgets as budgets_view
-    from tests.models.helpers import add_items, claim_next_item
+    from tests.models.planning.test_estimates import made
 
-    with session_scope(engine) as session:
-        add_items(session, settings, 1, provider=InferenceProvider.wan_local)
-        start = utcnow() - timedelta(hours=2)
-        claim = claim_next_item(session, settings, Pool.gpu, worker_id="w", now=start)
-        assert claim is not None
-        complete_item(
-            session,
-            item_id=claim.item_id,
-            attempt=claim.attempt,
-            worker_id="w",
-            output_path="videos/x.mp4",
-            made_by=MadeBy("full@1", "gpu-a", "NVIDIA H100", hour_cost=2.0),
-            now=start + timedelta(hours=1.5),
-        )
+    with session_scope(engine) as session:  # one Wan video, 90 minutes at $2.00 an hour
+        made(session, settings, MadeBy("full@1", "gpu-a", "NVIDIA H100", hour_cost=2.0), 90, 1)
     stats = view.read(engine)
     wan = next(row for row in view.table(stats) if row[0] == "WAN local (GPU server)")
     assert wan[-1] == "GPUs $3.00 (1.5 GPU-hours)"
