@@ -47,7 +47,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-CONFIGS = Path(__file__).resolve().parent / "wan_configs" / "wan2.2-ti2v-5b"
+CONFIG_ROOT = Path(__file__).resolve().parent / "wan_configs"
+CONFIGS = CONFIG_ROOT / "wan2.2-ti2v-5b"
+MODELS = {"5b": "wan2.2-ti2v-5b", "a14b": "wan2.2-i2v-a14b"}
+"""`--model`: the published layouts in wan_configs/ (random weights at full size)."""
+SIZES = {"5b": (1280, 704, 121), "a14b": (1280, 720, 81)}
+"""Width, height, frames of a whole video: each model card's 720p, 5 s."""
+WHOLE_PRESETS = {
+    "5b": "full,fast,fast-compiled,fast-fp8,fast-fp8-compute,fast-light,fastwan",
+    "a14b": "full,lightning",
+}
 REDUCED = {  # the same layout, small enough for a CPU
     "transformer": {"num_layers": 2, "num_attention_heads": 2, "ffn_dim": 256, "text_dim": 64},
     "text_encoder": {
@@ -62,9 +71,10 @@ REDUCED = {  # the same layout, small enough for a CPU
 }
 
 
-def _config(component: str, reduced: bool) -> dict[str, Any]:
+def _config(component: str, reduced: bool, model: str = "5b") -> dict[str, Any]:
     name = "scheduler_config.json" if component == "scheduler" else "config.json"
-    config: dict[str, Any] = json.loads((CONFIGS / component / name).read_text())
+    folder = CONFIG_ROOT / MODELS[model]
+    config: dict[str, Any] = json.loads((folder / component / name).read_text())
     if reduced:
         config.update(REDUCED.get(component, {}))
     return config
@@ -245,19 +255,20 @@ def through_process(model: Path, reduced: bool, folder: Path) -> dict[str, float
     return {"ready": ready, "first": times[0], "second": times[1], "loads": float(loads)}
 
 
-def _in_memory(reduced: bool) -> Any:
-    """A 5B image-to-video pipeline in memory, without its transformer (set per preset)."""
+def _in_memory(reduced: bool, model: str = "5b") -> Any:
+    """An image-to-video pipeline of `model` in memory (the 5B, or the A14B: two experts, the
+    Wan2.1 VAE, boundary 0.9), without its transformers (set per preset)."""
     import torch
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanImageToVideoPipeline
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    encoder_config = _config("text_encoder", reduced)
+    encoder_config = _config("text_encoder", reduced, model)
     encoder_config.pop("architectures", None)
     encoder_config["num_layers"] = 2  # the prompt is encoded once a video: its width matters
     with torch.device(device):
-        vae = AutoencoderKLWan.from_config(_config("vae", reduced))
+        vae = AutoencoderKLWan.from_config(_config("vae", reduced, model))
         text_encoder = UMT5EncoderModel(UMT5Config(**encoder_config)).eval()
     if device == "cuda":
         text_encoder = text_encoder.to(torch.bfloat16)
@@ -268,25 +279,28 @@ def _in_memory(reduced: bool) -> Any:
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
     )
+    two = model == "a14b"
     pipeline = WanImageToVideoPipeline(
         tokenizer=tokenizer,
         text_encoder=text_encoder,
         vae=vae,
-        scheduler=UniPCMultistepScheduler.from_config(_config("scheduler", reduced)),
+        scheduler=UniPCMultistepScheduler.from_config(_config("scheduler", reduced, model)),
         transformer=None,
-        expand_timesteps=True,
+        transformer_2=None,
+        boundary_ratio=0.9 if two else None,
+        expand_timesteps=not two,
     )
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
 
 
-def _transformer(reduced: bool) -> Any:
+def _transformer(reduced: bool, model: str = "5b") -> Any:
     import torch
     from diffusers import WanTransformer3DModel
 
     cuda = torch.cuda.is_available()
     with torch.device("cuda" if cuda else "cpu"):
-        transformer = WanTransformer3DModel.from_config(_config("transformer", reduced))
+        transformer = WanTransformer3DModel.from_config(_config("transformer", reduced, model))
     return transformer.to(torch.bfloat16 if cuda else torch.float32)
 
 
@@ -297,40 +311,28 @@ def preset_figures(
     lora_folder: Path,
     measured_steps: int,
     attention: str | None = None,
+    model: str = "5b",
 ) -> dict[str, Any]:
-    """One preset on a fresh transformer (with the host's `attention` backend, if given): its
+    """One preset on fresh transformer(s) (with the host's `attention` backend, if given): its
     steps, memory and time to apply."""
-    import gc
-
     import torch
     from PIL import Image
 
-    from reelroute.providers.tiny_wan import lora_like
-    from reelroute.providers.wan_options import apply_preset, count_blocks
+    from reelroute.providers.wan_options import count_blocks
     from reelroute.providers.wan_presets import preset_named
-    from reelroute.providers.wan_shapes import WAN22_TI2V_5B
+    from reelroute.providers.wan_shapes import SHAPES
 
     preset = preset_named(name)
+    shape = SHAPES[MODELS[model]]
     cuda = torch.cuda.is_available()
-    pipeline.transformer = None
-    gc.collect()
-    if cuda:
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
-    pipeline.transformer = _transformer(reduced)
-    built = time.perf_counter() - started
-    lora = None
-    if preset.lora:
-        lora = str(lora_folder / "pytorch_lora_weights.safetensors")
-        if not Path(lora).exists():
-            lora = str(lora_like(pipeline.transformer, lora_folder))
-    applied = apply_preset(pipeline, preset, lora=lora, attention=attention)
+    applied, _light = _set_preset(pipeline, name, model, reduced, lora_folder, attention)
+    built = time.perf_counter() - started - applied.seconds
     weights = torch.cuda.memory_allocated() / 2**30 if cuda else float("nan")
     if cuda:  # the peak of making a video, not of building the random weights
         torch.cuda.reset_peak_memory_stats()
     counter = count_blocks(pipeline)
-    width, height, frames = (1280, 704, 121) if not reduced else (128, 128, 9)
+    width, height, frames = SIZES[model] if not reduced else (128, 128, 9)
     marks: list[float] = []
 
     def step_done(_pipe: Any, _step: int, _timestep: Any, kwargs: dict[str, Any]) -> Any:
@@ -339,7 +341,11 @@ def preset_figures(
         marks.append(time.perf_counter())
         return kwargs
 
-    guidance = preset.guidance_scale if preset.guidance_scale is not None else 5.0
+    guidance = preset.guidance_scale if preset.guidance_scale is not None else shape.guidance_scale
+    extra: dict[str, Any] = {}
+    if model == "a14b":
+        second = preset.guidance_scale_2
+        extra["guidance_scale_2"] = second if second is not None else shape.guidance_scale_2
     began = time.perf_counter()
     latents = pipeline(
         image=Image.new("RGB", (width, height), (90, 140, 200)),
@@ -353,11 +359,12 @@ def preset_figures(
         output_type="latent",
         callback_on_step_end=step_done,
         max_sequence_length=512 if not reduced else 16,
+        **extra,
     ).frames
     first = marks[0] - began
     later = [b - a for a, b in itertools.pairwise(marks)]
     per_step = sum(later) / len(later)
-    steps = preset.steps or WAN22_TI2V_5B.steps
+    steps = preset.steps or shape.steps
     figures = {
         "preset": preset.label,
         "steps": steps,
@@ -431,14 +438,18 @@ def whole_video_in_memory(pipeline: Any, name: str, reduced: bool) -> float:
     return time.perf_counter() - started
 
 
-def presets(names: list[str], reduced: bool, json_path: Path | None, folder: Path) -> None:
+def presets(
+    names: list[str], reduced: bool, json_path: Path | None, folder: Path, model: str = "5b"
+) -> None:
     """`--presets`: every named preset on the in-memory 5B; prints a table against `full`."""
     import torch
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     report: dict[str, Any] = {"device": device, "reduced": reduced, "presets": {}}
     started = time.perf_counter()
-    pipeline = _in_memory(reduced)
+    pipeline = _in_memory(reduced, model)
+    report["model"] = MODELS[model]
+    report["versions"] = versions()
     report["pipeline_build_seconds"] = time.perf_counter() - started
     print(
         f"{device}: pipeline (without transformer) built in "
@@ -454,7 +465,7 @@ def presets(names: list[str], reduced: bool, json_path: Path | None, folder: Pat
         measured = 3 if "compiled" not in name else 4
         try:
             figures = preset_figures(
-                pipeline, preset, reduced, folder / "lora", measured, attention or None
+                pipeline, preset, reduced, folder, measured, attention or None, model
             )
         except Exception as error:  # a preset that cannot run here is a figure too
             report["presets"][name] = {"error": f"{type(error).__name__}: {error}"[:500]}
@@ -479,9 +490,7 @@ def presets(names: list[str], reduced: bool, json_path: Path | None, folder: Pat
         )
         save()
     last = names[-1].partition(":")[0]
-    if pipeline.transformer is not None and "seconds_per_video" in report["presets"].get(
-        names[-1], {}
-    ):
+    if model == "5b" and "seconds_per_video" in report["presets"].get(names[-1], {}):
         # The extrapolation checked: one whole video (text, every step, decode) with the last
         # preset, against its predicted seconds per video.
         whole = whole_video_in_memory(pipeline, last, reduced)
@@ -497,6 +506,307 @@ def presets(names: list[str], reduced: bool, json_path: Path | None, folder: Pat
     save()
 
 
+def _light_decoder(pipeline: Any) -> Any:
+    """A light decoder in the model VAE's latent layout with a quarter of its decoder's width
+    (as LightX2V's LightVAE prunes Wan's), random weights: its time and memory are honest, its
+    pictures are not."""
+    import torch
+    from diffusers import AutoencoderKLWan
+
+    config = {k: v for k, v in dict(pipeline.vae.config).items() if not k.startswith("_")}
+    config["decoder_base_dim"] = max(
+        4, int(config.get("decoder_base_dim") or config["base_dim"]) // 4
+    )
+    with torch.device(next(pipeline.vae.parameters()).device):
+        return AutoencoderKLWan.from_config(config).eval()
+
+
+def _set_preset(
+    pipeline: Any,
+    name: str,
+    model: str,
+    reduced: bool,
+    folder: Path,
+    attention: str | None = None,
+) -> Any:
+    """Fresh transformer(s) with random weights (a distilled checkpoint's stand-in too), the
+    model's scheduler back, then the preset applied through reelroute's `apply_preset`;
+    returns (applied, light decoder or None)."""
+    import gc
+
+    import torch
+
+    from reelroute.providers.tiny_wan import lora_like
+    from reelroute.providers.wan_options import apply_preset
+    from reelroute.providers.wan_presets import preset_named
+
+    preset = preset_named(name)
+    pipeline.transformer = pipeline.transformer_2 = None
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    pipeline.transformer = _transformer(reduced, model)
+    if model == "a14b":
+        pipeline.transformer_2 = _transformer(reduced, model)
+    from diffusers import UniPCMultistepScheduler
+
+    pipeline.scheduler = UniPCMultistepScheduler.from_config(_config("scheduler", reduced, model))
+    pipeline.vae.disable_tiling()
+    lora = lora_2 = None
+    if preset.lora:
+        lora = str(lora_like(pipeline.transformer, folder / f"lora-{model}"))
+        if pipeline.transformer_2 is not None:
+            lora_2 = str(lora_like(pipeline.transformer_2, folder / f"lora-{model}-2", seed=6))
+    applied = apply_preset(
+        pipeline,
+        preset,
+        lora=lora,
+        lora_2=lora_2,
+        attention=attention,
+        shape=MODELS[model],
+        checkpoint="random weights" if preset.checkpoint else None,
+        decoder="random weights" if preset.decoder == "light" else None,
+    )
+    if preset.decoder == "tiled":
+        pipeline.vae.enable_tiling()
+    light = _light_decoder(pipeline) if preset.decoder == "light" else None
+    return applied, light
+
+
+def one_video(
+    pipeline: Any, name: str, model: str, reduced: bool, light: Any = None
+) -> dict[str, float]:
+    """One video, prompt to MP4 bytes: its seconds, the parts (text and set-up, the steps, the
+    decode, the MP4), the median step, and the peak GPU memory of all of it."""
+    import statistics
+
+    import torch
+    from PIL import Image
+
+    from reelroute.providers.video import encode_mp4
+    from reelroute.providers.wan_options import decode_latents
+    from reelroute.providers.wan_presets import preset_named
+    from reelroute.providers.wan_shapes import SHAPES
+
+    preset = preset_named(name)
+    shape = SHAPES[MODELS[model]]
+    width, height, frames = SIZES[model] if not reduced else (128, 128, 9)
+    guidance = preset.guidance_scale if preset.guidance_scale is not None else shape.guidance_scale
+    steps = preset.steps or shape.steps
+    extra: dict[str, Any] = {}
+    if model == "a14b":
+        second = preset.guidance_scale_2
+        extra["guidance_scale_2"] = second if second is not None else shape.guidance_scale_2
+    cuda = torch.cuda.is_available()
+    marks: list[float] = []
+
+    def step_done(_pipe: Any, _step: int, _timestep: Any, kwargs: dict[str, Any]) -> Any:
+        if cuda:
+            torch.cuda.synchronize()
+        marks.append(time.perf_counter())
+        return kwargs
+
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    began = time.perf_counter()
+    output = pipeline(
+        image=Image.new("RGB", (width, height), (90, 140, 200)),
+        prompt="waves roll onto the beach at sunset",
+        negative_prompt="blurry" if guidance > 1 else None,
+        height=height,
+        width=width,
+        num_frames=frames,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        output_type="latent" if light is not None else "np",
+        callback_on_step_end=step_done,
+        max_sequence_length=512 if not reduced else 16,
+        **extra,
+    ).frames
+    if light is not None:
+        output = decode_latents(pipeline, light, output)
+    if cuda:
+        torch.cuda.synchronize()
+    decoded = time.perf_counter()
+    video = (output[0] * 255).round().clip(0, 255).astype("uint8")
+    encode_mp4(iter(video), fps=shape.fps, width=width, height=height)
+    ended = time.perf_counter()
+    gaps = [b - a for a, b in itertools.pairwise(marks)]
+    step = statistics.median(gaps) if gaps else marks[0] - began
+    decode = decoded - marks[-1]
+    return {
+        "seconds": ended - began,
+        "first_step_seconds": marks[0] - began,
+        "steps_seconds": marks[-1] - began,
+        "decode_seconds": decode,
+        "mp4_seconds": ended - decoded,
+        "step_seconds": step,
+        "steps": float(len(marks)),
+        "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan"),
+        # The old method: the steps times the median step, plus the decode.
+        "extrapolated_seconds": len(marks) * step + decode,
+    }
+
+
+def whole(
+    names: list[str], model: str, reduced: bool, videos: int, json_path: Path | None, folder: Path
+) -> dict[str, Any]:
+    """`--whole`: for each preset, one warm-up video, then `videos` whole videos (prompt to
+    MP4), their median and spread, the peak memory of a whole video (the decode included), the
+    extrapolation's error; then the decoders on the same latents."""
+    import statistics
+
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    report: dict[str, Any] = {
+        "device": device,
+        "model": MODELS[model],
+        "size": list(SIZES[model]) if not reduced else [128, 128, 9],
+        "reduced": reduced,
+        "versions": versions(),
+        "presets": {},
+    }
+
+    def save() -> None:
+        if json_path is not None:
+            json_path.write_text(json.dumps(report, indent=2))
+
+    pipeline = _in_memory(reduced, model)
+    for name in names:
+        try:
+            applied, light = _set_preset(pipeline, name, model, reduced, folder)
+            warm = one_video(pipeline, name, model, reduced, light)
+            runs = [one_video(pipeline, name, model, reduced, light) for _ in range(videos)]
+        except Exception as error:  # a preset that cannot run here is a figure too
+            report["presets"][name] = {"error": f"{type(error).__name__}: {error}"[:500]}
+            print(f"{name}: {report['presets'][name]['error']}")
+            save()
+            continue
+        seconds = [run["seconds"] for run in runs]
+        median = statistics.median(seconds)
+        extrapolated = statistics.median(run["extrapolated_seconds"] for run in runs)
+        figures = {
+            "videos": seconds,
+            "median_seconds": median,
+            "spread": (max(seconds) - min(seconds)) / median,
+            "warm_up_seconds": warm["seconds"],
+            "peak_gib": max(run["peak_gib"] for run in runs),
+            "attention": applied.attention,
+            "scheduler": applied.scheduler,
+            "extrapolated_seconds": extrapolated,
+            "extrapolation_error": extrapolated / median - 1,
+        }
+        for part in ("first_step_seconds", "step_seconds", "decode_seconds", "mp4_seconds"):
+            figures[part] = statistics.median(run[part] for run in runs)
+        figures["steps"] = runs[0]["steps"]
+        report["presets"][name] = figures
+        print(
+            f"{name}: {median:.2f} s a video (n={videos}, spread {figures['spread']:.1%}; "
+            f"warm-up {warm['seconds']:.1f} s): {figures['steps']:.0f} steps x "
+            f"{figures['step_seconds']:.2f} s, decode {figures['decode_seconds']:.2f} s, mp4 "
+            f"{figures['mp4_seconds']:.2f} s; peak {figures['peak_gib']:.1f} GiB; extrapolation "
+            f"{extrapolated:.2f} s ({figures['extrapolation_error']:+.1%})"
+        )
+        save()
+    full = report["presets"].get("full", {}).get("median_seconds")
+    if full:
+        for figures in report["presets"].values():
+            if "median_seconds" in figures:
+                figures["time_against_full"] = figures["median_seconds"] / full
+    try:
+        report["decoders"] = compare_decoders(pipeline, model, reduced)
+    except Exception as error:
+        report["decoders"] = {"error": f"{type(error).__name__}: {error}"[:500]}
+    print(f"decoders: {json.dumps(report['decoders'])}")
+    save()
+    return report
+
+
+def compare_decoders(pipeline: Any, model: str, reduced: bool) -> dict[str, Any]:
+    """The same latents (one video's, the pipeline as the last preset left it) decoded by the
+    full VAE, the same VAE tiled, and a light decoder: seconds, peak memory, and the first
+    frame's SSIM against the full decoder's (with random weights the light decoder's pictures
+    are unrelated: its SSIM says something only with real weights)."""
+    import torch
+    from PIL import Image
+    from skimage.metrics import structural_similarity
+
+    from reelroute.providers.wan_options import decode_latents
+
+    cuda = torch.cuda.is_available()
+    width, height, frames = SIZES[model] if not reduced else (128, 128, 9)
+    pipeline.vae.disable_tiling()
+    latents = pipeline(
+        image=Image.new("RGB", (width, height), (90, 140, 200)),
+        prompt="waves",
+        height=height,
+        width=width,
+        num_frames=frames,
+        num_inference_steps=1,
+        guidance_scale=1.0,
+        output_type="latent",
+        max_sequence_length=512 if not reduced else 16,
+    ).frames
+    light = _light_decoder(pipeline)
+    results: dict[str, Any] = {}
+    first: Any = None
+    for name in ("full", "tiled", "light"):
+        decoder = light if name == "light" else pipeline.vae
+        if name == "tiled":
+            pipeline.vae.enable_tiling()
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        started = time.perf_counter()
+        video = decode_latents(pipeline, decoder, latents)
+        if cuda:
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - started
+        pipeline.vae.disable_tiling()
+        frame = video[0][0]
+        if first is None:
+            first = frame
+        results[name] = {
+            "seconds": seconds,
+            "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan"),
+            "first_frame_ssim": float(
+                structural_similarity(  # type: ignore[no-untyped-call]
+                    first, frame, channel_axis=2, data_range=1.0
+                )
+            ),
+        }
+    return results
+
+
+def versions() -> dict[str, str]:
+    """The libraries and driver the figures were measured with."""
+    import importlib.metadata
+
+    import torch
+
+    found = {"torch": torch.__version__, "cuda": str(torch.version.cuda)}
+    for package in ("diffusers", "transformers", "torchao", "peft"):
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    if torch.cuda.is_available():
+        try:
+            done = subprocess.run(
+                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            found["driver"] = done.stdout.strip()
+        except OSError:
+            found["driver"] = "unknown"
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.wan_gpu")
     parser.add_argument("--out", type=Path, default=Path("/tmp/reelroute-wan5b"))
@@ -506,11 +816,31 @@ def main() -> None:
     parser.add_argument(
         "--presets", help="measure these Wan presets (comma-separated) instead, in memory"
     )
+    parser.add_argument(
+        "--whole",
+        action="store_true",
+        help="whole videos, prompt to MP4, per preset (--presets; default: the model's list), "
+        "then the decoders on the same latents",
+    )
+    parser.add_argument("--model", choices=sorted(MODELS), default="5b")
+    parser.add_argument("--videos", type=int, default=2, help="timed videos after a warm-up")
     options = parser.parse_args()
+    if options.whole:
+        names = (options.presets or WHOLE_PRESETS[options.model]).split(",")
+        options.out.mkdir(parents=True, exist_ok=True)
+        whole(
+            [name.strip() for name in names if name.strip()],
+            options.model,
+            options.reduced,
+            max(2, options.videos),
+            options.json,
+            options.out,
+        )
+        return
     if options.presets:
         names = [name.strip() for name in options.presets.split(",") if name.strip()]
         options.out.mkdir(parents=True, exist_ok=True)
-        presets(names, options.reduced, options.json, options.out)
+        presets(names, options.reduced, options.json, options.out, options.model)
         return
     if options.load_only:
         print(load_once(options.out, options.reduced))

@@ -271,13 +271,19 @@ def preflight(settings: Settings) -> WanPreset:
     """The preset of this host, checked before any pipeline process starts: a ConfigurationError
     says what to fix (a LoRA it needs and lacks, or one for another model; an attention backend
     or fp8 this host cannot run). The pipeline process checks again on its device."""
+    from reelroute.providers.tiny_wan import DEFAULT_SHAPE
     from reelroute.providers.wan_presets import check_preset, importable_backends, preset_named
-    from reelroute.providers.wan_shapes import linear_sizes, model_folder
+    from reelroute.providers.wan_shapes import linear_sizes, model_folder, read_shape
 
     preset = preset_named(settings.wan.preset)
     dims = None
     if preset.lora and settings.wan.lora and not settings.sandbox:
         dims = linear_sizes(model_folder(settings.wan.model))
+    shape = None
+    if preset.shapes:  # a family preset: only on the model it was distilled from
+        shape = (
+            DEFAULT_SHAPE if settings.sandbox else read_shape(model_folder(settings.wan.model)).name
+        )
     capability, device, fp8 = None, "cpu", None
     backend = settings.wan.attention or preset.attention
     if preset.weights != "bf16" or backend not in (None, "native", "auto"):
@@ -299,6 +305,10 @@ def preflight(settings: Settings) -> WanPreset:
         available=importable_backends(),
         attention=settings.wan.attention,
         fp8=fp8,
+        shape=shape,
+        checkpoint=settings.wan.checkpoint,
+        decoder=settings.wan.decoder,
+        steps=settings.wan.steps,
     )
     return preset
 

@@ -248,3 +248,39 @@ def lora_like(transformer: object, target: Path, *, rank: int = 32, seed: int = 
     path = target / "pytorch_lora_weights.safetensors"
     save_file(tensors, str(path))
     return path
+
+
+def make_checkpoint(model: Path, target: Path, *, seed: int = 7) -> Path:
+    """A distilled checkpoint published whole, in miniature: the model's transformer(s) with
+    other random weights, saved in a pipeline folder's layout (`target/transformer/`, and
+    `transformer_2/` for two experts), as FastWan is published."""
+    import json
+
+    import torch
+    from diffusers import WanTransformer3DModel
+
+    torch.manual_seed(seed)
+    for name in ("transformer", "transformer_2"):
+        if not (model / name).is_dir():
+            continue
+        config = json.loads((model / name / "config.json").read_text())
+        config = {key: value for key, value in config.items() if not key.startswith("_")}
+        WanTransformer3DModel.from_config(config).save_pretrained(target / name)
+    return target
+
+
+def make_light_decoder(model: Path, target: Path, *, seed: int = 9) -> Path:
+    """A light VAE decoder in miniature: the model's VAE layout (the same latents) with a
+    narrower decoder (`decoder_base_dim` halved), as LightX2V's LightVAE prunes Wan's."""
+    import json
+
+    import torch
+    from diffusers import AutoencoderKLWan
+
+    config = json.loads((model / "vae" / "config.json").read_text())
+    config = {key: value for key, value in config.items() if not key.startswith("_")}
+    decoder = config.get("decoder_base_dim") or config["base_dim"]
+    config["decoder_base_dim"] = max(2, int(decoder) // 2)
+    torch.manual_seed(seed)
+    AutoencoderKLWan.from_config(config).save_pretrained(target)
+    return target

@@ -31,7 +31,7 @@ from reelroute.providers.base import (
 )
 from reelroute.providers.tiny_wan import ensure_tiny_wan
 from reelroute.providers.video import encode_mp4
-from reelroute.providers.wan_options import Applied, apply_preset
+from reelroute.providers.wan_options import Applied, apply_preset, decode_latents
 from reelroute.providers.wan_presets import FULL, WanPreset, preset_named
 from reelroute.providers.wan_shapes import WAN22_TI2V_5B, model_folder, read_shape
 
@@ -65,6 +65,10 @@ class WanConfig:
     preset: str = FULL.name
     lora: str | None = None
     lora_2: str | None = None
+    checkpoint: str | None = None
+    """A distilled transformer published whole (REELROUTE_WAN_CHECKPOINT)."""
+    decoder: str | None = None
+    """A light VAE decoder's folder (REELROUTE_WAN_DECODER)."""
     attention: str | None = None
     """The host's attention backend for every preset (REELROUTE_WAN_ATTENTION)."""
     compile_backend: str = "inductor"
@@ -116,6 +120,8 @@ class WanConfig:
             preset=preset.name,
             lora=wan.lora,
             lora_2=wan.lora_2,
+            checkpoint=wan.checkpoint,
+            decoder=wan.decoder,
             attention=wan.attention,
             compile_backend=wan.compile_backend,
             host=wan.host or socket.gethostname(),
@@ -178,6 +184,8 @@ class Loaded:
     applied: Applied | None = None
     gpu_class: str = "cpu"
     """The GPU's name (`NVIDIA H200`), or `cpu`: the class its service times are kept for."""
+    decoder: Any = None
+    """The light VAE decoder (preset decoder `light`), or None: the pipeline's VAE decodes."""
 
 
 @dataclass
@@ -212,7 +220,14 @@ def load_pipeline(config: WanConfig) -> Loaded:
             lora_2=config.lora_2,
             attention=config.attention,
             compile_backend=config.compile_backend,
+            shape=config.shape,
+            checkpoint=config.checkpoint,
+            decoder=config.decoder,
+            steps=config.steps,
         )
+        decoder = None
+        if config.options.decoder == "light" and config.decoder is not None:
+            decoder = load_decoder(Path(config.decoder), pipeline.vae, device)
         seconds = time.perf_counter() - started
         _HELD.loads.append(seconds)
         _HELD.loaded = Loaded(
@@ -222,6 +237,7 @@ def load_pipeline(config: WanConfig) -> Loaded:
             device,
             applied=applied,
             gpu_class=gpu_class(device),
+            decoder=decoder,
         )
         return _HELD.loaded
 
@@ -247,6 +263,12 @@ def _load(config: WanConfig) -> tuple[Any, str]:
         dtype_name = "bfloat16" if device.startswith("cuda") else "float32"
     dtype = getattr(torch, dtype_name)
     folder = model_folder(config.model)
+    preset = config.options
+    distilled = (
+        distilled_transformers(Path(config.checkpoint), dtype)
+        if preset.checkpoint and config.checkpoint
+        else {}
+    )
     try:
         # The VAE stays in float32 (Wan's VAE loses detail in bf16); the rest in `dtype`. The
         # TI2V-5B is published as a WanPipeline: the image-to-video class loads it all the same.
@@ -254,7 +276,7 @@ def _load(config: WanConfig) -> tuple[Any, str]:
             folder, subfolder="vae", dtype=torch.float32, local_files_only=True
         )
         pipeline = WanImageToVideoPipeline.from_pretrained(
-            folder, vae=vae, dtype=dtype, local_files_only=True
+            folder, vae=vae, dtype=dtype, local_files_only=True, **distilled
         )
     except Exception as error:  # any failure to load is a setup problem: say what to set
         raise ConfigurationError(
@@ -264,13 +286,70 @@ def _load(config: WanConfig) -> tuple[Any, str]:
             code=FailureCode.WAN_CONFIG,
         ) from None
     pipeline.set_progress_bar_config(disable=True)
-    if config.vae_tiling:
+    if config.vae_tiling or preset.decoder == "tiled":
         pipeline.vae.enable_tiling()
     if config.offload:
         pipeline.enable_model_cpu_offload(device=device)
     else:
         pipeline.to(device)
     return pipeline, device
+
+
+def distilled_transformers(checkpoint: Path, dtype: Any) -> dict[str, Any]:
+    """The transformer(s) of a distilled checkpoint published whole (FastWan): a pipeline folder
+    (its `transformer/`, and `transformer_2/` for two experts) or a transformer folder, loaded
+    to replace the model folder's."""
+    from diffusers import WanTransformer3DModel
+
+    found: dict[str, Any] = {}
+    try:
+        if (checkpoint / "transformer").is_dir():
+            for name in ("transformer", "transformer_2"):
+                if (checkpoint / name).is_dir():
+                    found[name] = WanTransformer3DModel.from_pretrained(
+                        checkpoint, subfolder=name, dtype=dtype, local_files_only=True
+                    )
+        else:
+            found["transformer"] = WanTransformer3DModel.from_pretrained(
+                checkpoint, dtype=dtype, local_files_only=True
+            )
+    except Exception as error:  # a missing or foreign folder: say what to set
+        raise ConfigurationError(
+            f"cannot load the distilled checkpoint {str(checkpoint)!r} "
+            f"({type(error).__name__}): set REELROUTE_WAN_CHECKPOINT to a local folder with a "
+            "Wan transformer in diffusers layout (a pipeline folder or its transformer/)",
+            code=FailureCode.WAN_CONFIG,
+        ) from None
+    return found
+
+
+def load_decoder(folder: Path, vae: Any, device: str) -> Any:
+    """A light VAE decoder from `folder` (a diffusers AutoencoderKLWan, or a pipeline folder
+    with `vae/`), on `device` in float32; refused unless its latents are the model VAE's
+    (channels, mean and spread), since it decodes what the model makes."""
+    import torch
+    from diffusers import AutoencoderKLWan
+
+    subfolder = "vae" if (folder / "vae").is_dir() else None
+    try:
+        light = AutoencoderKLWan.from_pretrained(
+            folder, subfolder=subfolder, dtype=torch.float32, local_files_only=True
+        )
+    except Exception as error:
+        raise ConfigurationError(
+            f"cannot load the light decoder {str(folder)!r} ({type(error).__name__}): set "
+            "REELROUTE_WAN_DECODER to a local diffusers AutoencoderKLWan folder",
+            code=FailureCode.WAN_CONFIG,
+        ) from None
+    for key in ("z_dim", "latents_mean", "latents_std", "patch_size", "scale_factor_spatial"):
+        if light.config.get(key) != vae.config.get(key):
+            raise ConfigurationError(
+                f"the light decoder {folder.name} does not decode this model's latents: its "
+                f"{key} is {light.config.get(key)!r}, the model's {vae.config.get(key)!r}; use "
+                "a decoder made for this model",
+                code=FailureCode.WAN_CONFIG,
+            )
+    return light.to(device).eval()
 
 
 def release_memory(device: str) -> None:
@@ -319,7 +398,9 @@ def translate(error: BaseException, *, width: int, height: int, frames: int) -> 
     if isinstance(error, accelerator_error) or "CUDA error" in str(error):
         return TransientError(f"the GPU failed {where}: {error}", code=FailureCode.GPU_FAULT)
     return PermanentError(
-        f"Wan failed {where}: {type(error).__name__}: {error}", code=FailureCode.WAN_FAILED
+        f"Wan failed {where}: {type(error).__name__}: {error}; the same input fails again: "
+        "try fewer frames, a smaller REELROUTE_WAN_MAX_AREA or another REELROUTE_WAN_PRESET",
+        code=FailureCode.WAN_FAILED,
     )
 
 
@@ -388,11 +469,14 @@ class WanProvider:
                 guidance_scale=config.guidance_scale,
                 **extra,
                 generator=generator,
-                output_type="np",
+                output_type="latent" if loaded.decoder is not None else "np",
                 callback_on_step_end=step_done,
                 max_sequence_length=config.max_sequence_length,
             )
-            video = (output.frames[0] * 255).round().clip(0, 255).astype("uint8")
+            frames_out = output.frames
+            if loaded.decoder is not None:  # the light decoder decodes the model's latents
+                frames_out = decode_latents(pipeline, loaded.decoder, frames_out)
+            video = (frames_out[0] * 255).round().clip(0, 255).astype("uint8")
             data = encode_mp4(iter(video), fps=config.fps, width=width, height=height)
         except ProviderError:
             raise
@@ -401,7 +485,7 @@ class WanProvider:
                 raise  # the caller's own exception, from its progress callback
             raise translate(error, width=width, height=height, frames=frames) from None
         finally:
-            output = None
+            output = frames_out = None
             release_memory(loaded.device)
         return GenerationResult(
             video=data,

@@ -1,6 +1,8 @@
 """A preset's options applied to a loaded Wan pipeline (torch and diffusers, in the pipeline
-process only), in the order they compose: the distilled LoRA fused into the weights, fp8
-storage, the attention backend, the step cache, then the regional compile.
+process only), in the order they compose: the sampler the preset was distilled for, the
+distilled LoRA fused into the weights, fp8 storage or fp8 compute, the attention backend, the
+step cache, then the regional compile. (A distilled checkpoint and a light decoder are loaded
+with the pipeline: `providers.wan`.)
 
 What each did is reported (`Applied`), and a `BlockCounter` counts the transformer's forwards
 and its last block's computed runs: a cache that skips blocks shows as fewer runs than
@@ -9,6 +11,7 @@ forwards.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +19,7 @@ from typing import Any
 from reelroute.models.core.enums import FailureCode
 from reelroute.providers.base import ConfigurationError
 from reelroute.providers.wan_presets import (
+    Sampler,
     WanPreset,
     check_preset,
     importable_backends,
@@ -77,6 +81,8 @@ class Applied:
     attention: str | None = None
     cache: str | None = None
     compiled_blocks: int = 0
+    scheduler: str = ""
+    """The scheduler's class the steps run with."""
     seconds: float = 0.0
     """Time the options took to apply (the compile itself happens at the first call)."""
 
@@ -89,11 +95,16 @@ def apply_preset(
     lora_2: str | None = None,
     attention: str | None = None,
     compile_backend: str = "inductor",
+    shape: str | None = None,
+    checkpoint: str | None = None,
+    decoder: str | None = None,
+    steps: int | None = None,
 ) -> Applied:
     """Apply `preset` to a loaded pipeline (on its device); `attention` (the host's
     REELROUTE_WAN_ATTENTION) replaces the preset's backend. A ConfigurationError says what to
     fix when an option cannot be applied (a LoRA for another model, a backend this build or
-    GPU lacks, fp8 on a device that cannot cast it)."""
+    GPU lacks, fp8 on a device that cannot cast it, a family preset on another `shape`, a
+    checkpoint or decoder not given, `steps` other than the preset's timestep list)."""
     import torch
 
     started = time.perf_counter()
@@ -109,7 +120,13 @@ def apply_preset(
         available=available,
         attention=attention,
         fp8=preset.weights != "fp8-storage" or casts_fp8(device),
+        shape=shape,
+        checkpoint=checkpoint,
+        decoder=decoder,
+        steps=steps,
     )
+    if preset.sampler.scheduler != "model":
+        pipeline.scheduler = distilled_scheduler(preset.sampler)
     fused = None
     if preset.lora:
         assert lora is not None  # checked
@@ -119,6 +136,11 @@ def apply_preset(
             transformer.enable_layerwise_casting(
                 storage_dtype=torch.float8_e4m3fn, compute_dtype=transformer.dtype
             )
+    elif preset.weights == "fp8-compute":  # checked: torchao and an Ada or Hopper GPU
+        from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, quantize_
+
+        for transformer in experts:
+            quantize_(transformer, Float8DynamicActivationFloat8WeightConfig())
     backend = resolve_attention(attention or preset.attention, capability, available)
     if backend is not None:
         for transformer in experts:
@@ -147,8 +169,53 @@ def apply_preset(
         attention=backend,
         cache=preset.cache,
         compiled_blocks=compiled,
+        scheduler=type(pipeline.scheduler).__name__,
         seconds=time.perf_counter() - started,
     )
+
+
+@functools.cache
+def _fixed_steps_class() -> type:
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    class FixedStepsScheduler(FlowMatchEulerDiscreteScheduler):  # type: ignore[misc]
+        """Flow-matching Euler over a fixed sigma list, whatever step count the pipeline asks
+        for (the pipeline calls `set_timesteps(num_inference_steps)` only)."""
+
+        fixed_sigmas: tuple[float, ...] = ()
+
+        def set_timesteps(self, *_: Any, device: Any = None, **__: Any) -> None:
+            super().set_timesteps(sigmas=list(self.fixed_sigmas), device=device)
+
+    return FixedStepsScheduler
+
+
+def distilled_scheduler(sampler: Sampler) -> Any:
+    """The scheduler a distilled family was trained for: flow-matching Euler with the sampler's
+    shift over exactly its timestep list (`dmd`: stochastic, each step predicting the clean
+    video and renoising it to the next level)."""
+    scheduler = _fixed_steps_class()(
+        num_train_timesteps=1000,
+        shift=sampler.shift if sampler.shift is not None else 1.0,
+        stochastic_sampling=sampler.scheduler == "dmd",
+    )
+    scheduler.fixed_sigmas = tuple(sampler.sigmas)
+    return scheduler
+
+
+def decode_latents(pipeline: Any, vae: Any, latents: Any) -> Any:
+    """Frames (float32 numpy, (batch, frames, height, width, 3) in [0, 1]) of a video's latents
+    (the pipeline's `output_type="latent"`) decoded by `vae`: the model's own, or a light
+    decoder with the same latent layout. What the pipeline does after its last step."""
+    import torch
+
+    latents = latents.to(device=next(vae.parameters()).device, dtype=vae.dtype)
+    shape = (1, vae.config.z_dim, 1, 1, 1)
+    mean = torch.tensor(vae.config.latents_mean).view(shape).to(latents.device, latents.dtype)
+    std = torch.tensor(vae.config.latents_std).view(shape).to(latents.device, latents.dtype)
+    with torch.no_grad():
+        video = vae.decode(latents * std + mean, return_dict=False)[0]
+    return pipeline.video_processor.postprocess_video(video, output_type="np")
 
 
 def casts_fp8(device: Any) -> bool:

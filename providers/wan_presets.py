@@ -23,6 +23,28 @@ learnt per preset and per GPU class; a new version of a preset is a new figure.
 - `fast-fp8`: `fast` with the transformer's weights kept in fp8 (layerwise casting to bf16 for
   compute): about half the memory of the transformer, on any device whose torch can cast fp8
   (not Apple's MPS).
+- `fast-fp8-compute`: `fast` with the transformer's linear layers quantised to fp8 and computed
+  in fp8 (torchao's dynamic float8 matmuls): on GPUs of compute capability 8.9 or newer (Ada,
+  Hopper) with torchao installed.
+- `fast-light`: `fast` with a light VAE decoder (REELROUTE_WAN_DECODER: a diffusers
+  `AutoencoderKLWan` folder with the model's latent layout and a narrower decoder, such as
+  LightX2V's pruned LightVAE converted to diffusers): the decode is most of a fast video's time.
+
+The distilled families, each with the sampler and the timestep list it was trained for (the
+wrong sampler makes blurry or static videos with real weights, which the checks then reject):
+- `lightx2v`: Wan2.1-I2V-14B with lightx2v's StepDistill-CfgDistill LoRA; flow-matching Euler,
+  shift 5, the timesteps 1000, 750, 500, 250, no guidance (lightx2v's
+  `configs/distill/wan21/wan_i2v_distill_lora_4step_cfg.json`).
+- `lightning`: Wan2.2-I2V-A14B with the Wan2.2-Lightning LoRAs (high-noise expert:
+  REELROUTE_WAN_LORA, low-noise: REELROUTE_WAN_LORA_2); the same sampler and timesteps, the
+  experts switching after two steps (lightx2v's `configs/distill/wan22/
+  wan_moe_i2v_distill_with_lora.json`: sample_shift 5, boundary_step_index 2).
+- `fastwan`: FastWan2.2-TI2V-5B, published as a whole distilled transformer, not a LoRA
+  (REELROUTE_WAN_CHECKPOINT: its folder); 3 DMD steps (predict the clean video, renoise to the
+  next level) at 1000, 757, 522, shift 5, no guidance (FastVideo's DMD pipeline for
+  `FastVideo/FastWan2.2-TI2V-5B-FullAttn-Diffusers`).
+
+The table of presets is data (`PRESETS`); `docs/performance.md` gives each one's measured time.
 
 A host's owner can set an attention backend for every preset (REELROUTE_WAN_ATTENTION), and a
 group can require a preset that keeps the model card's quality (`keeps_quality`: full and
@@ -40,7 +62,11 @@ from reelroute.models.core.enums import FailureCode
 from reelroute.providers.base import ConfigurationError
 
 CACHES = ("first_block",)
-WEIGHTS = ("bf16", "fp8-storage")
+WEIGHTS = ("bf16", "fp8-storage", "fp8-compute")
+DECODERS = ("full", "tiled", "light")
+SCHEDULERS = ("model", "euler", "dmd")
+FP8_COMPUTE_CAPABILITY = (8, 9)
+"""fp8 matmuls (torchao's float8 kernels) need Ada or Hopper."""
 AUTO = "auto"
 ATTENTION_BACKENDS = {
     # diffusers' backend name -> (the package it needs, the smallest compute capability)
@@ -54,6 +80,38 @@ ATTENTION_BACKENDS = {
     "_flash_3": ("flash_attn_interface", (9, 0)),
     "sage": ("sageattention", (8, 0)),
 }
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """The scheduler a preset's steps run with.
+
+    - `model`: the scheduler the model ships with (UniPC for Wan2.2, flow-matching Euler for
+      Wan2.1), at the preset's number of steps;
+    - `euler`: diffusers' `FlowMatchEulerDiscreteScheduler` with `shift`, over exactly
+      `timesteps` (out of 1000, before the shift: each sigma is t/1000, shifted as
+      shift*s/(1+(shift-1)*s));
+    - `dmd`: the same schedule with stochastic sampling: each step predicts the clean video and
+      renoises it to the next level (what DMD-distilled models are trained for).
+    """
+
+    scheduler: str = "model"
+    shift: float | None = None
+    timesteps: tuple[int, ...] = ()
+
+    @property
+    def sigmas(self) -> list[float]:
+        """The unshifted sigmas of the timestep list."""
+        return [t / 1000 for t in self.timesteps]
+
+    def shifted(self) -> list[float]:
+        """The sigmas each step runs at, after the shift (what a test can compare with)."""
+        shift = self.shift if self.shift is not None else 1.0
+        return [shift * s / (1 + (shift - 1) * s) for s in self.sigmas]
+
+
+MODEL_SAMPLER = Sampler()
+DISTILLED_EULER = Sampler("euler", shift=5.0, timesteps=(1000, 750, 500, 250))
 
 
 @dataclass(frozen=True)
@@ -86,6 +144,17 @@ class WanPreset:
     vae_tiling: bool | None = None
     keeps_quality: bool = False
     """The same video as the model card's settings (a group that requires it gets only these)."""
+    sampler: Sampler = MODEL_SAMPLER
+    checkpoint: bool = False
+    """The transformer(s) come from a distilled checkpoint (REELROUTE_WAN_CHECKPOINT), not the
+    model folder's."""
+    decoder: str = "full"
+    """`full` (the model's VAE), `tiled` (the same VAE, decoded in tiles: less memory), or `light`
+    (a light decoder from REELROUTE_WAN_DECODER)."""
+    shapes: tuple[str, ...] = ()
+    """The model shapes it is made for (`providers.wan_shapes`); empty: every one."""
+    source: str = ""
+    """Where its settings come from (a model card, a published config)."""
 
     @property
     def label(self) -> str:
@@ -152,8 +221,90 @@ FAST_FP8 = WanPreset(
     lora=True,
     weights="fp8-storage",
 )
+FAST_FP8_COMPUTE = WanPreset(
+    "fast-fp8-compute",
+    1,
+    "fast, the transformer's linear layers quantised to fp8 and computed in fp8 (torchao).",
+    "As fast, plus fp8 rounding of the weights and activations (reported as small).",
+    steps=4,
+    guidance_scale=1.0,
+    guidance_scale_2=1.0,
+    lora=True,
+    weights="fp8-compute",
+    source="torchao Float8DynamicActivationFloat8WeightConfig; LightX2V's fp8 figures",
+)
+FAST_LIGHT = WanPreset(
+    "fast-light",
+    1,
+    "fast, decoded by a light VAE decoder (REELROUTE_WAN_DECODER).",
+    "As fast, plus what the light decoder loses in detail (the first-frame check measures it).",
+    steps=4,
+    guidance_scale=1.0,
+    guidance_scale_2=1.0,
+    lora=True,
+    decoder="light",
+    source="LightX2V's LightVAE (a pruned Wan VAE decoder), in diffusers' AutoencoderKLWan layout",
+)
+LIGHTX2V = WanPreset(
+    "lightx2v",
+    1,
+    "Wan2.1-I2V-14B with lightx2v's StepDistill-CfgDistill LoRA: 4 Euler steps, no guidance.",
+    "Close to the model card's in lightx2v's comparisons; weaker motion is reported on some "
+    "inputs (the review shows it per group).",
+    steps=4,
+    guidance_scale=1.0,
+    lora=True,
+    sampler=DISTILLED_EULER,
+    shapes=("wan2.1-i2v",),
+    source="lightx2v configs/distill/wan21/wan_i2v_distill_lora_4step_cfg.json (infer_steps 4, "
+    "denoising_step_list [1000, 750, 500, 250], sample_shift 5, enable_cfg false)",
+)
+LIGHTNING = WanPreset(
+    "lightning",
+    1,
+    "Wan2.2-I2V-A14B with the Wan2.2-Lightning LoRAs (one per expert): 4 Euler steps, two on "
+    "each expert, no guidance.",
+    "Weaker motion is reported with some Lightning versions; the review shows it per group.",
+    steps=4,
+    guidance_scale=1.0,
+    guidance_scale_2=1.0,
+    lora=True,
+    sampler=DISTILLED_EULER,
+    shapes=("wan2.2-i2v-a14b",),
+    source="Wan2.2-Lightning (lightx2v); lightx2v configs/distill/wan22/"
+    "wan_moe_i2v_distill_with_lora.json (4 steps, [1000, 750, 500, 250], sample_shift 5, "
+    "boundary_step_index 2)",
+)
+FASTWAN = WanPreset(
+    "fastwan",
+    1,
+    "FastWan2.2-TI2V-5B: a whole distilled transformer (REELROUTE_WAN_CHECKPOINT), 3 DMD steps, "
+    "no guidance.",
+    "FastVideo reports quality close to the 50-step model at 720p; it was trained for exactly "
+    "this sampler.",
+    steps=3,
+    guidance_scale=1.0,
+    checkpoint=True,
+    sampler=Sampler("dmd", shift=5.0, timesteps=(1000, 757, 522)),
+    shapes=("wan2.2-ti2v-5b",),
+    source="FastVideo/FastWan2.2-TI2V-5B-FullAttn-Diffusers with FastVideo's DMD pipeline "
+    "(dmd_denoising_steps 1000,757,522, flow_shift 5)",
+)
 PRESETS: dict[str, WanPreset] = {
-    preset.name: preset for preset in (FULL, FAST, CACHED, COMPILED, FAST_COMPILED, FAST_FP8)
+    preset.name: preset
+    for preset in (
+        FULL,
+        FAST,
+        CACHED,
+        COMPILED,
+        FAST_COMPILED,
+        FAST_FP8,
+        FAST_FP8_COMPUTE,
+        FAST_LIGHT,
+        LIGHTX2V,
+        LIGHTNING,
+        FASTWAN,
+    )
 }
 
 
@@ -180,13 +331,53 @@ def check_preset(
     available: frozenset[str] = frozenset(),
     attention: str | None = None,
     fp8: bool | None = None,
+    shape: str | None = None,
+    checkpoint: str | None = None,
+    decoder: str | None = None,
+    steps: int | None = None,
 ) -> None:
     """Refuse a combination that cannot run here, before any process loads, saying what to
     fix: a preset that needs a LoRA without one, a LoRA whose layers do not fit the model
     (`model_dims`: the model's linear sizes), an attention backend (the preset's, or the host's
     `attention`) whose package (`available`: the importable ones) or GPU is missing, fp8 weights
-    on a device that cannot cast them (`fp8`: False; None: not known yet)."""
+    on a device that cannot cast them (`fp8`: False; None: not known yet), fp8 compute without
+    torchao or an Ada/Hopper GPU, a family preset on another model `shape`, a distilled
+    checkpoint or light decoder that is not set, a step count (`steps`, REELROUTE_WAN_STEPS)
+    that differs from the preset's timestep list."""
     problems = []
+    if shape is not None and preset.shapes and shape not in preset.shapes:
+        problems.append(
+            f"preset {preset.name} is made for {', '.join(preset.shapes)}, and this model is "
+            f"{shape}: choose a preset for it (full, fast, cached, ...) or the model it is for"
+        )
+    if preset.checkpoint and not checkpoint:
+        problems.append(
+            f"preset {preset.name} runs a distilled checkpoint: set REELROUTE_WAN_CHECKPOINT to "
+            "its folder (diffusers layout, e.g. FastVideo/FastWan2.2-TI2V-5B-FullAttn-Diffusers)"
+        )
+    if preset.decoder == "light" and not decoder:
+        problems.append(
+            f"preset {preset.name} decodes with a light VAE: set REELROUTE_WAN_DECODER to its "
+            "folder (a diffusers AutoencoderKLWan with this model's latent layout)"
+        )
+    if preset.sampler.timesteps and steps is not None and steps != len(preset.sampler.timesteps):
+        problems.append(
+            f"preset {preset.name} runs the {len(preset.sampler.timesteps)} steps it was "
+            f"distilled for ({', '.join(map(str, preset.sampler.timesteps))}), not {steps}: "
+            "unset REELROUTE_WAN_STEPS"
+        )
+    if preset.weights == "fp8-compute":
+        if "torchao" not in available:
+            problems.append(
+                f"preset {preset.name} computes in fp8 through torchao, which this host lacks: "
+                "pip install torchao, or choose fast-fp8 (fp8 storage only)"
+            )
+        if capability is None or capability < FP8_COMPUTE_CAPABILITY:
+            where = f"compute capability {capability[0]}.{capability[1]}" if capability else device
+            problems.append(
+                f"preset {preset.name} needs fp8 matmuls: a GPU of compute capability 8.9 or "
+                f"newer (Ada, Hopper); this is {where}: choose fast-fp8"
+            )
     if preset.lora:
         if not lora:
             problems.append(
@@ -284,8 +475,10 @@ def lora_fit(path: Path, model_dims: set[int]) -> str | None:
 
 
 def importable_backends() -> frozenset[str]:
-    """The attention backends' packages this Python can import (without importing them)."""
+    """The optional packages of the presets this Python can import (without importing them):
+    the attention backends', and torchao (fp8 compute)."""
     import importlib.util
 
     packages = {package for package, _ in ATTENTION_BACKENDS.values() if package is not None}
+    packages.add("torchao")  # fp8 compute
     return frozenset(p for p in packages if importlib.util.find_spec(p) is not None)

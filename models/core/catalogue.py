@@ -163,18 +163,35 @@ def ratio_for(info: ProviderInfo, width: int, height: int) -> str:
 
 
 WAN_PRESET_TIME: dict[str, float] = {
+    # measured: the TI2V-5B at 1280x704, 121 frames, on an H200 (docs/performance.md)
     "full": 1.0,
-    "cached": 0.7,
+    "cached": 0.968,
     "compiled": 0.78,
     "fast": 0.107,
     "fast-compiled": 0.099,
     "fast-fp8": 0.107,
+    # not yet measured on a GPU (none was lent since they were added): derived, see below
+    "fast-fp8-compute": 0.096,
+    "fast-light": 0.107,
+    "fastwan": 0.098,
+    "lightx2v": 0.045,
+    "lightning": 0.054,
 }
-"""A Wan preset's time for a video against `full`'s, until its own videos are measured: the
-TI2V-5B at 1280x704, 121 frames, on an H200 (`bench.wan_gpu --presets`, docs/performance.md).
-`cached` is the one guess: random weights never let its cache skip a block, and the published
-1.85x (threshold 0.06, Wan2.1-T2V-14B) is taken as 1.4x at our 0.05. An unknown preset counts
-as `full`."""
+"""A Wan preset's time for a video against `full`'s on the same model, until its own videos are
+measured (the estimates then learn each (preset, GPU class) pair from its videos).
+
+Measured with `bench.wan_gpu --presets` on an H200 (docs/performance.md): full, cached (its
+cache skipped no block with random weights: 0.968, the measurement, not the published 1.85x of
+real weights), compiled, fast, fast-compiled, fast-fp8. Derived until `bench.wan_gpu --whole`
+runs on a GPU (`bench/wan_gpu_device.sh`):
+- fast-fp8-compute: fast with its 4 steps 1.45x faster (LightX2V's fp8 figure), the decode as
+  measured: (4 x 1.17 / 1.45 + 9.3) / 131 s;
+- fast-light: fast's, until the light decoder's time is measured (the decode is 9.3 of 14 s);
+- fastwan: 3 of fast's steps and its decode: (3 x 1.17 + 9.3) / 131 s;
+- lightx2v: LightX2V's published Wan2.1-I2V-14B on an H200, 974 s to 44 s;
+- lightning: LightX2V's A14B 4-step fp8 at 720p on an H100 (57 s) against Wan's own scripts'
+  A14B at 720p on an H100 (1055.9 s).
+An unknown preset counts as `full`."""
 
 
 def wan_preset_time(preset: str) -> float:

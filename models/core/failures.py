@@ -3,14 +3,18 @@ says whether the item may try again, whether the attempt counts against the item
 REELROUTE_MAX_ATTEMPTS, and what it does to the provider's circuit breaker.
 
 - `input`: the item fails now; never retried on that provider, never paid again without an
-  admin's retry. Its provider's breaker is untouched.
+  admin's retry. Its provider's breaker is untouched. Wan's out-of-memory and pipeline crashes
+  are of this class (the same input fails again: the message says which settings to change),
+  unless another GPU host made a video of that length lately: then the failing host is at
+  fault, and it is a `gpu_host` failure (models.items.lifecycle.made_elsewhere).
 - `throttled`: the item waits and polls (never recorded as a failure).
 - `provider_transient`: retried after the backoff; the attempt is spared (it counts against
   REELROUTE_MAX_SPARED_ATTEMPTS only); it counts toward opening the model's breaker.
 - `provider_exhausted`: the item waits, pending, without backoff, the attempt spared; the
   model's breaker opens at once, until the reset Runway reports.
 - `provider_config`: as exhausted, until the setting is fixed (probed every cooldown).
-- `gpu_host`: retried after the backoff, spared; counts toward opening the host's breaker.
+- `gpu_host`: retried after the backoff, spared; counts toward opening the host's breaker (a
+  host gone, a GPU fault, a lost pipeline process).
 - `infra`: retried after the backoff, spared; runs that never start open the pool's breaker.
 - `output`: the video failed an automatic check and its group escalates: made again at once
   on the group's next option, counted against REELROUTE_MAX_ATTEMPTS; no breaker moves.
@@ -82,9 +86,9 @@ CLASS_OF: dict[FailureCode, FailureClass] = {
     FailureCode.NOT_A_VIDEO: FailureClass.unknown,
     FailureCode.VIDEO_PROBE_TIMEOUT: FailureClass.unknown,
     # Wan on our GPUs.
-    FailureCode.CUDA_OOM: FailureClass.gpu_host,
+    FailureCode.CUDA_OOM: FailureClass.input,  # or gpu_host: items.lifecycle.made_elsewhere
     FailureCode.GPU_FAULT: FailureClass.gpu_host,
-    FailureCode.WAN_FAILED: FailureClass.gpu_host,
+    FailureCode.WAN_FAILED: FailureClass.input,  # the same
     FailureCode.WAN_HOST_GONE: FailureClass.gpu_host,
     FailureCode.WAN_UNAVAILABLE: FailureClass.gpu_host,
     FailureCode.WAN_PROCESS_LOST: FailureClass.gpu_host,

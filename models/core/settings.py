@@ -503,7 +503,9 @@ class WanSettings(Group):
         "full",
         env="WAN_PRESET",
         description="The preset the pipeline processes load with: full, fast, cached, "
-        "compiled, fast-compiled, fast-fp8 (docs/operations.md; `reelroute worker --preset`).",
+        "compiled, fast-compiled, fast-fp8, fast-fp8-compute, fast-light, and the distilled "
+        "families lightx2v (Wan2.1-I2V-14B), lightning (A14B), fastwan (TI2V-5B) "
+        "(docs/operations.md; `reelroute worker --preset`).",
     )
     lora: str | None = setting(
         None,
@@ -514,6 +516,18 @@ class WanSettings(Group):
         None,
         env="WAN_LORA_2",
         description="A14B: the LoRA of the second (low-noise) expert; unset: REELROUTE_WAN_LORA.",
+    )
+    checkpoint: str | None = setting(
+        None,
+        env="WAN_CHECKPOINT",
+        description="A distilled transformer published whole (the fastwan preset): its local "
+        "folder, diffusers layout (a pipeline folder, or its transformer/ folder).",
+    )
+    decoder: str | None = setting(
+        None,
+        env="WAN_DECODER",
+        description="A light VAE decoder (the fast-light preset): a local diffusers "
+        "AutoencoderKLWan folder with the model's latent layout.",
     )
     attention: str | None = setting(
         None,
@@ -553,7 +567,9 @@ class WanSettings(Group):
         "or busy) before its attempt fails transiently.",
     )
 
-    _empty_wan = field_validator("lora", "lora_2", "host", "attention", mode="before")(
+    _empty_wan = field_validator(
+        "lora", "lora_2", "checkpoint", "decoder", "host", "attention", mode="before"
+    )(
         _empty_is_unset
     )
 

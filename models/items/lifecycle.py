@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 import sqlalchemy as sa
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from reelroute.models.core.catalogue import info
 from reelroute.models.core.enums import (
@@ -24,6 +24,7 @@ from reelroute.models.core.enums import (
     FailureClass,
     FailureCode,
     InferenceProvider,
+    ItemStatus,
     Pool,
 )
 from reelroute.models.core.errors import InvalidTransition, NotFound, StaleAttempt
@@ -382,6 +383,48 @@ def backoff(attempt: int, settings: Settings) -> timedelta:
     return min(delay, BACKOFF_CEILING)
 
 
+HOST_OR_INPUT = frozenset({FailureCode.CUDA_OOM, FailureCode.WAN_FAILED})
+"""Wan failures that follow the input (its size, its length): the item fails with the settings
+to change, and its host's breaker is untouched, unless the same length was made on another GPU
+host lately (`made_elsewhere`), which makes it the host's fault."""
+ELSEWHERE_WINDOW = timedelta(days=1)
+
+
+def made_elsewhere(
+    session: Session, *, item_id: uuid.UUID, host: str, now: datetime
+) -> str | None:
+    """Another GPU host that completed a Wan video of this item's length (its frame count and
+    duration as asked) in the last day, or None. Reads the last day's Wan completions through
+    ix_video_items_completed_provider."""
+    asked = session.execute(
+        sa.select(col(VideoItem.frame_num), col(VideoItem.duration_s)).where(
+            col(VideoItem.id) == item_id
+        )
+    ).first()
+    if asked is None:
+        return None
+    frame_num, duration_s = asked
+    found = session.execute(
+        sa.select(col(VideoItem.gpu_host))
+        .where(
+            col(VideoItem.inference_provider) == InferenceProvider.wan_local,
+            col(VideoItem.status) == ItemStatus.completed,
+            col(VideoItem.finished_at) >= now - ELSEWHERE_WINDOW,
+            col(VideoItem.gpu_host).is_not(None),
+            col(VideoItem.gpu_host) != host,
+            col(VideoItem.frame_num).is_(None)
+            if frame_num is None
+            else col(VideoItem.frame_num) == frame_num,
+            col(VideoItem.duration_s).is_(None)
+            if duration_s is None
+            else col(VideoItem.duration_s) == duration_s,
+        )
+        .order_by(col(VideoItem.finished_at).desc())
+        .limit(1)
+    ).first()
+    return None if found is None else str(found[0])
+
+
 def breaker_of(provider: InferenceProvider, worker_id: str | None) -> str | None:
     """The breaker an attempt's outcome feeds: the Runway model's, or the GPU host's (a Wan
     attempt whose host is known)."""
@@ -422,6 +465,15 @@ def fail_item(
     now = now or utcnow()
     error = without_url_queries(error)  # stored, evented, sent: never a signed URL's query
     kind = class_of(failure_code)
+    host = host_of(worker_id)
+    if failure_code in HOST_OR_INPUT and host is not None:
+        other = made_elsewhere(session, item_id=item_id, host=host, now=now)
+        if other is not None:  # the input is fine elsewhere: this host is at fault
+            kind = FailureClass.gpu_host
+            error = (
+                f"{error} (a Wan video of this length was made on {other} in the last day: "
+                f"counted against {host}, and tried again)"
+            )
     rule = RULES[kind]
     final = rule.permanent or (permanent and kind is FailureClass.unknown)
     spared = 0 if rule.counts else 1

@@ -96,6 +96,33 @@ def loras(tiny_models, tmp_path_factory) -> dict[str, Path]:
     return {shape: make_lora(folder, root / shape) for shape, folder in tiny_models.items()}
 
 
+@pytest.fixture(scope="module")
+def checkpoints(tiny_models, tmp_path_factory) -> dict[str, Path]:
+    """A distilled checkpoint published whole (FastWan's layout) for each shape."""
+    from reelroute.providers.tiny_wan import make_checkpoint
+
+    root = tmp_path_factory.mktemp("checkpoints")
+    return {shape: make_checkpoint(folder, root / shape) for shape, folder in tiny_models.items()}
+
+
+@pytest.fixture(scope="module")
+def decoders(tiny_models, tmp_path_factory) -> dict[str, Path]:
+    """A light VAE decoder (the model's latents, a narrower decoder) for each shape."""
+    from reelroute.providers.tiny_wan import make_light_decoder
+
+    root = tmp_path_factory.mktemp("decoders")
+    return {
+        shape: make_light_decoder(folder, root / shape) for shape, folder in tiny_models.items()
+    }
+
+
+def runnable(shape: str, preset: str) -> bool:
+    """Whether a preset runs on this shape on a CPU (a family preset only on its own model;
+    fp8 compute only on an Ada or Hopper GPU: its refusal is tested below)."""
+    chosen = PRESETS[preset]
+    return (not chosen.shapes or shape in chosen.shapes) and chosen.weights != "fp8-compute"
+
+
 def generate(folder: Path, **changes):
     from reelroute.providers.wan import WanProvider, load_pipeline
     from tests.providers.wan_helpers import request, shape_settings
@@ -106,14 +133,22 @@ def generate(folder: Path, **changes):
 
 
 @pytest.mark.torch
-@pytest.mark.parametrize("preset", list(PRESETS))
-@pytest.mark.parametrize("shape", list(SHAPES))
-def test_every_preset_makes_a_video_on_every_shape(tiny_models, loras, shape, preset):
+@pytest.mark.parametrize(
+    ("shape", "preset"),
+    [(shape, preset) for shape in SHAPES for preset in PRESETS if runnable(shape, preset)],
+)
+def test_every_preset_makes_a_video_on_every_shape_it_is_for(
+    tiny_models, loras, checkpoints, decoders, shape, preset
+):
+    distilled = PRESETS[preset].sampler.timesteps
     result, loaded = generate(
         tiny_models[shape],
         wan_preset=preset,
         wan_lora=str(loras[shape]),
+        wan_checkpoint=str(checkpoints[shape]),
+        wan_decoder=str(decoders[shape]),
         wan_compile_backend="aot_eager",  # the same graphs, no kernels generated (seconds)
+        wan_steps=None if distilled else 2,  # a distilled family runs its own timesteps
     )
     info = probe_mp4(result.video)
     assert (info.frames, result.wan_preset) == (9, PRESETS[preset].label)
@@ -262,3 +297,164 @@ def test_fp8_on_a_device_that_cannot_cast_it_is_refused(tiny_models, loras, monk
     shape = "wan2.1-i2v"
     with pytest.raises(ConfigurationError, match="cannot cast: choose fast"):
         generate(tiny_models[shape], wan_preset="fast-fp8", wan_lora=str(loras[shape]))
+
+
+# --- the distilled families: each with its own sampler and timestep list ----------------------
+
+FAMILIES = [
+    ("lightx2v", "wan2.1-i2v", "euler"),
+    ("lightning", "wan2.2-i2v-a14b", "euler"),
+    ("fastwan", "wan2.2-ti2v-5b", "dmd"),
+]
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(("preset", "shape", "kind"), FAMILIES)
+def test_each_family_runs_the_sampler_and_timesteps_it_was_distilled_for(
+    tiny_models, loras, checkpoints, preset, shape, kind
+):
+    """Not the model's default scheduler at fewer steps: flow-matching Euler (stochastic for
+    DMD) with the family's shift over exactly its timestep list, seen step by step; the A14B's
+    two experts take two steps each (lightx2v's boundary_step_index 2); a single forward a step
+    (no guidance)."""
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
+
+    from reelroute.providers.wan import WanProvider, load_pipeline
+    from reelroute.providers.wan_options import count_blocks
+    from tests.providers.wan_helpers import request, shape_settings
+
+    chosen = PRESETS[preset]
+    settings = shape_settings(
+        tiny_models[shape],
+        wan_preset=preset,
+        wan_lora=str(loras[shape]),
+        wan_checkpoint=str(checkpoints[shape]),
+        wan_steps=None,
+    )
+    provider = WanProvider(settings)
+    loaded = load_pipeline(provider.config)
+    pipeline = loaded.pipeline
+    scheduler = pipeline.scheduler
+    assert isinstance(scheduler, FlowMatchEulerDiscreteScheduler)
+    assert not isinstance(scheduler, UniPCMultistepScheduler)
+    assert scheduler.config.stochastic_sampling is (kind == "dmd")
+    assert loaded.applied is not None and loaded.applied.scheduler == type(scheduler).__name__
+    seen: list[float] = []
+    second = getattr(pipeline, "transformer_2", None)
+    experts = {id(pipeline.transformer): "high", id(second): "low"}
+    used: list[str] = []
+    handles = [
+        t.register_forward_pre_hook(lambda module, _args: used.append(experts[id(module)]))
+        for t in (pipeline.transformer, getattr(pipeline, "transformer_2", None))
+        if t is not None
+    ]
+    counter = count_blocks(pipeline)
+    original = scheduler.step
+
+    def step(model_output, timestep, sample, **kwargs):
+        seen.append(float(timestep))
+        return original(model_output, timestep, sample, **kwargs)
+
+    scheduler.step = step
+    try:
+        result = provider.generate(
+            request(seed=3), on_progress=lambda _: None, on_task=lambda _: None
+        )
+    finally:
+        scheduler.step = original
+        for handle in handles + counter.handles:
+            handle.remove()
+    expected = [1000 * sigma for sigma in chosen.sampler.shifted()]
+    assert seen == pytest.approx(expected, rel=1e-4)
+    assert len(seen) == chosen.steps == len(chosen.sampler.timesteps)
+    assert counter.forwards == len(seen)  # guidance 1: one forward a step
+    if shape == "wan2.2-i2v-a14b":
+        assert used == ["high", "high", "low", "low"]
+    assert probe_mp4(result.video).frames == 9
+    if chosen.checkpoint:  # the transformer is the checkpoint's, not the model folder's
+        from diffusers import WanTransformer3DModel
+
+        published = WanTransformer3DModel.from_pretrained(
+            checkpoints[shape], subfolder="transformer"
+        )
+        name, weight = next(iter(published.state_dict().items()))
+        assert torch.equal(pipeline.transformer.state_dict()[name].cpu(), weight)
+
+
+def test_the_shifted_timesteps_are_the_published_ones():
+    """lightx2v's sigma shift: s' = shift*s / (1 + (shift-1)*s), at shift 5."""
+    assert PRESETS["lightx2v"].sampler.shifted() == pytest.approx(
+        [1.0, 0.9375, 0.8333, 0.625], abs=1e-4
+    )
+    assert PRESETS["fastwan"].sampler.shifted()[1:] == pytest.approx([0.9397, 0.8453], abs=1e-3)
+
+
+def test_a_family_preset_on_another_model_or_without_its_parts_is_refused():
+    lightning = PRESETS["lightning"]
+    with pytest.raises(
+        ConfigurationError, match=r"made for wan2\.2-i2v-a14b.*this model is wan2\.2-ti2v-5b"
+    ):
+        check_preset(lightning, lora="x.safetensors", shape="wan2.2-ti2v-5b")
+    with pytest.raises(ConfigurationError, match="set REELROUTE_WAN_CHECKPOINT"):
+        check_preset(PRESETS["fastwan"], lora=None, shape="wan2.2-ti2v-5b")
+    with pytest.raises(ConfigurationError, match="set REELROUTE_WAN_DECODER"):
+        check_preset(PRESETS["fast-light"], lora="x.safetensors")
+    with pytest.raises(ConfigurationError, match=r"distilled for .1000, 750, 500, 250.*not 8"):
+        check_preset(lightning, lora="x.safetensors", steps=8)
+    check_preset(lightning, lora="x.safetensors", shape="wan2.2-i2v-a14b", steps=4)
+
+
+@pytest.mark.parametrize(
+    ("capability", "available", "why"),
+    [
+        (None, frozenset({"torchao"}), "compute capability 8.9 or newer.*this is cpu"),
+        ((8, 0), frozenset({"torchao"}), "this is compute capability 8.0"),
+        ((9, 0), frozenset(), "through torchao, which this host lacks"),
+    ],
+)
+def test_fp8_compute_needs_torchao_and_an_ada_or_hopper_gpu(capability, available, why):
+    with pytest.raises(ConfigurationError, match=why):
+        check_preset(
+            PRESETS["fast-fp8-compute"], lora="x.safetensors", capability=capability,
+            available=available,
+        )  # fmt: skip
+    check_preset(
+        PRESETS["fast-fp8-compute"], lora="x.safetensors", capability=(9, 0),
+        available=frozenset({"torchao"}),
+    )  # fmt: skip
+
+
+@pytest.mark.torch
+def test_the_light_decoder_decodes_the_models_latents(tiny_models, loras, decoders):
+    """fast-light: the same latents as fast, decoded by the light decoder (another video);
+    a decoder for another model's latents is refused when the process loads."""
+    folder, shape = tiny_models["wan2.2-ti2v-5b"], "wan2.2-ti2v-5b"
+    fast, _ = generate(folder, wan_preset="fast", wan_lora=str(loras[shape]))
+    light, loaded = generate(
+        folder,
+        wan_preset="fast-light",
+        wan_lora=str(loras[shape]),
+        wan_decoder=str(decoders[shape]),
+    )
+    assert loaded.decoder is not None
+    assert loaded.decoder.config.decoder_base_dim < loaded.pipeline.vae.config.base_dim
+    assert probe_mp4(light.video).frames == probe_mp4(fast.video).frames == 9
+    assert frames_of(light.video) != frames_of(fast.video)
+    with pytest.raises(ConfigurationError, match="does not decode this model's latents"):
+        generate(
+            folder, wan_preset="fast-light", wan_lora=str(loras[shape]),
+            wan_decoder=str(decoders["wan2.1-i2v"]),
+        )  # fmt: skip
+
+
+@pytest.mark.torch
+def test_the_tiled_decoder_makes_the_video(tiny_models):
+    from reelroute.providers import wan_presets
+
+    tiled = dataclasses.replace(FULL, name="full-tiled", decoder="tiled")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(wan_presets.PRESETS, "full-tiled", tiled)
+        result, loaded = generate(tiny_models["wan2.2-ti2v-5b"], wan_preset="full-tiled")
+    assert loaded.pipeline.vae.use_tiling
+    assert probe_mp4(result.video).frames == 9

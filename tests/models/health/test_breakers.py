@@ -68,7 +68,9 @@ def test_every_failure_code_has_a_class_and_every_class_a_rule():
     assert class_of(FailureCode.SAFETY_INPUT) is FailureClass.input
     assert class_of(FailureCode.HTTP_429) is FailureClass.provider_exhausted
     assert class_of(FailureCode.RUN_NOT_STARTED) is FailureClass.infra
-    assert class_of(FailureCode.CUDA_OOM) is FailureClass.gpu_host
+    assert class_of(FailureCode.GPU_FAULT) is FailureClass.gpu_host
+    assert class_of(FailureCode.CUDA_OOM) is FailureClass.input  # unless made elsewhere
+    assert class_of(FailureCode.WAN_FAILED) is FailureClass.input
 
 
 def test_an_input_failure_fails_the_item_and_leaves_the_breaker_alone(session, settings):
@@ -123,12 +125,89 @@ def test_a_gpu_hosts_failures_open_that_hosts_breaker(session, settings):
         )
         assert claimed is not None
         failed = ops.fail_item(
-            session, item_id=item.id, attempt=1, worker_id=holder, error="out of memory",
-            failure_code=FailureCode.CUDA_OOM, permanent=True, settings=settings,
+            session, item_id=item.id, attempt=1, worker_id=holder, error="CUDA error: ECC",
+            failure_code=FailureCode.GPU_FAULT, permanent=False, settings=settings,
         )  # fmt: skip
         assert failed.status is ItemStatus.pending and failed.spared_attempts == 1
     session.commit()
     assert breaker(session, host_breaker("gpu-a")).state is BreakerState.open
+
+
+def wan_attempt(session, settings, item, host: str):
+    from reelroute.models.core.workers import flow_run_worker_id
+
+    holder = flow_run_worker_id(uuid.uuid4(), host)
+    claimed = ops.claim_item(
+        session, item_id=item.id, attempt=1, worker_id=holder, settings=settings
+    )
+    assert claimed is not None
+    return holder
+
+
+@pytest.mark.parametrize("code", [FailureCode.CUDA_OOM, FailureCode.WAN_FAILED])
+def test_an_input_that_breaks_the_pipeline_fails_alone_and_spares_the_host(session, settings, code):
+    """Out of memory, or a crash that follows the input: the same input fails again, so the
+    item fails at once with what to change, and the host's breaker never hears of it."""
+    items = add_items(session, settings, 4, InferenceProvider.wan_local)
+    for item in items:
+        holder = wan_attempt(session, settings, item, "gpu-a")
+        failed = ops.fail_item(
+            session, item_id=item.id, attempt=1, worker_id=holder,
+            error="the GPU ran out of memory at 1280x704, 121 frames: set REELROUTE_WAN_OFFLOAD",
+            failure_code=code, permanent=True, settings=settings,
+        )  # fmt: skip
+        assert failed.status is ItemStatus.failed and failed.retry_count == 1
+        assert "REELROUTE_WAN_OFFLOAD" in (failed.error or "")
+    session.commit()
+    assert session.get(Breaker, host_breaker("gpu-a")) is None
+
+
+def test_a_host_failing_on_what_another_host_makes_opens_its_breaker(session, settings):
+    """The same length made on gpu-b today: gpu-a's out-of-memory errors are gpu-a's fault;
+    its items are tried again, and its breaker opens."""
+    from reelroute.models.items.lifecycle import MadeBy
+
+    made, *items = add_items(session, settings, 4, InferenceProvider.wan_local)
+    holder = wan_attempt(session, settings, made, "gpu-b")
+    ops.complete_item(
+        session, item_id=made.id, attempt=1, worker_id=holder, output_path="videos/a.mp4",
+        made_by=MadeBy(wan_preset="fast@1", gpu_host="gpu-b", gpu_class="NVIDIA H200"),
+    )  # fmt: skip
+    session.commit()
+    for item in items:
+        holder = wan_attempt(session, settings, item, "gpu-a")
+        failed = ops.fail_item(
+            session, item_id=item.id, attempt=1, worker_id=holder,
+            error="the GPU ran out of memory", failure_code=FailureCode.CUDA_OOM,
+            permanent=True, settings=settings,
+        )  # fmt: skip
+        assert failed.status is ItemStatus.pending and failed.spared_attempts == 1
+        assert "made on gpu-b in the last day" in (failed.error or "")
+    session.commit()
+    assert breaker(session, host_breaker("gpu-a")).state is BreakerState.open
+    assert session.get(Breaker, host_breaker("gpu-b")) is None or (
+        breaker(session, host_breaker("gpu-b")).state is BreakerState.closed
+    )
+
+
+def test_another_length_made_elsewhere_does_not_blame_the_host(session, settings):
+    from reelroute.models.items.lifecycle import MadeBy
+
+    made, item = add_items(session, settings, 2, InferenceProvider.wan_local)
+    made.frame_num, item.frame_num = 81, 241  # a short video elsewhere, a long one here
+    session.add_all([made, item])
+    session.commit()
+    holder = wan_attempt(session, settings, made, "gpu-b")
+    ops.complete_item(
+        session, item_id=made.id, attempt=1, worker_id=holder, output_path="videos/a.mp4",
+        made_by=MadeBy(gpu_host="gpu-b"),
+    )  # fmt: skip
+    holder = wan_attempt(session, settings, item, "gpu-a")
+    failed = ops.fail_item(
+        session, item_id=item.id, attempt=1, worker_id=holder, error="out of memory",
+        failure_code=FailureCode.CUDA_OOM, permanent=True, settings=settings,
+    )  # fmt: skip
+    assert failed.status is ItemStatus.failed
 
 
 # --- transitions ------------------------------------------------------------------------------
