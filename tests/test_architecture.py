@@ -102,3 +102,48 @@ def test_an_upward_import_breaks_the_contract(package_copy, module, upward, cont
     done = lint_imports(package_copy)
     assert done.returncode != 0
     assert contract in done.stdout, done.stdout[-3000:]
+
+
+def python_sources() -> list[Path]:
+    """Every module of the package (through its linked folders), migrations left out."""
+    found = []
+    for folder in BARE:
+        for path in sorted((REPO / folder).rglob("*.py")):
+            if "migrations" not in path.parts:
+                found.append(path)
+    return found
+
+
+def test_one_writer_of_events():
+    """Only models/outbox/events.py writes item_events: no other module builds an ItemEvent
+    row or inserts into the table (its SQL text lives in store/queries/outbox.py, which only
+    events.py runs)."""
+    import re
+
+    writer = REPO / "models" / "outbox" / "events.py"
+    queries = REPO / "models" / "store" / "queries" / "outbox.py"
+    pattern = re.compile(r"ItemEvent\(|insert\(ItemEvent|INSERT INTO item_events", re.IGNORECASE)
+    offenders = [
+        str(path.relative_to(REPO))
+        for path in python_sources()
+        if path not in (writer, queries)
+        and pattern.search(path.read_text())
+        and path.name != "tables.py"
+    ]
+    assert offenders == []
+    import importlib
+
+    texts = importlib.import_module("reelroute.models.store.queries.outbox")
+    inserting = sorted(
+        name
+        for name, value in vars(texts).items()
+        if isinstance(value, str) and pattern.search(value)
+    )
+    assert inserting  # the claim's `item.started`, written in the claim's own statement
+    users = {
+        str(path.relative_to(REPO))
+        for path in python_sources()
+        if path != queries
+        and any(re.search(rf"\b{name}\b", path.read_text()) for name in inserting)
+    }
+    assert users == {"models/outbox/events.py"}

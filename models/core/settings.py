@@ -569,9 +569,7 @@ class WanSettings(Group):
 
     _empty_wan = field_validator(
         "lora", "lora_2", "checkpoint", "decoder", "host", "attention", mode="before"
-    )(
-        _empty_is_unset
-    )
+    )(_empty_is_unset)
 
     @field_validator("servers", mode="before")
     @classmethod

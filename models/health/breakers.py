@@ -38,7 +38,8 @@ from reelroute.models.core.enums import (
 )
 from reelroute.models.core.failures import RULES
 from reelroute.models.core.settings import Settings
-from reelroute.models.core.tables import Breaker, BreakerOutcome, ItemEvent, utcnow
+from reelroute.models.core.tables import Breaker, BreakerOutcome, utcnow
+from reelroute.models.outbox.events import record_subject
 
 log = logging.getLogger(__name__)
 
@@ -162,19 +163,21 @@ def _event(
     if state is BreakerState.open and breaker.next_probe_at is not None:
         reason = f"{reason}; next probe {_when(breaker.next_probe_at)}"
     kind_of, _, rest = breaker.name.partition(":")
-    provider = rest if kind_of == "model" else ("wan_local" if rest != "cloud" else "cloud")
-    session.add(
-        ItemEvent(
-            item_id=breaker_id(breaker.name),
-            group_id=None,
-            type=kind,
-            status=state.value,
-            provider=provider[:20],
-            attempt=0,
-            detail=f"{label(breaker.name)}: {reason}",
-            subject=breaker.name,
-            created_at=now,
+    if kind_of == "model":
+        provider = rest
+    else:  # a GPU host's breaker, or a pool's: the gpu pool is Wan's
+        provider = (
+            Pool.cloud.value if rest == Pool.cloud.value else InferenceProvider.wan_local.value
         )
+    record_subject(
+        session,
+        subject=breaker.name,
+        subject_id=breaker_id(breaker.name),
+        kind=kind,
+        status=state.value,
+        provider=provider,
+        detail=f"{label(breaker.name)}: {reason}",
+        now=now,
     )
 
 

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -22,6 +23,7 @@ from reelroute.models.core.tasks import TaskSpec
 from reelroute.models.core.text import control_problem
 from reelroute.models.intake.photos import ImageInfo, image_problems, store_inspected
 from reelroute.models.intake.samples import add_samples
+from reelroute.models.items.lifecycle import create_items
 from reelroute.models.money.budgets import BudgetExceeded, lock_budgets, reserve
 from reelroute.models.outbox.endpoints import endpoint_for
 from reelroute.models.outbox.events import record
@@ -194,35 +196,35 @@ def _insert_items(
     snapshot: Snapshot,
     options: RoutingOptions,
 ) -> list[VideoItem]:
-    items, requests, decisions = [], [], []
+    rows: list[dict[str, Any]] = []
+    requests, decisions = [], []
     for index, (task, item_id) in enumerate(zip(tasks, ids, strict=True)):
         request = request_for(group, settings, task, item_id, now)
         decision = route(request, snapshot, options)
-        items.append(
-            VideoItem(
-                id=item_id,
-                group_id=group.id,
-                photo_id=task.photo_id,
-                prompt=task.prompt.strip(),
-                frame_num=task.frame_num,
-                duration_s=task.duration_s,
-                seed=task.seed,
-                inference_provider=decision.provider,
-                routed_by=decision.routed_by,
-                route_reason=decision.reason,
-                priority=queue_rank(group.priority),
-                wan_full_quality=group.wan_full_quality or decision.wan_full_quality,
-                due_at=request.due_at,
-                webhook_endpoint_id=endpoint_for(session, task.webhook_url),
+        rows.append(
+            {
+                "id": item_id,
+                "group_id": group.id,
+                "photo_id": task.photo_id,
+                "prompt": task.prompt.strip(),
+                "frame_num": task.frame_num,
+                "duration_s": task.duration_s,
+                "seed": task.seed,
+                "inference_provider": decision.provider,
+                "routed_by": decision.routed_by,
+                "route_reason": decision.reason,
+                "priority": queue_rank(group.priority),
+                "wan_full_quality": group.wan_full_quality or decision.wan_full_quality,
+                "due_at": request.due_at,
+                "webhook_endpoint_id": endpoint_for(session, task.webhook_url),
                 # A microsecond apart: the queue takes a batch's items in the order given.
-                created_at=now + timedelta(microseconds=index),
-                updated_at=now,
-            )
+                "created_at": now + timedelta(microseconds=index),
+                "updated_at": now,
+            }
         )
         requests.append(request)
         decisions.append(decision)
-    session.add_all(items)
-    session.flush()
+    items = create_items(session, rows)
     lock_budgets(session, group_id=group.id, now=now)
     refused = []
     for index, (item, request, decision) in enumerate(zip(items, requests, decisions, strict=True)):

@@ -24,6 +24,7 @@ from sqlmodel import Session, col
 from reelroute.models.core.catalogue import info
 from reelroute.models.core.enums import BudgetScope, InferenceProvider, RoutedBy
 from reelroute.models.core.tables import Budget, Group, VideoItem
+from reelroute.models.items.lifecycle import create_items
 from reelroute.models.items.review import new_pair
 from reelroute.models.money.budgets import BudgetExceeded, reserve
 from reelroute.models.planning.routing import allowed_for
@@ -84,30 +85,29 @@ def add_samples(
                 paid_allowed = _has_shadow_budget(session)
             if not paid_allowed:
                 continue
-        second = VideoItem(
-            group_id=item.group_id,
-            photo_id=item.photo_id,
-            prompt=item.prompt,
-            frame_num=item.frame_num,
-            duration_s=item.duration_s,
-            seed=item.seed,
-            inference_provider=provider,
-            routed_by=RoutedBy.explicit,
-            route_reason=(
+        row = {
+            "group_id": item.group_id,
+            "photo_id": item.photo_id,
+            "prompt": item.prompt,
+            "frame_num": item.frame_num,
+            "duration_s": item.duration_s,
+            "seed": item.seed,
+            "inference_provider": provider,
+            "routed_by": RoutedBy.explicit,
+            "route_reason": (
                 f"A/B sample of item {item.id} ({info(item.inference_provider).badge}): made by "
                 f"{info(provider).badge} too, for a blind comparison"
             ),
-            priority=SAMPLE_RANK,
-            wan_full_quality=item.wan_full_quality,
-            due_at=max(item.due_at, now + timedelta(days=1)),
-            shadow_of=item.id,
-            created_at=now + timedelta(microseconds=len(items) + index),
-            updated_at=now,
-        )
+            "priority": SAMPLE_RANK,
+            "wan_full_quality": item.wan_full_quality,
+            "due_at": max(item.due_at, now + timedelta(days=1)),
+            "shadow_of": item.id,
+            "created_at": now + timedelta(microseconds=len(items) + index),
+            "updated_at": now,
+        }
         try:
             with session.begin_nested():
-                session.add(second)
-                session.flush()
+                (second,) = create_items(session, [row])
                 new_pair(session, second, now=now)
                 reserve(
                     session,

@@ -7,7 +7,7 @@ Flows, the REST API and the admin pages call these functions; nothing else write
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -39,11 +39,11 @@ from reelroute.models.health.breakers import (
     record_outcome,
     record_success,
 )
-from reelroute.models.money.budgets import reserve, settle, settle_item, spend_gpu
+from reelroute.models.money.budgets import release, reserve, settle, settle_item, spend_gpu
 from reelroute.models.outbox.events import (
+    PROGRESS_EVERY,
     enabled,
     record,
-    record_progress,
     record_started,
     with_started_event,
 )
@@ -236,8 +236,66 @@ def renew_lease(
         now=now,
     )
     if progress is not None:
-        record_progress(session, item_id=item_id, now=now)
+        _progress_event(session, item_id=item_id, now=now)
     return leased_until
+
+
+def _progress_event(session: Session, *, item_id: uuid.UUID, now: datetime) -> None:
+    """An `item.progress` event, when the item's last one is PROGRESS_EVERY old."""
+    if not enabled(session):
+        return
+    statement = sql(item_sql.PROGRESS_DUE).bindparams(sa.bindparam("item_id", type_=sa.Uuid()))
+    done = session.execute(
+        statement, {"item_id": item_id, "now": now, "since": now - PROGRESS_EVERY}
+    )
+    if rowcount(done):
+        item = session.get(VideoItem, item_id, populate_existing=True)
+        if item is not None:
+            record(session, [item], EventType.progress, now=now)
+
+
+def create_items(session: Session, rows: Sequence[dict[str, Any]]) -> list[VideoItem]:
+    """New items, one per row of column values, inserted (and flushed) in the given order: the
+    only way `video_items` gains rows. The caller writes their `item.created` events once their
+    budgets are reserved."""
+    items = [VideoItem(**row) for row in rows]
+    session.add_all(items)
+    session.flush()
+    return items
+
+
+def move_item(
+    session: Session,
+    *,
+    item_id: uuid.UUID,
+    origin: InferenceProvider,
+    to: InferenceProvider,
+    reason: str,
+    credits: int,
+    now: datetime,
+) -> VideoItem | None:
+    """Move a waiting item from `origin` to `to` (the planner's move: once per item, never one
+    the admin chose, one whose provider task exists, or one with an A/B sample), its budget
+    reservation with it, and write its `item.rerouted`; None when it is no longer movable.
+    BudgetExceeded when a cap of `to` says no: the caller's savepoint undoes the move."""
+    params = {
+        "item_id": item_id,
+        "from_provider": origin.value,
+        "to_provider": to.value,
+        "reason": reason,
+        "now": now,
+    }
+    if rowcount(session.execute(sql(item_sql.MOVE), params)) == 0:
+        return None
+    release(session, item_id=item_id)
+    moved = session.get(VideoItem, item_id, populate_existing=True)
+    if moved is None:
+        return None
+    reserve(
+        session, item_id=item_id, provider=to, group_id=moved.group_id, credits=credits, now=now
+    )
+    record(session, [moved], EventType.rerouted, detail=reason, now=now)
+    return moved
 
 
 def set_provider_task(
@@ -390,9 +448,7 @@ host lately (`made_elsewhere`), which makes it the host's fault."""
 ELSEWHERE_WINDOW = timedelta(days=1)
 
 
-def made_elsewhere(
-    session: Session, *, item_id: uuid.UUID, host: str, now: datetime
-) -> str | None:
+def made_elsewhere(session: Session, *, item_id: uuid.UUID, host: str, now: datetime) -> str | None:
     """Another GPU host that completed a Wan video of this item's length (its frame count and
     duration as asked) in the last day, or None. Reads the last day's Wan completions through
     ix_video_items_completed_provider."""

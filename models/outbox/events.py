@@ -3,9 +3,13 @@ change itself, so a crash can neither lose an event nor invent one. Webhooks
 (`flows.webhooks`) and the SSE stream (`GET /api/admin/events`) are fed from it.
 
 Events: `item.created`, `item.started`, `item.progress` (at most one every PROGRESS_EVERY per
-item), `item.rerouted`, `item.completed`, `item.failed` (for good), `item.cancelled`. Their ids
-grow with time; two events of one item are written by transactions that took the item's row in
-turn, so their ids are in the item's order.
+item), `item.rerouted`, `item.completed`, `item.failed` (for good), `item.cancelled`, and the
+providers' `provider.opened` / `provider.closed` (`record_subject`). Their ids grow with time;
+two events of one item are written by transactions that took the item's row in turn, so their
+ids are in the item's order.
+
+This module is the only writer of `item_events` (tests/test_architecture.py checks it): every
+other room calls it, so what an event holds is decided in one place.
 
 A session whose `info["events"]` is False writes none (the claim benchmark's baseline).
 """
@@ -22,7 +26,7 @@ from sqlmodel import Session
 
 from reelroute.models.core.enums import EventType
 from reelroute.models.core.tables import ItemEvent, VideoItem, utcnow
-from reelroute.models.store.queries.outbox import PROGRESS_DUE, STARTED_CTE, STARTED_ROW
+from reelroute.models.store.queries.outbox import STARTED_CTE, STARTED_ROW
 from reelroute.models.store.sql import sql
 
 DEFAULT_EVENTS = tuple(kind for kind in EventType if kind is not EventType.progress)
@@ -67,6 +71,40 @@ def record(
         session.execute(sa.insert(ItemEvent), rows)
 
 
+def record_subject(
+    session: Session,
+    *,
+    subject: str,
+    subject_id: uuid.UUID,
+    kind: EventType,
+    status: str,
+    provider: str,
+    detail: str,
+    now: datetime,
+) -> None:
+    """One event of something that is not an item (a provider's breaker, `subject`), under a
+    stable id of its own (`subject_id`) where an item's id would be."""
+    if not enabled(session):
+        return
+    session.execute(
+        sa.insert(ItemEvent),
+        [
+            {
+                "item_id": subject_id,
+                "group_id": None,
+                "type": kind,
+                "status": status,
+                "provider": provider[:20],
+                "attempt": 0,
+                "detail": detail,
+                "subject": subject,
+                "created_at": now,
+                "fanned_out": False,
+            }
+        ],
+    )
+
+
 def _detail(item: VideoItem, kind: EventType) -> str | None:
     if kind in (EventType.created, EventType.rerouted):
         return item.route_reason
@@ -101,17 +139,3 @@ def record_started(
         "now": now,
     }
     session.connection().execute(statement, params)
-
-
-def record_progress(session: Session, *, item_id: uuid.UUID, now: datetime) -> None:
-    """An `item.progress` event, when the item's last one is PROGRESS_EVERY old."""
-    if not enabled(session):
-        return
-    statement = sql(PROGRESS_DUE).bindparams(sa.bindparam("item_id", type_=sa.Uuid()))
-    done = session.execute(
-        statement, {"item_id": item_id, "now": now, "since": now - PROGRESS_EVERY}
-    )
-    if getattr(done, "rowcount", 0):
-        item = session.get(VideoItem, item_id, populate_existing=True)
-        if item is not None:
-            record(session, [item], EventType.progress, now=now)

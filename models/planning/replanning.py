@@ -27,7 +27,6 @@ from sqlmodel import Session, col, select
 
 from reelroute.models.core.catalogue import info
 from reelroute.models.core.enums import (
-    EventType,
     GroupPriority,
     InferenceProvider,
     ItemStatus,
@@ -36,8 +35,8 @@ from reelroute.models.core.enums import (
 from reelroute.models.core.formats import clock
 from reelroute.models.core.settings import Settings
 from reelroute.models.core.tables import Group, ItemEta, Reroute, VideoItem, utcnow
-from reelroute.models.money.budgets import BudgetExceeded, lock_budgets, release, reserve
-from reelroute.models.outbox.events import record
+from reelroute.models.items.lifecycle import move_item
+from reelroute.models.money.budgets import BudgetExceeded, lock_budgets
 from reelroute.models.planning.eta import Waiting
 from reelroute.models.planning.routing import (
     RouteRequest,
@@ -49,8 +48,8 @@ from reelroute.models.planning.routing import (
 )
 from reelroute.models.planning.snapshot import Snapshot
 from reelroute.models.store.copy import write_rows
-from reelroute.models.store.queries.planning import ETA_FROM_STAGE, ETA_STAGE, ETA_STAGE_COPY, MOVE
-from reelroute.models.store.sql import rowcount, sql
+from reelroute.models.store.queries.planning import ETA_FROM_STAGE, ETA_STAGE, ETA_STAGE_COPY
+from reelroute.models.store.sql import sql
 
 WAN = InferenceProvider.wan_local
 SPARE = 0.25  # Runway -> Wan only when Wan is done with a quarter of the time left to spare
@@ -260,27 +259,20 @@ def _move(
     origin = item.inference_provider  # the refresh after the move changes `item`
     abandoned = item.flow_run_id
     credits = info(to).credits_for(item.duration_s, item.frame_num)
-    params = {
-        "item_id": item.id,
-        "from_provider": origin.value,
-        "to_provider": to.value,
-        "reason": reason,
-        "now": snapshot.now,
-    }
     try:
         with session.begin_nested():
             lock_budgets(session, group_id=item.group_id, now=snapshot.now)
-            if rowcount(session.execute(sql(MOVE), params)) == 0:
-                return None
-            release(session, item_id=item.id)
-            reserve(
+            moved = move_item(
                 session,
                 item_id=item.id,
-                provider=to,
-                group_id=item.group_id,
+                origin=origin,
+                to=to,
+                reason=reason,
                 credits=credits,
                 now=snapshot.now,
             )
+            if moved is None:
+                return None
             session.add(
                 Reroute(
                     item_id=item.id,
@@ -290,9 +282,6 @@ def _move(
                     moved_at=snapshot.now,
                 )
             )
-            moved = session.get(VideoItem, item.id, populate_existing=True)
-            if moved is not None:
-                record(session, [moved], EventType.rerouted, detail=reason, now=snapshot.now)
     except BudgetExceeded:
         return None
     p50, p90 = snapshot.estimates.seconds(to, item.frame_num, item.duration_s, item.id)

@@ -306,3 +306,22 @@ SET provider_task_id = NULL, updated_at = :now,
     error = 'cancelled; provider task ' || :task_id || ' deleted'
 WHERE id = :item_id AND status = 'cancelled' AND provider_task_id = :task_id
 """
+
+
+# A waiting item moved to another provider by the planner (at most once; never an item the
+# admin chose, one whose provider task exists, or one with an A/B sample).
+MOVE = """
+UPDATE video_items
+SET inference_provider = :to_provider, routed_by = 'rerouted', route_reason = :reason,
+    rerouted_at = :now, updated_at = :now, flow_run_id = NULL
+WHERE id = :item_id AND status = 'pending' AND inference_provider = :from_provider
+  AND provider_task_id IS NULL AND rerouted_at IS NULL AND routed_by <> 'explicit'
+  AND NOT EXISTS (SELECT 1 FROM video_items AS sample WHERE sample.shadow_of = :item_id)
+"""
+
+
+# The item's `item.progress` is due (at most one every PROGRESS_EVERY): mark it, in one statement.
+PROGRESS_DUE = """
+UPDATE video_items SET progress_event_at = :now
+WHERE id = :item_id AND (progress_event_at IS NULL OR progress_event_at <= :since)
+"""

@@ -1,4 +1,4 @@
-"""The outbox's SQL: the claim's `item.started` event, progress events, fan-out, due deliveries."""
+"""The outbox's SQL: the claim's `item.started` event, fan-out, due deliveries."""
 
 # The claim writes its `item.started` in the same statement on PostgreSQL (a data-modifying
 # CTE): the claim stays one round trip.
@@ -19,12 +19,6 @@ STARTED_ROW = """
 INSERT INTO item_events (item_id, group_id, type, status, provider, attempt, created_at,
                          fanned_out)
 VALUES (:item_id, :group_id, 'item.started', 'processing', :provider, :attempt, :now, false)
-"""
-
-
-PROGRESS_DUE = """
-UPDATE video_items SET progress_event_at = :now
-WHERE id = :item_id AND (progress_event_at IS NULL OR progress_event_at <= :since)
 """
 
 

@@ -38,16 +38,6 @@ SET queue_position = excluded.queue_position, start_at = excluded.start_at, eta 
 # claim is fenced on the provider, so it can no longer take the item; the planner cancels it.
 # An item with an A/B sample stays where it is (ix_video_items_shadow_of): its sample was drawn
 # on another provider, and a move could make the pair one provider's twice.
-MOVE = """
-UPDATE video_items
-SET inference_provider = :to_provider, routed_by = 'rerouted', route_reason = :reason,
-    rerouted_at = :now, updated_at = :now, flow_run_id = NULL
-WHERE id = :item_id AND status = 'pending' AND inference_provider = :from_provider
-  AND provider_task_id IS NULL AND rerouted_at IS NULL AND routed_by <> 'explicit'
-  AND NOT EXISTS (SELECT 1 FROM video_items AS sample WHERE sample.shadow_of = :item_id)
-"""
-
-
 ITEMS_IN_LANES = """
 SELECT id, inference_provider, status, due_at, started_at, frame_num, duration_s,
        CASE WHEN routed_by <> 'explicit' AND rerouted_at IS NULL
