@@ -51,6 +51,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(PY) -m tools.ownership
 
 bench: install
 	$(PY) -m bench

@@ -190,13 +190,14 @@ class Registry:
         if now < self._next_breaker:
             return self.taking
         self._next_breaker = now + BREAKER_EVERY
-        from reelroute.models.core.tables import Breaker, utcnow
+        from reelroute.models.core.tables import utcnow
         from reelroute.models.health.breakers import (
             begin_probe,
             gate,
             host_breaker,
             probe_stale_after,
         )
+        from reelroute.models.health.tables import Breaker
         from reelroute.models.store.db import make_engine, session_scope
 
         name = host_breaker(self.name)

@@ -43,11 +43,13 @@ from reelroute.models.core.enums import (
 )
 from reelroute.models.core.errors import InvalidInput
 from reelroute.models.core.settings import Settings, load_settings
-from reelroute.models.core.tables import Breaker, Photo, VideoItem
+from reelroute.models.core.tables import VideoItem
 from reelroute.models.core.tasks import TaskSpec, parse_deadline
 from reelroute.models.core.workers import flow_run_worker_id, host_of
 from reelroute.models.health import breakers as breakers_module
+from reelroute.models.health.tables import Breaker
 from reelroute.models.intake.batches import add_batch
+from reelroute.models.intake.photos import add_stored_photo
 from reelroute.models.items.dispatch import plan_dispatch
 from reelroute.models.items.groups import create_group
 from reelroute.models.items.lifecycle import MadeBy, claim_item, complete_item, fail_item
@@ -648,9 +650,7 @@ class Simulation:
                     wan_preset=None,
                     accepted=verdict,
                 )
-        photo = Photo(group_id=group.id, storage_path="photos/replay")
-        session.add(photo)
-        session.flush()
+        photo = add_stored_photo(session, group_id=group.id, storage_path="photos/replay")
         groups[name], photos[name] = group.id, photo.id
         return group.id
 

@@ -85,11 +85,9 @@ def sqlite_migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _tables() -> str:
     """Every table of the data model (what a PostgreSQL test starts without)."""
-    from sqlmodel import SQLModel
+    from reelroute.models.registry import metadata
 
-    import reelroute.models.core.tables  # noqa: F401 (the tables' definitions)
-
-    return ", ".join(sorted(SQLModel.metadata.tables))
+    return ", ".join(sorted(metadata.tables))
 
 
 TABLES = _tables()

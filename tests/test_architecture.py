@@ -147,3 +147,69 @@ def test_one_writer_of_events():
         and any(re.search(rf"\b{name}\b", path.read_text()) for name in inserting)
     }
     assert users == {"models/outbox/events.py"}
+
+
+def ownership(root: Path) -> subprocess.CompletedProcess[str]:
+    """tools/ownership.py (what `make lint` runs) over the repository at `root`."""
+    return subprocess.run(
+        [sys.executable, "-m", "tools.ownership", str(root)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_every_table_is_written_by_its_owner_only():
+    from reelroute.models.registry import OWNERS, metadata
+
+    assert set(OWNERS) == set(metadata.tables)  # every table has its owner
+    done = ownership(REPO)
+    assert done.returncode == 0, done.stdout[-3000:]
+
+
+@pytest.fixture
+def repo_copy(tmp_path) -> Path:
+    """The repository's code folders (links resolved), to break on purpose."""
+    ignore = shutil.ignore_patterns("__pycache__")
+    for folder in (*BARE, "reelroute"):
+        shutil.copytree(
+            REPO / folder, tmp_path / folder, ignore=ignore, symlinks=folder != "reelroute"
+        )
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("module", "write", "expected"),
+    [
+        (  # an ORM row of another room's table
+            "models/money/limits.py",
+            "from reelroute.models.outbox.tables import ItemEvent\nROW = ItemEvent()",
+            "models/money/limits.py:\\d+: writes item_events, owned by models.outbox",
+        ),
+        (  # SQL text
+            "models/planning/hosts.py",
+            "SQL = 'UPDATE video_items SET progress = 0'",
+            "models/planning/hosts.py:\\d+: writes video_items, owned by models.items",
+        ),
+        (  # a named statement of another room, run from outside it
+            "flows/reconcile.py",
+            "from reelroute.models.store.queries import items as q\nX = q.CANCEL",
+            "flows/reconcile.py:\\d+: writes video_items, owned by models.items",
+        ),
+        (  # SQLAlchemy core
+            "models/health/loops.py",
+            "import sqlalchemy as sa\nfrom reelroute.models.money.tables import Budget\n"
+            "X = sa.delete(Budget)",
+            "models/health/loops.py:\\d+: writes budgets, owned by models.money",
+        ),
+    ],
+)
+def test_a_write_outside_the_owner_breaks_the_check(repo_copy, module, write, expected):
+    import re
+
+    path = repo_copy / module
+    path.write_text(path.read_text() + "\n" + write + "\n")
+    done = ownership(repo_copy)
+    assert done.returncode == 1
+    assert re.search(expected, done.stdout), done.stdout

@@ -38,7 +38,8 @@ from reelroute.models.core.enums import (
 )
 from reelroute.models.core.failures import RULES
 from reelroute.models.core.settings import Settings
-from reelroute.models.core.tables import Breaker, BreakerOutcome, utcnow
+from reelroute.models.core.tables import utcnow
+from reelroute.models.health.tables import Breaker, BreakerOutcome
 from reelroute.models.outbox.events import record_subject
 
 log = logging.getLogger(__name__)

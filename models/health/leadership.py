@@ -41,7 +41,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from reelroute.models.core.tables import LoopMember, utcnow
+from reelroute.models.core.tables import utcnow
+from reelroute.models.health.tables import LoopMember
 
 ROLES = ("dispatcher", "webhooks")
 """The led roles: the dispatcher's loop (planner, dispatcher, reconciler) and the webhook

@@ -9,7 +9,8 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from reelroute.models.core.tables import LoopBeat, utcnow
+from reelroute.models.core.tables import utcnow
+from reelroute.models.health.tables import LoopBeat
 
 BEAT_EVERY = 10.0
 """Seconds between two heartbeats of one loop (a pass in between is not recorded)."""

@@ -21,7 +21,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from reelroute.models.core.errors import Conflict, InvalidInput
-from reelroute.models.core.tables import IdempotencyKey, utcnow
+from reelroute.models.core.tables import utcnow
+from reelroute.models.intake.tables import IdempotencyKey
 from reelroute.models.store.queries.intake import CLAIM_KEY, DROP_EXPIRED_KEY
 from reelroute.models.store.sql import rowcount, sql
 

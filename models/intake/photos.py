@@ -381,3 +381,12 @@ def normalise_stored(session: Session, storage: Storage, settings: Settings) -> 
         changed += 1
     session.flush()
     return changed
+
+
+def add_stored_photo(session: Session, *, group_id: uuid.UUID | None, storage_path: str) -> Photo:
+    """A photo row for a file already in the store, with nothing inspected (`reelroute replay`'s
+    stand-in photo: its simulated items are never made)."""
+    photo = Photo(group_id=group_id, storage_path=storage_path)
+    session.add(photo)
+    session.flush()
+    return photo

@@ -23,10 +23,11 @@ from sqlmodel import Session, col
 
 from reelroute.models.core.catalogue import info
 from reelroute.models.core.enums import BudgetScope, InferenceProvider, RoutedBy
-from reelroute.models.core.tables import Budget, Group, VideoItem
+from reelroute.models.core.tables import Group, VideoItem
 from reelroute.models.items.lifecycle import create_items
 from reelroute.models.items.review import new_pair
 from reelroute.models.money.budgets import BudgetExceeded, reserve
+from reelroute.models.money.tables import Budget
 from reelroute.models.planning.routing import allowed_for
 
 log = logging.getLogger(__name__)

@@ -34,15 +34,9 @@ from reelroute.models.core.enums import (
 )
 from reelroute.models.core.errors import InvalidInput, InvalidTransition, NotFound, StaleAttempt
 from reelroute.models.core.settings import Settings
-from reelroute.models.core.tables import (
-    AbComparison,
-    AbPair,
-    Group,
-    ItemRedo,
-    VideoItem,
-    utcnow,
-)
+from reelroute.models.core.tables import Group, ItemRedo, VideoItem, utcnow
 from reelroute.models.items.lifecycle import MadeBy, count_gpu_attempt, observe_completion
+from reelroute.models.items.tables import AbComparison, AbPair
 from reelroute.models.money.budgets import release, reserve
 from reelroute.models.outbox.events import record
 from reelroute.models.store.files import Storage, video_path

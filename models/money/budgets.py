@@ -19,14 +19,8 @@ from sqlmodel import Session, col, select
 
 from reelroute.models.core.enums import BudgetPeriod, BudgetScope, InferenceProvider
 from reelroute.models.core.errors import Conflict, InvalidInput
-from reelroute.models.core.tables import (
-    Budget,
-    BudgetReservation,
-    BudgetUsage,
-    ItemRedo,
-    VideoItem,
-    utcnow,
-)
+from reelroute.models.core.tables import ItemRedo, VideoItem, utcnow
+from reelroute.models.money.tables import Budget, BudgetReservation, BudgetUsage
 from reelroute.models.store.queries.money import ENSURE_USAGE, LOCK_USAGE, RESERVE, UNRESERVE
 from reelroute.models.store.sql import rowcount, sql
 

@@ -20,7 +20,8 @@ from sqlmodel.sql.sqltypes import UTCDateTime
 
 from reelroute.models.core.catalogue import CATALOGUE
 from reelroute.models.core.enums import InferenceProvider
-from reelroute.models.core.tables import RunwayLimitsRow, utcnow
+from reelroute.models.core.tables import utcnow
+from reelroute.models.money.tables import RunwayLimitsRow
 from reelroute.models.store.ledger import count_ledger
 from reelroute.models.store.queries.money import MONTH_SPEND, UNSETTLED
 from reelroute.models.store.sql import sql

@@ -32,9 +32,10 @@ from sqlmodel import Session, col, select
 from reelroute.models.core.enums import EventType
 from reelroute.models.core.errors import Conflict, InvalidInput, NotFound
 from reelroute.models.core.settings import Settings
-from reelroute.models.core.tables import Group, VideoItem, WebhookEndpoint, utcnow
+from reelroute.models.core.tables import Group, VideoItem, utcnow
 from reelroute.models.outbox.addresses import Resolver, check_url, system_resolver
 from reelroute.models.outbox.events import DEFAULT_EVENTS
+from reelroute.models.outbox.tables import WebhookEndpoint
 
 LAST_ANSWERS = 10
 MAX_OVERLAP_HOURS = 24 * 7

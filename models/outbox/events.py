@@ -25,7 +25,8 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from reelroute.models.core.enums import EventType
-from reelroute.models.core.tables import ItemEvent, VideoItem, utcnow
+from reelroute.models.core.tables import VideoItem, utcnow
+from reelroute.models.outbox.tables import ItemEvent
 from reelroute.models.store.queries.outbox import STARTED_CTE, STARTED_ROW
 from reelroute.models.store.sql import sql
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from reelroute.models.core.enums import EventType
-from reelroute.models.core.tables import ItemEvent
+from reelroute.models.outbox.tables import ItemEvent
 
 
 class EventData(BaseModel):

@@ -24,9 +24,10 @@ from sqlmodel import Session, col, select
 from reelroute.models.core.enums import DeliveryStatus, EventType
 from reelroute.models.core.errors import InvalidInput, NotFound
 from reelroute.models.core.settings import Settings
-from reelroute.models.core.tables import ItemEvent, WebhookDelivery, WebhookEndpoint, utcnow
+from reelroute.models.core.tables import utcnow
 from reelroute.models.outbox.endpoints import signing_secrets, wants
 from reelroute.models.outbox.payloads import event_payload
+from reelroute.models.outbox.tables import ItemEvent, WebhookDelivery, WebhookEndpoint
 from reelroute.models.store.queries.outbox import (
     DELIVERY_COUNTS,
     DUE_POSTGRESQL,

@@ -23,9 +23,10 @@ from datetime import datetime
 from sqlmodel import Session
 
 from reelroute.models.core.enums import InferenceProvider
-from reelroute.models.core.tables import GpuDemand, utcnow
+from reelroute.models.core.tables import utcnow
 from reelroute.models.planning.hosts import live_hosts
 from reelroute.models.planning.snapshot import Snapshot
+from reelroute.models.planning.tables import GpuDemand
 
 MIN_HORIZON_S = 60.0
 """An item due within a minute (or overdue) is counted as wanting a slot of its own now."""

@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from reelroute.models.core.tables import GpuHost, utcnow
+from reelroute.models.core.tables import utcnow
+from reelroute.models.planning.tables import GpuHost
 
 ALIVE_WITHIN = timedelta(minutes=2)
 """A host not seen for this long is taken for gone (it reports every half minute)."""

@@ -34,7 +34,7 @@ from reelroute.models.core.enums import (
 )
 from reelroute.models.core.formats import clock
 from reelroute.models.core.settings import Settings
-from reelroute.models.core.tables import Group, ItemEta, Reroute, VideoItem, utcnow
+from reelroute.models.core.tables import Group, ItemEta, VideoItem, utcnow
 from reelroute.models.items.lifecycle import move_item
 from reelroute.models.money.budgets import BudgetExceeded, lock_budgets
 from reelroute.models.planning.eta import Waiting
@@ -47,6 +47,7 @@ from reelroute.models.planning.routing import (
     usable,
 )
 from reelroute.models.planning.snapshot import Snapshot
+from reelroute.models.planning.tables import Reroute
 from reelroute.models.store.copy import write_rows
 from reelroute.models.store.queries.planning import ETA_FROM_STAGE, ETA_STAGE, ETA_STAGE_COPY
 from reelroute.models.store.sql import sql

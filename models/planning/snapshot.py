@@ -18,7 +18,7 @@ from sqlmodel.sql.sqltypes import UTCDateTime
 from reelroute.models.core.catalogue import CATALOGUE
 from reelroute.models.core.enums import POOL_OF, BudgetScope, InferenceProvider, Pool
 from reelroute.models.core.settings import Settings
-from reelroute.models.core.tables import PENDING, GpuHost
+from reelroute.models.core.tables import PENDING
 from reelroute.models.core.workers import host_of
 from reelroute.models.health.breakers import unavailable
 from reelroute.models.money.budgets import Spend, spend
@@ -33,6 +33,7 @@ from reelroute.models.planning.acceptance import Acceptance, preset_name, read_a
 from reelroute.models.planning.estimates import DEFAULT_WAN_AREA, Estimates, read_estimates
 from reelroute.models.planning.eta import Lane, Slot, Working
 from reelroute.models.planning.hosts import live_hosts
+from reelroute.models.planning.tables import GpuHost
 from reelroute.models.store.copy import chunks, columns, numbers
 from reelroute.models.store.queries.planning import (
     ITEMS_AT_WORK,

@@ -16,7 +16,7 @@ from sqlmodel import Session, col
 
 from reelroute.models.core.enums import InferenceProvider
 from reelroute.models.core.settings import Settings
-from reelroute.models.core.tables import AbComparison
+from reelroute.models.items.tables import AbComparison
 from reelroute.models.planning.acceptance import Acceptance, Verdicts, preset_name, wilson
 from reelroute.models.store.tallies import group_key, verdict_tallies
 

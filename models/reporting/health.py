@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 from reelroute.models.core.enums import BreakerState, InferenceProvider, Pool
-from reelroute.models.core.tables import GpuHost, utcnow
+from reelroute.models.core.tables import utcnow
 from reelroute.models.health.breakers import (
     failures_by_class,
     host_breaker,
@@ -21,6 +21,7 @@ from reelroute.models.health.breakers import (
     waiting_reason,
 )
 from reelroute.models.planning.hosts import ALIVE_WITHIN
+from reelroute.models.planning.tables import GpuHost
 
 
 @dataclass(frozen=True)

@@ -21,21 +21,16 @@ from sqlmodel import Session, col, select
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from reelroute.models.core.enums import BreakerState, DeliveryStatus, ItemStatus, Pool
-from reelroute.models.core.tables import (
-    PENDING,
-    POOL_PREDICATE,
-    Breaker,
-    GpuDemand,
-    GpuHost,
-    WebhookDelivery,
-    utcnow,
-)
+from reelroute.models.core.tables import PENDING, POOL_PREDICATE, utcnow
 from reelroute.models.health.breakers import label
 from reelroute.models.health.leadership import read_roles
 from reelroute.models.health.loops import read_beats
+from reelroute.models.health.tables import Breaker
 from reelroute.models.money.budgets import describe, spend
 from reelroute.models.money.limits import last_limits
+from reelroute.models.outbox.tables import WebhookDelivery
 from reelroute.models.planning.hosts import ALIVE_WITHIN
+from reelroute.models.planning.tables import GpuDemand, GpuHost
 from reelroute.models.reporting.statistics import provider_stats
 from reelroute.models.store.queries.reporting import OUTBOX_HEAD, QUEUE_HEAD
 from reelroute.models.store.sql import sql

@@ -11,9 +11,9 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session, col
 
 from reelroute.models.core.enums import InferenceProvider, ItemStatus
-from reelroute.models.core.tables import ItemStatusCount
 from reelroute.models.store.db import is_postgres
 from reelroute.models.store.queries import ledger as ledger_sql
+from reelroute.models.store.tables import ItemStatusCount
 
 COMPACT_AFTER_ROWS = 500  # ledger rows read by count_ledger before it folds them
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from reelroute.models.core.tables import (
+from reelroute.models.store.tables import (
     DeliveryTally,
     FailureTally,
     GpuTally,

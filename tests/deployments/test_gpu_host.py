@@ -55,8 +55,9 @@ def test_a_host_whose_breaker_opens_stops_taking_items_until_its_probe(db_url, s
     from reelroute.deployments.gpu_host import BREAKER_EVERY, Registry
     from reelroute.deployments.launcher import Services
     from reelroute.models.core.enums import BreakerState, FailureClass
-    from reelroute.models.core.tables import Breaker, utcnow
+    from reelroute.models.core.tables import utcnow
     from reelroute.models.health.breakers import host_breaker, record_outcome, record_success
+    from reelroute.models.health.tables import Breaker
     from reelroute.models.planning.hosts import live_hosts, report_host
     from reelroute.models.store.db import make_engine
 

@@ -14,10 +14,10 @@ from standardwebhooks import Webhook
 
 from reelroute.deployments.launcher import free_port
 from reelroute.flows.webhooks import Sender
-from reelroute.models.core.tables import WebhookDelivery
 from reelroute.models.core.tasks import TaskSpec
 from reelroute.models.intake.batches import add_batch
 from reelroute.models.outbox import endpoints
+from reelroute.models.outbox.tables import WebhookDelivery
 from tests.models.helpers import add_group_with_photos
 
 REPO = Path(__file__).resolve().parents[2]

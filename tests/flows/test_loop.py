@@ -12,8 +12,8 @@ from sqlmodel import Session
 
 from reelroute.flows.backoff import Heartbeat
 from reelroute.flows.loop import dispatch_loop
-from reelroute.models.core.tables import LoopBeat
 from reelroute.models.health.loops import BEAT_EVERY, read_beats
+from reelroute.models.health.tables import LoopBeat
 from reelroute.models.store.db import make_engine
 from tests.conftest import database_outage
 from tests.flows.conftest import FakePrefect

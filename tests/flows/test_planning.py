@@ -13,13 +13,14 @@ from sqlmodel import Session
 from reelroute.flows.planning import Planner
 from reelroute.models.core.catalogue import CATALOGUE
 from reelroute.models.core.enums import GroupPriority, InferenceProvider, Pool
-from reelroute.models.core.tables import GpuDemand, ItemEta, utcnow
+from reelroute.models.core.tables import ItemEta, utcnow
 from reelroute.models.core.tasks import TaskSpec
 from reelroute.models.intake.batches import add_batch
 from reelroute.models.items.lifecycle import claim_item, complete_item
 from reelroute.models.money.limits import ModelLimits, RunwayLimits, last_limits, store_limits
 from reelroute.models.planning.replanning import eta_of
 from reelroute.models.planning.snapshot import build_snapshot
+from reelroute.models.planning.tables import GpuDemand
 from reelroute.providers.base import TransientError
 from tests.models.helpers import add_group_with_photos
 

@@ -22,9 +22,10 @@ from standardwebhooks import Webhook
 
 from reelroute.flows.webhooks import Sender
 from reelroute.models.core.enums import DeliveryStatus
-from reelroute.models.core.tables import Group, WebhookDelivery, WebhookEndpoint, utcnow
+from reelroute.models.core.tables import Group, utcnow
 from reelroute.models.items.lifecycle import cancel_item
 from reelroute.models.outbox import endpoints
+from reelroute.models.outbox.tables import WebhookDelivery, WebhookEndpoint
 from tests.flows.receivers import Receiver, drain, new_items, register
 
 

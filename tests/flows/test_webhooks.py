@@ -20,7 +20,7 @@ from standardwebhooks import Webhook
 from reelroute.flows.webhooks import Sender
 from reelroute.models.core.enums import DeliveryStatus, EventType
 from reelroute.models.core.errors import InvalidInput
-from reelroute.models.core.tables import ItemEvent, WebhookDelivery, utcnow
+from reelroute.models.core.tables import utcnow
 from reelroute.models.items.lifecycle import (
     cancel_item,
     claim_item,
@@ -30,6 +30,7 @@ from reelroute.models.items.lifecycle import (
 )
 from reelroute.models.outbox import endpoints
 from reelroute.models.outbox import webhooks as hooks
+from reelroute.models.outbox.tables import ItemEvent, WebhookDelivery
 from reelroute.models.store.tallies import delivery_tallies
 from tests.flows.receivers import KEY, REPO, drain, new_items, register, statuses
 

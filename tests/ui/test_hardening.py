@@ -24,7 +24,8 @@ from pydantic import SecretStr
 from sqlmodel import Session
 
 from reelroute.models.core.errors import Conflict
-from reelroute.models.core.tables import IdempotencyKey, utcnow
+from reelroute.models.core.tables import utcnow
+from reelroute.models.intake.tables import IdempotencyKey
 from reelroute.models.store.db import session_scope
 from reelroute.providers.base import PermanentError
 from reelroute.providers.video import probe_video_file

@@ -9,8 +9,8 @@ import uuid
 import pytest
 from sqlmodel import Session, col, select
 
-from reelroute.models.core.tables import ItemEvent
 from reelroute.models.items.videos import complete_with_video
+from reelroute.models.outbox.tables import ItemEvent
 from reelroute.models.store.files import Storage
 from tests.models.helpers import image_bytes
 from tests.ui.api_client import add, as_admin, claim, upload

@@ -23,11 +23,12 @@ from reelroute.models.core.enums import (
     RoutedBy,
     WorkerType,
 )
-from reelroute.models.core.tables import Group, ItemEta, Photo, VideoItem, WebhookEndpoint
+from reelroute.models.core.tables import Group, ItemEta, Photo, VideoItem
 from reelroute.models.core.tasks import TaskSpec
 from reelroute.models.core.text import check_text
 from reelroute.models.intake.batches import MAX_BATCH
 from reelroute.models.money.budgets import Spend
+from reelroute.models.outbox.tables import WebhookEndpoint
 from reelroute.models.outbox.webhooks import DeadLetter
 
 

@@ -12,8 +12,9 @@ import sqlalchemy as sa
 from reelroute.models.core.errors import InvalidInput, NotFound
 from reelroute.models.core.formats import stamp
 from reelroute.models.core.settings import Settings
-from reelroute.models.core.tables import WebhookEndpoint, utcnow
+from reelroute.models.core.tables import utcnow
 from reelroute.models.outbox import endpoints, webhooks
+from reelroute.models.outbox.tables import WebhookEndpoint
 from reelroute.models.store.db import session_scope
 
 ENDPOINT_COLUMNS = ["Endpoint", "Events", "Default", "State", "Last answers"]

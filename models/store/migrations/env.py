@@ -4,9 +4,8 @@ models.store.migrate."""
 from __future__ import annotations
 
 from alembic import context
-from sqlmodel import SQLModel
 
-import reelroute.models.core.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from reelroute.models.registry import metadata
 
 config = context.config
 connection = config.attributes.get("connection")
@@ -15,7 +14,7 @@ if connection is None:
 
 context.configure(
     connection=connection,
-    target_metadata=SQLModel.metadata,
+    target_metadata=metadata,
     render_as_batch=connection.dialect.name == "sqlite",
     transaction_per_migration=True,
     compare_type=True,

@@ -19,7 +19,7 @@ from reelroute.models.core.enums import (
     Pool,
 )
 from reelroute.models.core.failures import CLASS_OF, RULES, class_of
-from reelroute.models.core.tables import Breaker, BreakerOutcome, ItemEvent, utcnow
+from reelroute.models.core.tables import utcnow
 from reelroute.models.health.breakers import (
     begin_probe,
     gate,
@@ -32,8 +32,10 @@ from reelroute.models.health.breakers import (
     record_success,
     unavailable,
 )
+from reelroute.models.health.tables import Breaker, BreakerOutcome
 from reelroute.models.items import lifecycle as ops
 from reelroute.models.items.dispatch import plan_dispatch, run_lost_before_claim, run_started
+from reelroute.models.outbox.tables import ItemEvent
 from tests.models.helpers import add_items, claim_next_item
 
 TURBO, VEO = InferenceProvider.runway_gen4_turbo, InferenceProvider.runway_veo3_1

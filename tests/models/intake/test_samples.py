@@ -18,14 +18,16 @@ from reelroute.models.core.enums import (
     Pool,
 )
 from reelroute.models.core.errors import InvalidInput, InvalidTransition, NotFound
-from reelroute.models.core.tables import AbPair, Group, VideoItem, WebhookDelivery, WebhookEndpoint
+from reelroute.models.core.tables import Group, VideoItem
 from reelroute.models.core.tasks import TaskSpec
 from reelroute.models.intake.batches import add_batch
 from reelroute.models.intake.samples import SAMPLE_RANK, shadow_provider
 from reelroute.models.items import lifecycle as ops
 from reelroute.models.items.lifecycle import cancel_item, retry_item
 from reelroute.models.items.review import ab_pairs, judge_pair
+from reelroute.models.items.tables import AbPair
 from reelroute.models.money.budgets import set_budget, spend
+from reelroute.models.outbox.tables import WebhookDelivery, WebhookEndpoint
 from reelroute.models.outbox.webhooks import fan_out
 from reelroute.models.reporting.acceptance import acceptance_table
 from reelroute.models.store.tallies import verdict_tallies

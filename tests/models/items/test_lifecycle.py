@@ -377,7 +377,7 @@ def test_a_failure_never_stores_a_signed_urls_query(session, settings):
     keep the provider's words and the URL without its query."""
     from sqlmodel import select
 
-    from reelroute.models.core.tables import ItemEvent
+    from reelroute.models.outbox.tables import ItemEvent
 
     (item,) = add_items(session, settings, 1)
     claim = claim_next_item(session, settings)

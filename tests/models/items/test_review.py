@@ -18,7 +18,7 @@ from reelroute.models.core.enums import (
     QualityAction,
 )
 from reelroute.models.core.errors import InvalidInput, InvalidTransition, StaleAttempt
-from reelroute.models.core.tables import Group, ItemEvent, VideoItem
+from reelroute.models.core.tables import Group, VideoItem
 from reelroute.models.items import lifecycle as ops
 from reelroute.models.items.review import (
     QualityPolicy,
@@ -33,6 +33,7 @@ from reelroute.models.items.review import (
 )
 from reelroute.models.items.videos import complete_with_video
 from reelroute.models.money.budgets import BudgetExceeded, set_budget, spend
+from reelroute.models.outbox.tables import ItemEvent
 from reelroute.models.planning.acceptance import Verdicts, read_acceptance
 from reelroute.models.store.files import Storage, video_path
 from reelroute.models.store.tallies import group_key, verdict_tallies

@@ -14,11 +14,12 @@ from sqlmodel import Session, select
 from reelroute.models.core.catalogue import CATALOGUE
 from reelroute.models.core.enums import BudgetPeriod, BudgetScope, GroupPriority, InferenceProvider
 from reelroute.models.core.errors import InvalidInput
-from reelroute.models.core.tables import BudgetReservation, VideoItem, utcnow
+from reelroute.models.core.tables import VideoItem, utcnow
 from reelroute.models.core.tasks import TaskSpec
 from reelroute.models.intake.batches import add_batch
 from reelroute.models.items.lifecycle import cancel_item, claim_item, complete_item, fail_item
 from reelroute.models.money.budgets import BudgetExceeded, set_budget, spend
+from reelroute.models.money.tables import BudgetReservation
 from tests.models.helpers import add_group_with_photos
 
 TURBO, VEO, WAN = (

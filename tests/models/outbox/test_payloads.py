@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 
 from reelroute.models.core.enums import EventType
-from reelroute.models.core.tables import ItemEvent, utcnow
+from reelroute.models.core.tables import utcnow
 from reelroute.models.outbox.payloads import EventPayload, event_payload
+from reelroute.models.outbox.tables import ItemEvent
 
 
 def event(

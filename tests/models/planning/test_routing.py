@@ -16,10 +16,10 @@ from reelroute.models.core.enums import (
     InferenceProvider,
     RoutedBy,
 )
-from reelroute.models.core.tables import Budget
 from reelroute.models.money.budgets import Spend
 from reelroute.models.money.gpu import GpuPrices
 from reelroute.models.money.limits import ModelLimits, RunwayLimits
+from reelroute.models.money.tables import Budget
 from reelroute.models.planning.estimates import Estimates, catalogue_time
 from reelroute.models.planning.eta import Lane, Waiting, Working
 from reelroute.models.planning.routing import (

@@ -15,10 +15,11 @@ from reelroute.models.core.enums import (
     FailureClass,
     InferenceProvider,
 )
-from reelroute.models.core.tables import Breaker, utcnow
+from reelroute.models.core.tables import utcnow
 from reelroute.models.core.tasks import TaskSpec
 from reelroute.models.health.breakers import host_breaker, label, model_breaker
 from reelroute.models.health.loops import beat
+from reelroute.models.health.tables import Breaker
 from reelroute.models.intake.batches import add_batch
 from reelroute.models.money.budgets import set_budget, spend
 from reelroute.models.money.limits import ModelLimits, RunwayLimits, store_limits

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, select
 
 from reelroute.models.core.enums import InferenceProvider, Pool
 from reelroute.models.core.settings import load_settings
@@ -18,6 +18,7 @@ from reelroute.models.core.tables import Group, Photo, VideoItem, utcnow
 from reelroute.models.items.lifecycle import MadeBy, complete_item
 from reelroute.models.items.queue import list_queue
 from reelroute.models.items.review import escalate_item
+from reelroute.models.registry import metadata
 from reelroute.models.store.db import make_engine
 from reelroute.models.store.migrate import current_revision, downgrade, head_revision, upgrade
 from tests.conftest import drop_pg_database, new_pg_database
@@ -147,7 +148,7 @@ def assert_models_match(url: str) -> None:
         context = MigrationContext.configure(
             connection, opts={"compare_type": True, "compare_server_default": True}
         )
-        assert compare_metadata(context, SQLModel.metadata) == []
+        assert compare_metadata(context, metadata) == []
     engine.dispose()
 
 

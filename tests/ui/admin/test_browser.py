@@ -174,9 +174,9 @@ def test_a_budget_set_in_the_admin_refuses_a_named_provider_and_routes_around(
 def test_the_dead_letters_are_listed_and_resent(web, page, shots):
     from playwright.sync_api import expect
 
-    from reelroute.models.core.tables import WebhookDelivery
     from reelroute.models.outbox import endpoints
     from reelroute.models.outbox import webhooks as hooks
+    from reelroute.models.outbox.tables import WebhookDelivery
 
     settings = web.settings.replaced(
         webhook_signing_key=SecretStr("k" * 40), webhook_allow_networks="127.0.0.0/8"

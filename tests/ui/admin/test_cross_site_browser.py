@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from reelroute.deployments.launcher import free_port
-from reelroute.models.core.tables import Budget
+from reelroute.models.money.tables import Budget
 from tests.ui.admin.conftest import WAIT_MS, log_in, pick
 
 pytestmark = [

@@ -1,0 +1,1 @@
+"""Checks of the code's shape that `make lint` runs beside ruff, mypy and import-linter."""
