@@ -53,12 +53,13 @@ from reelroute.models.intake.photos import add_stored_photo
 from reelroute.models.items.dispatch import plan_dispatch
 from reelroute.models.items.groups import create_group
 from reelroute.models.items.lifecycle import MadeBy, claim_item, complete_item, fail_item
-from reelroute.models.items.review import accept_item, reject_item
+from reelroute.models.items.review import accept_item
 from reelroute.models.money.budgets import BudgetExceeded, set_budget
 from reelroute.models.money.limits import ModelLimits, RunwayLimits, store_limits
 from reelroute.models.planning.estimates import Estimates
 from reelroute.models.planning.hosts import report_host
-from reelroute.models.planning.replanning import redo_provider, reroute_waiting
+from reelroute.models.planning.redo import reject_and_redo
+from reelroute.models.planning.replanning import reroute_waiting
 from reelroute.models.planning.routing import Policy
 from reelroute.models.planning.snapshot import Snapshot, build_snapshot, read_service_times
 from reelroute.models.store.db import make_engine
@@ -604,20 +605,15 @@ class Simulation:
         """A reviewer rejects the held video and has it made again on the group's next option
         (accepts it when no other option can take it)."""
         try:
-            provider = redo_provider(session, self.settings, item_id)
-        except InvalidInput:
-            accept_item(session, item_id=item_id, now=now)
-            return
-        try:
-            reject_item(
+            reject_and_redo(
                 session,
+                self.settings,
                 self.storage,
                 item_id=item_id,
                 reason="replay: not good enough",
-                provider=provider,
                 now=now,
             )
-        except BudgetExceeded:
+        except (InvalidInput, BudgetExceeded):  # no other option can take it: kept
             accept_item(session, item_id=item_id, now=now)
             return
         self.redos += 1

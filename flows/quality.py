@@ -18,13 +18,10 @@ from reelroute.models.items.review import (
     Decision,
     QualityPolicy,
     decide,
-    escalate_item,
-    may_escalate,
     quality_policy,
 )
-from reelroute.models.money.budgets import BudgetExceeded
 from reelroute.models.money.gpu import GpuPrices
-from reelroute.models.planning.replanning import next_option
+from reelroute.models.planning.redo import escalate_to_next_option
 from reelroute.models.store.db import session_scope
 from reelroute.providers.base import GenerationResult
 from reelroute.providers.quality import Thresholds, check_video, expected_of
@@ -95,28 +92,18 @@ def escalate(
     other option within budget and deadline. StaleAttempt when the attempt lost the item."""
     reason = judged.decision.reason or "checks failed"
     with session_scope(engine) as session:
-        item = session.get(VideoItem, claim.item_id)
-        if item is None or not may_escalate(item, settings):
-            return f"{reason}; no attempt left to make it again"
-        option = next_option(session, settings, item)
-        if option is None:
-            return f"{reason}; no other option the group allows can take it"
-        try:
-            escalate_item(
-                session,
-                item_id=claim.item_id,
-                attempt=claim.attempt,
-                worker_id=claim.worker_id,
-                provider=option.provider,
-                reason=f"{reason}; {option.reason}",
-                cost_credits=result.cost_credits,
-                quality=judged.quality or {},
-                wan_preset=result.wan_preset,
-                made_by=made_by(settings, result),
-            )
-        except BudgetExceeded as error:
-            return f"{reason}; the next option is over budget ({error})"
-    return None
+        return escalate_to_next_option(
+            session,
+            settings,
+            item_id=claim.item_id,
+            attempt=claim.attempt,
+            worker_id=claim.worker_id,
+            reason=reason,
+            cost_credits=result.cost_credits,
+            quality=judged.quality or {},
+            wan_preset=result.wan_preset,
+            made_by=made_by(settings, result),
+        )
 
 
 @dataclass(frozen=True)

@@ -468,17 +468,3 @@ def next_option(
     if decision.provider is item.inference_provider:
         return None  # every other option is at a cap, or not allowed
     return decision
-
-
-def redo_provider(session: Session, settings: Settings, item_id: uuid.UUID) -> InferenceProvider:
-    """Who makes a rejected video again when the reviewer names nobody: the group's next
-    option (`next_option`). InvalidInput when there is none."""
-    from reelroute.models.core.errors import InvalidInput, NotFound
-
-    item = session.get(VideoItem, item_id)
-    if item is None:
-        raise NotFound(f"no item {item_id}")
-    decision = next_option(session, settings, item)
-    if decision is None:
-        raise InvalidInput(["provider: no other option the group allows can take it now; name one"])
-    return decision.provider

@@ -27,13 +27,13 @@ from reelroute.models.items.review import (
     judge_pair,
     pair_of,
     redo_stats,
-    reject_item,
     review_queue,
 )
 from reelroute.models.money.budgets import set_budget, spend
 from reelroute.models.outbox import endpoints, webhooks
 from reelroute.models.outbox.endpoints import endpoint_for
-from reelroute.models.planning.replanning import eta_of, moves_of, redo_provider
+from reelroute.models.planning.redo import reject_and_redo
+from reelroute.models.planning.replanning import eta_of, moves_of
 from reelroute.models.reporting.acceptance import AcceptanceRow, acceptance_table
 from reelroute.models.reporting.health import provider_health
 from reelroute.models.reporting.statistics import Statistics, provider_stats
@@ -417,9 +417,10 @@ def accept(item_id: uuid.UUID, db: DB) -> Envelope[ItemOut]:
 def reject(item_id: uuid.UUID, body: RejectIn, db: DB, settings: SettingsDep) -> Envelope[ItemOut]:
     """Reject a held video: it is kept aside, and the item is made again on `provider` (the
     group's next option when unset) as its next attempt (item.rejected)."""
-    provider = body.provider or redo_provider(db, settings, item_id)
     storage = Storage(settings.store.storage_url)
-    item = reject_item(db, storage, item_id=item_id, reason=body.reason, provider=provider)
+    item = reject_and_redo(
+        db, settings, storage, item_id=item_id, reason=body.reason, provider=body.provider
+    )
     return Envelope(data=ItemOut.of(item))
 
 

@@ -21,11 +21,10 @@ from reelroute.models.items.review import (
     ab_pairs,
     accept_item,
     judge_pair,
-    reject_item,
     review_queue,
 )
 from reelroute.models.money.budgets import BudgetExceeded
-from reelroute.models.planning.replanning import redo_provider
+from reelroute.models.planning.redo import reject_and_redo
 from reelroute.models.store.db import session_scope
 from reelroute.models.store.files import Storage
 from reelroute.ui.views.queue import PROVIDER_BADGES
@@ -140,17 +139,13 @@ def reject(engine: sa.Engine, settings: Settings, item_id: str, reason: str, pro
     next option); what happened, in a sentence."""
     try:
         with session_scope(engine) as session:
-            chosen = (
-                InferenceProvider(provider)
-                if provider
-                else redo_provider(session, settings, uuid.UUID(item_id))
-            )
-            item = reject_item(
+            item = reject_and_redo(
                 session,
+                settings,
                 Storage(settings.store.storage_url),
                 item_id=uuid.UUID(item_id),
                 reason=reason,
-                provider=chosen,
+                provider=InferenceProvider(provider) if provider else None,
             )
         return f"`{item_id[:8]}` rejected: made again on {info(item.inference_provider).label}."
     except (ValueError, NotFound, InvalidTransition, InvalidInput, BudgetExceeded) as error:
