@@ -235,26 +235,44 @@ def _complete(
     outage is waited out for up to a lease's length before the attempt gives up (the next one
     then resumes the provider's task)."""
     storage = Storage(settings.store.storage_url)
-    backoff = Backoff(f"completing item {claim.item_id}", 1.0, ceiling=15.0, log=log)
+
+    def write() -> str:
+        with session_scope(engine) as session:
+            item = complete_with_video(
+                session,
+                storage,
+                item_id=claim.item_id,
+                group_id=claim.group_id,
+                attempt=claim.attempt,
+                worker_id=claim.worker_id,
+                video=result.video,
+                cost_credits=result.cost_credits,
+                made_by=made_by(settings, result),
+                quality=quality,
+                review_reason=review_reason,
+            )
+        assert item.output_path is not None
+        return item.output_path
+
+    return through_outage(settings, f"completing item {claim.item_id}", write, first=1.0)
+
+
+def through_outage(
+    settings: Settings,
+    what: str,
+    write: Callable[[], T],
+    *,
+    first: float,
+    ceiling: float = 15.0,
+) -> T:
+    """`write` (a database write that must not be lost: a paid task's id, a made video),
+    tried again through a database outage, backing off from `first` seconds, for up to a
+    lease's length; then DatabaseUnavailable (the next attempt resumes the provider's task)."""
+    backoff = Backoff(what, first, ceiling=ceiling, log=log)
     deadline = time.monotonic() + settings.items.lease_seconds
     while True:
         try:
-            with session_scope(engine) as session:
-                item = complete_with_video(
-                    session,
-                    storage,
-                    item_id=claim.item_id,
-                    group_id=claim.group_id,
-                    attempt=claim.attempt,
-                    worker_id=claim.worker_id,
-                    video=result.video,
-                    cost_credits=result.cost_credits,
-                    made_by=made_by(settings, result),
-                    quality=quality,
-                    review_reason=review_reason,
-                )
-            assert item.output_path is not None
-            return item.output_path
+            return write()
         except DatabaseUnavailable as error:
             if time.monotonic() > deadline:
                 raise
@@ -277,23 +295,18 @@ def _make_video(
     def store_task(task_id: str) -> None:
         # The task is paid for: its id must be kept, through a database outage if need be
         # (up to a lease's length; the provider deletes the task if this still fails).
-        backoff = Backoff(f"keeping the task of item {claim.item_id}", 0.5, ceiling=10, log=log)
-        deadline = time.monotonic() + settings.items.lease_seconds
-        while True:
-            try:
-                with session_scope(engine) as session:
-                    set_provider_task(
-                        session,
-                        item_id=claim.item_id,
-                        attempt=claim.attempt,
-                        worker_id=claim.worker_id,
-                        task_id=task_id,
-                    )
-                return
-            except DatabaseUnavailable as error:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(backoff.failed(error))
+        def write() -> None:
+            with session_scope(engine) as session:
+                set_provider_task(
+                    session,
+                    item_id=claim.item_id,
+                    attempt=claim.attempt,
+                    worker_id=claim.worker_id,
+                    task_id=task_id,
+                )
+
+        what = f"keeping the task of item {claim.item_id}"
+        through_outage(settings, what, write, first=0.5, ceiling=10)
 
     request = GenerationRequest(
         item_id=claim.item_id,

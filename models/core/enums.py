@@ -277,6 +277,17 @@ class DeliveryStatus(StrEnum):
     """Given up after REELROUTE_WEBHOOK_RETRY_HOURS; an admin may resend it."""
 
 
+class DeliveryOutcome(StrEnum):
+    """How one webhook delivery attempt ended (the `delivery_tallies` ledger)."""
+
+    delivered = "delivered"
+    """Its receiver answered 2xx."""
+    failed = "failed"
+    """It did not (it will be tried again)."""
+    dead = "dead"
+    """It did not, and the delivery was given up."""
+
+
 class QualityAction(StrEnum):
     """What a failed automatic check of a video does (a group's choice, else the setting)."""
 

@@ -548,7 +548,7 @@ def fail_item(
     wait = backoff(attempt, settings) if rule.backoff else timedelta(0)
     items = returning_items(
         session,
-        item_sql.fail("pending" if retry else "failed"),
+        item_sql.fail(ItemStatus.pending if retry else ItemStatus.failed),
         item_id=item_id,
         attempt=attempt,
         worker_id=worker_id,

@@ -163,7 +163,7 @@ def reject_item(
     redone = _redo(
         session,
         item,
-        from_status="review",
+        from_status=ItemStatus.review,
         provider=provider,
         reason=f"rejected: {reason}",
         by_check=False,
@@ -207,7 +207,7 @@ def escalate_item(
     return _redo(
         session,
         item,
-        from_status="processing",
+        from_status=ItemStatus.processing,
         provider=provider,
         reason=reason,
         by_check=True,
@@ -224,7 +224,7 @@ def _redo(
     session: Session,
     item: VideoItem,
     *,
-    from_status: str,
+    from_status: ItemStatus,
     provider: InferenceProvider,
     reason: str,
     by_check: bool,
@@ -259,7 +259,7 @@ def _redo(
             **(fence or {}),
         )
         if not items:
-            if from_status == "processing":
+            if from_status is ItemStatus.processing:
                 raise StaleAttempt(
                     f"attempt {(fence or {}).get('attempt')} no longer holds item {item.id}"
                 )

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from reelroute.models.core.enums import DeliveryStatus, EventType
+from reelroute.models.core.enums import DeliveryOutcome, DeliveryStatus, EventType
 from reelroute.models.core.errors import InvalidInput, NotFound
 from reelroute.models.core.settings import Settings
 from reelroute.models.core.tables import utcnow
@@ -178,7 +178,7 @@ def delivered(session: Session, delivery_ids: list[int], *, now: datetime) -> No
         )
         .execution_options(synchronize_session=False)
     )
-    count_deliveries(session, "delivered", rowcount(result))
+    count_deliveries(session, DeliveryOutcome.delivered, rowcount(result))
 
 
 def attempt_failed(
@@ -207,7 +207,7 @@ def attempt_failed(
     delivery.next_attempt_at = now + timedelta(seconds=wait)
     session.add(delivery)
     session.flush()
-    count_deliveries(session, delivery.status.value if dead else "failed")
+    count_deliveries(session, DeliveryOutcome.dead if dead else DeliveryOutcome.failed)
     return delivery.status
 
 

@@ -292,6 +292,33 @@ def _move(
     return Move(item.id, origin, to, reason, abandoned)
 
 
+def _first_on_time(
+    session: Session,
+    snapshot: Snapshot,
+    item: VideoItem,
+    request: RouteRequest,
+    origin: InferenceProvider,
+    reason: tuple[str, str],
+) -> Move | None:
+    """Move `item` off `origin` to the cheapest usable option whose predicted finish meets its
+    due time; its reason is `reason`'s two parts around "<option> predicted <finish>". None when
+    none does, or none could take it."""
+    options = sorted(
+        (p for p in request.allowed if p is not origin and usable(request, snapshot, p) is None),
+        key=lambda p: option_credits(request, snapshot, p),
+    )
+    for provider in options:
+        p50, p90 = snapshot.estimates.seconds(provider, item.frame_num, item.duration_s, item.id)
+        added = snapshot.lane(provider).if_added(item.due_at, p50, p90)
+        if not added.meets(item.due_at):
+            continue
+        predicted = f"{info(provider).badge} predicted {clock(added.finish_p90, snapshot.now)}"
+        move = _move(session, snapshot, item, provider, reason[0] + predicted + reason[1])
+        if move is not None:
+            return move
+    return None
+
+
 def reroute_waiting(session: Session, snapshot: Snapshot) -> list[Move]:
     """Move the waiting items whose prediction changed (see the module's docstring)."""
     moves = _off_unavailable(session, snapshot)
@@ -311,31 +338,16 @@ def _off_unavailable(session: Session, snapshot: Snapshot) -> list[Move]:
             if entry.item_id not in movable:
                 continue
             item, group = movable[entry.item_id]
-            request = _request(item, group)
-            options = sorted(
-                (
-                    p
-                    for p in request.allowed
-                    if p is not origin and usable(request, snapshot, p) is None
-                ),
-                key=lambda p: option_credits(request, snapshot, p),
+            move = _first_on_time(
+                session,
+                snapshot,
+                item,
+                _request(item, group),
+                origin,
+                (f"moved: {why}; ", f", due {clock(item.due_at, snapshot.now)} (UTC)"),
             )
-            for provider in options:
-                p50, p90 = snapshot.estimates.seconds(
-                    provider, item.frame_num, item.duration_s, item.id
-                )
-                added = snapshot.lane(provider).if_added(item.due_at, p50, p90)
-                if not added.meets(item.due_at):
-                    continue
-                reason = (
-                    f"moved: {why}; {info(provider).badge} predicted "
-                    f"{clock(added.finish_p90, snapshot.now)}, due "
-                    f"{clock(item.due_at, snapshot.now)} (UTC)"
-                )
-                move = _move(session, snapshot, item, provider, reason)
-                if move is not None:
-                    moves.append(move)
-                    break
+            if move is not None:
+                moves.append(move)
     return moves
 
 
@@ -349,27 +361,20 @@ def _late_wan_to_runway(session: Session, snapshot: Snapshot) -> list[Move]:
         if prediction.item_id not in movable:
             continue
         item, group = movable[prediction.item_id]
-        request = _request(item, group)
-        options = sorted(
-            (p for p in request.allowed if p is not WAN and usable(request, snapshot, p) is None),
-            key=lambda p: option_credits(request, snapshot, p),
+        was = clock(prediction.finish_p90, snapshot.now)
+        move = _first_on_time(
+            session,
+            snapshot,
+            item,
+            _request(item, group),
+            WAN,
+            (
+                f"moved from Wan: now predicted {was}, due {clock(item.due_at, snapshot.now)}; ",
+                " (UTC)",
+            ),
         )
-        for provider in options:
-            p50, p90 = snapshot.estimates.seconds(
-                provider, item.frame_num, item.duration_s, item.id
-            )
-            added = snapshot.lane(provider).if_added(item.due_at, p50, p90)
-            if not added.meets(item.due_at):
-                continue
-            reason = (
-                f"moved from Wan: now predicted {clock(prediction.finish_p90, snapshot.now)}, "
-                f"due {clock(item.due_at, snapshot.now)}; {info(provider).badge} predicted "
-                f"{clock(added.finish_p90, snapshot.now)} (UTC)"
-            )
-            move = _move(session, snapshot, item, provider, reason)
-            if move is not None:
-                moves.append(move)
-                break
+        if move is not None:
+            moves.append(move)
     return moves
 
 

@@ -16,7 +16,7 @@ from sqlmodel import Session
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from reelroute.models.core.catalogue import CATALOGUE
-from reelroute.models.core.enums import POOL_OF, BudgetScope, InferenceProvider, Pool
+from reelroute.models.core.enums import POOL_OF, BudgetScope, InferenceProvider, ItemStatus, Pool
 from reelroute.models.core.settings import Settings
 from reelroute.models.core.tables import PENDING
 from reelroute.models.core.workers import host_of
@@ -247,7 +247,7 @@ def _read_rows(session: Session, estimates: Estimates, now: datetime) -> Lanes:
             p50, p90 = seconds[key]
         else:
             p50, p90 = seconds[key] = estimates.seconds(provider, frame_num, duration_s)
-        if status == "pending":
+        if status == ItemStatus.pending:
             queue = waiting[provider]
             queue.keys.append(item_id.bytes)
             queue.due_s.append((due_at - now).total_seconds())

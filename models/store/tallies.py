@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from reelroute.models.core.enums import DeliveryOutcome
 from reelroute.models.store.tables import (
     DeliveryTally,
     FailureTally,
@@ -42,7 +43,7 @@ INSERT INTO failure_tallies (provider, failure_class, count) VALUES (:provider, 
 ON CONFLICT (provider, failure_class) DO UPDATE SET count = failure_tallies.count + 1
 """
 
-DELIVERY_OUTCOMES = ("delivered", "failed", "dead")
+DELIVERY_OUTCOMES = tuple(DeliveryOutcome)
 COUNT_DELIVERIES = """
 INSERT INTO delivery_tallies (outcome, count) VALUES (:outcome, :times)
 ON CONFLICT (outcome) DO UPDATE SET count = delivery_tallies.count + :times
@@ -75,12 +76,11 @@ def count_failure(session: Session, *, provider: str, failure_class: str, times:
         session.execute(sa.text(COUNT_FAILURE), {"provider": provider, "kind": failure_class})
 
 
-def count_deliveries(session: Session, outcome: str, times: int = 1) -> None:
+def count_deliveries(session: Session, outcome: DeliveryOutcome, times: int = 1) -> None:
     """Count `times` webhook delivery attempts that ended in `outcome`."""
-    if outcome not in DELIVERY_OUTCOMES:
-        raise ValueError(f"unknown outcome {outcome!r}; one of {', '.join(DELIVERY_OUTCOMES)}")
+    outcome = DeliveryOutcome(outcome)  # a bare string is refused with the outcomes named
     if times > 0:
-        session.execute(sa.text(COUNT_DELIVERIES), {"outcome": outcome, "times": times})
+        session.execute(sa.text(COUNT_DELIVERIES), {"outcome": outcome.value, "times": times})
 
 
 def delivery_tallies(session: Session) -> dict[str, int]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from reelroute.models.core.enums import DeliveryStatus
 from reelroute.models.core.errors import InvalidInput, NotFound
 from reelroute.models.core.formats import stamp
 from reelroute.models.core.settings import Settings
@@ -93,7 +94,7 @@ def summary(engine: sa.Engine) -> str:
     """Deliveries per status, in one line."""
     with session_scope(engine) as session:
         found = webhooks.counts(session)
-    parts = [f"**{found.get(status, 0)}** {status}" for status in ("pending", "delivered", "dead")]
+    parts = [f"**{found.get(status, 0)}** {status}" for status in DeliveryStatus]
     return "Deliveries: " + " · ".join(parts)
 
 

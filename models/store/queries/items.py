@@ -9,7 +9,7 @@ attempt, or from anyone but the holder of the current one, matches no row.
 
 from __future__ import annotations
 
-from reelroute.models.core.enums import Pool
+from reelroute.models.core.enums import ItemStatus, Pool
 from reelroute.models.core.tables import POOL_PREDICATE, VideoItem
 
 # RETURNING names every column in the model's order, so results map to VideoItem by position.
@@ -149,12 +149,12 @@ RETURNING {ITEM_COLUMNS}
 # A video not kept: made again on `provider` as the next attempt (its cost stays counted).
 # From review (a reviewer rejected it: the attempt that made it is spared, it did its job), or
 # from processing (a failed check escalated, fenced: the attempt counts, as a failure would).
-def redo(from_status: str) -> str:
+def redo(from_status: ItemStatus) -> str:
     """Send an item back to pending, on `:provider`, for its video to be made again."""
-    assert from_status in {"review", "processing"}
+    assert from_status in {ItemStatus.review, ItemStatus.processing}
     fence = (
         "status = 'review'"
-        if from_status == "review"
+        if from_status is ItemStatus.review
         else "retry_count = :attempt AND worker_id = :worker_id AND status = 'processing'"
     )
     return f"""
@@ -183,15 +183,15 @@ WHERE id = :item_id AND retry_count = :attempt AND worker_id = :worker_id
 
 
 # The literal is chosen in Python to avoid casting text to the enum type on PostgreSQL.
-def fail(new_status: str) -> str:
+def fail(new_status: ItemStatus) -> str:
     """Record a failed attempt: back to pending with a backoff, or failed for good."""
-    assert new_status in {"pending", "failed"}
-    finished = ":now" if new_status == "failed" else "NULL"
+    assert new_status in {ItemStatus.pending, ItemStatus.failed}
+    finished = ":now" if new_status is ItemStatus.failed else "NULL"
     # Back to pending: forget the flow run, so the dispatcher sends the next attempt.
-    flow_run = "flow_run_id" if new_status == "failed" else "NULL"
+    flow_run = "flow_run_id" if new_status is ItemStatus.failed else "NULL"
     return f"""
 UPDATE video_items
-SET status = '{new_status}', error = :error, failure_code = :failure_code,
+SET status = '{new_status.value}', error = :error, failure_code = :failure_code,
     spared_attempts = spared_attempts + :spared,
     cost_credits = coalesce(cost_credits + :cost_credits, cost_credits, :cost_credits),
     provider_task_id = CASE WHEN :keep_task THEN provider_task_id ELSE NULL END,
