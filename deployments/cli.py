@@ -9,20 +9,33 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from reelroute.models.core.enums import AUTO, GroupPriority, InferenceProvider, Pool
-from reelroute.models.core.errors import DatabaseUnavailable, ReelrouteError
-from reelroute.models.core.formats import stamp
-from reelroute.models.core.logs import configure_logging
-from reelroute.models.core.settings import Settings, SettingsError, get_settings
-from reelroute.models.core.tasks import TaskSpec
-from reelroute.models.intake import idempotency
-from reelroute.models.intake.batches import PhotoTask, Upload
-from reelroute.models.intake.submit import Intake, Intaken, deadline_from_text, run_once, take_in
-from reelroute.models.planning.routing import Policy
-from reelroute.models.reporting.statistics import Statistics, provider_stats
-from reelroute.models.store.db import make_engine, session_scope
-from reelroute.models.store.files import Storage
-from reelroute.models.store.migrate import upgrade
+from reelroute.models.core import (
+    AUTO,
+    DatabaseUnavailable,
+    GroupPriority,
+    InferenceProvider,
+    Pool,
+    ReelrouteError,
+    Settings,
+    SettingsError,
+    TaskSpec,
+    configure_logging,
+    get_settings,
+    stamp,
+)
+from reelroute.models.intake import (
+    Intake,
+    Intaken,
+    PhotoTask,
+    Upload,
+    deadline_from_text,
+    idempotency,
+    run_once,
+    take_in,
+)
+from reelroute.models.planning import Policy
+from reelroute.models.reporting import Statistics, provider_stats
+from reelroute.models.store import Storage, make_engine, session_scope, upgrade
 
 if TYPE_CHECKING:
     from reelroute.deployments.replay import ReplayOptions, TraceTask
@@ -55,7 +68,7 @@ def normalise_photos() -> None:
     """Normalise the photos stored before intake did (upright, sRGB, no metadata): once after
     an upgrade, for the pull workers that read photos from the store themselves (flow runs
     normalise an older photo on its next use anyway). Safe to run again."""
-    from reelroute.models.intake.photos import normalise_stored
+    from reelroute.models.intake import normalise_stored
 
     settings = _settings()
     engine = make_engine(settings.store.database_url)

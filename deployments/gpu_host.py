@@ -26,9 +26,7 @@ from typing import Any
 
 from reelroute.deployments.launcher import Services, worker_argv, worker_env
 from reelroute.flows.dispatch import queues_for
-from reelroute.models.core.enums import Pool
-from reelroute.models.core.errors import ReelrouteError
-from reelroute.models.core.settings import Settings
+from reelroute.models.core import Pool, ReelrouteError, Settings
 from reelroute.providers.wan_presets import WanPreset, preset_named
 from reelroute.providers.wan_process import Health, ask_health, socket_folder
 
@@ -190,15 +188,15 @@ class Registry:
         if now < self._next_breaker:
             return self.taking
         self._next_breaker = now + BREAKER_EVERY
-        from reelroute.models.core.tables import utcnow
-        from reelroute.models.health.breakers import (
+        from reelroute.models.core import utcnow
+        from reelroute.models.health import (
+            Breaker,
             begin_probe,
             gate,
             host_breaker,
             probe_stale_after,
         )
-        from reelroute.models.health.tables import Breaker
-        from reelroute.models.store.db import make_engine, session_scope
+        from reelroute.models.store import make_engine, session_scope
 
         name = host_breaker(self.name)
         try:
@@ -229,8 +227,8 @@ class Registry:
         if time.monotonic() < self._next or not healths:
             return
         self._next = time.monotonic() + REGISTER_EVERY
-        from reelroute.models.planning.hosts import report_host
-        from reelroute.models.store.db import make_engine, session_scope
+        from reelroute.models.planning import report_host
+        from reelroute.models.store import make_engine, session_scope
         from reelroute.providers.wan_presets import preset_named
 
         preset = healths[0].preset or self.settings.wan.preset
@@ -256,8 +254,8 @@ class Registry:
         once)."""
         if self._engine is None:
             return
-        from reelroute.models.planning.hosts import forget_host
-        from reelroute.models.store.db import session_scope
+        from reelroute.models.planning import forget_host
+        from reelroute.models.store import session_scope
 
         try:
             with session_scope(self._engine) as session:

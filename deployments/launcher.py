@@ -19,8 +19,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import make_url
 
-from reelroute.models.core.enums import Pool
-from reelroute.models.core.settings import Settings
+from reelroute.models.core import Pool, Settings
 
 log = logging.getLogger(__name__)
 

@@ -30,42 +30,55 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from reelroute.models.core.catalogue import CATALOGUE
-from reelroute.models.core.enums import (
+from reelroute.models.core import (
+    CATALOGUE,
     BreakerState,
     BudgetPeriod,
     BudgetScope,
     FailureCode,
     GroupPriority,
     InferenceProvider,
+    InvalidInput,
     ItemStatus,
     Pool,
+    Settings,
+    TaskSpec,
+    VideoItem,
+    flow_run_worker_id,
+    host_of,
+    load_settings,
+    parse_deadline,
 )
-from reelroute.models.core.errors import InvalidInput
-from reelroute.models.core.settings import Settings, load_settings
-from reelroute.models.core.tables import VideoItem
-from reelroute.models.core.tasks import TaskSpec, parse_deadline
-from reelroute.models.core.workers import flow_run_worker_id, host_of
+from reelroute.models.health import Breaker
 from reelroute.models.health import breakers as breakers_module
-from reelroute.models.health.tables import Breaker
-from reelroute.models.intake.batches import add_batch
-from reelroute.models.intake.photos import add_stored_photo
-from reelroute.models.items.dispatch import plan_dispatch
-from reelroute.models.items.groups import create_group
-from reelroute.models.items.lifecycle import MadeBy, claim_item, complete_item, fail_item
-from reelroute.models.items.review import accept_item
-from reelroute.models.money.budgets import BudgetExceeded, set_budget
-from reelroute.models.money.limits import ModelLimits, RunwayLimits, store_limits
-from reelroute.models.planning.estimates import Estimates
-from reelroute.models.planning.hosts import report_host
-from reelroute.models.planning.redo import reject_and_redo
-from reelroute.models.planning.replanning import reroute_waiting
-from reelroute.models.planning.routing import Policy
-from reelroute.models.planning.snapshot import Snapshot, build_snapshot, read_service_times
-from reelroute.models.store.db import make_engine
-from reelroute.models.store.files import Storage
-from reelroute.models.store.migrate import upgrade
-from reelroute.models.store.tallies import count_verdict
+from reelroute.models.intake import add_batch, add_stored_photo
+from reelroute.models.items import (
+    MadeBy,
+    accept_item,
+    claim_item,
+    complete_item,
+    create_group,
+    fail_item,
+    plan_dispatch,
+)
+from reelroute.models.money import (
+    BudgetExceeded,
+    ModelLimits,
+    RunwayLimits,
+    set_budget,
+    store_limits,
+)
+from reelroute.models.planning import (
+    Estimates,
+    Policy,
+    Snapshot,
+    build_snapshot,
+    read_service_times,
+    reject_and_redo,
+    report_host,
+    reroute_waiting,
+)
+from reelroute.models.store import Storage, count_verdict, make_engine, upgrade
 
 REQUIRED = ("created_at", "group", "priority", "duration_s")
 WORKER = "replay"

@@ -35,10 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from reelroute.deployments.replay import Outcome, ReplayOptions, TraceTask, replay
-from reelroute.models.core.catalogue import info
-from reelroute.models.core.enums import InferenceProvider
-from reelroute.models.core.settings import RoutingSettings
-from reelroute.models.planning.routing import default_allowed
+from reelroute.models.core import InferenceProvider, RoutingSettings, info
+from reelroute.models.planning import default_allowed
 
 BILLINGS = ("always-on", "per-second")
 WAN = InferenceProvider.wan_local

@@ -28,10 +28,8 @@ from reelroute.deployments.launcher import (
 )
 from reelroute.deployments.prefect_setup import deploy
 from reelroute.flows.loop import dispatch_loop
-from reelroute.models.core.enums import Pool
-from reelroute.models.core.logs import configure_logging
-from reelroute.models.core.settings import Settings, get_settings, load_settings
-from reelroute.models.store.migrate import upgrade
+from reelroute.models.core import Pool, Settings, configure_logging, get_settings, load_settings
+from reelroute.models.store import upgrade
 
 SHUTDOWN_LIMIT_SECONDS = 45.0
 """The longest a stop may take: past it, what is left is killed and `up` exits."""

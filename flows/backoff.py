@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from prefect.exceptions import PrefectHTTPStatusError
 
-from reelroute.models.core.errors import DatabaseUnavailable
+from reelroute.models.core import DatabaseUnavailable
 
 OUTAGES: tuple[type[BaseException], ...] = (
     DatabaseUnavailable,  # the database (models translates the driver's errors)
@@ -82,8 +82,8 @@ class Heartbeat:
 
     def __call__(self, took_seconds: float, ok: bool, now: float | None = None) -> bool:
         """Record a pass when a beat is due; returns whether one was written."""
-        from reelroute.models.health.loops import BEAT_EVERY, beat
-        from reelroute.models.store.db import session_scope
+        from reelroute.models.health import BEAT_EVERY, beat
+        from reelroute.models.store import session_scope
 
         now = time.monotonic() if now is None else now
         if now < self._next:

@@ -17,12 +17,10 @@ import sqlalchemy as sa
 from prefect.states import Cancelled
 
 from reelroute.flows.prefect_api import PrefectApi
-from reelroute.models.core.enums import Pool
-from reelroute.models.core.logs import log_context
-from reelroute.models.core.settings import Settings
-from reelroute.models.items.dispatch import mark_dispatched, plan_dispatch
-from reelroute.models.money.limits import last_limits
-from reelroute.models.store.db import session_scope
+from reelroute.models.core import Pool, Settings, log_context
+from reelroute.models.items import mark_dispatched, plan_dispatch
+from reelroute.models.money import last_limits
+from reelroute.models.store import session_scope
 
 log = logging.getLogger(__name__)
 

@@ -26,23 +26,29 @@ from prefect.runtime import flow_run
 from reelroute.flows.backoff import OUTAGES, Backoff
 from reelroute.flows.lease import LeaseKeeper, Throttle
 from reelroute.flows.quality import check_and_decide, made_by
-from reelroute.models.core.enums import POOL_OF, FailureCode, InferenceProvider
-from reelroute.models.core.errors import DatabaseUnavailable, StaleAttempt
-from reelroute.models.core.logs import attach_json, log_context
-from reelroute.models.core.settings import Settings, get_settings
-from reelroute.models.core.tables import Photo
-from reelroute.models.core.workers import flow_run_worker_id
-from reelroute.models.intake.photos import upright_bytes
-from reelroute.models.items.dispatch import run_started
-from reelroute.models.items.lifecycle import (
+from reelroute.models.core import (
+    POOL_OF,
+    DatabaseUnavailable,
+    FailureCode,
+    InferenceProvider,
+    Photo,
+    Settings,
+    StaleAttempt,
+    attach_json,
+    flow_run_worker_id,
+    get_settings,
+    log_context,
+)
+from reelroute.models.intake import upright_bytes
+from reelroute.models.items import (
     Claim,
     claim_item,
+    complete_with_video,
     fail_item,
+    run_started,
     set_provider_task,
 )
-from reelroute.models.items.videos import complete_with_video
-from reelroute.models.store.db import make_engine, session_scope
-from reelroute.models.store.files import Storage
+from reelroute.models.store import Storage, make_engine, session_scope
 from reelroute.providers.base import (
     GenerationRequest,
     GenerationResult,

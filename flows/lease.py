@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from reelroute.models.core.errors import DatabaseUnavailable, StaleAttempt
-from reelroute.models.items.lifecycle import renew_lease
-from reelroute.models.store.db import session_scope
+from reelroute.models.core import DatabaseUnavailable, StaleAttempt
+from reelroute.models.items import renew_lease
+from reelroute.models.store import session_scope
 
 log = logging.getLogger(__name__)
 

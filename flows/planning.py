@@ -21,15 +21,19 @@ from prefect.client.schemas.actions import WorkPoolUpdate
 from prefect.states import Cancelled
 
 from reelroute.flows.prefect_api import PrefectApi
-from reelroute.models.core.enums import Pool
-from reelroute.models.core.settings import Settings
-from reelroute.models.core.tables import utcnow
-from reelroute.models.items.dispatch import runway_slots
-from reelroute.models.money.limits import RunwayLimits, store_limits
-from reelroute.models.planning.demand import demand_of, store_demand
-from reelroute.models.planning.replanning import Move, StoredEtas, reroute_waiting, store_etas
-from reelroute.models.planning.snapshot import build_snapshot
-from reelroute.models.store.db import session_scope
+from reelroute.models.core import Pool, Settings, utcnow
+from reelroute.models.items import runway_slots
+from reelroute.models.money import RunwayLimits, store_limits
+from reelroute.models.planning import (
+    Move,
+    StoredEtas,
+    build_snapshot,
+    demand_of,
+    reroute_waiting,
+    store_demand,
+    store_etas,
+)
+from reelroute.models.store import session_scope
 from reelroute.providers.base import ProviderError
 
 log = logging.getLogger(__name__)

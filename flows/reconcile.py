@@ -24,19 +24,25 @@ from prefect.states import Cancelling
 
 from reelroute.flows.prefect_api import PrefectApi
 from reelroute.flows.zombies import crash_zombie_runs, stop_expired_holders
-from reelroute.models.core.enums import FailureCode, InferenceProvider, ItemStatus
-from reelroute.models.core.errors import StaleAttempt
-from reelroute.models.core.settings import Settings
-from reelroute.models.core.tables import VideoItem
-from reelroute.models.core.workers import flow_run_of
+from reelroute.models.core import (
+    FailureCode,
+    InferenceProvider,
+    ItemStatus,
+    Settings,
+    StaleAttempt,
+    VideoItem,
+    flow_run_of,
+)
 from reelroute.models.health import breakers
-from reelroute.models.items.dispatch import (
+from reelroute.models.items import (
+    cancel_item,
+    fail_item,
+    forget_provider_task,
     items_with_runs,
     recently_cancelled_with_runs,
     run_lost_before_claim,
 )
-from reelroute.models.items.lifecycle import cancel_item, fail_item, forget_provider_task
-from reelroute.models.store.db import session_scope
+from reelroute.models.store import session_scope
 from reelroute.providers.base import ProviderError
 from reelroute.providers.registry import provider_for
 

@@ -48,25 +48,27 @@ import sqlalchemy as sa
 from standardwebhooks import Webhook
 
 from reelroute.flows.backoff import Backoff, Heartbeat
-from reelroute.models.core.enums import DeliveryStatus
-from reelroute.models.core.errors import InvalidInput
-from reelroute.models.core.networks import IPNetwork
-from reelroute.models.core.settings import Settings
-from reelroute.models.core.tables import utcnow
-from reelroute.models.core.text import without_url_paths
-from reelroute.models.health.leadership import Leadership
+from reelroute.models.core import (
+    DeliveryStatus,
+    InvalidInput,
+    IPNetwork,
+    Settings,
+    utcnow,
+    without_url_paths,
+)
+from reelroute.models.health import Leadership
 from reelroute.models.intake import idempotency
-from reelroute.models.outbox import endpoints
-from reelroute.models.outbox import webhooks as hooks
-from reelroute.models.outbox.addresses import (
+from reelroute.models.outbox import (
     Refused,
     Resolver,
     Target,
+    endpoints,
     parse_url,
     resolve,
     system_resolver,
 )
-from reelroute.models.store.db import make_engine, session_scope
+from reelroute.models.outbox import webhooks as hooks
+from reelroute.models.store import make_engine, session_scope
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -32,13 +32,15 @@ from prefect.states import Cancelled, Crashed
 from reelroute.flows.backoff import OUTAGES
 from reelroute.flows.dispatch import FLOW_NAME
 from reelroute.flows.prefect_api import PrefectApi
-from reelroute.models.core.enums import ItemStatus
-from reelroute.models.core.settings import Settings
-from reelroute.models.core.tables import VideoItem, utcnow
-from reelroute.models.core.workers import flow_run_of
-from reelroute.models.items.dispatch import items_by_id, run_lost_before_claim
-from reelroute.models.items.lifecycle import RequeueResult, expired_leases, requeue_expired
-from reelroute.models.store.db import session_scope
+from reelroute.models.core import ItemStatus, Settings, VideoItem, flow_run_of, utcnow
+from reelroute.models.items import (
+    RequeueResult,
+    expired_leases,
+    items_by_id,
+    requeue_expired,
+    run_lost_before_claim,
+)
+from reelroute.models.store import session_scope
 
 log = logging.getLogger(__name__)
 

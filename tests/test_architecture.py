@@ -213,3 +213,47 @@ def test_a_write_outside_the_owner_breaks_the_check(repo_copy, module, write, ex
     done = ownership(repo_copy)
     assert done.returncode == 1
     assert re.search(expected, done.stdout), done.stdout
+
+
+def outer_imports(root: Path) -> list[tuple[str, str, str]]:
+    """(module, imported from, name) of every import of models in ui/, flows/, deployments/."""
+    import ast
+
+    found = []
+    for folder in ("ui", "flows", "deployments"):
+        for path in sorted((root / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                    "reelroute.models"
+                ):
+                    for alias in node.names:
+                        found.append((str(path.relative_to(root)), str(node.module), alias.name))
+                elif isinstance(node, ast.Import):
+                    for alias in node.names:
+                        if alias.name.startswith("reelroute.models"):
+                            found.append((str(path.relative_to(root)), alias.name, "*"))
+    return found
+
+
+def test_each_room_declares_its_public_names_and_the_outer_layers_use_only_those():
+    """Every sub-package of models declares `__all__` (what it offers), and ui/, flows/ and
+    deployments/ import a room only through it: `from reelroute.models.items import …`,
+    never a room's module."""
+    import importlib
+
+    rooms = sorted(p.name for p in (REPO / "models").iterdir() if (p / "__init__.py").exists())
+    offered = {}
+    for room in rooms:
+        package = importlib.import_module(f"reelroute.models.{room}")
+        assert isinstance(getattr(package, "__all__", None), list), f"models.{room}: no __all__"
+        offered[f"reelroute.models.{room}"] = set(package.__all__)
+        assert all(hasattr(package, name) for name in package.__all__), room
+    offered["reelroute.models.registry"] = set(
+        importlib.import_module("reelroute.models.registry").__all__
+    )
+    wrong = [
+        f"{module}: {name} from {source}"
+        for module, source, name in outer_imports(REPO)
+        if source not in offered or name not in offered[source]
+    ]
+    assert wrong == []

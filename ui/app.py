@@ -15,19 +15,19 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
-from reelroute.models.core.errors import (
+from reelroute.models.core import (
     Conflict,
     DatabaseUnavailable,
     InvalidInput,
     InvalidTransition,
     NotFound,
+    Settings,
     StaleAttempt,
+    log_context,
 )
-from reelroute.models.core.logs import log_context
-from reelroute.models.core.settings import Settings
-from reelroute.models.intake.idempotency import KeyReused
-from reelroute.models.outbox.payloads import EventPayload
-from reelroute.models.store.db import make_engine
+from reelroute.models.intake import KeyReused
+from reelroute.models.outbox import EventPayload
+from reelroute.models.store import make_engine
 from reelroute.providers.base import PermanentError
 from reelroute.ui.api import admin, metrics, worker
 from reelroute.ui.api.guard import Guard

@@ -7,8 +7,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from reelroute.models.core.enums import BudgetPeriod
-from reelroute.models.core.errors import InvalidInput
+from reelroute.models.core import BudgetPeriod, InvalidInput
 from reelroute.ui.admin.context import AdminContext
 from reelroute.ui.views import budgets as view
 from reelroute.ui.views import new_tasks

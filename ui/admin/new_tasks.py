@@ -7,10 +7,15 @@ from typing import Any
 
 import gradio as gr
 
-from reelroute.models.core.enums import AUTO, GroupPriority
-from reelroute.models.core.errors import Conflict, InvalidInput
-from reelroute.models.core.tasks import MAX_DURATION_S, MIN_DURATION_S
-from reelroute.models.money.budgets import BudgetExceeded
+from reelroute.models.core import (
+    AUTO,
+    MAX_DURATION_S,
+    MIN_DURATION_S,
+    Conflict,
+    GroupPriority,
+    InvalidInput,
+)
+from reelroute.models.money import BudgetExceeded
 from reelroute.ui.admin.context import AdminContext
 from reelroute.ui.views import new_tasks as view
 

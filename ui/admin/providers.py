@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from reelroute.models.core.errors import DatabaseUnavailable
+from reelroute.models.core import DatabaseUnavailable
 from reelroute.ui.admin.context import OUTAGE_NOTE, REFRESH_SECONDS, AdminContext
 from reelroute.ui.views import providers as view
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import gradio as gr
 
-from reelroute.models.core.errors import DatabaseUnavailable, InvalidInput
+from reelroute.models.core import DatabaseUnavailable, InvalidInput
 from reelroute.ui.admin.context import OUTAGE_NOTE, REFRESH_SECONDS, AdminContext
 from reelroute.ui.views import new_tasks
 from reelroute.ui.views import queue as view

@@ -8,7 +8,7 @@ from typing import Any
 
 import gradio as gr
 
-from reelroute.models.core.errors import DatabaseUnavailable
+from reelroute.models.core import DatabaseUnavailable
 from reelroute.ui.admin.context import OUTAGE_NOTE, AdminContext
 from reelroute.ui.views import review as view
 

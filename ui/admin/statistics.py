@@ -7,7 +7,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from reelroute.models.core.errors import DatabaseUnavailable
+from reelroute.models.core import DatabaseUnavailable
 from reelroute.ui.admin.context import OUTAGE_NOTE, REFRESH_SECONDS, AdminContext
 from reelroute.ui.views import statistics as view
 

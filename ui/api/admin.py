@@ -10,34 +10,42 @@ from fastapi import APIRouter, File, Header, HTTPException, Query, Request, Uplo
 from fastapi import Path as FastPath
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from reelroute.models.core.enums import InferenceProvider, ItemStatus
-from reelroute.models.core.errors import InvalidInput, NotFound
-from reelroute.models.core.settings import Settings
-from reelroute.models.health.breakers import unavailable
-from reelroute.models.intake import idempotency
-from reelroute.models.intake.photos import PhotoData, sha256_of, store_photos
-from reelroute.models.intake.submit import Answer, Intake, run_once, take_in
-from reelroute.models.items import lifecycle as ops
-from reelroute.models.items.groups import create_group
-from reelroute.models.items.queue import etas_of, list_queue
-from reelroute.models.items.review import (
+from reelroute.models.core import InferenceProvider, InvalidInput, ItemStatus, NotFound, Settings
+from reelroute.models.health import unavailable
+from reelroute.models.intake import (
+    Answer,
+    Intake,
+    PhotoData,
+    idempotency,
+    run_once,
+    sha256_of,
+    store_photos,
+    take_in,
+)
+from reelroute.models.items import (
     ab_pairs,
     accept_item,
     blind_ids,
+    create_group,
+    etas_of,
     judge_pair,
+    list_queue,
     pair_of,
     redo_stats,
     review_queue,
 )
-from reelroute.models.money.budgets import set_budget, spend
-from reelroute.models.outbox import endpoints, webhooks
-from reelroute.models.outbox.endpoints import endpoint_for
-from reelroute.models.planning.redo import reject_and_redo
-from reelroute.models.planning.replanning import eta_of, moves_of
-from reelroute.models.reporting.acceptance import AcceptanceRow, acceptance_table
-from reelroute.models.reporting.health import provider_health
-from reelroute.models.reporting.statistics import Statistics, provider_stats
-from reelroute.models.store.files import Storage
+from reelroute.models.items import lifecycle as ops
+from reelroute.models.money import set_budget, spend
+from reelroute.models.outbox import endpoint_for, endpoints, webhooks
+from reelroute.models.planning import eta_of, moves_of, reject_and_redo
+from reelroute.models.reporting import (
+    AcceptanceRow,
+    Statistics,
+    acceptance_table,
+    provider_health,
+    provider_stats,
+)
+from reelroute.models.store import Storage
 from reelroute.ui.api.common import DB, Envelope, Role, SettingsDep, engine_of, require
 from reelroute.ui.api.events import Broadcaster, TooManyStreams, event_stream
 from reelroute.ui.api.forms import FormLimits, bounded_form

@@ -13,8 +13,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from reelroute.models.core.settings import Settings
-from reelroute.models.store.db import session_scope
+from reelroute.models.core import Settings
+from reelroute.models.store import session_scope
 
 T = TypeVar("T")
 

@@ -28,9 +28,8 @@ import sqlalchemy as sa
 from anyio.to_thread import run_sync
 from sqlmodel import Session, col, select
 
-from reelroute.models.core.tables import utcnow
-from reelroute.models.outbox.payloads import event_payload
-from reelroute.models.outbox.tables import ItemEvent
+from reelroute.models.core import utcnow
+from reelroute.models.outbox import ItemEvent, event_payload
 
 POLL_SECONDS = 0.5
 KEEP_ALIVE_SECONDS = 15.0

@@ -16,8 +16,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from reelroute.models.reporting.metrics import Family, HistogramFamily, read_metrics
-from reelroute.models.store.db import session_scope
+from reelroute.models.reporting import Family, HistogramFamily, read_metrics
+from reelroute.models.store import session_scope
 from reelroute.ui.api.common import engine_of, settings_of
 from reelroute.ui.api.guard import metrics_caller_allowed
 

@@ -9,27 +9,29 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from reelroute.models.core.enums import (
+from reelroute.models.core import (
     BreakerState,
     BudgetPeriod,
     BudgetScope,
     DeliveryStatus,
     EventType,
     FailureCode,
+    Group,
     GroupPriority,
     InferenceProvider,
+    ItemEta,
     ItemStatus,
+    Photo,
     QualityAction,
     RoutedBy,
+    TaskSpec,
+    VideoItem,
     WorkerType,
+    check_text,
 )
-from reelroute.models.core.tables import Group, ItemEta, Photo, VideoItem
-from reelroute.models.core.tasks import TaskSpec
-from reelroute.models.core.text import check_text
-from reelroute.models.intake.batches import MAX_BATCH
-from reelroute.models.money.budgets import Spend
-from reelroute.models.outbox.tables import WebhookEndpoint
-from reelroute.models.outbox.webhooks import DeadLetter
+from reelroute.models.intake import MAX_BATCH
+from reelroute.models.money import Spend
+from reelroute.models.outbox import DeadLetter, WebhookEndpoint
 
 
 class AddTasksIn(BaseModel):

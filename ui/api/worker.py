@@ -15,19 +15,22 @@ import sqlalchemy as sa
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from reelroute.models.core.catalogue import info
-from reelroute.models.core.enums import InferenceProvider, ItemStatus
-from reelroute.models.core.errors import InvalidInput, InvalidTransition
-from reelroute.models.core.settings import Settings
-from reelroute.models.core.tables import Photo, VideoItem
-from reelroute.models.core.text import control_problem
-from reelroute.models.intake.photos import upright_bytes
+from reelroute.models.core import (
+    InferenceProvider,
+    InvalidInput,
+    InvalidTransition,
+    ItemStatus,
+    Photo,
+    Settings,
+    VideoItem,
+    control_problem,
+    info,
+)
+from reelroute.models.intake import upright_bytes
+from reelroute.models.items import Claim, complete_with_video
 from reelroute.models.items import lifecycle as ops
-from reelroute.models.items.lifecycle import Claim
-from reelroute.models.items.videos import complete_with_video
-from reelroute.models.money.gpu import GpuPrices
-from reelroute.models.store.db import session_scope
-from reelroute.models.store.files import Storage
+from reelroute.models.money import GpuPrices
+from reelroute.models.store import Storage, session_scope
 from reelroute.providers.base import GenerationResult
 from reelroute.providers.video import VideoInfo, probe_video_file
 from reelroute.ui.api.common import DB, Envelope, Role, SettingsDep, engine_of, require

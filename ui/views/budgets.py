@@ -6,11 +6,15 @@ import uuid
 
 import sqlalchemy as sa
 
-from reelroute.models.core.catalogue import CATALOGUE
-from reelroute.models.core.enums import BudgetPeriod, BudgetScope, InferenceProvider
-from reelroute.models.core.errors import InvalidInput
-from reelroute.models.money.budgets import set_budget
-from reelroute.models.store.db import session_scope
+from reelroute.models.core import (
+    CATALOGUE,
+    BudgetPeriod,
+    BudgetScope,
+    InferenceProvider,
+    InvalidInput,
+)
+from reelroute.models.money import set_budget
+from reelroute.models.store import session_scope
 from reelroute.ui.views.statistics import BUDGET_COLUMNS, budget_rows
 
 ALL_PAID = "all paid providers"

@@ -8,18 +8,24 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from reelroute.models.core.catalogue import CATALOGUE, info, nearest_duration
-from reelroute.models.core.enums import AUTO, GroupPriority, InferenceProvider
-from reelroute.models.core.errors import InvalidInput
-from reelroute.models.core.formats import duration, from_now
-from reelroute.models.core.settings import Settings
-from reelroute.models.core.tables import Group, utcnow
-from reelroute.models.core.tasks import TaskSpec
-from reelroute.models.intake.batches import PhotoTask, Upload, outlook
-from reelroute.models.intake.submit import Intake, deadline_from_text, take_in
-from reelroute.models.items.groups import create_group, list_groups
-from reelroute.models.store.db import session_scope
-from reelroute.models.store.files import Storage
+from reelroute.models.core import (
+    AUTO,
+    CATALOGUE,
+    Group,
+    GroupPriority,
+    InferenceProvider,
+    InvalidInput,
+    Settings,
+    TaskSpec,
+    duration,
+    from_now,
+    info,
+    nearest_duration,
+    utcnow,
+)
+from reelroute.models.intake import Intake, PhotoTask, Upload, deadline_from_text, outlook, take_in
+from reelroute.models.items import create_group, list_groups
+from reelroute.models.store import Storage, session_scope
 
 AUTO_LABEL = "Automatic (routing rules)"
 

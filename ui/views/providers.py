@@ -10,14 +10,10 @@ from html import escape
 
 import sqlalchemy as sa
 
-from reelroute.models.core.enums import BreakerState
-from reelroute.models.core.formats import clock, duration
-from reelroute.models.core.tables import utcnow
-from reelroute.models.health.leadership import RoleView, read_roles
-from reelroute.models.health.loops import read_beats
-from reelroute.models.health.tables import LoopBeat
-from reelroute.models.reporting.health import ProviderHealth, provider_health
-from reelroute.models.store.db import session_scope
+from reelroute.models.core import BreakerState, clock, duration, utcnow
+from reelroute.models.health import LoopBeat, RoleView, read_beats, read_roles
+from reelroute.models.reporting import ProviderHealth, provider_health
+from reelroute.models.store import session_scope
 
 STATE_CLASSES = {
     BreakerState.closed: "rr-ontime",

@@ -15,18 +15,25 @@ from html import escape
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from reelroute.models.core.catalogue import CATALOGUE
-from reelroute.models.core.enums import InferenceProvider, ItemStatus
-from reelroute.models.core.errors import InvalidInput, InvalidTransition, NotFound
-from reelroute.models.core.formats import ago, clock
-from reelroute.models.core.settings import Settings
-from reelroute.models.core.tables import ItemEta, Photo, VideoItem, utcnow
-from reelroute.models.health.breakers import unavailable
+from reelroute.models.core import (
+    CATALOGUE,
+    InferenceProvider,
+    InvalidInput,
+    InvalidTransition,
+    ItemEta,
+    ItemStatus,
+    NotFound,
+    Photo,
+    Settings,
+    VideoItem,
+    ago,
+    clock,
+    utcnow,
+)
+from reelroute.models.health import unavailable
+from reelroute.models.items import blind_ids, etas_of, list_queue
 from reelroute.models.items import lifecycle as ops
-from reelroute.models.items.queue import etas_of, list_queue
-from reelroute.models.items.review import blind_ids
-from reelroute.models.store.db import session_scope
-from reelroute.models.store.files import Storage
+from reelroute.models.store import Storage, session_scope
 
 ALL = "all"
 PAGE_SIZE = 50

@@ -12,21 +12,20 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from reelroute.models.core.catalogue import CATALOGUE, info
-from reelroute.models.core.enums import InferenceProvider
-from reelroute.models.core.errors import InvalidInput, InvalidTransition, NotFound
-from reelroute.models.core.settings import Settings
-from reelroute.models.core.tables import Photo
-from reelroute.models.items.review import (
-    ab_pairs,
-    accept_item,
-    judge_pair,
-    review_queue,
+from reelroute.models.core import (
+    CATALOGUE,
+    InferenceProvider,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    Photo,
+    Settings,
+    info,
 )
-from reelroute.models.money.budgets import BudgetExceeded
-from reelroute.models.planning.redo import reject_and_redo
-from reelroute.models.store.db import session_scope
-from reelroute.models.store.files import Storage
+from reelroute.models.items import ab_pairs, accept_item, judge_pair, review_queue
+from reelroute.models.money import BudgetExceeded
+from reelroute.models.planning import reject_and_redo
+from reelroute.models.store import Storage, session_scope
 from reelroute.ui.views.queue import PROVIDER_BADGES
 from reelroute.ui.views.videos import local_copy, private_folder, write_new
 

@@ -7,17 +7,18 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from reelroute.models.core.catalogue import info
-from reelroute.models.core.enums import BudgetScope, InferenceProvider, ItemStatus
-from reelroute.models.core.formats import duration
-from reelroute.models.core.settings import Settings
-from reelroute.models.items.groups import list_groups
-from reelroute.models.items.review import redo_stats
-from reelroute.models.money.budgets import dollars, spend
-from reelroute.models.reporting.acceptance import acceptance_table
-from reelroute.models.reporting.statistics import ProviderStats, Statistics, provider_stats
-from reelroute.models.store.db import session_scope
-from reelroute.models.store.ledger import count_ledger
+from reelroute.models.core import (
+    BudgetScope,
+    InferenceProvider,
+    ItemStatus,
+    Settings,
+    duration,
+    info,
+)
+from reelroute.models.items import list_groups, redo_stats
+from reelroute.models.money import dollars, spend
+from reelroute.models.reporting import ProviderStats, Statistics, acceptance_table, provider_stats
+from reelroute.models.store import count_ledger, session_scope
 from reelroute.ui.views.queue import PROVIDER_BADGES, STATUS_COLOURS
 
 TABLE_COLUMNS = [

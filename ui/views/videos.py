@@ -13,12 +13,9 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from reelroute.models.core.enums import ItemStatus
-from reelroute.models.core.settings import Settings
-from reelroute.models.core.tables import VideoItem
-from reelroute.models.items.review import blind_ids
-from reelroute.models.store.db import session_scope
-from reelroute.models.store.files import Storage
+from reelroute.models.core import ItemStatus, Settings, VideoItem
+from reelroute.models.items import blind_ids
+from reelroute.models.store import Storage, session_scope
 from reelroute.ui.views.queue import PROVIDER_BADGES
 
 VIDEOS_SHOWN = 60

@@ -9,14 +9,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from reelroute.models.core.enums import DeliveryStatus
-from reelroute.models.core.errors import InvalidInput, NotFound
-from reelroute.models.core.formats import stamp
-from reelroute.models.core.settings import Settings
-from reelroute.models.core.tables import utcnow
-from reelroute.models.outbox import endpoints, webhooks
-from reelroute.models.outbox.tables import WebhookEndpoint
-from reelroute.models.store.db import session_scope
+from reelroute.models.core import DeliveryStatus, InvalidInput, NotFound, Settings, stamp, utcnow
+from reelroute.models.outbox import WebhookEndpoint, endpoints, webhooks
+from reelroute.models.store import session_scope
 
 ENDPOINT_COLUMNS = ["Endpoint", "Events", "Default", "State", "Last answers"]
 ACTIONS = ("disable", "enable", "rotate", "delete")
