@@ -42,6 +42,7 @@ from reelroute.models.items import (
     recently_cancelled_with_runs,
     run_lost_before_claim,
 )
+from reelroute.models.planning import prune_moves
 from reelroute.models.store import session_scope
 from reelroute.providers.base import ProviderError
 from reelroute.providers.registry import provider_for
@@ -60,6 +61,7 @@ class ReconcileReport:
     cancelled_runs: int = 0
     deleted_tasks: int = 0
     pruned_outcomes: int = 0
+    pruned_moves: int = 0
 
 
 def read_runs(client: PrefectApi, ids: list[uuid.UUID]) -> dict[uuid.UUID, FlowRun]:
@@ -145,6 +147,7 @@ def reconcile_once(engine: sa.Engine, client: PrefectApi, settings: Settings) ->
     _finish_cancels(engine, client, settings, report)
     with session_scope(engine) as session:  # the breakers' windows need only the last hours
         report.pruned_outcomes = breakers.prune(session)
+        report.pruned_moves = prune_moves(session)  # an item's moves: 30 days (counted apart)
     return report
 
 

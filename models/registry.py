@@ -44,6 +44,7 @@ OWNERS: dict[str, str] = {
     "gpu_hosts": "planning",
     "gpu_demand": "planning",
     "item_reroutes": "planning",
+    "predicted_late": "planning",
     "ab_comparisons": "items",
     "ab_pairs": "items",
     "failure_tallies": "store",
@@ -52,6 +53,8 @@ OWNERS: dict[str, str] = {
     "delivery_tallies": "store",
     "latency_buckets": "store",
     "item_status_counts": "store",
+    "delivery_status_counts": "store",  # kept by triggers on webhook_deliveries
+    "move_tallies": "store",
     "budgets": "money",
     "budget_usage": "money",
     "budget_reservations": "money",

@@ -197,6 +197,11 @@ def repo_copy(tmp_path) -> Path:
             "from reelroute.models.store.queries import items as q\nX = q.CANCEL",
             "flows/reconcile.py:\\d+: writes video_items, owned by models.items",
         ),
+        (  # SQLAlchemy core, over a loop of tables
+            "models/outbox/endpoints.py",
+            "def clear():\n    for table in (Group, VideoItem):\n        sa.update(table)",
+            "models/outbox/endpoints.py:\\d+: writes groups, owned by models.items",
+        ),
         (  # SQLAlchemy core
             "models/health/loops.py",
             "import sqlalchemy as sa\nfrom reelroute.models.money.tables import Budget\n"

@@ -102,6 +102,15 @@ def _writes(
                 stem = node.module.rsplit(".", 1)[1]
                 for alias in node.names:
                     imported[alias.asname or alias.name] = (stem, alias.name)
+    looped: dict[str, list[str]] = {}  # `for table in (Group, VideoItem)`: the classes named
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.For)
+            and isinstance(node.target, ast.Name)
+            and isinstance(node.iter, ast.Tuple | ast.List)
+        ):
+            named = [e.id for e in node.iter.elts if isinstance(e, ast.Name) and e.id in classes]
+            looped.setdefault(node.target.id, []).extend(named)
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             func = node.func
@@ -110,8 +119,10 @@ def _writes(
                 yield node.lineno, classes[name]
             elif name in ("insert", "update", "delete") and node.args:
                 target = node.args[0]
-                if isinstance(target, ast.Name) and target.id in classes:
-                    yield node.lineno, classes[target.id]
+                if isinstance(target, ast.Name):
+                    for each in [target.id, *looped.get(target.id, [])]:
+                        if each in classes:
+                            yield node.lineno, classes[each]
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             for table in _tables_in(node.value):
                 yield node.lineno, table

@@ -14,7 +14,13 @@ from reelroute.models.items.dispatch import (
     run_started,
     runway_slots,
 )
-from reelroute.models.items.groups import create_group, find_group, group_named, list_groups
+from reelroute.models.items.groups import (
+    create_group,
+    find_group,
+    forget_endpoint,
+    group_named,
+    list_groups,
+)
 from reelroute.models.items.lifecycle import (
     Claim,
     MadeBy,
@@ -76,6 +82,7 @@ __all__ = [
     "expired_leases",
     "fail_item",
     "find_group",
+    "forget_endpoint",
     "forget_provider_task",
     "group_named",
     "items_by_id",

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from reelroute.models.core.enums import GroupPriority, InferenceProvider, QualityAction
 from reelroute.models.core.errors import Conflict, InvalidInput
 from reelroute.models.core.settings import THRESHOLDS
-from reelroute.models.core.tables import Group
+from reelroute.models.core.tables import Group, VideoItem
 from reelroute.models.core.tasks import MAX_DEADLINE_S, MIN_DEADLINE_S
 from reelroute.models.core.text import control_problem
 
@@ -156,3 +156,15 @@ def list_groups(session: Session, limit: int = 200) -> list[Group]:
     """The newest groups first (what the admin picks from)."""
     query = select(Group).order_by(col(Group.created_at).desc()).limit(limit)
     return list(session.exec(query).all())
+
+
+def forget_endpoint(session: Session, endpoint_id: uuid.UUID) -> None:
+    """Groups and items that named the webhook endpoint `endpoint_id` no longer do (before the
+    outbox deletes it: `outbox.endpoints.delete`)."""
+    for table in (Group, VideoItem):
+        session.execute(
+            sa.update(table)
+            .where(col(table.webhook_endpoint_id) == endpoint_id)
+            .values(webhook_endpoint_id=None)
+            .execution_options(synchronize_session=False)
+        )

@@ -25,14 +25,13 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken
 from sqlmodel import Session, col, select
 
 from reelroute.models.core.enums import EventType
 from reelroute.models.core.errors import Conflict, InvalidInput, NotFound
 from reelroute.models.core.settings import Settings
-from reelroute.models.core.tables import Group, VideoItem, utcnow
+from reelroute.models.core.tables import utcnow
 from reelroute.models.outbox.addresses import Resolver, check_url, system_resolver
 from reelroute.models.outbox.events import DEFAULT_EVENTS
 from reelroute.models.outbox.tables import WebhookEndpoint
@@ -215,15 +214,9 @@ def rotate(
 
 
 def delete(session: Session, endpoint_id: uuid.UUID) -> None:
-    """Delete an endpoint and its deliveries; groups and items that named it no longer do."""
+    """Delete an endpoint and its deliveries (the groups and items that named it are told
+    first, by their owner: `items.forget_endpoint`)."""
     endpoint = get(session, endpoint_id)
-    for table in (Group, VideoItem):
-        session.execute(
-            sa.update(table)
-            .where(col(table.webhook_endpoint_id) == endpoint_id)
-            .values(webhook_endpoint_id=None)
-            .execution_options(synchronize_session=False)
-        )
     session.delete(endpoint)
     session.flush()
 

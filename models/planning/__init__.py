@@ -17,6 +17,7 @@ from reelroute.models.planning.replanning import (
     StoredEtas,
     eta_of,
     moves_of,
+    prune_moves,
     reroute_waiting,
     store_etas,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "forget_host",
     "moves_of",
     "preset_name",
+    "prune_moves",
     "quantiles",
     "read_service_times",
     "reject_and_redo",

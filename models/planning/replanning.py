@@ -47,10 +47,11 @@ from reelroute.models.planning.routing import (
     usable,
 )
 from reelroute.models.planning.snapshot import Snapshot
-from reelroute.models.planning.tables import Reroute
+from reelroute.models.planning.tables import PredictedLate, Reroute
 from reelroute.models.store.copy import write_rows
 from reelroute.models.store.queries.planning import ETA_FROM_STAGE, ETA_STAGE, ETA_STAGE_COPY
-from reelroute.models.store.sql import sql
+from reelroute.models.store.sql import rowcount, sql
+from reelroute.models.store.tallies import count_move
 
 WAN = InferenceProvider.wan_local
 SPARE = 0.25  # Runway -> Wan only when Wan is done with a quarter of the time left to spare
@@ -146,6 +147,34 @@ def _eta_rows(snapshot: Snapshot, stored: StoredEtas | None) -> tuple[list[EtaRo
     return rows, keys
 
 
+MOVES_KEPT = timedelta(days=30)
+"""How long `item_reroutes` keeps a move (an item's history); `move_tallies` counts them all."""
+
+
+def _store_late(session: Session, snapshot: Snapshot) -> None:
+    """The waiting items predicted late per provider, as this pass replayed them (every
+    provider's row, zeros too): what /metrics and the statistics read."""
+    counts = {
+        provider.value: sum(1 for late in lane.late_risk if late)
+        for provider, lane in snapshot.lanes.items()
+    }
+    if not counts:
+        return
+    rows = [
+        {"provider": provider, "items": items, "updated_at": snapshot.now}
+        for provider, items in counts.items()
+    ]
+    session.execute(sa.delete(PredictedLate).where(col(PredictedLate.provider).in_(list(counts))))
+    session.execute(sa.insert(PredictedLate), rows)
+
+
+def prune_moves(session: Session, *, now: datetime | None = None) -> int:
+    """Forget the moves older than MOVES_KEPT (the reconciler, every pass); returns how many."""
+    before = (now or utcnow()) - MOVES_KEPT
+    done = session.execute(sa.delete(Reroute).where(col(Reroute.moved_at) < before))
+    return rowcount(done)
+
+
 def store_etas(
     session: Session, snapshot: Snapshot, stored: StoredEtas | None = None
 ) -> StoredEtas:
@@ -154,6 +183,7 @@ def store_etas(
     last committed pass returned; it is updated in place) says which rows moved past the
     tolerance, and only those are written. Rows of items no longer queued are deleted."""
     rows, keys = _eta_rows(snapshot, stored)
+    _store_late(session, snapshot)
     now_s = snapshot.now.timestamp()
     if stored is None:
         session.execute(sa.delete(ItemEta))
@@ -283,6 +313,7 @@ def _move(
                     moved_at=snapshot.now,
                 )
             )
+            count_move(session, origin.value, to.value)
     except BudgetExceeded:
         return None
     p50, p90 = snapshot.estimates.seconds(to, item.frame_num, item.duration_s, item.id)
@@ -432,13 +463,10 @@ def eta_of(session: Session, item_id: uuid.UUID) -> ItemEta | None:
     return session.get(ItemEta, item_id)
 
 
-def predicted_late(session: Session) -> int:
-    """How many waiting items the last replay found likely to miss their deadline."""
-    return int(
-        session.execute(
-            sa.select(sa.func.count()).select_from(ItemEta).where(col(ItemEta.late_risk))
-        ).scalar_one()
-    )
+def predicted_late(session: Session) -> dict[str, int]:
+    """Per provider, how many waiting items the last replay found likely to miss their
+    deadline (the planner's `predicted_late` rows: no count of the waiting items)."""
+    return {row.provider: row.items for row in session.exec(select(PredictedLate)).all()}
 
 
 def next_option(

@@ -57,9 +57,11 @@ class GpuDemand(SQLModel, table=True):
 
 
 class Reroute(SQLModel, table=True):
-    """One move of a waiting item to another provider, and why."""
+    """One move of a waiting item to another provider, and why: kept MOVES_KEPT (30 days) for
+    the item's history (`moves_of`); the counts are in `move_tallies`."""
 
     __tablename__ = "item_reroutes"
+    __table_args__ = (sa.Index("ix_item_reroutes_moved_at", "moved_at"),)
 
     id: int | None = Field(
         default=None,
@@ -82,3 +84,15 @@ class Reroute(SQLModel, table=True):
     )
     reason: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     moved_at: datetime = Field(default_factory=utcnow, sa_column=timestamp(nullable=False))
+
+
+class PredictedLate(SQLModel, table=True):
+    """Per provider, the waiting items whose p90 finish is past their due time, as the planner
+    last replayed the queues (written with the ETAs): what `/metrics` and the statistics say,
+    without joining `item_etas` to `video_items`."""
+
+    __tablename__ = "predicted_late"
+
+    provider: str = Field(sa_column=sa.Column(sa.String(32), primary_key=True))
+    items: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    updated_at: datetime = Field(sa_column=timestamp(nullable=False))

@@ -7,16 +7,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 from pydantic import Field, RootModel
 from sqlmodel import Session, col, select
 
 from reelroute.models.core.enums import InferenceProvider, ItemStatus
 from reelroute.models.core.tables import VideoItem
 from reelroute.models.planning.estimates import quantiles
+from reelroute.models.planning.replanning import predicted_late
 from reelroute.models.store.ledger import StatusCounts, count_ledger
-from reelroute.models.store.queries.reporting import LATE_AND_MOVES
-from reelroute.models.store.tallies import gpu_tallies
+from reelroute.models.store.tallies import gpu_tallies, move_tallies
 
 FINISH_TIME_WINDOW = 1000  # time-to-finish figures cover each provider's latest completions
 
@@ -111,9 +110,14 @@ def provider_stats(session: Session) -> Statistics:
         provider: _provider_stats(entry, finish_times(session, provider))
         for provider, entry in counts.items()
     }
-    field_of = {"late": "predicted_late", "away": "moved_away", "here": "moved_here"}
-    for provider, what, number in session.execute(sa.text(LATE_AND_MOVES)):
-        setattr(answer[InferenceProvider(provider)], field_of[what], int(number))
+    for provider, late in predicted_late(session).items():
+        if (stats := answer.get(InferenceProvider(provider))) is not None:
+            stats.predicted_late = late
+    for (origin, to), moves in move_tallies(session).items():
+        if (away := answer.get(InferenceProvider(origin))) is not None:
+            away.moved_away += moves
+        if (here := answer.get(InferenceProvider(to))) is not None:
+            here.moved_here += moves
     wan = answer.get(InferenceProvider.wan_local)
     if wan is not None:
         tallies = gpu_tallies(session)

@@ -105,3 +105,25 @@ class ItemStatusCount(SQLModel, table=True):
     status: ItemStatus = Field(sa_column=sa.Column(STATUS_TYPE, nullable=False))
     items: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
     credits: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+
+
+class DeliveryStatusCount(SQLModel, table=True):
+    """Webhook deliveries per status, kept by triggers on `webhook_deliveries` (inserts,
+    status changes, deletes, the cascades of a deleted endpoint too): what `/metrics` and the
+    admin's Webhooks page say of pending and dead deliveries, without counting them."""
+
+    __tablename__ = "delivery_status_counts"
+
+    status: str = Field(sa_column=sa.Column(sa.String(12), primary_key=True))
+    deliveries: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+
+
+class MoveTally(SQLModel, table=True):
+    """Waiting items the planner moved, per (from, to) provider: counted as each move is made
+    (`item_reroutes` keeps the recent moves themselves, pruned by age)."""
+
+    __tablename__ = "move_tallies"
+
+    from_provider: str = Field(sa_column=sa.Column(sa.String(32), primary_key=True))
+    to_provider: str = Field(sa_column=sa.Column(sa.String(32), primary_key=True))
+    moves: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))

@@ -23,10 +23,12 @@ from sqlmodel import Session, select
 
 from reelroute.models.core.enums import DeliveryOutcome
 from reelroute.models.store.tables import (
+    DeliveryStatusCount,
     DeliveryTally,
     FailureTally,
     GpuTally,
     LatencyBucket,
+    MoveTally,
     VerdictTally,
 )
 
@@ -186,3 +188,26 @@ def latency_histograms(session: Session) -> dict[tuple[str, str], Histogram]:
             histogram.buckets.append((bound, running))
         found[key] = histogram
     return found
+
+
+COUNT_MOVE = """
+INSERT INTO move_tallies (from_provider, to_provider, moves) VALUES (:origin, :to, 1)
+ON CONFLICT (from_provider, to_provider) DO UPDATE SET moves = move_tallies.moves + 1
+"""
+
+
+def count_move(session: Session, origin: str, to: str) -> None:
+    """One waiting item moved from provider `origin` to `to` (by the planner)."""
+    session.execute(sa.text(COUNT_MOVE), {"origin": origin, "to": to})
+
+
+def move_tallies(session: Session) -> dict[tuple[str, str], int]:
+    """(from provider, to provider) -> moves made."""
+    rows = session.exec(select(MoveTally)).all()
+    return {(row.from_provider, row.to_provider): row.moves for row in rows}
+
+
+def delivery_counts(session: Session) -> dict[str, int]:
+    """Webhook deliveries per status, from the ledger its triggers keep."""
+    rows = session.exec(select(DeliveryStatusCount)).all()
+    return {row.status: row.deliveries for row in rows}

@@ -28,6 +28,7 @@ from reelroute.models.items import (
     blind_ids,
     create_group,
     etas_of,
+    forget_endpoint,
     judge_pair,
     list_queue,
     pair_of,
@@ -268,6 +269,7 @@ def rotate_webhook(
 @router.delete("/webhooks/{endpoint_id}")
 def delete_webhook(endpoint_id: uuid.UUID, db: DB) -> Envelope[dict[str, str]]:
     """Delete an endpoint and its deliveries."""
+    forget_endpoint(db, endpoint_id)
     endpoints.delete(db, endpoint_id)
     return Envelope(data={"deleted": str(endpoint_id)})
 

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from reelroute.models.core import DeliveryStatus, InvalidInput, NotFound, Settings, stamp, utcnow
+from reelroute.models.items import forget_endpoint
 from reelroute.models.outbox import WebhookEndpoint, endpoints, webhooks
 from reelroute.models.store import session_scope
 
@@ -75,6 +76,7 @@ def act_on_endpoints(engine: sa.Engine, settings: Settings, action: str, chosen:
                         "too for 24 h)"
                     )
                 elif action == "delete":
+                    forget_endpoint(session, endpoint_id)
                     endpoints.delete(session, endpoint_id)
                     lines.append(f"{value}: deleted")
                 else:

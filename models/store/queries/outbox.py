@@ -75,7 +75,3 @@ WHERE place <= :per_endpoint
 ORDER BY next_attempt_at, id
 LIMIT :limit
 """
-
-
-# Deliveries per status (the admin's Webhooks page).
-DELIVERY_COUNTS = "SELECT status, count(*) FROM webhook_deliveries GROUP BY status"

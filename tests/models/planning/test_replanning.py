@@ -183,12 +183,12 @@ def test_stored_etas_give_positions_times_and_late_risk(session, one_gpu):
     assert [e.queue_position for e in etas] == [1, 2, 3]
     assert [e.start_at.strftime("%H:%M") for e in etas] == ["09:00", "09:30", "10:00"]
     assert [e.eta.strftime("%H:%M") for e in etas] == ["09:30", "10:00", "10:30"]
-    assert predicted_late(session) == 0
+    assert sum(predicted_late(session).values()) == 0
     # Three hours later, with nothing started, the last two are at risk.
     snapshot = build_snapshot(session, one_gpu, now=T0 + timedelta(hours=3))
     store_etas(session, snapshot)
     session.commit()
-    assert predicted_late(session) == 2
+    assert sum(predicted_late(session).values()) == 2
     assert eta_of(session, items[0].id).late_risk is False
 
 

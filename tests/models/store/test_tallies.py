@@ -81,3 +81,84 @@ def test_the_lifecycle_counts_completions_failures_and_lost_attempts(session, se
     claimed = histograms[("runway_gen4_turbo", "claimed")]
     assert claimed.count == 1 and dict(claimed.buckets)[120.0] == 0
     assert dict(claimed.buckets)[300.0] == 1
+
+
+# --- the ledgers /metrics reads instead of counting rows ---------------------------------------
+
+
+def deliveries_by_status(session) -> dict[str, int]:
+    import sqlalchemy as sa
+
+    rows = session.execute(
+        sa.text("SELECT status, count(*) FROM webhook_deliveries GROUP BY status")
+    ).all()
+    return {status: int(n) for status, n in rows}
+
+
+def test_the_delivery_ledger_follows_every_change_of_the_deliveries(session, settings):
+    """Kept by triggers on webhook_deliveries: fan-out, delivered, given up, resent, and the
+    cascade of a deleted endpoint all leave it equal to a count of the rows."""
+    import sqlalchemy as sa
+
+    from reelroute.models.outbox import endpoints
+    from reelroute.models.outbox import webhooks as hooks
+    from reelroute.models.store.tallies import delivery_counts
+
+    settings = settings.replaced(webhook_signing_key="k" * 32)
+    endpoint, _ = endpoints.register(
+        session, settings, url="https://hooks.example.com/in", resolver=lambda *_: ["93.184.216.34"]
+    )
+    endpoint.is_default = True
+    session.add(endpoint)
+    session.commit()
+    add_items(session, settings, 4)
+    session.commit()
+
+    def check() -> dict[str, int]:
+        session.commit()
+        ledger = {k: v for k, v in delivery_counts(session).items() if v}
+        assert ledger == deliveries_by_status(session)
+        return ledger
+
+    assert check() == {}
+    hooks.fan_out(session)
+    assert check() == {"pending": 4}
+    ids = sorted(
+        int(row.id) for row in session.execute(sa.text("SELECT id FROM webhook_deliveries")).all()
+    )
+    hooks.delivered(session, ids[:2], now=utcnow())
+    assert check() == {"pending": 2, "delivered": 2}
+    hooks.attempt_failed(
+        session, ids[2], error="503", status=503, now=utcnow(), retry_hours=0.0
+    )  # given up at once
+    assert check() == {"pending": 1, "delivered": 2, "dead": 1}
+    hooks.resend(session, ids[2])
+    assert check() == {"pending": 2, "delivered": 2}
+    endpoints.delete(session, endpoint.id)  # its deliveries go with it (a cascade)
+    assert check() == {}
+
+
+def test_moves_are_counted_as_made_and_their_rows_pruned_by_age(session, settings):
+    from reelroute.models.planning.replanning import MOVES_KEPT, prune_moves
+    from reelroute.models.planning.tables import Reroute
+    from reelroute.models.store.tallies import count_move, move_tallies
+
+    (item,) = add_items(session, settings, 1)
+    count_move(session, "wan_local", "runway_gen4_turbo")
+    count_move(session, "wan_local", "runway_gen4_turbo")
+    now = utcnow()
+    for age in (MOVES_KEPT + timedelta(days=1), timedelta(days=1)):
+        session.add(
+            Reroute(
+                item_id=item.id,
+                from_provider=InferenceProvider.wan_local,
+                to_provider=InferenceProvider.runway_gen4_turbo,
+                reason="moved",
+                moved_at=now - age,
+            )
+        )
+    session.commit()
+    assert move_tallies(session) == {("wan_local", "runway_gen4_turbo"): 2}
+    assert prune_moves(session, now=now) == 1  # the old row; the tally keeps counting it
+    session.commit()
+    assert move_tallies(session) == {("wan_local", "runway_gen4_turbo"): 2}
