@@ -9,7 +9,7 @@ CHROMIUM := /usr/bin/chromium
 PROMTOOL := /usr/bin/promtool
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test test-fast pytest lint bench chaos screenshots clean
+.PHONY: install run test test-fast pytest lint bench chaos screenshots docs clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -41,6 +41,16 @@ pytest: install $(CHROMIUM) $(PROMTOOL)
 test-fast: install
 	REELROUTE_TEST_DATABASES=sqlite $(PY) -m pytest -q -p no:cacheprovider -n 2 \
 		-m "not e2e and not browser and not torch and not postgres"
+
+# The architecture picture and table, from the import graph (tests/test_architecture.py checks them).
+DOT := /usr/bin/dot
+$(DOT):
+	$(SUDO) apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q graphviz
+
+docs: install $(DOT)
+	$(PY) -m tools.architecture
+	$(DOT) -Tsvg docs/architecture.dot -o docs/architecture.svg
 
 # Regenerate docs/screenshots/admin-*.png from the browser test.
 screenshots: install $(CHROMIUM)

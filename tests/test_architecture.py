@@ -170,12 +170,11 @@ def test_every_table_is_written_by_its_owner_only():
 
 @pytest.fixture
 def repo_copy(tmp_path) -> Path:
-    """The repository's code folders (links resolved), to break on purpose."""
+    """The repository's code folders, `reelroute/` linking them as in the repository, to break
+    on purpose."""
     ignore = shutil.ignore_patterns("__pycache__")
     for folder in (*BARE, "reelroute"):
-        shutil.copytree(
-            REPO / folder, tmp_path / folder, ignore=ignore, symlinks=folder != "reelroute"
-        )
+        shutil.copytree(REPO / folder, tmp_path / folder, ignore=ignore, symlinks=True)
     return tmp_path
 
 
@@ -262,3 +261,34 @@ def test_each_room_declares_its_public_names_and_the_outer_layers_use_only_those
         if source not in offered or name not in offered[source]
     ]
     assert wrong == []
+
+
+def test_the_architecture_picture_and_table_are_the_import_graph():
+    """docs/architecture.dot and the rooms' table are what tools/architecture.py draws from the
+    import graph now (`make docs` redraws them)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.architecture", "--check"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+
+
+def test_a_new_import_between_rooms_makes_the_picture_stale(repo_copy):
+    """The check reads the graph: an import the committed picture does not show fails it."""
+    shutil.copytree(REPO / "tools", repo_copy / "tools")
+    shutil.copytree(REPO / "docs", repo_copy / "docs")
+    shutil.copy(REPO / "pyproject.toml", repo_copy / "pyproject.toml")
+    path = repo_copy / "models" / "money" / "gpu.py"
+    path.write_text(path.read_text() + "\nfrom reelroute.models.health import tables as _unused\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.architecture", "--check"],
+        cwd=repo_copy,
+        env={**os.environ, "PYTHONPATH": str(repo_copy)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1 and "out of date" in done.stdout, done.stdout + done.stderr
