@@ -140,7 +140,7 @@ def dot() -> str:
     lowest = [name for name in tops if name != "models" and "models" in top_edges[name]]
     for name in lowest:
         out.append(
-            f'  {name} -> {room_rows[-1][0]} [lhead=cluster_models, style=dashed, '
+            f"  {name} -> {room_rows[-1][0]} [lhead=cluster_models, style=dashed, "
             'label="  models", fontsize=10, fontcolor="#6b7280"];'
         )
     out.append("}")
