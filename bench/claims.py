@@ -13,9 +13,9 @@ from sqlmodel import Session
 
 from bench.data import settle
 from reelroute.models.core.enums import Pool
-from reelroute.models.core.settings import load_settings
 from reelroute.models.core.tables import POOL_PREDICATE
 from reelroute.models.items.lifecycle import claim_next
+from reelroute.models.settings import load_settings
 from reelroute.models.store.db import make_engine
 
 RUNWAY = POOL_PREDICATE[Pool.cloud]

@@ -16,11 +16,9 @@ from reelroute.models.core import (
     InferenceProvider,
     Pool,
     ReelrouteError,
-    Settings,
     SettingsError,
     TaskSpec,
     configure_logging,
-    get_settings,
     stamp,
 )
 from reelroute.models.intake import (
@@ -35,6 +33,7 @@ from reelroute.models.intake import (
 )
 from reelroute.models.planning import Policy
 from reelroute.models.reporting import Statistics, provider_stats
+from reelroute.models.settings import Settings, get_settings
 from reelroute.models.store import Storage, make_engine, session_scope, upgrade
 
 if TYPE_CHECKING:

@@ -41,12 +41,10 @@ from reelroute.models.core import (
     InvalidInput,
     ItemStatus,
     Pool,
-    Settings,
     TaskSpec,
     VideoItem,
     flow_run_worker_id,
     host_of,
-    load_settings,
     parse_deadline,
 )
 from reelroute.models.health import Breaker
@@ -78,6 +76,7 @@ from reelroute.models.planning import (
     report_host,
     reroute_waiting,
 )
+from reelroute.models.settings import Settings, load_settings
 from reelroute.models.store import Storage, count_verdict, make_engine, upgrade
 
 REQUIRED = ("created_at", "group", "priority", "duration_s")

@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from reelroute.deployments.replay import Outcome, ReplayOptions, TraceTask, replay
-from reelroute.models.core import InferenceProvider, RoutingSettings, info
-from reelroute.models.planning import default_allowed
+from reelroute.models.core import InferenceProvider, info
+from reelroute.models.planning import RoutingSettings, default_allowed
 
 BILLINGS = ("always-on", "per-second")
 WAN = InferenceProvider.wan_local

@@ -32,11 +32,9 @@ from reelroute.models.core import (
     FailureCode,
     InferenceProvider,
     Photo,
-    Settings,
     StaleAttempt,
     attach_json,
     flow_run_worker_id,
-    get_settings,
     log_context,
 )
 from reelroute.models.intake import upright_bytes
@@ -48,6 +46,7 @@ from reelroute.models.items import (
     run_started,
     set_provider_task,
 )
+from reelroute.models.settings import Settings, get_settings
 from reelroute.models.store import Storage, make_engine, session_scope
 from reelroute.providers.base import (
     GenerationRequest,

@@ -21,7 +21,7 @@ from prefect.client.schemas.actions import WorkPoolUpdate
 from prefect.states import Cancelled
 
 from reelroute.flows.prefect_api import PrefectApi
-from reelroute.models.core import Pool, Settings, utcnow
+from reelroute.models.core import Pool, utcnow
 from reelroute.models.items import runway_slots
 from reelroute.models.money import RunwayLimits, store_limits
 from reelroute.models.planning import (
@@ -33,6 +33,7 @@ from reelroute.models.planning import (
     store_demand,
     store_etas,
 )
+from reelroute.models.settings import Settings
 from reelroute.models.store import session_scope
 from reelroute.providers.base import ProviderError
 

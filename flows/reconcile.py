@@ -28,7 +28,6 @@ from reelroute.models.core import (
     FailureCode,
     InferenceProvider,
     ItemStatus,
-    Settings,
     StaleAttempt,
     VideoItem,
     flow_run_of,
@@ -43,6 +42,7 @@ from reelroute.models.items import (
     run_lost_before_claim,
 )
 from reelroute.models.planning import prune_moves
+from reelroute.models.settings import Settings
 from reelroute.models.store import session_scope
 from reelroute.providers.base import ProviderError
 from reelroute.providers.registry import provider_for

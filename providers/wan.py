@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from PIL import Image
 
 from reelroute.models.core.enums import FailureCode
-from reelroute.models.core.settings import Settings
+from reelroute.models.settings import Settings
 from reelroute.providers.base import (
     ConfigurationError,
     GenerationRequest,

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from reelroute.models.core.enums import FailureCode, InferenceProvider
-from reelroute.models.core.settings import Settings
+from reelroute.models.settings import Settings
 from reelroute.providers.base import (
     ConfigurationError,
     GenerationRequest,

@@ -24,7 +24,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from reelroute.models.core.settings import Settings, load_settings
+from reelroute.models.settings import Settings, load_settings
 from reelroute.models.store.db import make_engine
 from reelroute.models.store.migrate import upgrade
 from reelroute.providers.emulator import EmulatorScript, EmulatorServer, RunwayEmulator

@@ -252,9 +252,9 @@ def test_each_room_declares_its_public_names_and_the_outer_layers_use_only_those
         assert isinstance(getattr(package, "__all__", None), list), f"models.{room}: no __all__"
         offered[f"reelroute.models.{room}"] = set(package.__all__)
         assert all(hasattr(package, name) for name in package.__all__), room
-    offered["reelroute.models.registry"] = set(
-        importlib.import_module("reelroute.models.registry").__all__
-    )
+    for top in ("registry", "settings"):
+        module = importlib.import_module(f"reelroute.models.{top}")
+        offered[f"reelroute.models.{top}"] = set(module.__all__)
     wrong = [
         f"{module}: {name} from {source}"
         for module, source, name in outer_imports(REPO)
@@ -281,8 +281,8 @@ def test_a_new_import_between_rooms_makes_the_picture_stale(repo_copy):
     shutil.copytree(REPO / "tools", repo_copy / "tools")
     shutil.copytree(REPO / "docs", repo_copy / "docs")
     shutil.copy(REPO / "pyproject.toml", repo_copy / "pyproject.toml")
-    path = repo_copy / "models" / "money" / "gpu.py"
-    path.write_text(path.read_text() + "\nfrom reelroute.models.health import tables as _unused\n")
+    path = repo_copy / "models" / "reporting" / "statistics.py"  # reporting never reads outbox
+    path.write_text(path.read_text() + "\nfrom reelroute.models.outbox import tables as _unused\n")
     done = subprocess.run(
         [sys.executable, "-m", "tools.architecture", "--check"],
         cwd=repo_copy,
@@ -292,3 +292,24 @@ def test_a_new_import_between_rooms_makes_the_picture_stale(repo_copy):
         check=False,
     )
     assert done.returncode == 1 and "out of date" in done.stdout, done.stdout + done.stderr
+
+
+def test_no_room_reads_the_composed_settings():
+    """Each room is typed by the config Protocol of the groups it reads (its own, and the
+    shared ones of core), never by the composed `reelroute.models.settings.Settings`: so a room
+    reads only the groups it owns or is handed (mypy checks the reads)."""
+    import ast
+
+    offenders = []
+    for path in sorted((REPO / "models").glob("*/**/*.py")):
+        if "migrations" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            top = node.module == "reelroute.models" and any(
+                a.name == "settings" for a in node.names
+            )
+            if node.module == "reelroute.models.settings" or top:
+                offenders.append(str(path.relative_to(REPO)))
+    assert offenders == []

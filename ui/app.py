@@ -21,12 +21,12 @@ from reelroute.models.core import (
     InvalidInput,
     InvalidTransition,
     NotFound,
-    Settings,
     StaleAttempt,
     log_context,
 )
 from reelroute.models.intake import KeyReused
 from reelroute.models.outbox import EventPayload
+from reelroute.models.settings import Settings
 from reelroute.models.store import make_engine
 from reelroute.providers.base import PermanentError
 from reelroute.ui.api import admin, metrics, worker

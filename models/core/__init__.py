@@ -63,13 +63,8 @@ from reelroute.models.core.formats import ago, clock, duration, from_now, stamp
 from reelroute.models.core.logs import attach_json, configure_logging, log_context
 from reelroute.models.core.networks import METADATA_NETWORKS, IPNetwork
 from reelroute.models.core.settings import (
-    THRESHOLDS,
-    RoutingSettings,
-    Settings,
     SettingsError,
-    get_settings,
-    load_settings,
-    settings_from_environment,
+    SharedConfig,
 )
 from reelroute.models.core.tables import (
     PENDING,
@@ -120,7 +115,6 @@ __all__ = [
     "PROVIDER_TYPE",
     "RULES",
     "STATUS_TYPE",
-    "THRESHOLDS",
     "VEO_FAMILY",
     "BreakerState",
     "BudgetPeriod",
@@ -147,9 +141,8 @@ __all__ = [
     "QualityAction",
     "ReelrouteError",
     "RoutedBy",
-    "RoutingSettings",
-    "Settings",
     "SettingsError",
+    "SharedConfig",
     "StaleAttempt",
     "TaskSpec",
     "VideoItem",
@@ -166,10 +159,8 @@ __all__ = [
     "flow_run_of",
     "flow_run_worker_id",
     "from_now",
-    "get_settings",
     "host_of",
     "info",
-    "load_settings",
     "log_context",
     "nearest_duration",
     "parse_deadline",
@@ -177,7 +168,6 @@ __all__ = [
     "queue_rank",
     "ratio_for",
     "requested_seconds",
-    "settings_from_environment",
     "stamp",
     "tables",
     "timestamp",

@@ -23,7 +23,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from reelroute.models.core.settings import Settings
+from reelroute.models.core.settings import SharedConfig
 from reelroute.models.core.text import without_url_queries
 
 FIELDS = ("item_id", "attempt", "provider", "flow_run_id", "worker_id")
@@ -114,7 +114,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps({k: v for k, v in entry.items() if v is not None}, default=str)
 
 
-def secrets_of(settings: Settings) -> list[str]:
+def secrets_of(settings: SharedConfig) -> list[str]:
     """Every secret value the settings hold."""
     found = [
         settings.api.admin_token,
@@ -126,7 +126,7 @@ def secrets_of(settings: Settings) -> list[str]:
     return [secret.get_secret_value() for secret in found if secret is not None]
 
 
-def handler_for(settings: Settings, stream: TextIO | None = None) -> logging.Handler:
+def handler_for(settings: SharedConfig, stream: TextIO | None = None) -> logging.Handler:
     """A handler that writes as the settings say, with context and redaction."""
     handler = logging.StreamHandler(stream or sys.stderr)
     if settings.local.log_format == "json":
@@ -138,7 +138,7 @@ def handler_for(settings: Settings, stream: TextIO | None = None) -> logging.Han
     return handler
 
 
-def configure_logging(settings: Settings, *, level: int = logging.INFO) -> None:
+def configure_logging(settings: SharedConfig, *, level: int = logging.INFO) -> None:
     """Make the root logger write as the settings say (replacing its handlers)."""
     root = logging.getLogger()
     for old in list(root.handlers):
@@ -154,7 +154,7 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def attach_json(settings: Settings, *names: str) -> None:
+def attach_json(settings: SharedConfig, *names: str) -> None:
     """With REELROUTE_LOG_FORMAT=json, also write the records of the loggers `names` as JSON
     (a process whose logging another library set up, e.g. a Prefect flow run); once per logger.
     With `text`, nothing changes."""

@@ -37,8 +37,8 @@ from reelroute.models.core.enums import (
     Pool,
 )
 from reelroute.models.core.failures import RULES
-from reelroute.models.core.settings import Settings
 from reelroute.models.core.tables import utcnow
+from reelroute.models.health.settings import HealthConfig
 from reelroute.models.health.tables import Breaker, BreakerOutcome
 from reelroute.models.outbox.events import record_subject
 
@@ -249,7 +249,7 @@ def needs_success(session: Session, name: str) -> bool:
 
 def record_outcome(
     session: Session,
-    settings: Settings,
+    settings: HealthConfig,
     *,
     name: str,
     ok: bool,
@@ -334,7 +334,7 @@ def record_outcome(
     )
 
 
-def probe_stale_after(settings: Settings) -> timedelta:
+def probe_stale_after(settings: HealthConfig) -> timedelta:
     """A probe not heard of this long is given up (its run never came, or died unseen)."""
     return timedelta(
         seconds=settings.items.lease_seconds + settings.items.run_start_timeout_seconds

@@ -17,12 +17,12 @@ from sqlmodel import Session, col, select
 
 from reelroute.models.core.enums import EventType, InferenceProvider, queue_rank
 from reelroute.models.core.errors import InvalidInput
-from reelroute.models.core.settings import Settings
 from reelroute.models.core.tables import Group, Photo, VideoItem, utcnow
 from reelroute.models.core.tasks import TaskSpec
 from reelroute.models.core.text import control_problem
 from reelroute.models.intake.photos import ImageInfo, image_problems, store_inspected
 from reelroute.models.intake.samples import add_samples
+from reelroute.models.intake.settings import IntakeConfig
 from reelroute.models.items.lifecycle import create_items
 from reelroute.models.money.budgets import BudgetExceeded, lock_budgets, reserve
 from reelroute.models.outbox.endpoints import endpoint_for
@@ -65,7 +65,7 @@ def photo_label(number: int, filename: str) -> str:
 
 
 def _check_photo_tasks(
-    photo_tasks: Sequence[PhotoTask], settings: Settings
+    photo_tasks: Sequence[PhotoTask], settings: IntakeConfig
 ) -> tuple[list[ImageInfo | None], list[str]]:
     infos: list[ImageInfo | None] = []
     problems = []
@@ -108,7 +108,7 @@ def add_batch(
     session: Session,
     *,
     group_id: uuid.UUID,
-    settings: Settings,
+    settings: IntakeConfig,
     tasks: Sequence[TaskSpec] = (),
     photo_tasks: Sequence[PhotoTask] = (),
     storage: Storage | None = None,
@@ -163,7 +163,7 @@ def add_batch(
 
 
 def request_for(
-    group: Group, settings: Settings, task: TaskSpec, item_id: uuid.UUID, now: datetime
+    group: Group, settings: IntakeConfig, task: TaskSpec, item_id: uuid.UUID, now: datetime
 ) -> RouteRequest:
     """What the routing policy needs to know about one task of `group`."""
     deadline = (
@@ -191,7 +191,7 @@ def _insert_items(
     group: Group,
     tasks: Sequence[TaskSpec],
     ids: Sequence[uuid.UUID],
-    settings: Settings,
+    settings: IntakeConfig,
     now: datetime,
     snapshot: Snapshot,
     options: RoutingOptions,
@@ -287,7 +287,7 @@ def outlook(
     session: Session,
     *,
     group_id: uuid.UUID,
-    settings: Settings,
+    settings: IntakeConfig,
     task: TaskSpec,
     count: int,
     now: datetime | None = None,

@@ -25,9 +25,9 @@ from typing import Any, BinaryIO
 from sqlmodel import Session, select
 
 from reelroute.models.core.errors import InvalidInput, NotFound
-from reelroute.models.core.settings import Settings
 from reelroute.models.core.tables import Group, Photo
 from reelroute.models.core.text import control_problem
+from reelroute.models.intake.settings import IntakeConfig
 from reelroute.models.store.files import Storage, photo_path
 
 ACCEPTED_FORMATS = {
@@ -86,7 +86,7 @@ def sha256_of(data: PhotoData) -> str:
     return digest.hexdigest()
 
 
-def inspect_image(data: PhotoData, settings: Settings) -> ImageInfo:
+def inspect_image(data: PhotoData, settings: IntakeConfig) -> ImageInfo:
     """Check that `data` is a real JPEG, PNG, WebP or HEIC image within the size limits.
 
     Raises InvalidInput with a message that says what to fix.
@@ -136,7 +136,7 @@ def inspect_image(data: PhotoData, settings: Settings) -> ImageInfo:
     return ImageInfo(image_format, ACCEPTED_FORMATS[image_format], width, height)
 
 
-def normalise(data: PhotoData, settings: Settings) -> tuple[bytes, ImageInfo]:
+def normalise(data: PhotoData, settings: IntakeConfig) -> tuple[bytes, ImageInfo]:
     """The stored copy of an accepted image (see the module's docstring) and what it is:
     upright, 8-bit sRGB RGB, at most REELROUTE_PHOTO_MAX_SIDE on its long side, a JPEG with no
     metadata. InvalidInput for an animated image."""
@@ -222,7 +222,7 @@ def upright_bytes(data: bytes, max_side: int) -> bytes:
     return buffer.getvalue()
 
 
-def image_problems(data: PhotoData, settings: Settings) -> tuple[ImageInfo | None, list[str]]:
+def image_problems(data: PhotoData, settings: IntakeConfig) -> tuple[ImageInfo | None, list[str]]:
     """inspect_image's verdict as a value: the image's info, or what is wrong with it."""
     try:
         inspect_image(data, settings)
@@ -238,7 +238,7 @@ def store_photo(
     group_id: uuid.UUID,
     data: PhotoData,
     filename: str,
-    settings: Settings,
+    settings: IntakeConfig,
     generated_prompt: str | None = None,
 ) -> Photo:
     """Validate an uploaded image, store it by content hash and record it in the group.
@@ -326,7 +326,7 @@ def store_photos(
     storage: Storage,
     group_id: uuid.UUID,
     files: Sequence[tuple[str, PhotoData]],
-    settings: Settings,
+    settings: IntakeConfig,
 ) -> list[Photo]:
     """Store several uploads `(filename, data)` in a group: every file is checked first, and
     one bad file refuses them all (InvalidInput names each bad file and what is wrong)."""
@@ -352,7 +352,7 @@ def store_photos(
     ]
 
 
-def normalise_stored(session: Session, storage: Storage, settings: Settings) -> int:
+def normalise_stored(session: Session, storage: Storage, settings: IntakeConfig) -> int:
     """Normalise the photos stored before intake did (in their place: a new content-addressed
     copy, the row pointed at it); idempotent, photos already normalised are left as they are.
     What `reelroute normalise-photos` runs once after an upgrade, so that a pull worker, which

@@ -22,11 +22,11 @@ from sqlmodel import Session
 
 from reelroute.models.core.enums import GroupPriority
 from reelroute.models.core.errors import InvalidInput
-from reelroute.models.core.settings import Settings
 from reelroute.models.core.tables import Group, VideoItem
 from reelroute.models.core.tasks import TaskSpec, parse_deadline
 from reelroute.models.intake import idempotency
 from reelroute.models.intake.batches import PhotoTask, add_batch
+from reelroute.models.intake.settings import IntakeConfig
 from reelroute.models.items.groups import find_group, group_named
 from reelroute.models.store.files import Storage
 
@@ -108,7 +108,7 @@ def resolve_group(session: Session, intake: Intake) -> Group:
 
 
 def take_in(
-    session: Session, intake: Intake, *, settings: Settings, storage: Storage | None = None
+    session: Session, intake: Intake, *, settings: IntakeConfig, storage: Storage | None = None
 ) -> Intaken:
     """Resolve the group, then store the photos and create the items, all or none
     (models.intake.batches.add_batch: InvalidInput names every problem; BudgetExceeded when a
@@ -141,7 +141,7 @@ def run_once(
     key: str | None,
     scope: str,
     fingerprint: str,
-    settings: Settings,
+    settings: IntakeConfig,
     work: Callable[[], Any],
     status_code: int = 200,
 ) -> Answer:

@@ -21,7 +21,6 @@ from reelroute.models.core.enums import (
     ItemStatus,
     Pool,
 )
-from reelroute.models.core.settings import Settings
 from reelroute.models.core.tables import VideoItem, utcnow
 from reelroute.models.health.breakers import (
     begin_probe,
@@ -34,6 +33,7 @@ from reelroute.models.health.breakers import (
     record_outcome,
     record_success,
 )
+from reelroute.models.items.settings import ItemsConfig
 from reelroute.models.money.budgets import settle_item
 from reelroute.models.money.limits import RunwayLimits
 from reelroute.models.outbox.events import record
@@ -76,7 +76,7 @@ def next_to_dispatch(
     *,
     pool: Pool,
     limit: int,
-    settings: Settings,
+    settings: ItemsConfig,
     provider: InferenceProvider | None = None,
     now: datetime | None = None,
 ) -> list[Dispatchable]:
@@ -145,7 +145,7 @@ def run_lost_before_claim(
     item_id: uuid.UUID,
     flow_run_id: uuid.UUID,
     reason: str,
-    settings: Settings,
+    settings: ItemsConfig,
 ) -> bool:
     """A flow run ended (crashed, cancelled, vanished) before claiming its item: that attempt
     is used up; the next one is dispatched, or the item fails after the last."""
@@ -227,7 +227,7 @@ def recently_cancelled_with_runs(
     return list(session.exec(query).all())
 
 
-def runway_slots(settings: Settings, limits: RunwayLimits | None) -> int:
+def runway_slots(settings: ItemsConfig, limits: RunwayLimits | None) -> int:
     """How many Runway items may run at once: REELROUTE_CLOUD_SLOTS (what our cloud worker
     host holds), and no more than the sum of Runway's per-model concurrency once it is known
     (a model without a limit counts REELROUTE_CLOUD_SLOTS)."""
@@ -242,7 +242,7 @@ def plan_dispatch(
     session: Session,
     *,
     pool: Pool,
-    settings: Settings,
+    settings: ItemsConfig,
     limits: RunwayLimits | None = None,
     now: datetime | None = None,
 ) -> list[Dispatchable]:

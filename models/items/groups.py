@@ -14,10 +14,10 @@ from sqlmodel import Session, col, select
 
 from reelroute.models.core.enums import GroupPriority, InferenceProvider, QualityAction
 from reelroute.models.core.errors import Conflict, InvalidInput
-from reelroute.models.core.settings import THRESHOLDS
 from reelroute.models.core.tables import Group, VideoItem
 from reelroute.models.core.tasks import MAX_DEADLINE_S, MIN_DEADLINE_S
 from reelroute.models.core.text import control_problem
+from reelroute.models.items.settings import THRESHOLDS
 
 MAX_NAME_CHARS = 200
 

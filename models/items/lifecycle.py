@@ -29,7 +29,6 @@ from reelroute.models.core.enums import (
 )
 from reelroute.models.core.errors import InvalidTransition, NotFound, StaleAttempt
 from reelroute.models.core.failures import RULES, class_of
-from reelroute.models.core.settings import Settings
 from reelroute.models.core.tables import VideoItem, utcnow
 from reelroute.models.core.text import without_url_queries
 from reelroute.models.core.workers import host_of
@@ -39,6 +38,7 @@ from reelroute.models.health.breakers import (
     record_outcome,
     record_success,
 )
+from reelroute.models.items.settings import ItemsConfig
 from reelroute.models.money.budgets import release, reserve, settle, settle_item, spend_gpu
 from reelroute.models.outbox.events import (
     PROGRESS_EVERY,
@@ -132,7 +132,7 @@ def claim_next(
     *,
     pool: Pool,
     worker_id: str,
-    settings: Settings,
+    settings: ItemsConfig,
     lease_seconds: int | None = None,
     now: datetime | None = None,
 ) -> Claim | None:
@@ -159,7 +159,7 @@ def claim_item(
     item_id: uuid.UUID,
     attempt: int,
     worker_id: str,
-    settings: Settings,
+    settings: ItemsConfig,
     now: datetime | None = None,
     provider: InferenceProvider | None = None,
 ) -> Claim | None:
@@ -434,7 +434,7 @@ BACKOFF_CEILING = timedelta(minutes=15)
 """The longest wait between two attempts (an outage's spared attempts can be many)."""
 
 
-def backoff(attempt: int, settings: Settings) -> timedelta:
+def backoff(attempt: int, settings: ItemsConfig) -> timedelta:
     """Wait before the attempt after `attempt`: the base delay, doubled per attempt made, at
     most BACKOFF_CEILING."""
     delay = timedelta(seconds=settings.items.retry_backoff_seconds * 2 ** min(attempt - 1, 30))
@@ -498,7 +498,7 @@ def fail_item(
     worker_id: str,
     error: str,
     permanent: bool,
-    settings: Settings,
+    settings: ItemsConfig,
     failure_code: FailureCode | None = None,
     cost_credits: int | None = None,
     keep_provider_task: bool = False,
@@ -634,7 +634,7 @@ class RequeueResult:
 def requeue_expired(
     session: Session,
     *,
-    settings: Settings,
+    settings: ItemsConfig,
     now: datetime | None = None,
     item_ids: Collection[uuid.UUID] | None = None,
 ) -> RequeueResult:

@@ -33,9 +33,9 @@ from reelroute.models.core.enums import (
     QualityAction,
 )
 from reelroute.models.core.errors import InvalidInput, InvalidTransition, NotFound, StaleAttempt
-from reelroute.models.core.settings import Settings
 from reelroute.models.core.tables import Group, ItemRedo, VideoItem, utcnow
 from reelroute.models.items.lifecycle import MadeBy, count_gpu_attempt, observe_completion
+from reelroute.models.items.settings import ItemsConfig
 from reelroute.models.items.tables import AbComparison, AbPair
 from reelroute.models.money.budgets import release, reserve
 from reelroute.models.outbox.events import record
@@ -57,7 +57,7 @@ class QualityPolicy:
 
 
 def quality_policy(
-    session: Session, group_id: uuid.UUID | None, settings: Settings
+    session: Session, group_id: uuid.UUID | None, settings: ItemsConfig
 ) -> QualityPolicy:
     """The group's action, thresholds and review share, over the settings'."""
     group = session.get(Group, group_id) if group_id is not None else None
@@ -175,7 +175,7 @@ def reject_item(
     return redone
 
 
-def may_escalate(item: VideoItem, settings: Settings) -> bool:
+def may_escalate(item: VideoItem, settings: ItemsConfig) -> bool:
     """Whether an escalated attempt leaves the item an attempt to make it again."""
     return item.retry_count - item.spared_attempts < settings.items.max_attempts
 

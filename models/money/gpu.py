@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from reelroute.models.core.settings import Settings
+from reelroute.models.money.settings import MoneyConfig
 
 SECONDS_PER_HOUR = 3600.0
 CREDITS_PER_DOLLAR = 100.0
@@ -30,7 +30,7 @@ class GpuPrices:
     per_second_billing: bool = False
 
     @classmethod
-    def of(cls, settings: Settings) -> GpuPrices:
+    def of(cls, settings: MoneyConfig) -> GpuPrices:
         """The prices the settings give."""
         return cls(settings.gpu.prices, settings.gpu.billing == "per-second")
 

@@ -30,7 +30,7 @@ from sqlmodel import Session, col, select
 
 from reelroute.models.core.enums import EventType
 from reelroute.models.core.errors import Conflict, InvalidInput, NotFound
-from reelroute.models.core.settings import Settings
+from reelroute.models.core.settings import SharedConfig
 from reelroute.models.core.tables import utcnow
 from reelroute.models.outbox.addresses import Resolver, check_url, system_resolver
 from reelroute.models.outbox.events import DEFAULT_EVENTS
@@ -40,7 +40,7 @@ LAST_ANSWERS = 10
 MAX_OVERLAP_HOURS = 24 * 7
 
 
-def _key(settings: Settings) -> bytes:
+def _key(settings: SharedConfig) -> bytes:
     if settings.webhooks.signing_key is None:
         raise InvalidInput(
             [
@@ -51,7 +51,7 @@ def _key(settings: Settings) -> bytes:
     return settings.webhooks.signing_key.get_secret_value().encode()
 
 
-def _fernet(settings: Settings) -> Fernet:
+def _fernet(settings: SharedConfig) -> Fernet:
     derived = hmac.new(_key(settings), b"reelroute webhook secrets", hashlib.sha256).digest()
     return Fernet(base64.urlsafe_b64encode(derived))
 
@@ -61,17 +61,17 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def derived_secret(settings: Settings, url: str) -> str:
+def derived_secret(settings: SharedConfig, url: str) -> str:
     """The secret of an endpoint registered before secrets were random (HMAC of its URL)."""
     digest = hmac.new(_key(settings), f"reelroute webhook endpoint {url}".encode(), hashlib.sha256)
     return "whsec_" + base64.b64encode(digest.digest()).decode()
 
 
-def _seal(settings: Settings, secret: str) -> str:
+def _seal(settings: SharedConfig, secret: str) -> str:
     return _fernet(settings).encrypt(secret.encode()).decode()
 
 
-def _open(settings: Settings, sealed: str) -> str:
+def _open(settings: SharedConfig, sealed: str) -> str:
     try:
         return _fernet(settings).decrypt(sealed.encode()).decode()
     except InvalidToken:
@@ -84,7 +84,7 @@ def _open(settings: Settings, sealed: str) -> str:
 
 
 def signing_secrets(
-    endpoint: WebhookEndpoint, settings: Settings, now: datetime | None = None
+    endpoint: WebhookEndpoint, settings: SharedConfig, now: datetime | None = None
 ) -> list[str]:
     """The secrets a post to `endpoint` is signed with now: its own, and the one it replaced
     while the rotation's overlap lasts."""
@@ -123,7 +123,7 @@ def wants(endpoint: WebhookEndpoint, kind: EventType) -> bool:
 
 def register(
     session: Session,
-    settings: Settings,
+    settings: SharedConfig,
     *,
     url: str,
     events: list[str] | None = None,
@@ -185,7 +185,7 @@ def change(
 
 def rotate(
     session: Session,
-    settings: Settings,
+    settings: SharedConfig,
     endpoint_id: uuid.UUID,
     *,
     overlap_hours: float = 24.0,
@@ -234,7 +234,7 @@ def endpoint_for(session: Session, url: str | None) -> uuid.UUID | None:
 
 
 def ensure_default(
-    session: Session, settings: Settings, resolver: Resolver = system_resolver
+    session: Session, settings: SharedConfig, resolver: Resolver = system_resolver
 ) -> WebhookEndpoint | None:
     """Make the endpoint of REELROUTE_WEBHOOK_URL the default one (registered on first use), and
     no other: the flag follows the setting."""

@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 
 from reelroute.models.core.enums import DeliveryOutcome, DeliveryStatus, EventType
 from reelroute.models.core.errors import InvalidInput, NotFound
-from reelroute.models.core.settings import Settings
+from reelroute.models.core.settings import SharedConfig
 from reelroute.models.core.tables import utcnow
 from reelroute.models.outbox.endpoints import signing_secrets, wants
 from reelroute.models.outbox.payloads import event_payload
@@ -115,7 +115,7 @@ class Outgoing:
 
 def due(
     session: Session,
-    settings: Settings,
+    settings: SharedConfig,
     *,
     limit: int,
     now: datetime,

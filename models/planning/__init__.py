@@ -30,6 +30,7 @@ from reelroute.models.planning.routing import (
     default_allowed,
     route,
 )
+from reelroute.models.planning.settings import PlanningConfig, RoutingSettings
 from reelroute.models.planning.snapshot import Snapshot, build_snapshot, read_service_times
 from reelroute.models.planning.tables import GpuDemand, GpuHost
 
@@ -40,10 +41,12 @@ __all__ = [
     "GpuDemand",
     "GpuHost",
     "Move",
+    "PlanningConfig",
     "Policy",
     "RouteRequest",
     "RoutingDecision",
     "RoutingOptions",
+    "RoutingSettings",
     "Snapshot",
     "StoredEtas",
     "Verdicts",

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from sqlmodel import Session
 
 from reelroute.models.core.enums import InferenceProvider
-from reelroute.models.core.settings import Settings
+from reelroute.models.planning.settings import PlanningConfig
 from reelroute.models.store.tallies import group_key, verdict_tallies
 
 
@@ -68,7 +68,7 @@ class Acceptance:
     def of(
         cls,
         counts: dict[tuple[str, str], Verdicts],
-        settings: Settings,
+        settings: PlanningConfig,
         by_preset: dict[tuple[str, str, str], Verdicts] | None = None,
     ) -> Acceptance:
         """`counts` with the settings' prior and Wan rule."""
@@ -159,7 +159,7 @@ def preset_name(label: str | None) -> str:
     return (label or "").split("@", 1)[0]
 
 
-def read_acceptance(session: Session, settings: Settings) -> Acceptance:
+def read_acceptance(session: Session, settings: PlanningConfig) -> Acceptance:
     """Every group's verdicts per provider (the presets summed) and per preset name, with the
     settings' prior."""
     counts: dict[tuple[str, str], Verdicts] = defaultdict(Verdicts)

@@ -20,18 +20,20 @@ from sqlmodel import Session
 
 from reelroute.models.core.enums import InferenceProvider
 from reelroute.models.core.errors import InvalidInput, NotFound
-from reelroute.models.core.settings import Settings
 from reelroute.models.core.tables import VideoItem
 from reelroute.models.items.lifecycle import MadeBy
 from reelroute.models.items.review import escalate_item, may_escalate, reject_item
 from reelroute.models.money.budgets import BudgetExceeded
 from reelroute.models.planning.replanning import next_option
+from reelroute.models.planning.settings import PlanningConfig
 from reelroute.models.store.files import Storage
 
 __all__ = ["escalate_to_next_option", "redo_provider", "reject_and_redo"]
 
 
-def redo_provider(session: Session, settings: Settings, item_id: uuid.UUID) -> InferenceProvider:
+def redo_provider(
+    session: Session, settings: PlanningConfig, item_id: uuid.UUID
+) -> InferenceProvider:
     """Who makes a video again when nobody is named: the group's next option (`next_option`).
     NotFound for an unknown item; InvalidInput when no other option can take it."""
     item = session.get(VideoItem, item_id)
@@ -45,7 +47,7 @@ def redo_provider(session: Session, settings: Settings, item_id: uuid.UUID) -> I
 
 def reject_and_redo(
     session: Session,
-    settings: Settings,
+    settings: PlanningConfig,
     storage: Storage,
     *,
     item_id: uuid.UUID,
@@ -62,7 +64,7 @@ def reject_and_redo(
 
 def escalate_to_next_option(
     session: Session,
-    settings: Settings,
+    settings: PlanningConfig,
     *,
     item_id: uuid.UUID,
     attempt: int,

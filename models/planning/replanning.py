@@ -33,7 +33,6 @@ from reelroute.models.core.enums import (
     RoutedBy,
 )
 from reelroute.models.core.formats import clock
-from reelroute.models.core.settings import Settings
 from reelroute.models.core.tables import Group, ItemEta, VideoItem, utcnow
 from reelroute.models.items.lifecycle import move_item
 from reelroute.models.money.budgets import BudgetExceeded, lock_budgets
@@ -46,6 +45,7 @@ from reelroute.models.planning.routing import (
     option_credits,
     usable,
 )
+from reelroute.models.planning.settings import PlanningConfig
 from reelroute.models.planning.snapshot import Snapshot
 from reelroute.models.planning.tables import PredictedLate, Reroute
 from reelroute.models.store.copy import write_rows
@@ -470,7 +470,7 @@ def predicted_late(session: Session) -> dict[str, int]:
 
 
 def next_option(
-    session: Session, settings: Settings, item: VideoItem, *, now: datetime | None = None
+    session: Session, settings: PlanningConfig, item: VideoItem, *, now: datetime | None = None
 ) -> RoutingDecision | None:
     """Where an item whose video is made again goes: the deadline policy over its group's
     allowed providers, its current one left out (within budget and Runway's limits); None when

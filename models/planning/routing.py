@@ -23,9 +23,9 @@ from enum import StrEnum
 from reelroute.models.core.catalogue import CATALOGUE, VEO_FAMILY, info
 from reelroute.models.core.enums import GroupPriority, InferenceProvider, RoutedBy
 from reelroute.models.core.formats import clock
-from reelroute.models.core.settings import Settings
 from reelroute.models.core.tables import Group
 from reelroute.models.planning.eta import Waiting
+from reelroute.models.planning.settings import PlanningConfig
 from reelroute.models.planning.snapshot import Snapshot
 
 PRIORITY_PROVIDERS: dict[GroupPriority, InferenceProvider] = {
@@ -56,7 +56,7 @@ class RoutingOptions:
     """REELROUTE_WAN_FALLBACK_THRESHOLD (the `threshold` policy's Wan fallback)."""
 
     @classmethod
-    def of(cls, settings: Settings, policy: Policy | None = None) -> RoutingOptions:
+    def of(cls, settings: PlanningConfig, policy: Policy | None = None) -> RoutingOptions:
         """The options the settings ask for (`policy` instead of theirs: `reelroute replay`)."""
         return cls(
             policy=policy or Policy(settings.routing.policy),

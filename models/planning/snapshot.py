@@ -17,7 +17,6 @@ from sqlmodel.sql.sqltypes import UTCDateTime
 
 from reelroute.models.core.catalogue import CATALOGUE
 from reelroute.models.core.enums import POOL_OF, BudgetScope, InferenceProvider, ItemStatus, Pool
-from reelroute.models.core.settings import Settings
 from reelroute.models.core.tables import PENDING
 from reelroute.models.core.workers import host_of
 from reelroute.models.health.breakers import unavailable
@@ -33,6 +32,7 @@ from reelroute.models.planning.acceptance import Acceptance, preset_name, read_a
 from reelroute.models.planning.estimates import DEFAULT_WAN_AREA, Estimates, read_estimates
 from reelroute.models.planning.eta import Lane, Slot, Working
 from reelroute.models.planning.hosts import live_hosts
+from reelroute.models.planning.settings import PlanningConfig
 from reelroute.models.planning.tables import GpuHost
 from reelroute.models.store.copy import chunks, columns, numbers
 from reelroute.models.store.queries.planning import (
@@ -141,7 +141,7 @@ class Snapshot:
 
 
 def lane_slots(
-    provider: InferenceProvider, settings: Settings, limits: RunwayLimits | None, model: str
+    provider: InferenceProvider, settings: PlanningConfig, limits: RunwayLimits | None, model: str
 ) -> int:
     """How many items of `provider` run at once: the GPUs for Wan; Runway's per-model
     concurrency when known (never more than the cloud pool's slots), else the pool's slots."""
@@ -174,7 +174,9 @@ def wan_slots(hosts: list[GpuHost], estimates: Estimates) -> tuple[list[Slot] | 
     return slots, sum(host.slots for host in hosts if host.full_quality)
 
 
-def wan_second_credits(hosts: list[GpuHost], settings: Settings, estimates: Estimates) -> float:
+def wan_second_credits(
+    hosts: list[GpuHost], settings: PlanningConfig, estimates: Estimates
+) -> float:
     """Snapshot.wan_second_credits: 0 unless GPUs bill per second; else the live hosts' price
     per second of reference work, averaged over their slots (the `*` price when none reports)."""
     prices = GpuPrices.of(settings)
@@ -194,7 +196,7 @@ def wan_second_credits(hosts: list[GpuHost], settings: Settings, estimates: Esti
     return sum(slots * cost for slots, cost in weighted) / sum(slots for slots, _ in weighted)
 
 
-def read_service_times(session: Session, settings: Settings) -> Estimates:
+def read_service_times(session: Session, settings: PlanningConfig) -> Estimates:
     """Every provider's service times, from history or the catalogue."""
     return read_estimates(
         session,
@@ -323,7 +325,7 @@ def _read_columns(session: Session, estimates: Estimates, now: datetime) -> Lane
 
 def build_snapshot(
     session: Session,
-    settings: Settings,
+    settings: PlanningConfig,
     *,
     now: datetime,
     estimates: Estimates | None = None,

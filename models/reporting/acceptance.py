@@ -15,9 +15,9 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session, col
 
 from reelroute.models.core.enums import InferenceProvider
-from reelroute.models.core.settings import Settings
 from reelroute.models.items.tables import AbComparison
 from reelroute.models.planning.acceptance import Acceptance, Verdicts, preset_name, wilson
+from reelroute.models.planning.settings import PlanningConfig
 from reelroute.models.store.tallies import group_key, verdict_tallies
 
 
@@ -132,7 +132,7 @@ def _duels(session: Session) -> tuple[dict[tuple[str, str], Duels], dict[tuple[s
     return by_preset, by_group
 
 
-def acceptance_table(session: Session, settings: Settings) -> list[AcceptanceRow]:
+def acceptance_table(session: Session, settings: PlanningConfig) -> list[AcceptanceRow]:
     """Per provider: a row for every group, then one per Wan preset, then one per group (and,
     for Wan, one per group and preset: what routing weighs); each with its videos kept and its
     blind A/B comparisons."""

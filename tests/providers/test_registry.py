@@ -21,7 +21,7 @@ from reelroute.models.core.catalogue import (
     requested_seconds,
 )
 from reelroute.models.core.enums import InferenceProvider
-from reelroute.models.core.settings import load_settings
+from reelroute.models.settings import load_settings
 from reelroute.providers.base import ConfigurationError, GenerationRequest
 from reelroute.providers.registry import provider_for
 from reelroute.providers.runway import RunwayProvider

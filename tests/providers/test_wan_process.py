@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from reelroute.models.core.enums import InferenceProvider
-from reelroute.models.core.settings import load_settings
+from reelroute.models.settings import load_settings
 from reelroute.providers.base import GenerationRequest, PermanentError, TransientError
 from reelroute.providers.tiny_wan import ensure_tiny_wan
 from reelroute.providers.video import probe_mp4

@@ -21,7 +21,6 @@ from reelroute.models.core import (
     InvalidTransition,
     ItemStatus,
     Photo,
-    Settings,
     VideoItem,
     control_problem,
     info,
@@ -30,6 +29,7 @@ from reelroute.models.intake import upright_bytes
 from reelroute.models.items import Claim, complete_with_video
 from reelroute.models.items import lifecycle as ops
 from reelroute.models.money import GpuPrices
+from reelroute.models.settings import Settings
 from reelroute.models.store import Storage, session_scope
 from reelroute.providers.base import GenerationResult
 from reelroute.providers.video import VideoInfo, probe_video_file

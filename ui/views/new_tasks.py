@@ -15,7 +15,6 @@ from reelroute.models.core import (
     GroupPriority,
     InferenceProvider,
     InvalidInput,
-    Settings,
     TaskSpec,
     duration,
     from_now,
@@ -25,6 +24,7 @@ from reelroute.models.core import (
 )
 from reelroute.models.intake import Intake, PhotoTask, Upload, deadline_from_text, outlook, take_in
 from reelroute.models.items import create_group, list_groups
+from reelroute.models.settings import Settings
 from reelroute.models.store import Storage, session_scope
 
 AUTO_LABEL = "Automatic (routing rules)"

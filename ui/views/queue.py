@@ -24,7 +24,6 @@ from reelroute.models.core import (
     ItemStatus,
     NotFound,
     Photo,
-    Settings,
     VideoItem,
     ago,
     clock,
@@ -33,6 +32,7 @@ from reelroute.models.core import (
 from reelroute.models.health import unavailable
 from reelroute.models.items import blind_ids, etas_of, list_queue
 from reelroute.models.items import lifecycle as ops
+from reelroute.models.settings import Settings
 from reelroute.models.store import Storage, session_scope
 
 ALL = "all"

@@ -19,12 +19,12 @@ from reelroute.models.core import (
     InvalidTransition,
     NotFound,
     Photo,
-    Settings,
     info,
 )
 from reelroute.models.items import ab_pairs, accept_item, judge_pair, review_queue
 from reelroute.models.money import BudgetExceeded
 from reelroute.models.planning import reject_and_redo
+from reelroute.models.settings import Settings
 from reelroute.models.store import Storage, session_scope
 from reelroute.ui.views.queue import PROVIDER_BADGES
 from reelroute.ui.views.videos import local_copy, private_folder, write_new

@@ -12,7 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from reelroute.models.core.logs import attach_json, current_context, handler_for, log_context
-from reelroute.models.core.settings import load_settings
+from reelroute.models.settings import load_settings
 
 ADMIN, RUNWAY = "a" * 12 + "dmin-token-0123456789-abcdef", "key_" + "r" * 40
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from reelroute.models.core.settings import SettingsError, load_settings, parse_gpu_prices
+from reelroute.models.core.settings import SettingsError
 from reelroute.models.money.gpu import GpuPrices
+from reelroute.models.money.settings import parse_gpu_prices
+from reelroute.models.settings import load_settings
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pytest
 
 from reelroute.models.core.errors import InvalidInput
 from reelroute.models.core.networks import parse_networks
-from reelroute.models.core.settings import SettingsError, load_settings
+from reelroute.models.core.settings import SettingsError
 from reelroute.models.outbox.addresses import (
     Refused,
     address_problem,
@@ -17,6 +17,7 @@ from reelroute.models.outbox.addresses import (
     parse_url,
     resolve,
 )
+from reelroute.models.settings import load_settings
 
 
 def resolver(*addresses: str):
