@@ -231,7 +231,7 @@ class VideoItem(SQLModel, table=True):
     )
     status: ItemStatus = Field(
         default=ItemStatus.pending,
-        sa_column=sa.Column(STATUS_TYPE, nullable=False, server_default="pending"),
+        sa_column=sa.Column(STATUS_TYPE, nullable=False, server_default=ItemStatus.pending.value),
     )
     priority: int = Field(
         default=1, sa_column=sa.Column(sa.SmallInteger, nullable=False, server_default="1")
