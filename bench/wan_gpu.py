@@ -304,6 +304,58 @@ def _transformer(reduced: bool, model: str = "5b") -> Any:
     return transformer.to(torch.bfloat16 if cuda else torch.float32)
 
 
+def run_preset(
+    pipeline: Any,
+    name: str,
+    model: str,
+    reduced: bool,
+    *,
+    steps: int | None = None,
+    output_type: str = "np",
+    marks: list[float] | None = None,
+) -> Any:
+    """The pipeline called as preset `name` runs on `model`: the model's size (or the reduced
+    one), the preset's steps (or `steps`) and guidance, the A14B's second guidance; each step's
+    end (GPU synchronised) appended to `marks`. Returns the frames (or latents)."""
+    import torch
+    from PIL import Image
+
+    from reelroute.providers.wan_presets import preset_named
+    from reelroute.providers.wan_shapes import SHAPES
+
+    preset = preset_named(name)
+    shape = SHAPES[MODELS[model]]
+    width, height, frames = SIZES[model] if not reduced else (128, 128, 9)
+    guidance = preset.guidance_scale if preset.guidance_scale is not None else shape.guidance_scale
+    extra: dict[str, Any] = {}
+    if model == "a14b":
+        second = preset.guidance_scale_2
+        extra["guidance_scale_2"] = second if second is not None else shape.guidance_scale_2
+    cuda = torch.cuda.is_available()
+
+    def step_done(_pipe: Any, _step: int, _timestep: Any, kwargs: dict[str, Any]) -> Any:
+        if cuda:
+            torch.cuda.synchronize()
+        if marks is not None:
+            marks.append(time.perf_counter())
+        return kwargs
+
+    return pipeline(
+        image=Image.new("RGB", (width, height), (90, 140, 200)),
+        prompt="waves roll onto the beach at sunset",
+        negative_prompt="blurry" if guidance > 1 else None,
+        height=height,
+        width=width,
+        num_frames=frames,
+        num_inference_steps=steps or preset.steps or shape.steps,
+        guidance_scale=guidance,
+        output_type=output_type,
+        callback_on_step_end=step_done,
+        max_sequence_length=512 if not reduced else 16,
+        **extra,
+    ).frames
+
+
 def preset_figures(
     pipeline: Any,
     name: str,
@@ -316,7 +368,6 @@ def preset_figures(
     """One preset on fresh transformer(s) (with the host's `attention` backend, if given): its
     steps, memory and time to apply."""
     import torch
-    from PIL import Image
 
     from reelroute.providers.wan_options import count_blocks
     from reelroute.providers.wan_presets import preset_named
@@ -332,35 +383,18 @@ def preset_figures(
     if cuda:  # the peak of making a video, not of building the random weights
         torch.cuda.reset_peak_memory_stats()
     counter = count_blocks(pipeline)
-    width, height, frames = SIZES[model] if not reduced else (128, 128, 9)
-    marks: list[float] = []
-
-    def step_done(_pipe: Any, _step: int, _timestep: Any, kwargs: dict[str, Any]) -> Any:
-        if cuda:
-            torch.cuda.synchronize()
-        marks.append(time.perf_counter())
-        return kwargs
-
     guidance = preset.guidance_scale if preset.guidance_scale is not None else shape.guidance_scale
-    extra: dict[str, Any] = {}
-    if model == "a14b":
-        second = preset.guidance_scale_2
-        extra["guidance_scale_2"] = second if second is not None else shape.guidance_scale_2
+    marks: list[float] = []
     began = time.perf_counter()
-    latents = pipeline(
-        image=Image.new("RGB", (width, height), (90, 140, 200)),
-        prompt="waves roll onto the beach at sunset",
-        negative_prompt="blurry" if guidance > 1 else None,
-        height=height,
-        width=width,
-        num_frames=frames,
-        num_inference_steps=measured_steps,
-        guidance_scale=guidance,
+    latents = run_preset(
+        pipeline,
+        name,
+        model,
+        reduced,
+        steps=measured_steps,
         output_type="latent",
-        callback_on_step_end=step_done,
-        max_sequence_length=512 if not reduced else 16,
-        **extra,
-    ).frames
+        marks=marks,
+    )
     first = marks[0] - began
     later = [b - a for a, b in itertools.pairwise(marks)]
     per_step = sum(later) / len(later)
@@ -410,29 +444,11 @@ def vae_decode_seconds(pipeline: Any, latents: Any) -> dict[str, float]:
 def whole_video_in_memory(pipeline: Any, name: str, reduced: bool) -> float:
     """One video, prompt to pixels, with the pipeline as the last preset left it."""
     import torch
-    from PIL import Image
 
-    from reelroute.providers.wan_presets import preset_named
-    from reelroute.providers.wan_shapes import WAN22_TI2V_5B
-
-    preset = preset_named(name)
-    guidance = preset.guidance_scale if preset.guidance_scale is not None else 5.0
-    width, height, frames = (1280, 704, 121) if not reduced else (128, 128, 9)
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     started = time.perf_counter()
-    pipeline(
-        image=Image.new("RGB", (width, height), (90, 140, 200)),
-        prompt="waves roll onto the beach at sunset",
-        negative_prompt="blurry" if guidance > 1 else None,
-        height=height,
-        width=width,
-        num_frames=frames,
-        num_inference_steps=preset.steps or WAN22_TI2V_5B.steps,
-        guidance_scale=guidance,
-        output_type="np",
-        max_sequence_length=512 if not reduced else 16,
-    )
+    run_preset(pipeline, name, "5b", reduced)
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     return time.perf_counter() - started
@@ -581,49 +597,27 @@ def one_video(
     import statistics
 
     import torch
-    from PIL import Image
 
     from reelroute.providers.video import encode_mp4
     from reelroute.providers.wan_options import decode_latents
-    from reelroute.providers.wan_presets import preset_named
     from reelroute.providers.wan_shapes import SHAPES
 
-    preset = preset_named(name)
     shape = SHAPES[MODELS[model]]
-    width, height, frames = SIZES[model] if not reduced else (128, 128, 9)
-    guidance = preset.guidance_scale if preset.guidance_scale is not None else shape.guidance_scale
-    steps = preset.steps or shape.steps
-    extra: dict[str, Any] = {}
-    if model == "a14b":
-        second = preset.guidance_scale_2
-        extra["guidance_scale_2"] = second if second is not None else shape.guidance_scale_2
+    width, height, _ = SIZES[model] if not reduced else (128, 128, 9)
     cuda = torch.cuda.is_available()
     marks: list[float] = []
-
-    def step_done(_pipe: Any, _step: int, _timestep: Any, kwargs: dict[str, Any]) -> Any:
-        if cuda:
-            torch.cuda.synchronize()
-        marks.append(time.perf_counter())
-        return kwargs
-
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     began = time.perf_counter()
-    output = pipeline(
-        image=Image.new("RGB", (width, height), (90, 140, 200)),
-        prompt="waves roll onto the beach at sunset",
-        negative_prompt="blurry" if guidance > 1 else None,
-        height=height,
-        width=width,
-        num_frames=frames,
-        num_inference_steps=steps,
-        guidance_scale=guidance,
+    output = run_preset(
+        pipeline,
+        name,
+        model,
+        reduced,
         output_type="latent" if light is not None else "np",
-        callback_on_step_end=step_done,
-        max_sequence_length=512 if not reduced else 16,
-        **extra,
-    ).frames
+        marks=marks,
+    )
     if light is not None:
         output = decode_latents(pipeline, light, output)
     if cuda:
