@@ -12,10 +12,10 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from bench.data import settle
+from reelroute.models.assembly import load_settings
 from reelroute.models.core.enums import Pool
 from reelroute.models.core.tables import POOL_PREDICATE
 from reelroute.models.items.lifecycle import claim_next
-from reelroute.models.settings import load_settings
 from reelroute.models.store.db import make_engine
 
 RUNWAY = POOL_PREDICATE[Pool.cloud]

@@ -30,9 +30,9 @@ from bench.claims import run_claimers
 from bench.data import add_items, fresh_database
 from reelroute.deployments.launcher import free_port
 from reelroute.flows.webhooks import run_sender
+from reelroute.models.assembly import load_settings
 from reelroute.models.items.lifecycle import cancel_item
 from reelroute.models.outbox import endpoints
-from reelroute.models.settings import load_settings
 from reelroute.models.store.db import make_engine
 
 CLAIMERS = 8

@@ -33,6 +33,7 @@ from reelroute.deployments.replay import (
 )
 from reelroute.deployments.replay import write_trace as write_rows
 from reelroute.flows.planning import Planner
+from reelroute.models.assembly import Settings, load_settings
 from reelroute.models.core.enums import BudgetPeriod, BudgetScope, InferenceProvider
 from reelroute.models.core.tables import Photo, VideoItem, utcnow
 from reelroute.models.core.tasks import TaskSpec
@@ -41,7 +42,6 @@ from reelroute.models.items.groups import create_group
 from reelroute.models.money.budgets import BudgetExceeded, set_budget, spend
 from reelroute.models.planning.replanning import reroute_waiting, store_etas
 from reelroute.models.planning.snapshot import build_snapshot
-from reelroute.models.settings import Settings, load_settings
 from reelroute.models.store.db import make_engine, session_scope
 
 DAY = datetime(2026, 11, 27, tzinfo=UTC)

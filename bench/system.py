@@ -25,8 +25,8 @@ from reelroute.deployments.launcher import (
 )
 from reelroute.deployments.prefect_setup import deploy, job_variables
 from reelroute.flows.loop import dispatch_loop
+from reelroute.models.assembly import Settings, settings_from_environment
 from reelroute.models.core.enums import Pool
-from reelroute.models.settings import Settings, settings_from_environment
 from reelroute.models.store.migrate import upgrade
 from reelroute.providers.emulator import EmulatorScript, EmulatorServer, RunwayEmulator
 

@@ -33,9 +33,9 @@ from sqlmodel import Session
 from bench.orchestration import add_items, wait_all
 from bench.system import local_system
 from reelroute.deployments.gpu_host import local_health
+from reelroute.models.assembly import load_settings
 from reelroute.models.core.enums import InferenceProvider
 from reelroute.models.core.tables import VideoItem
-from reelroute.models.settings import load_settings
 from reelroute.models.store.db import make_engine
 from reelroute.providers.base import GenerationRequest
 

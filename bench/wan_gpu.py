@@ -127,7 +127,7 @@ def build(out: Path, reduced: bool) -> float:
 
 
 def _settings(model: Path, reduced: bool, **changes: Any) -> Any:
-    from reelroute.models.settings import load_settings
+    from reelroute.models.assembly import load_settings
 
     fields: dict[str, Any] = {"_env_file": None, "wan_model": str(model)}
     if reduced:

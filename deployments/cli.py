@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from reelroute.models.assembly import Settings, get_settings
 from reelroute.models.core import (
     AUTO,
     DatabaseUnavailable,
@@ -33,7 +34,6 @@ from reelroute.models.intake import (
 )
 from reelroute.models.planning import Policy
 from reelroute.models.reporting import Statistics, provider_stats
-from reelroute.models.settings import Settings, get_settings
 from reelroute.models.store import Storage, make_engine, session_scope, upgrade
 
 if TYPE_CHECKING:

@@ -26,8 +26,8 @@ from typing import Any
 
 from reelroute.deployments.launcher import Services, worker_argv, worker_env
 from reelroute.flows.dispatch import queues_for
+from reelroute.models.assembly import Settings
 from reelroute.models.core import Pool, ReelrouteError
-from reelroute.models.settings import Settings
 from reelroute.providers.wan_presets import WanPreset, preset_named
 from reelroute.providers.wan_process import Health, ask_health, socket_folder
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 from sqlalchemy import make_url
 
+from reelroute.models.assembly import Settings
 from reelroute.models.core import Pool
-from reelroute.models.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from prefect.exceptions import ObjectNotFound
 from prefect.types.entrypoint import EntrypointType
 
 from reelroute.flows.dispatch import DEFAULT_QUEUE, DEPLOYMENT_OF_POOL, GPU_QUEUES, URGENT_QUEUE
+from reelroute.models.assembly import Settings
 from reelroute.models.core import Pool
-from reelroute.models.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -30,6 +30,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from reelroute.models.assembly import Settings, load_settings
 from reelroute.models.core import (
     CATALOGUE,
     BreakerState,
@@ -76,7 +77,6 @@ from reelroute.models.planning import (
     report_host,
     reroute_waiting,
 )
-from reelroute.models.settings import Settings, load_settings
 from reelroute.models.store import Storage, count_verdict, make_engine, upgrade
 
 REQUIRED = ("created_at", "group", "priority", "duration_s")

@@ -28,8 +28,8 @@ from reelroute.deployments.launcher import (
 )
 from reelroute.deployments.prefect_setup import deploy
 from reelroute.flows.loop import dispatch_loop
+from reelroute.models.assembly import Settings, get_settings, load_settings
 from reelroute.models.core import Pool, configure_logging
-from reelroute.models.settings import Settings, get_settings, load_settings
 from reelroute.models.store import upgrade
 
 SHUTDOWN_LIMIT_SECONDS = 45.0

@@ -17,10 +17,10 @@ import sqlalchemy as sa
 from prefect.states import Cancelled
 
 from reelroute.flows.prefect_api import PrefectApi
+from reelroute.models.assembly import Settings
 from reelroute.models.core import Pool, log_context
 from reelroute.models.items import mark_dispatched, plan_dispatch
 from reelroute.models.money import last_limits
-from reelroute.models.settings import Settings
 from reelroute.models.store import session_scope
 
 log = logging.getLogger(__name__)

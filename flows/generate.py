@@ -26,6 +26,7 @@ from prefect.runtime import flow_run
 from reelroute.flows.backoff import OUTAGES, Backoff
 from reelroute.flows.lease import LeaseKeeper, Throttle
 from reelroute.flows.quality import check_and_decide, made_by
+from reelroute.models.assembly import Settings, get_settings
 from reelroute.models.core import (
     POOL_OF,
     DatabaseUnavailable,
@@ -46,7 +47,6 @@ from reelroute.models.items import (
     run_started,
     set_provider_task,
 )
-from reelroute.models.settings import Settings, get_settings
 from reelroute.models.store import Storage, make_engine, session_scope
 from reelroute.providers.base import (
     GenerationRequest,

@@ -18,9 +18,9 @@ from reelroute.flows.dispatch import Dispatcher
 from reelroute.flows.planning import Planner, runway_limits_source
 from reelroute.flows.prefect_api import PrefectApi
 from reelroute.flows.reconcile import reconcile_once
+from reelroute.models.assembly import Settings
 from reelroute.models.core import DatabaseUnavailable
 from reelroute.models.health import Leadership
-from reelroute.models.settings import Settings
 from reelroute.models.store import make_engine
 
 log = logging.getLogger(__name__)

@@ -21,6 +21,7 @@ from prefect.client.schemas.actions import WorkPoolUpdate
 from prefect.states import Cancelled
 
 from reelroute.flows.prefect_api import PrefectApi
+from reelroute.models.assembly import Settings
 from reelroute.models.core import Pool, utcnow
 from reelroute.models.items import runway_slots
 from reelroute.models.money import RunwayLimits, store_limits
@@ -33,7 +34,6 @@ from reelroute.models.planning import (
     store_demand,
     store_etas,
 )
-from reelroute.models.settings import Settings
 from reelroute.models.store import session_scope
 from reelroute.providers.base import ProviderError
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from reelroute.models.assembly import Settings
 from reelroute.models.core import QualityAction, VideoItem
 from reelroute.models.items import Claim, Decision, MadeBy, QualityPolicy, decide, quality_policy
 from reelroute.models.money import GpuPrices
 from reelroute.models.planning import escalate_to_next_option
-from reelroute.models.settings import Settings
 from reelroute.models.store import session_scope
 from reelroute.providers.base import GenerationResult
 from reelroute.providers.quality import Thresholds, check_video, expected_of

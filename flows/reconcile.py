@@ -24,6 +24,7 @@ from prefect.states import Cancelling
 
 from reelroute.flows.prefect_api import PrefectApi
 from reelroute.flows.zombies import crash_zombie_runs, stop_expired_holders
+from reelroute.models.assembly import Settings
 from reelroute.models.core import (
     FailureCode,
     InferenceProvider,
@@ -42,7 +43,6 @@ from reelroute.models.items import (
     run_lost_before_claim,
 )
 from reelroute.models.planning import prune_moves
-from reelroute.models.settings import Settings
 from reelroute.models.store import session_scope
 from reelroute.providers.base import ProviderError
 from reelroute.providers.registry import provider_for

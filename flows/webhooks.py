@@ -48,6 +48,7 @@ import sqlalchemy as sa
 from standardwebhooks import Webhook
 
 from reelroute.flows.backoff import Backoff, Heartbeat
+from reelroute.models.assembly import Settings
 from reelroute.models.core import DeliveryStatus, InvalidInput, IPNetwork, utcnow, without_url_paths
 from reelroute.models.health import Leadership
 from reelroute.models.intake import idempotency
@@ -61,7 +62,6 @@ from reelroute.models.outbox import (
     system_resolver,
 )
 from reelroute.models.outbox import webhooks as hooks
-from reelroute.models.settings import Settings
 from reelroute.models.store import make_engine, session_scope
 
 log = logging.getLogger(__name__)

@@ -32,6 +32,7 @@ from prefect.states import Cancelled, Crashed
 from reelroute.flows.backoff import OUTAGES
 from reelroute.flows.dispatch import FLOW_NAME
 from reelroute.flows.prefect_api import PrefectApi
+from reelroute.models.assembly import Settings
 from reelroute.models.core import ItemStatus, VideoItem, flow_run_of, utcnow
 from reelroute.models.items import (
     RequeueResult,
@@ -40,7 +41,6 @@ from reelroute.models.items import (
     requeue_expired,
     run_lost_before_claim,
 )
-from reelroute.models.settings import Settings
 from reelroute.models.store import session_scope
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
+from reelroute.models.assembly import Settings
 from reelroute.models.core.enums import InferenceProvider
-from reelroute.models.settings import Settings
 from reelroute.providers.base import Provider
 
 SANDBOX_API_SECRET = "sandbox-key"  # noqa: S105 (the emulator accepts any key; not a secret)

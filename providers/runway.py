@@ -16,11 +16,11 @@ import httpx
 import runwayml
 from PIL import Image
 
+from reelroute.models.assembly import Settings
 from reelroute.models.core.catalogue import info, nearest_duration, ratio_for, requested_seconds
 from reelroute.models.core.enums import FailureCode, InferenceProvider
 from reelroute.models.core.tasks import MAX_PROMPT_UTF16_UNITS, prompt_units
 from reelroute.models.money.limits import ModelLimits, RunwayLimits
-from reelroute.models.settings import Settings
 from reelroute.providers.base import (
     ConfigurationError,
     GenerationRequest,

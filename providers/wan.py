@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 
 from PIL import Image
 
+from reelroute.models.assembly import Settings
 from reelroute.models.core.enums import FailureCode
-from reelroute.models.settings import Settings
 from reelroute.providers.base import (
     ConfigurationError,
     GenerationRequest,

@@ -44,8 +44,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reelroute.models.assembly import Settings
 from reelroute.models.core.enums import FailureCode, InferenceProvider
-from reelroute.models.settings import Settings
 from reelroute.providers.base import (
     ConfigurationError,
     GenerationRequest,

@@ -24,7 +24,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from reelroute.models.settings import Settings, load_settings
+from reelroute.models.assembly import Settings, load_settings
 from reelroute.models.store.db import make_engine
 from reelroute.models.store.migrate import upgrade
 from reelroute.providers.emulator import EmulatorScript, EmulatorServer, RunwayEmulator
@@ -85,7 +85,7 @@ def sqlite_migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _tables() -> str:
     """Every table of the data model (what a PostgreSQL test starts without)."""
-    from reelroute.models.registry import metadata
+    from reelroute.models.assembly import metadata
 
     return ", ".join(sorted(metadata.tables))
 

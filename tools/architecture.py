@@ -1,6 +1,6 @@
 """The architecture picture and table, drawn from the code: which packages import which (the
 import graph, read with grimp, import-linter's own engine), in the layers pyproject.toml
-declares, with each room's docstring and the tables it owns (models/registry.py).
+declares, with each room's docstring and the tables it owns (models/assembly/registry.py).
 
     python -m tools.architecture          # write docs/architecture.dot and the table
     python -m tools.architecture --check  # exit 1 when the committed ones differ (a test runs it)
@@ -83,7 +83,7 @@ def reduced(edges: dict[str, list[str]]) -> dict[str, list[str]]:
 
 def owned_tables() -> dict[str, list[str]]:
     sys.path.insert(0, str(ROOT))
-    from reelroute.models.registry import OWNERS
+    from reelroute.models.assembly import OWNERS
 
     found: dict[str, list[str]] = {}
     for table, room in sorted(OWNERS.items()):

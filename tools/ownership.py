@@ -1,5 +1,5 @@
-"""Each table is written by its owner only (`models/registry.py`, OWNERS): a module outside the
-owning room of `models` never writes the table. Run by `make lint`:
+"""Each table is written by its owner only (`models/assembly/registry.py`, OWNERS): a module
+outside the owning room of `models` never writes the table. Run by `make lint`:
 
     python -m tools.ownership [ROOT]      # ROOT: the repository (default: this one)
 
@@ -10,7 +10,7 @@ What counts as a write, found in the module's source (ast), migrations left out:
 - a named statement of `models/store/queries/*.py` that does so, used by the module (the
   queries are text: whoever runs one writes its tables).
 An ORM object changed in place and flushed is not seen: the rooms do not do it across owners
-(models/registry.py says so), and this check cannot tell.
+(models/assembly/registry.py says so), and this check cannot tell.
 
 Exit status 1 with one line per write out of place, naming the module, the table and its owner.
 """
@@ -142,7 +142,7 @@ def problems(root: Path) -> list[str]:
     """Every write out of its owner's room, as `module:line: writes TABLE, owned by ROOM`."""
     sys.path.insert(0, str(root))
     try:
-        from reelroute.models.registry import OWNERS
+        from reelroute.models.assembly import OWNERS
     finally:
         sys.path.pop(0)
     classes = _table_classes(root)
@@ -172,7 +172,7 @@ def main() -> None:
     for line in found:
         print(line)
     if found:
-        print(f"{len(found)} writes outside their table's owner (models/registry.py)")
+        print(f"{len(found)} writes outside their table's owner (models/assembly/registry.py)")
         raise SystemExit(1)
     print("every table is written by its owner only")
 

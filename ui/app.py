@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
+from reelroute.models.assembly import Settings
 from reelroute.models.core import (
     Conflict,
     DatabaseUnavailable,
@@ -26,7 +27,6 @@ from reelroute.models.core import (
 )
 from reelroute.models.intake import KeyReused
 from reelroute.models.outbox import EventPayload
-from reelroute.models.settings import Settings
 from reelroute.models.store import make_engine
 from reelroute.providers.base import PermanentError
 from reelroute.ui.api import admin, metrics, worker

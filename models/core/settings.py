@@ -561,7 +561,7 @@ class LocalSettings(Group):
 
 class SharedConfig(Protocol):
     """The groups every room may read (the shared ones of this module): what a function of
-    `core` or `outbox` is typed with. The composed `reelroute.models.settings.Settings`
+    `core` or `outbox` is typed with. The composed `reelroute.models.assembly.settings.Settings`
     satisfies it, and each room's config Protocol adds its own groups."""
 
     @property

@@ -1,8 +1,8 @@
 """The shared spine of the schema: `groups`, `photos`, `video_items`, and the two tables that
 rooms below their writers read (`item_etas`, written by planning, read by the queue;
 `item_redos`, written by items, read by money). Every other table lives in the room that writes
-it (`models/<room>/tables.py`); `models/registry.py` names them all, with their owners, for the
-migrations and the ownership check.
+it (`models/<room>/tables.py`); `models/assembly/registry.py` names them all, with their owners,
+for the migrations and the ownership check.
 
 The migrations in `models/store/migrations/` build the same schema (a test checks that
 autogenerate finds no difference); they also install the triggers of the count ledger.

@@ -1,6 +1,6 @@
 """The health room's settings group (circuit breakers), and what health reads of the settings.
 
-The composed `Settings` is `reelroute.models.settings`; this room reads only the groups of
+The composed `Settings` is `reelroute.models.assembly.settings`; this room reads only the groups of
 its config Protocol below (or what it is handed).
 """
 

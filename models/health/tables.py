@@ -1,6 +1,6 @@
 """The health room's tables: the breakers and their outcomes, the loops' beats and leaders.
 
-Written by this room only (models/registry.py, checked by `make lint`).
+Written by this room only (models/assembly/registry.py, checked by `make lint`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The intake room's table: Idempotency-Key bookkeeping.
 
-Written by this room only (models/registry.py, checked by `make lint`).
+Written by this room only (models/assembly/registry.py, checked by `make lint`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The items room's own tables (beside `video_items` in core): the A/B pairs and comparisons.
 
-Written by this room only (models/registry.py, checked by `make lint`).
+Written by this room only (models/assembly/registry.py, checked by `make lint`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The money room's tables: budgets, their usage and reservations, Runway's limits.
 
-Written by this room only (models/registry.py, checked by `make lint`).
+Written by this room only (models/assembly/registry.py, checked by `make lint`).
 """
 
 from __future__ import annotations

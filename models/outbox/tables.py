@@ -1,6 +1,6 @@
 """The outbox's tables: the webhook endpoints, the item events, the deliveries.
 
-Written by this room only (models/registry.py, checked by `make lint`).
+Written by this room only (models/assembly/registry.py, checked by `make lint`).
 """
 
 from __future__ import annotations

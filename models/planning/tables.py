@@ -1,6 +1,6 @@
 """The planning room's tables: the GPU hosts, the planner's GPU demand, the moves it made.
 
-Written by this room only (models/registry.py, checked by `make lint`).
+Written by this room only (models/assembly/registry.py, checked by `make lint`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The store's ledgers: the tallies their writers keep and the trigger-kept status counts.
 
-Written by this room only (models/registry.py, checked by `make lint`).
+Written by this room only (models/assembly/registry.py, checked by `make lint`).
 """
 
 from __future__ import annotations

@@ -40,13 +40,13 @@ from reelroute.deployments.launcher import (
     supervise_until,
     wait_until,
 )
+from reelroute.models.assembly import settings_from_environment
 from reelroute.models.core.enums import FailureClass, InferenceProvider, Pool
 from reelroute.models.core.failures import class_of
 from reelroute.models.core.tables import VideoItem
 from reelroute.models.core.tasks import TaskSpec
 from reelroute.models.intake.batches import PhotoTask, Upload, add_batch
 from reelroute.models.items.groups import create_group
-from reelroute.models.settings import settings_from_environment
 from reelroute.models.store.db import make_engine, session_scope
 from reelroute.models.store.files import Storage
 from reelroute.models.store.ledger import count_ledger

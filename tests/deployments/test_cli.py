@@ -11,9 +11,9 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from reelroute.deployments.cli import app
+from reelroute.models.assembly import get_settings
 from reelroute.models.core.tables import Group, VideoItem
 from reelroute.models.items.groups import find_group
-from reelroute.models.settings import get_settings
 from reelroute.models.store.db import make_engine
 from reelroute.models.store.migrate import current_revision, head_revision
 from reelroute.ui.app import create_app

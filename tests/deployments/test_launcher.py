@@ -20,7 +20,7 @@ from reelroute.deployments.launcher import (
     sandbox_reason,
     worker_env,
 )
-from reelroute.models.settings import load_settings
+from reelroute.models.assembly import load_settings
 
 
 def test_sandbox_when_key_or_weights_are_missing(tmp_path):

@@ -27,7 +27,7 @@ from sqlmodel import Session
 from reelroute.deployments.launcher import Services, free_port, start_prefect_server
 from reelroute.deployments.prefect_setup import deploy
 from reelroute.flows.loop import dispatch_loop
-from reelroute.models.settings import Settings, settings_from_environment
+from reelroute.models.assembly import Settings, settings_from_environment
 from reelroute.models.store.db import make_engine
 from reelroute.models.store.migrate import upgrade
 from reelroute.providers.emulator import EmulatorScript, EmulatorServer, RunwayEmulator

@@ -28,6 +28,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from sqlmodel import Session, col, select
 
 from reelroute.deployments.prefect_setup import deploy
+from reelroute.models.assembly import settings_from_environment
 from reelroute.models.core.enums import EventType, ItemStatus
 from reelroute.models.core.tables import VideoItem
 from reelroute.models.core.tasks import TaskSpec
@@ -37,7 +38,6 @@ from reelroute.models.intake.photos import store_photo
 from reelroute.models.items.groups import create_group
 from reelroute.models.outbox.tables import ItemEvent
 from reelroute.models.planning.tables import GpuHost
-from reelroute.models.settings import settings_from_environment
 from reelroute.models.store.db import make_engine
 from reelroute.models.store.files import Storage
 from reelroute.models.store.migrate import upgrade

@@ -21,7 +21,7 @@ from pydantic import SecretStr
 
 from reelroute.flows.dispatch import DEPLOYMENT_OF_POOL, FLOW_NAME
 from reelroute.flows.prefect_api import PrefectApi
-from reelroute.models.settings import Settings
+from reelroute.models.assembly import Settings
 from tests.flows.receivers import KEY, Receiver
 
 

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from PIL import Image
 from sqlmodel import Session
 
+from reelroute.models.assembly import Settings
 from reelroute.models.core.enums import GroupPriority, InferenceProvider, Pool
 from reelroute.models.core.tables import Photo, VideoItem
 from reelroute.models.core.tasks import TaskSpec
@@ -19,7 +20,6 @@ from reelroute.models.core.workers import flow_run_worker_id
 from reelroute.models.intake.batches import add_batch
 from reelroute.models.items.groups import create_group
 from reelroute.models.items.lifecycle import Claim, claim_item, claim_next
-from reelroute.models.settings import Settings
 from reelroute.models.store.ledger import count_ledger
 
 

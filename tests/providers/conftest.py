@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from reelroute.models.settings import Settings, load_settings
+from reelroute.models.assembly import Settings, load_settings
 from reelroute.providers.runway import RunwayProvider
 from reelroute.providers.tiny_wan import ensure_tiny_wan
 from reelroute.providers.wan_shapes import SHAPES

@@ -13,6 +13,7 @@ import uuid
 import httpx
 import pytest
 
+from reelroute.models.assembly import load_settings
 from reelroute.models.core.catalogue import (
     CATALOGUE,
     info,
@@ -21,7 +22,6 @@ from reelroute.models.core.catalogue import (
     requested_seconds,
 )
 from reelroute.models.core.enums import InferenceProvider
-from reelroute.models.settings import load_settings
 from reelroute.providers.base import ConfigurationError, GenerationRequest
 from reelroute.providers.registry import provider_for
 from reelroute.providers.runway import RunwayProvider

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
+from reelroute.models.assembly import load_settings
 from reelroute.models.core.errors import StaleAttempt
-from reelroute.models.settings import load_settings
 from reelroute.providers.base import (
     ConfigurationError,
     PermanentError,

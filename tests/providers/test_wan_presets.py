@@ -263,7 +263,7 @@ def test_compile_with_inductor_makes_the_same_video(tiny_models):
 
 @pytest.mark.torch
 def test_a_lora_for_another_model_is_refused_before_loading(tiny_models, tmp_path):
-    from reelroute.models.settings import load_settings
+    from reelroute.models.assembly import load_settings
     from reelroute.providers.tiny_wan import make_lora
 
     folder = tiny_models["wan2.2-ti2v-5b"]

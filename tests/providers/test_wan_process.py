@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from reelroute.models.assembly import load_settings
 from reelroute.models.core.enums import InferenceProvider
-from reelroute.models.settings import load_settings
 from reelroute.providers.base import GenerationRequest, PermanentError, TransientError
 from reelroute.providers.tiny_wan import ensure_tiny_wan
 from reelroute.providers.video import probe_mp4

@@ -7,8 +7,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from reelroute.models.assembly import Settings, load_settings
 from reelroute.models.core.enums import InferenceProvider
-from reelroute.models.settings import Settings, load_settings
 from reelroute.providers.base import GenerationRequest
 from tests.providers.conftest import photo
 

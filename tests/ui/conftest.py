@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from reelroute.models.settings import Settings
+from reelroute.models.assembly import Settings
 from reelroute.ui.app import create_app
 from tests.ui.helpers import ADMIN, WORKER
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
+from reelroute.models.assembly import Settings
 from reelroute.models.core.enums import FailureCode, GroupPriority, InferenceProvider
 from reelroute.models.core.tables import VideoItem
 from reelroute.models.core.tasks import TaskSpec
@@ -18,7 +19,6 @@ from reelroute.models.intake.batches import add_batch
 from reelroute.models.intake.photos import store_photos
 from reelroute.models.items import lifecycle as ops
 from reelroute.models.items.groups import create_group
-from reelroute.models.settings import Settings
 from reelroute.models.store.db import session_scope
 from reelroute.models.store.files import Storage, video_path
 from reelroute.providers.video import encode_mp4

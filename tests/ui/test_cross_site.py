@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from reelroute.models.assembly import Settings, load_settings
 from reelroute.models.core.settings import SettingsError
-from reelroute.models.settings import Settings, load_settings
 from reelroute.ui.api.guard import foreign_origin, origin_of
 from reelroute.ui.app import create_app
 from tests.ui.helpers import ADMIN

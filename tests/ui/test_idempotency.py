@@ -11,10 +11,10 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from reelroute.deployments.cli import app as cli_app
+from reelroute.models.assembly import get_settings
 from reelroute.models.core.tables import Photo, VideoItem, utcnow
 from reelroute.models.intake import idempotency
 from reelroute.models.intake.tables import IdempotencyKey
-from reelroute.models.settings import get_settings
 from reelroute.ui.app import create_app
 from tests.models.helpers import image_bytes
 from tests.ui.api_client import as_admin, new_group, upload

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
+from reelroute.models.assembly import Settings, load_settings
 from reelroute.models.core.settings import SettingsError
-from reelroute.models.settings import Settings, load_settings
 from reelroute.ui.app import create_app
 from tests.ui.helpers import ADMIN, populate
 

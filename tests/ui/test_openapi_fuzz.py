@@ -5,7 +5,7 @@ from __future__ import annotations
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from reelroute.models.settings import load_settings
+from reelroute.models.assembly import load_settings
 from reelroute.models.store.migrate import upgrade
 from reelroute.ui.app import create_app
 

@@ -19,8 +19,8 @@ from PIL import Image
 from pydantic import SecretStr
 
 from reelroute.deployments.launcher import free_port, wait_until
+from reelroute.models.assembly import load_settings
 from reelroute.models.core.settings import SettingsError
-from reelroute.models.settings import load_settings
 from reelroute.models.store.db import make_engine
 from reelroute.providers import video as video_module
 from reelroute.ui.api.guard import Guard

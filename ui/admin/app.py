@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from starlette.routing import Mount
 
+from reelroute.models.assembly import Settings
 from reelroute.models.core import QualityAction
-from reelroute.models.settings import Settings
 from reelroute.models.store import Storage
 from reelroute.ui.admin import (
     budgets,

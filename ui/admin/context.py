@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from reelroute.models.settings import Settings
+from reelroute.models.assembly import Settings
 
 REFRESH_SECONDS = 5.0
 OUTAGE_NOTE = "**The database is unavailable just now; retrying.** What is shown may be stale."

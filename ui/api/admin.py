@@ -10,6 +10,7 @@ from fastapi import APIRouter, File, Header, HTTPException, Query, Request, Uplo
 from fastapi import Path as FastPath
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from reelroute.models.assembly import Settings
 from reelroute.models.core import InferenceProvider, InvalidInput, ItemStatus, NotFound
 from reelroute.models.health import unavailable
 from reelroute.models.intake import (
@@ -46,7 +47,6 @@ from reelroute.models.reporting import (
     provider_health,
     provider_stats,
 )
-from reelroute.models.settings import Settings
 from reelroute.models.store import Storage
 from reelroute.ui.api.common import DB, Envelope, Role, SettingsDep, engine_of, require
 from reelroute.ui.api.events import Broadcaster, TooManyStreams, event_stream

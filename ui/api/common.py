@@ -13,7 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from reelroute.models.settings import Settings
+from reelroute.models.assembly import Settings
 from reelroute.models.store import session_scope
 
 T = TypeVar("T")

@@ -43,7 +43,7 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import urlsplit
 
-from reelroute.models.settings import Settings
+from reelroute.models.assembly import Settings
 from reelroute.ui.api.common import Role, role_of
 
 log = logging.getLogger("reelroute.security")

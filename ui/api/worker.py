@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
+from reelroute.models.assembly import Settings
 from reelroute.models.core import (
     InferenceProvider,
     InvalidInput,
@@ -29,7 +30,6 @@ from reelroute.models.intake import upright_bytes
 from reelroute.models.items import Claim, complete_with_video
 from reelroute.models.items import lifecycle as ops
 from reelroute.models.money import GpuPrices
-from reelroute.models.settings import Settings
 from reelroute.models.store import Storage, session_scope
 from reelroute.providers.base import GenerationResult
 from reelroute.providers.video import VideoInfo, probe_video_file

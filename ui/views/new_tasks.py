@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from reelroute.models.assembly import Settings
 from reelroute.models.core import (
     AUTO,
     CATALOGUE,
@@ -24,7 +25,6 @@ from reelroute.models.core import (
 )
 from reelroute.models.intake import Intake, PhotoTask, Upload, deadline_from_text, outlook, take_in
 from reelroute.models.items import create_group, list_groups
-from reelroute.models.settings import Settings
 from reelroute.models.store import Storage, session_scope
 
 AUTO_LABEL = "Automatic (routing rules)"

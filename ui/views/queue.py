@@ -15,6 +15,7 @@ from html import escape
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from reelroute.models.assembly import Settings
 from reelroute.models.core import (
     CATALOGUE,
     InferenceProvider,
@@ -32,7 +33,6 @@ from reelroute.models.core import (
 from reelroute.models.health import unavailable
 from reelroute.models.items import blind_ids, etas_of, list_queue
 from reelroute.models.items import lifecycle as ops
-from reelroute.models.settings import Settings
 from reelroute.models.store import Storage, session_scope
 
 ALL = "all"

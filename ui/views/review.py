@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from reelroute.models.assembly import Settings
 from reelroute.models.core import (
     CATALOGUE,
     InferenceProvider,
@@ -24,7 +25,6 @@ from reelroute.models.core import (
 from reelroute.models.items import ab_pairs, accept_item, judge_pair, review_queue
 from reelroute.models.money import BudgetExceeded
 from reelroute.models.planning import reject_and_redo
-from reelroute.models.settings import Settings
 from reelroute.models.store import Storage, session_scope
 from reelroute.ui.views.queue import PROVIDER_BADGES
 from reelroute.ui.views.videos import local_copy, private_folder, write_new

@@ -7,11 +7,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from reelroute.models.assembly import Settings
 from reelroute.models.core import BudgetScope, InferenceProvider, ItemStatus, duration, info
 from reelroute.models.items import list_groups, redo_stats
 from reelroute.models.money import dollars, spend
 from reelroute.models.reporting import ProviderStats, Statistics, acceptance_table, provider_stats
-from reelroute.models.settings import Settings
 from reelroute.models.store import count_ledger, session_scope
 from reelroute.ui.views.queue import PROVIDER_BADGES, STATUS_COLOURS
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from reelroute.models.assembly import Settings
 from reelroute.models.core import ItemStatus, VideoItem
 from reelroute.models.items import blind_ids
-from reelroute.models.settings import Settings
 from reelroute.models.store import Storage, session_scope
 from reelroute.ui.views.queue import PROVIDER_BADGES
 

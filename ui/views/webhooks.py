@@ -9,10 +9,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from reelroute.models.assembly import Settings
 from reelroute.models.core import DeliveryStatus, InvalidInput, NotFound, stamp, utcnow
 from reelroute.models.items import forget_endpoint
 from reelroute.models.outbox import WebhookEndpoint, endpoints, webhooks
-from reelroute.models.settings import Settings
 from reelroute.models.store import session_scope
 
 ENDPOINT_COLUMNS = ["Endpoint", "Events", "Default", "State", "Last answers"]

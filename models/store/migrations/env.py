@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from reelroute.models.registry import metadata
+from reelroute.models.assembly import metadata
 
 config = context.config
 connection = config.attributes.get("connection")

@@ -11,8 +11,8 @@ import threading
 import pytest
 from pydantic import SecretStr
 
+from reelroute.models.assembly import load_settings
 from reelroute.models.core.logs import attach_json, current_context, handler_for, log_context
-from reelroute.models.settings import load_settings
 
 ADMIN, RUNWAY = "a" * 12 + "dmin-token-0123456789-abcdef", "key_" + "r" * 40
 

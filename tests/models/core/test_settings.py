@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from reelroute.models.assembly import Settings, load_settings
 from reelroute.models.core.enums import InferenceProvider
 from reelroute.models.core.settings import SettingsError
-from reelroute.models.settings import Settings, load_settings
 
 
 def test_defaults(monkeypatch):
@@ -48,8 +48,8 @@ def test_invalid_values_fail_with_the_variable_name(monkeypatch, variable, value
 def test_env_example_lists_every_setting_with_its_default():
     from pathlib import Path
 
+    from reelroute.models.assembly import FLAT
     from reelroute.models.core.settings import ENV_PREFIX
-    from reelroute.models.settings import FLAT
 
     example = Path(__file__).parents[3] / ".env.example"
     lines = dict(

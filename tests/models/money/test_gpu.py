@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from reelroute.models.assembly import load_settings
 from reelroute.models.core.settings import SettingsError
 from reelroute.models.money.gpu import GpuPrices
 from reelroute.models.money.settings import parse_gpu_prices
-from reelroute.models.settings import load_settings
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import ipaddress
 
 import pytest
 
+from reelroute.models.assembly import load_settings
 from reelroute.models.core.errors import InvalidInput
 from reelroute.models.core.networks import parse_networks
 from reelroute.models.core.settings import SettingsError
@@ -17,7 +18,6 @@ from reelroute.models.outbox.addresses import (
     parse_url,
     resolve,
 )
-from reelroute.models.settings import load_settings
 
 
 def resolver(*addresses: str):

@@ -12,13 +12,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import Session, select
 
+from reelroute.models.assembly import load_settings, metadata
 from reelroute.models.core.enums import InferenceProvider, Pool
 from reelroute.models.core.tables import Group, Photo, VideoItem, utcnow
 from reelroute.models.items.lifecycle import MadeBy, complete_item
 from reelroute.models.items.queue import list_queue
 from reelroute.models.items.review import escalate_item
-from reelroute.models.registry import metadata
-from reelroute.models.settings import load_settings
 from reelroute.models.store.db import make_engine
 from reelroute.models.store.migrate import current_revision, downgrade, head_revision, upgrade
 from tests.conftest import drop_pg_database, new_pg_database

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from reelroute.deployments.launcher import Services, free_port, wait_until
-from reelroute.models.settings import Settings, settings_from_environment
+from reelroute.models.assembly import Settings, settings_from_environment
 from reelroute.models.store.db import make_engine
 
 CHROMIUM = "/usr/bin/chromium"
