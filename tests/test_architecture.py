@@ -307,3 +307,17 @@ def test_no_room_reads_the_composed_settings():
             ):
                 offenders.append(str(path.relative_to(REPO)))
     assert offenders == []
+
+
+def test_a_flow_run_loads_only_the_rooms_modules_it_uses():
+    """A room's public names load on first use (models.core.lazy): importing the generate-video
+    flow does not load the webhook endpoints' cryptography nor the migrations' Alembic."""
+    code = (
+        "import sys, reelroute.flows.generate\n"
+        "print(sorted(m for m in ('cryptography', 'alembic', 'torch') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"

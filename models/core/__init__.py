@@ -5,93 +5,98 @@ imports nothing of ours."""
 
 from __future__ import annotations
 
-from reelroute.models.core import tables
-from reelroute.models.core.catalogue import (
-    CATALOGUE,
-    VEO_FAMILY,
-    info,
-    nearest_duration,
-    ratio_for,
-    requested_seconds,
-    wan_preset_time,
-)
-from reelroute.models.core.columns import (
-    BIGINT_ID,
-    BREAKER_STATE_TYPE,
-    BUDGET_PERIOD_TYPE,
-    BUDGET_SCOPE_TYPE,
-    DELIVERY_STATUS_TYPE,
-    EVENT_TYPE_TYPE,
-    FAILURE_CLASS_TYPE,
-    PROVIDER_TYPE,
-    STATUS_TYPE,
-    enum_type,
-    timestamp,
-    utcnow,
-)
-from reelroute.models.core.enums import (
-    AUTO,
-    POOL_OF,
-    BreakerState,
-    BudgetPeriod,
-    BudgetScope,
-    DeliveryOutcome,
-    DeliveryStatus,
-    EventType,
-    FailureClass,
-    FailureCode,
-    GroupPriority,
-    InferenceProvider,
-    ItemStatus,
-    Pool,
-    QualityAction,
-    RoutedBy,
-    WorkerType,
-    queue_rank,
-)
-from reelroute.models.core.errors import (
-    Conflict,
-    DatabaseUnavailable,
-    InvalidInput,
-    InvalidTransition,
-    NotFound,
-    ReelrouteError,
-    StaleAttempt,
-)
-from reelroute.models.core.failures import RULES, class_of
-from reelroute.models.core.formats import ago, clock, duration, from_now, stamp
-from reelroute.models.core.logs import attach_json, configure_logging, log_context
-from reelroute.models.core.networks import METADATA_NETWORKS, IPNetwork
-from reelroute.models.core.settings import (
-    SettingsError,
-    SharedConfig,
-)
-from reelroute.models.core.tables import (
-    PENDING,
-    POOL_PREDICATE,
-    Group,
-    ItemEta,
-    ItemRedo,
-    Photo,
-    VideoItem,
-)
-from reelroute.models.core.tasks import (
-    MAX_DEADLINE_S,
-    MAX_DURATION_S,
-    MAX_PROMPT_UTF16_UNITS,
-    MIN_DEADLINE_S,
-    MIN_DURATION_S,
-    TaskSpec,
-    parse_deadline,
-    prompt_units,
-)
-from reelroute.models.core.text import (
-    check_text,
-    control_problem,
-    without_url_paths,
-    without_url_queries,
-)
-from reelroute.models.core.workers import flow_run_of, flow_run_worker_id, host_of
+from typing import TYPE_CHECKING
+
+from reelroute.models.core.lazy import load
+
+if TYPE_CHECKING:
+    from reelroute.models.core import tables
+    from reelroute.models.core.catalogue import (
+        CATALOGUE,
+        VEO_FAMILY,
+        info,
+        nearest_duration,
+        ratio_for,
+        requested_seconds,
+        wan_preset_time,
+    )
+    from reelroute.models.core.columns import (
+        BIGINT_ID,
+        BREAKER_STATE_TYPE,
+        BUDGET_PERIOD_TYPE,
+        BUDGET_SCOPE_TYPE,
+        DELIVERY_STATUS_TYPE,
+        EVENT_TYPE_TYPE,
+        FAILURE_CLASS_TYPE,
+        PROVIDER_TYPE,
+        STATUS_TYPE,
+        enum_type,
+        timestamp,
+        utcnow,
+    )
+    from reelroute.models.core.enums import (
+        AUTO,
+        POOL_OF,
+        BreakerState,
+        BudgetPeriod,
+        BudgetScope,
+        DeliveryOutcome,
+        DeliveryStatus,
+        EventType,
+        FailureClass,
+        FailureCode,
+        GroupPriority,
+        InferenceProvider,
+        ItemStatus,
+        Pool,
+        QualityAction,
+        RoutedBy,
+        WorkerType,
+        queue_rank,
+    )
+    from reelroute.models.core.errors import (
+        Conflict,
+        DatabaseUnavailable,
+        InvalidInput,
+        InvalidTransition,
+        NotFound,
+        ReelrouteError,
+        StaleAttempt,
+    )
+    from reelroute.models.core.failures import RULES, class_of
+    from reelroute.models.core.formats import ago, clock, duration, from_now, stamp
+    from reelroute.models.core.logs import attach_json, configure_logging, log_context
+    from reelroute.models.core.networks import METADATA_NETWORKS, IPNetwork
+    from reelroute.models.core.settings import (
+        SettingsError,
+        SharedConfig,
+    )
+    from reelroute.models.core.tables import (
+        PENDING,
+        POOL_PREDICATE,
+        Group,
+        ItemEta,
+        ItemRedo,
+        Photo,
+        VideoItem,
+    )
+    from reelroute.models.core.tasks import (
+        MAX_DEADLINE_S,
+        MAX_DURATION_S,
+        MAX_PROMPT_UTF16_UNITS,
+        MIN_DEADLINE_S,
+        MIN_DURATION_S,
+        TaskSpec,
+        parse_deadline,
+        prompt_units,
+    )
+    from reelroute.models.core.text import (
+        check_text,
+        control_problem,
+        without_url_paths,
+        without_url_queries,
+    )
+    from reelroute.models.core.workers import flow_run_of, flow_run_worker_id, host_of
 
 __all__ = [
     "AUTO",
@@ -176,3 +181,93 @@ __all__ = [
     "without_url_paths",
     "without_url_queries",
 ]
+
+_WHERE = {
+    "AUTO": "reelroute.models.core.enums",
+    "BIGINT_ID": "reelroute.models.core.columns",
+    "BREAKER_STATE_TYPE": "reelroute.models.core.columns",
+    "BUDGET_PERIOD_TYPE": "reelroute.models.core.columns",
+    "BUDGET_SCOPE_TYPE": "reelroute.models.core.columns",
+    "BreakerState": "reelroute.models.core.enums",
+    "BudgetPeriod": "reelroute.models.core.enums",
+    "BudgetScope": "reelroute.models.core.enums",
+    "CATALOGUE": "reelroute.models.core.catalogue",
+    "Conflict": "reelroute.models.core.errors",
+    "DELIVERY_STATUS_TYPE": "reelroute.models.core.columns",
+    "DatabaseUnavailable": "reelroute.models.core.errors",
+    "DeliveryOutcome": "reelroute.models.core.enums",
+    "DeliveryStatus": "reelroute.models.core.enums",
+    "EVENT_TYPE_TYPE": "reelroute.models.core.columns",
+    "EventType": "reelroute.models.core.enums",
+    "FAILURE_CLASS_TYPE": "reelroute.models.core.columns",
+    "FailureClass": "reelroute.models.core.enums",
+    "FailureCode": "reelroute.models.core.enums",
+    "Group": "reelroute.models.core.tables",
+    "GroupPriority": "reelroute.models.core.enums",
+    "IPNetwork": "reelroute.models.core.networks",
+    "InferenceProvider": "reelroute.models.core.enums",
+    "InvalidInput": "reelroute.models.core.errors",
+    "InvalidTransition": "reelroute.models.core.errors",
+    "ItemEta": "reelroute.models.core.tables",
+    "ItemRedo": "reelroute.models.core.tables",
+    "ItemStatus": "reelroute.models.core.enums",
+    "MAX_DEADLINE_S": "reelroute.models.core.tasks",
+    "MAX_DURATION_S": "reelroute.models.core.tasks",
+    "MAX_PROMPT_UTF16_UNITS": "reelroute.models.core.tasks",
+    "METADATA_NETWORKS": "reelroute.models.core.networks",
+    "MIN_DEADLINE_S": "reelroute.models.core.tasks",
+    "MIN_DURATION_S": "reelroute.models.core.tasks",
+    "NotFound": "reelroute.models.core.errors",
+    "PENDING": "reelroute.models.core.tables",
+    "POOL_OF": "reelroute.models.core.enums",
+    "POOL_PREDICATE": "reelroute.models.core.tables",
+    "PROVIDER_TYPE": "reelroute.models.core.columns",
+    "Photo": "reelroute.models.core.tables",
+    "Pool": "reelroute.models.core.enums",
+    "QualityAction": "reelroute.models.core.enums",
+    "RULES": "reelroute.models.core.failures",
+    "ReelrouteError": "reelroute.models.core.errors",
+    "RoutedBy": "reelroute.models.core.enums",
+    "STATUS_TYPE": "reelroute.models.core.columns",
+    "SettingsError": "reelroute.models.core.settings",
+    "SharedConfig": "reelroute.models.core.settings",
+    "StaleAttempt": "reelroute.models.core.errors",
+    "TaskSpec": "reelroute.models.core.tasks",
+    "VEO_FAMILY": "reelroute.models.core.catalogue",
+    "VideoItem": "reelroute.models.core.tables",
+    "WorkerType": "reelroute.models.core.enums",
+    "ago": "reelroute.models.core.formats",
+    "attach_json": "reelroute.models.core.logs",
+    "check_text": "reelroute.models.core.text",
+    "class_of": "reelroute.models.core.failures",
+    "clock": "reelroute.models.core.formats",
+    "configure_logging": "reelroute.models.core.logs",
+    "control_problem": "reelroute.models.core.text",
+    "duration": "reelroute.models.core.formats",
+    "enum_type": "reelroute.models.core.columns",
+    "flow_run_of": "reelroute.models.core.workers",
+    "flow_run_worker_id": "reelroute.models.core.workers",
+    "from_now": "reelroute.models.core.formats",
+    "host_of": "reelroute.models.core.workers",
+    "info": "reelroute.models.core.catalogue",
+    "log_context": "reelroute.models.core.logs",
+    "nearest_duration": "reelroute.models.core.catalogue",
+    "parse_deadline": "reelroute.models.core.tasks",
+    "prompt_units": "reelroute.models.core.tasks",
+    "queue_rank": "reelroute.models.core.enums",
+    "ratio_for": "reelroute.models.core.catalogue",
+    "requested_seconds": "reelroute.models.core.catalogue",
+    "stamp": "reelroute.models.core.formats",
+    "tables": "reelroute.models.core.tables",
+    "timestamp": "reelroute.models.core.columns",
+    "utcnow": "reelroute.models.core.columns",
+    "wan_preset_time": "reelroute.models.core.catalogue",
+    "without_url_paths": "reelroute.models.core.text",
+    "without_url_queries": "reelroute.models.core.text",
+}
+"""Each public name's module, imported when the name is first used."""
+
+
+def __getattr__(name: str) -> object:
+    """A public name, loaded on first use (models.core.lazy)."""
+    return load(__name__, _WHERE, name)

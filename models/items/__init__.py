@@ -3,61 +3,66 @@ retry, requeue), the dispatcher's bookkeeping, fenced video writes, the admin's 
 
 from __future__ import annotations
 
-from reelroute.models.items import lifecycle, tables
-from reelroute.models.items.dispatch import (
-    items_by_id,
-    items_with_runs,
-    mark_dispatched,
-    plan_dispatch,
-    recently_cancelled_with_runs,
-    run_lost_before_claim,
-    run_started,
-    runway_slots,
-)
-from reelroute.models.items.groups import (
-    create_group,
-    find_group,
-    forget_endpoint,
-    group_named,
-    list_groups,
-)
-from reelroute.models.items.lifecycle import (
-    Claim,
-    MadeBy,
-    RequeueResult,
-    cancel_item,
-    claim_item,
-    claim_next,
-    complete_item,
-    create_items,
-    expired_leases,
-    fail_item,
-    forget_provider_task,
-    move_item,
-    renew_lease,
-    requeue_expired,
-    set_provider_task,
-)
-from reelroute.models.items.queue import etas_of, list_queue
-from reelroute.models.items.review import (
-    Decision,
-    QualityPolicy,
-    ab_pairs,
-    accept_item,
-    blind_ids,
-    decide,
-    escalate_item,
-    judge_pair,
-    may_escalate,
-    new_pair,
-    pair_of,
-    quality_policy,
-    redo_stats,
-    reject_item,
-    review_queue,
-)
-from reelroute.models.items.tables import AbComparison
-from reelroute.models.items.videos import complete_with_video
+from typing import TYPE_CHECKING
+
+from reelroute.models.core.lazy import load
+
+if TYPE_CHECKING:
+    from reelroute.models.items import lifecycle, tables
+    from reelroute.models.items.dispatch import (
+        items_by_id,
+        items_with_runs,
+        mark_dispatched,
+        plan_dispatch,
+        recently_cancelled_with_runs,
+        run_lost_before_claim,
+        run_started,
+        runway_slots,
+    )
+    from reelroute.models.items.groups import (
+        create_group,
+        find_group,
+        forget_endpoint,
+        group_named,
+        list_groups,
+    )
+    from reelroute.models.items.lifecycle import (
+        Claim,
+        MadeBy,
+        RequeueResult,
+        cancel_item,
+        claim_item,
+        claim_next,
+        complete_item,
+        create_items,
+        expired_leases,
+        fail_item,
+        forget_provider_task,
+        move_item,
+        renew_lease,
+        requeue_expired,
+        set_provider_task,
+    )
+    from reelroute.models.items.queue import etas_of, list_queue
+    from reelroute.models.items.review import (
+        Decision,
+        QualityPolicy,
+        ab_pairs,
+        accept_item,
+        blind_ids,
+        decide,
+        escalate_item,
+        judge_pair,
+        may_escalate,
+        new_pair,
+        pair_of,
+        quality_policy,
+        redo_stats,
+        reject_item,
+        review_queue,
+    )
+    from reelroute.models.items.tables import AbComparison
+    from reelroute.models.items.videos import complete_with_video
 
 __all__ = [
     "AbComparison",
@@ -110,3 +115,61 @@ __all__ = [
     "set_provider_task",
     "tables",
 ]
+
+_WHERE = {
+    "AbComparison": "reelroute.models.items.tables",
+    "Claim": "reelroute.models.items.lifecycle",
+    "Decision": "reelroute.models.items.review",
+    "MadeBy": "reelroute.models.items.lifecycle",
+    "QualityPolicy": "reelroute.models.items.review",
+    "RequeueResult": "reelroute.models.items.lifecycle",
+    "ab_pairs": "reelroute.models.items.review",
+    "accept_item": "reelroute.models.items.review",
+    "blind_ids": "reelroute.models.items.review",
+    "cancel_item": "reelroute.models.items.lifecycle",
+    "claim_item": "reelroute.models.items.lifecycle",
+    "claim_next": "reelroute.models.items.lifecycle",
+    "complete_item": "reelroute.models.items.lifecycle",
+    "complete_with_video": "reelroute.models.items.videos",
+    "create_group": "reelroute.models.items.groups",
+    "create_items": "reelroute.models.items.lifecycle",
+    "decide": "reelroute.models.items.review",
+    "escalate_item": "reelroute.models.items.review",
+    "etas_of": "reelroute.models.items.queue",
+    "expired_leases": "reelroute.models.items.lifecycle",
+    "fail_item": "reelroute.models.items.lifecycle",
+    "find_group": "reelroute.models.items.groups",
+    "forget_endpoint": "reelroute.models.items.groups",
+    "forget_provider_task": "reelroute.models.items.lifecycle",
+    "group_named": "reelroute.models.items.groups",
+    "items_by_id": "reelroute.models.items.dispatch",
+    "items_with_runs": "reelroute.models.items.dispatch",
+    "judge_pair": "reelroute.models.items.review",
+    "lifecycle": "reelroute.models.items.lifecycle",
+    "list_groups": "reelroute.models.items.groups",
+    "list_queue": "reelroute.models.items.queue",
+    "mark_dispatched": "reelroute.models.items.dispatch",
+    "may_escalate": "reelroute.models.items.review",
+    "move_item": "reelroute.models.items.lifecycle",
+    "new_pair": "reelroute.models.items.review",
+    "pair_of": "reelroute.models.items.review",
+    "plan_dispatch": "reelroute.models.items.dispatch",
+    "quality_policy": "reelroute.models.items.review",
+    "recently_cancelled_with_runs": "reelroute.models.items.dispatch",
+    "redo_stats": "reelroute.models.items.review",
+    "reject_item": "reelroute.models.items.review",
+    "renew_lease": "reelroute.models.items.lifecycle",
+    "requeue_expired": "reelroute.models.items.lifecycle",
+    "review_queue": "reelroute.models.items.review",
+    "run_lost_before_claim": "reelroute.models.items.dispatch",
+    "run_started": "reelroute.models.items.dispatch",
+    "runway_slots": "reelroute.models.items.dispatch",
+    "set_provider_task": "reelroute.models.items.lifecycle",
+    "tables": "reelroute.models.items.tables",
+}
+"""Each public name's module, imported when the name is first used."""
+
+
+def __getattr__(name: str) -> object:
+    """A public name, loaded on first use (models.core.lazy)."""
+    return load(__name__, _WHERE, name)
